@@ -1,0 +1,86 @@
+//! The command line: clap types, one module per command, and the single place where
+//! outcomes become exit codes (documented in `docs/user-guide.md`).
+
+mod inspect;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes, a public contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const INTERNAL: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "layerfit",
+    version,
+    about = "Can this machine run this local LLM at the context I need, and how?"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read a GGUF model's header and show its exact memory footprint.
+    Inspect(inspect::Args),
+}
+
+/// What went wrong, and so which exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The user's input (a file, a flag value) is unusable: exit 2.
+    BadInput(String),
+    /// layerfit itself failed: exit 1.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Internal(e)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { exit::OK });
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::BadInput(msg)) => {
+            output::error(&msg);
+            ExitCode::from(exit::BAD_INPUT)
+        }
+        Err(Failure::Internal(e)) => {
+            output::error(&format!("{e:#}"));
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
+}
+
+/// Parses a token count: `32768`, `32k`, `32K` (x1024), `1m`.
+pub fn parse_tokens(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1024),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a token count (e.g. 32768 or 32k)"))?;
+    match n.checked_mul(mul) {
+        Some(v) if v > 0 && v <= 1 << 24 => Ok(v),
+        _ => Err(format!("'{s}' is out of range (1 to 16M tokens)")),
+    }
+}

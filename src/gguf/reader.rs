@@ -1,0 +1,481 @@
+//! The single-pass header parser.
+//!
+//! Limits are checked before every allocation: a count or length is accepted only if the
+//! bytes left in the file could hold it, so a 100-byte hostile file can never make the reader
+//! allocate more than about 100 bytes' worth of values, however large the numbers it claims.
+
+use super::{Array, GgufError, Metadata, Value, ValueType};
+use crate::bytes::Bytes;
+use crate::memory::ggml_type::GgmlType;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 4] = b"GGUF";
+/// GGUF's limit on key length.
+const MAX_KEY_LEN: u64 = 65_535;
+/// ggml's `GGML_MAX_DIMS`.
+const MAX_DIMS: u32 = 4;
+/// Arrays up to this length keep their items (per-layer hyperparameters have one per block);
+/// longer ones (vocabulary, merges, scores) only keep their length.
+pub(crate) const KEEP_ARRAY_ITEMS: u64 = 4096;
+/// Nested arrays deeper than this are refused (GGUF writers never nest more than once).
+const MAX_ARRAY_DEPTH: u32 = 3;
+/// The buffer is large enough that a vocabulary of 262k strings costs a few hundred reads.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// One tensor's description in a GGUF header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    /// `ne[0..n_dims]`, innermost first, as ggml counts them.
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    /// Offset relative to the start of the tensor data section.
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of the tensor's data (`ggml_nbytes`), block-exact.
+    pub fn n_bytes(&self) -> Bytes {
+        let rows: u64 = self.dims.iter().skip(1).product();
+        let row = self
+            .ggml_type
+            .row_size(self.dims.first().copied().unwrap_or(1))
+            .unwrap_or(Bytes::ZERO);
+        row.times(rows)
+    }
+}
+
+/// Everything a GGUF file says before its tensor data.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub path: PathBuf,
+    pub version: u32,
+    pub metadata: Metadata,
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    /// Absolute offset where tensor data starts.
+    pub data_offset: u64,
+    /// Bytes the tensor data needs (the end of the last tensor, relative to `data_offset`).
+    pub data_bytes: u64,
+    /// The file's size on disk.
+    pub file_size: u64,
+}
+
+impl Header {
+    /// Bytes the complete file would have.
+    pub fn expected_file_size(&self) -> u64 {
+        self.data_offset.saturating_add(self.data_bytes)
+    }
+
+    /// Bytes of tensor data missing at the end (a partial download), 0 when complete.
+    pub fn missing_bytes(&self) -> u64 {
+        self.expected_file_size().saturating_sub(self.file_size)
+    }
+}
+
+/// Reads the header of the GGUF file at `path`.
+pub fn read_header(path: &Path) -> Result<Header, GgufError> {
+    let meta = std::fs::metadata(path).map_err(|e| GgufError::new(path, None, io_reason(&e)))?;
+    if meta.is_dir() {
+        return Err(GgufError::new(path, None, "is a directory, not a GGUF file"));
+    }
+    if !meta.is_file() {
+        return Err(GgufError::new(
+            path,
+            None,
+            "is not a regular file (device, pipe or socket)",
+        ));
+    }
+    let file = File::open(path).map_err(|e| GgufError::new(path, None, io_reason(&e)))?;
+    read_header_from(
+        path,
+        BufReader::with_capacity(BUFFER_BYTES, file),
+        meta.len(),
+    )
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads a header from any buffered, seekable source of `len` bytes (a file, a cached
+/// remote prefix); `path` names it in errors.
+pub fn read_header_from<R: BufRead + Seek>(
+    path: &Path,
+    inner: R,
+    len: u64,
+) -> Result<Header, GgufError> {
+    let mut r = Cursor {
+        inner,
+        pos: 0,
+        len,
+        path,
+    };
+    if len == 0 {
+        return Err(r.err_at(0, "file is empty"));
+    }
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic, "the GGUF magic")?;
+    if &magic != MAGIC {
+        return Err(r.err_at(
+            0,
+            format!(
+                "not a GGUF file (magic {:?}, expected \"GGUF\")",
+                String::from_utf8_lossy(&magic)
+            ),
+        ));
+    }
+    let version = r.u32("the version")?;
+    match version {
+        2 | 3 => {}
+        1 => return Err(r.err_at(4, "GGUF version 1 is not supported (only 2 and 3)")),
+        v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
+            return Err(r.err_at(4, "big-endian GGUF files are not supported"))
+        }
+        v => return Err(r.err_at(4, format!("unknown GGUF version {v} (only 2 and 3)"))),
+    }
+    let n_tensors = r.u64("the tensor count")?;
+    let n_kv = r.u64("the metadata count")?;
+    // Each key-value needs at least a key length, a one-byte key and a type.
+    r.check_count(n_kv, 8 + 1 + 4, "metadata entries")?;
+    // Each tensor description needs at least a name length, n_dims, one dim, type, offset.
+    r.check_count(n_tensors, 8 + 4 + 8 + 4 + 8, "tensors")?;
+
+    let mut metadata = Metadata::new();
+    for _ in 0..n_kv {
+        let at = r.pos;
+        let key = r.string(MAX_KEY_LEN, "a metadata key")?;
+        let ty = r.value_type(&key)?;
+        let value = r.value(ty, &key, 0)?;
+        if metadata.insert(key.clone(), value).is_some() {
+            return Err(r.err_at(at, format!("metadata key '{key}' appears twice")));
+        }
+    }
+
+    let alignment = match metadata.get("general.alignment") {
+        None => 32,
+        Some(v) => match v.as_u64() {
+            Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
+            _ => {
+                return Err(r.err_at(
+                    24,
+                    format!("metadata key 'general.alignment' has invalid value {v:?}"),
+                ))
+            }
+        },
+    };
+
+    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    for _ in 0..n_tensors {
+        tensors.push(r.tensor_info()?);
+    }
+    let data_offset = r.pos.div_ceil(alignment) * alignment;
+    let data_bytes = check_tensor_layout(&r, &tensors, alignment)?;
+    Ok(Header {
+        path: path.to_path_buf(),
+        version,
+        metadata,
+        tensors,
+        alignment,
+        data_offset,
+        data_bytes,
+        file_size: len,
+    })
+}
+
+/// Checks that tensors are aligned, do not overlap, and are packed the way every GGUF writer
+/// packs them (each at the previous end, padded to the alignment). Returns the data size.
+/// A tensor placed past that packing is a corrupt or hostile offset, not a short download:
+/// a short download has a correct header and simply ends early.
+fn check_tensor_layout<R: BufRead + Seek>(
+    r: &Cursor<'_, R>,
+    tensors: &[TensorInfo],
+    alignment: u64,
+) -> Result<u64, GgufError> {
+    let mut order: Vec<&TensorInfo> = tensors.iter().collect();
+    order.sort_by_key(|t| t.offset);
+    let mut packed_end = 0u64;
+    let mut end = 0u64;
+    for t in order {
+        if t.offset % alignment != 0 {
+            return Err(r.err(format!(
+                "tensor '{}' data offset {} is not a multiple of the alignment {}",
+                t.name, t.offset, alignment
+            )));
+        }
+        if t.offset < end {
+            return Err(r.err(format!(
+                "tensor '{}' at data offset {} overlaps the previous tensor (which ends at {})",
+                t.name, t.offset, end
+            )));
+        }
+        if t.offset > packed_end {
+            return Err(r.err(format!(
+                "tensor '{}' data offset {} lies past the end of the tensor data ({} bytes)",
+                t.name, t.offset, packed_end
+            )));
+        }
+        let size = t.n_bytes().get();
+        end = t.offset.checked_add(size).ok_or_else(|| {
+            r.err(format!(
+                "tensor '{}' offset {} + size overflows",
+                t.name, t.offset
+            ))
+        })?;
+        packed_end = end.div_ceil(alignment) * alignment;
+    }
+    Ok(end)
+}
+
+struct Cursor<'p, R> {
+    inner: R,
+    pos: u64,
+    len: u64,
+    path: &'p Path,
+}
+
+impl<R: BufRead + Seek> Cursor<'_, R> {
+    fn err(&self, msg: impl Into<String>) -> GgufError {
+        GgufError::new(self.path, Some(self.pos), msg)
+    }
+
+    fn err_at(&self, at: u64, msg: impl Into<String>) -> GgufError {
+        GgufError::new(self.path, Some(at), msg)
+    }
+
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<(), GgufError> {
+        if (buf.len() as u64) > self.remaining() {
+            return Err(self.err(format!(
+                "file ends while reading {what} (needs {} bytes, {} left): truncated header",
+                buf.len(),
+                self.remaining()
+            )));
+        }
+        self.inner
+            .read_exact(buf)
+            .map_err(|e| self.err(format!("cannot read {what}: {e}")))?;
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
+        if n > self.remaining() {
+            return Err(self.err(format!(
+                "file ends inside {what} (needs {n} bytes, {} left): truncated header",
+                self.remaining()
+            )));
+        }
+        self.inner
+            .seek_relative(n as i64)
+            .map_err(|e| self.err(format!("cannot skip {what}: {e}")))?;
+        self.pos += n;
+        Ok(())
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
+        let mut b = [0u8; 4];
+        self.read_exact(&mut b, what)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b, what)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Refuses a count whose minimal encoding could not fit in the rest of the file.
+    fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<(), GgufError> {
+        let fits = count
+            .checked_mul(min_size)
+            .is_some_and(|b| b <= self.remaining());
+        if !fits {
+            return Err(self.err(format!(
+                "{count} {what} cannot fit in the {} bytes left in the file",
+                self.remaining()
+            )));
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, max_len: u64, what: &str) -> Result<String, GgufError> {
+        let at = self.pos;
+        let n = self.u64(what)?;
+        if n > max_len || n > self.remaining() {
+            return Err(self.err_at(
+                at,
+                format!(
+                    "{what} claims {n} bytes ({} left in the file, limit {max_len})",
+                    self.remaining()
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; n as usize];
+        self.read_exact(&mut buf, what)?;
+        String::from_utf8(buf).map_err(|_| self.err_at(at, format!("{what} is not valid UTF-8")))
+    }
+
+    fn value_type(&mut self, key: &str) -> Result<ValueType, GgufError> {
+        let at = self.pos;
+        let id = self.u32("a value type")?;
+        ValueType::from_id(id)
+            .ok_or_else(|| self.err_at(at, format!("metadata key '{key}' has unknown type {id}")))
+    }
+
+    fn value(&mut self, ty: ValueType, key: &str, depth: u32) -> Result<Value, GgufError> {
+        let what = format!("the value of '{key}'");
+        Ok(match ty {
+            ValueType::U8 => {
+                let mut b = [0u8; 1];
+                self.read_exact(&mut b, &what)?;
+                Value::Uint(b[0] as u64)
+            }
+            ValueType::I8 => {
+                let mut b = [0u8; 1];
+                self.read_exact(&mut b, &what)?;
+                Value::Int(b[0] as i8 as i64)
+            }
+            ValueType::Bool => {
+                let mut b = [0u8; 1];
+                self.read_exact(&mut b, &what)?;
+                Value::Bool(b[0] != 0)
+            }
+            ValueType::U16 => {
+                let mut b = [0u8; 2];
+                self.read_exact(&mut b, &what)?;
+                Value::Uint(u16::from_le_bytes(b) as u64)
+            }
+            ValueType::I16 => {
+                let mut b = [0u8; 2];
+                self.read_exact(&mut b, &what)?;
+                Value::Int(i16::from_le_bytes(b) as i64)
+            }
+            ValueType::U32 => Value::Uint(self.u32(&what)? as u64),
+            ValueType::I32 => Value::Int(self.u32(&what)? as i32 as i64),
+            ValueType::F32 => Value::Float(f32::from_bits(self.u32(&what)?) as f64),
+            ValueType::U64 => Value::Uint(self.u64(&what)?),
+            ValueType::I64 => Value::Int(self.u64(&what)? as i64),
+            ValueType::F64 => Value::Float(f64::from_bits(self.u64(&what)?)),
+            ValueType::String => Value::String(self.string(u64::MAX, &what)?),
+            ValueType::Array => self.array(key, depth)?,
+        })
+    }
+
+    fn array(&mut self, key: &str, depth: u32) -> Result<Value, GgufError> {
+        let at = self.pos;
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(self.err_at(
+                at,
+                format!("metadata key '{key}' nests arrays deeper than {MAX_ARRAY_DEPTH}"),
+            ));
+        }
+        let elem = self.value_type(key)?;
+        let len = self.u64("an array length")?;
+        let min = elem.scalar_size().unwrap_or(8);
+        if len.checked_mul(min).is_none_or(|b| b > self.remaining()) {
+            return Err(self.err_at(
+                at,
+                format!(
+                    "metadata key '{key}' claims an array of {len} items, which cannot fit in the {} bytes left",
+                    self.remaining()
+                ),
+            ));
+        }
+        if len <= KEEP_ARRAY_ITEMS {
+            let mut items = Vec::with_capacity(len as usize);
+            for _ in 0..len {
+                items.push(self.value(elem, key, depth + 1)?);
+            }
+            return Ok(Value::Array(Array {
+                elem,
+                len,
+                items: Some(items),
+            }));
+        }
+        // Long arrays: skip without materializing anything.
+        match elem.scalar_size() {
+            Some(size) => self.skip(len * size, &format!("the array '{key}'"))?,
+            None if elem == ValueType::String => {
+                let what = format!("an item of the array '{key}'");
+                for _ in 0..len {
+                    let n = self.u64(&what)?;
+                    self.skip(n, &what)?;
+                }
+            }
+            None => {
+                for _ in 0..len {
+                    self.array(key, depth + 1)?;
+                }
+            }
+        }
+        Ok(Value::Array(Array {
+            elem,
+            len,
+            items: None,
+        }))
+    }
+
+    fn tensor_info(&mut self) -> Result<TensorInfo, GgufError> {
+        let at = self.pos;
+        let name = self.string(1 << 16, "a tensor name")?;
+        let n_dims = self.u32("a tensor's dimension count")?;
+        if n_dims == 0 || n_dims > MAX_DIMS {
+            return Err(self.err_at(
+                at,
+                format!("tensor '{name}' has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
+            ));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        let mut elements: u64 = 1;
+        for _ in 0..n_dims {
+            let d = self.u64("a tensor dimension")?;
+            elements = elements
+                .checked_mul(d)
+                .filter(|&e| e < i64::MAX as u64)
+                .ok_or_else(|| {
+                    self.err_at(at, format!("tensor '{name}' has an absurd shape {dims:?} x {d}"))
+                })?;
+            dims.push(d);
+        }
+        let type_at = self.pos;
+        let type_id = self.u32("a tensor type")?;
+        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
+            self.err_at(
+                type_at,
+                format!("tensor '{name}' has unknown ggml type {type_id}"),
+            )
+        })?;
+        if dims[0] % ggml_type.block_size() != 0 {
+            return Err(self.err_at(
+                at,
+                format!(
+                    "tensor '{name}' row of {} values is not a whole number of {} blocks ({} values each)",
+                    dims[0],
+                    ggml_type,
+                    ggml_type.block_size()
+                ),
+            ));
+        }
+        let offset = self.u64("a tensor offset")?;
+        Ok(TensorInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+        })
+    }
+}

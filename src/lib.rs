@@ -1,0 +1,13 @@
+//! layerfit: can this machine run this local LLM at the context I need, and how?
+//!
+//! Data flows one way: [`gguf`] reads a header, [`model::Shape`] describes the model per layer,
+//! [`memory`] turns shape and settings into exact byte figures. [`engine`] is the bundled
+//! llama.cpp, used to run models and to check the figures against what it really allocates.
+
+pub mod bytes;
+pub mod cli;
+pub mod engine;
+pub mod gguf;
+pub mod inspect;
+pub mod memory;
+pub mod model;

@@ -1,0 +1,173 @@
+//! KV cache and recurrent-state bytes, following llama.cpp's allocation exactly:
+//! `llama_kv_cache::llama_kv_cache` (one K and one V tensor per layer that owns a cache,
+//! `ggml_new_tensor_3d(type, n_embd_{k,v}_gqa(il), kv_size, n_stream)`),
+//! `llama_kv_cache_iswa` (sliding-window layers get their own, smaller cache) and
+//! `llama_memory_recurrent` (f32 r/s state rows per sequence).
+
+use crate::bytes::Bytes;
+use crate::memory::ggml_type::GgmlType;
+use crate::model::{MemoryKind, Shape};
+use serde::Serialize;
+use std::fmt;
+
+/// The context parameters that change cache sizes (llama.cpp's defaults in `Default`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CacheConfig {
+    /// Requested context in tokens (`-c`).
+    pub n_ctx: u64,
+    pub type_k: GgmlType,
+    pub type_v: GgmlType,
+    /// Flash attention on: V is stored untransposed (required for a quantized V).
+    pub flash_attn: bool,
+    pub n_batch: u32,
+    pub n_ubatch: u32,
+    pub n_seq_max: u32,
+    /// `--swa-full`: sliding-window layers keep the whole context.
+    pub swa_full: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            n_ctx: 32768,
+            type_k: GgmlType::F16,
+            type_v: GgmlType::F16,
+            flash_attn: true,
+            n_batch: 2048,
+            n_ubatch: 512,
+            n_seq_max: 1,
+            swa_full: false,
+        }
+    }
+}
+
+/// llama.cpp pads the context to whole 256-cell pages (`GGML_PAD(n_ctx, 256)`).
+pub const CTX_PAD: u64 = 256;
+
+pub fn pad(x: u64, to: u64) -> u64 {
+    x.div_ceil(to) * to
+}
+
+impl CacheConfig {
+    /// The context llama.cpp creates: padded to 256 cells.
+    pub fn padded_ctx(&self) -> u64 {
+        pad(self.n_ctx.max(1), CTX_PAD)
+    }
+
+    /// `cparams.n_batch` (capped by the context for causal models).
+    pub fn effective_batch(&self) -> u64 {
+        (self.n_batch as u64).min(self.padded_ctx())
+    }
+
+    /// `cparams.n_ubatch`.
+    pub fn effective_ubatch(&self) -> u64 {
+        (self.n_ubatch as u64).min(self.effective_batch())
+    }
+
+    /// Cells of a sliding-window layer's cache (`llama_kv_cache_iswa`):
+    /// `PAD(min(n_ctx, n_swa * n_seq + n_ubatch), 256)`, or the full context with `swa_full`.
+    pub fn swa_cells(&self, n_swa: u32) -> u64 {
+        let full = self.padded_ctx();
+        if self.swa_full {
+            return full;
+        }
+        pad(full.min(n_swa as u64 + self.effective_ubatch()), CTX_PAD)
+    }
+}
+
+/// Why a cache type cannot be used with a model (llama.cpp refuses these too).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum KvError {
+    /// A quantized V cache needs flash attention (`llama_init_from_model`).
+    QuantizedVNeedsFlashAttention(GgmlType),
+    /// A row of `n` values is not a whole number of the type's blocks.
+    RowNotBlockMultiple { layer: usize, n: u64, ggml_type: GgmlType },
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::QuantizedVNeedsFlashAttention(t) => {
+                write!(f, "a {t} V cache needs flash attention")
+            }
+            KvError::RowNotBlockMultiple { layer, n, ggml_type } => write!(
+                f,
+                "layer {layer}: {n} cache values per token are not a multiple of {ggml_type}'s block of {}",
+                ggml_type.block_size()
+            ),
+        }
+    }
+}
+
+/// One layer's cache.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerKv {
+    pub cells: u64,
+    pub k: Bytes,
+    pub v: Bytes,
+    /// Recurrent state (r + s rows), for SSM/RWKV layers.
+    pub state: Bytes,
+}
+
+impl LayerKv {
+    pub fn total(&self) -> Bytes {
+        self.k + self.v + self.state
+    }
+}
+
+/// The whole cache for a configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KvEstimate {
+    /// Cells of full-attention layers (the padded context).
+    pub cells: u64,
+    /// Cells of sliding-window layers (equal to `cells` without SWA or with `swa_full`).
+    pub swa_cells: u64,
+    pub per_layer: Vec<LayerKv>,
+    pub attention: Bytes,
+    pub recurrent: Bytes,
+    pub total: Bytes,
+}
+
+/// KV cache bytes for `shape` under `cfg`.
+pub fn kv_cache(shape: &Shape, cfg: &CacheConfig) -> Result<KvEstimate, KvError> {
+    if !cfg.flash_attn && is_quantized(cfg.type_v) && shape.memory != MemoryKind::Recurrent {
+        return Err(KvError::QuantizedVNeedsFlashAttention(cfg.type_v));
+    }
+    let cells = cfg.padded_ctx();
+    let swa_cells = if shape.is_swa_any() { cfg.swa_cells(shape.n_swa) } else { cells };
+    // Without flash attention V is stored transposed and padded to the widest layer.
+    let v_trans = !cfg.flash_attn;
+    let v_max = shape.n_embd_v_gqa_max();
+    let streams = cfg.n_seq_max.max(1) as u64;
+    let mut per_layer = Vec::with_capacity(shape.layers.len());
+    for (il, l) in shape.layers.iter().enumerate() {
+        let mut lk = LayerKv { cells: 0, k: Bytes::ZERO, v: Bytes::ZERO, state: Bytes::ZERO };
+        if l.has_kv {
+            // Hybrid models keep a full-size cache for their attention layers.
+            let c = if l.is_swa && shape.memory == MemoryKind::Attention { swa_cells } else { cells };
+            let row = |t: GgmlType, n: u64| {
+                t.row_size(n).ok_or(KvError::RowNotBlockMultiple { layer: il, n, ggml_type: t })
+            };
+            lk.cells = c;
+            lk.k = row(cfg.type_k, l.n_embd_k_gqa())?.times(c * streams);
+            if !shape.mla {
+                let nv = if v_trans { v_max } else { l.n_embd_v_gqa() };
+                lk.v = row(cfg.type_v, nv)?.times(c * streams);
+            }
+        }
+        if l.is_recurrent {
+            if let Some(r) = shape.recurrent {
+                // r and s rows are f32, one row per sequence (`mem_size = max(1, n_seq_max)`).
+                lk.state = Bytes((r.n_embd_r + r.n_embd_s) * 4).times(streams);
+            }
+        }
+        per_layer.push(lk);
+    }
+    let attention: Bytes = per_layer.iter().map(|l| l.k + l.v).sum();
+    let recurrent: Bytes = per_layer.iter().map(|l| l.state).sum();
+    Ok(KvEstimate { cells, swa_cells, per_layer, attention, recurrent, total: attention + recurrent })
+}
+
+fn is_quantized(t: GgmlType) -> bool {
+    !matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16)
+}

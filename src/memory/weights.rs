@@ -1,0 +1,95 @@
+//! Weight bytes per tensor, per block and outside blocks, block-exact (`ggml_nbytes`).
+
+use crate::bytes::Bytes;
+use crate::gguf::TensorInfo;
+use serde::Serialize;
+
+/// Where the weights are, as llama.cpp's offload rules need them: per repeating block
+/// (`blk.N.*`) and outside the blocks (token embeddings, output norm and head).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Weights {
+    pub total: Bytes,
+    pub per_block: Vec<Bytes>,
+    pub outside_blocks: Bytes,
+    /// `token_embd.*`: stays in host memory whatever is offloaded.
+    pub token_embd: Bytes,
+    /// `output.*` plus `output_norm.*` (or the tied embedding's copy): the output layer that
+    /// `-ngl` counts first.
+    pub output: Bytes,
+    /// Bytes of expert tensors (`*_exps`) per block, for MoE placement.
+    pub experts_per_block: Vec<Bytes>,
+    pub n_tensors: usize,
+    pub n_params: u64,
+}
+
+/// The block index of a tensor named `blk.N.<rest>`.
+pub fn block_of(name: &str) -> Option<usize> {
+    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+}
+
+/// Sums tensor sizes into `Weights`. Tensors of blocks beyond `block_count` (which a valid
+/// file never has) are counted outside the blocks rather than dropped.
+pub fn weights<'a>(tensors: impl IntoIterator<Item = &'a TensorInfo>, block_count: usize) -> Weights {
+    let mut w = Weights {
+        total: Bytes::ZERO,
+        per_block: vec![Bytes::ZERO; block_count],
+        outside_blocks: Bytes::ZERO,
+        token_embd: Bytes::ZERO,
+        output: Bytes::ZERO,
+        experts_per_block: vec![Bytes::ZERO; block_count],
+        n_tensors: 0,
+        n_params: 0,
+    };
+    for t in tensors {
+        let b = t.n_bytes();
+        w.total += b;
+        w.n_tensors += 1;
+        w.n_params = w.n_params.saturating_add(t.n_elements());
+        match block_of(&t.name).filter(|&i| i < block_count) {
+            Some(i) => {
+                w.per_block[i] += b;
+                if t.name.contains("_exps.") || t.name.contains("_exps_") {
+                    w.experts_per_block[i] += b;
+                }
+            }
+            None => {
+                w.outside_blocks += b;
+                if t.name.starts_with("token_embd.") {
+                    w.token_embd += b;
+                } else if t.name.starts_with("output") {
+                    w.output += b;
+                }
+            }
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::ggml_type::GgmlType;
+
+    fn t(name: &str, dims: &[u64], ty: GgmlType) -> TensorInfo {
+        TensorInfo { name: name.into(), dims: dims.to_vec(), ggml_type: ty, offset: 0 }
+    }
+
+    #[test]
+    fn sums_per_block_and_outside() {
+        let ts = [
+            t("token_embd.weight", &[64, 100], GgmlType::Q8_0),
+            t("blk.0.attn_q.weight", &[64, 64], GgmlType::Q4_0),
+            t("blk.1.ffn_up_exps.weight", &[64, 32, 4], GgmlType::F16),
+            t("output_norm.weight", &[64], GgmlType::F32),
+        ];
+        let w = weights(&ts, 2);
+        assert_eq!(w.token_embd, Bytes(68 * 100));
+        assert_eq!(w.per_block[0], Bytes(36 * 64));
+        assert_eq!(w.per_block[1], Bytes(64 * 32 * 4 * 2));
+        assert_eq!(w.experts_per_block[1], w.per_block[1]);
+        assert_eq!(w.output, Bytes(256));
+        assert_eq!(w.total, w.per_block.iter().copied().sum::<Bytes>() + w.outside_blocks);
+        assert_eq!(block_of("blk.12.attn_k.weight"), Some(12));
+        assert_eq!(block_of("blkx.1"), None);
+    }
+}

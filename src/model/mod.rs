@@ -1,0 +1,9 @@
+//! The model's shape: per-layer hyperparameters read from GGUF metadata and completed with
+//! llama.cpp's per-architecture rules. Pure code over a metadata map: no I/O.
+
+pub mod arch;
+pub mod keys;
+mod shape;
+
+pub use arch::{ArchRules, MemoryKind, SwaKind};
+pub use shape::{LayerShape, RecurrentState, Shape, ShapeError};

@@ -1,0 +1,444 @@
+//! Building a `Shape` from GGUF metadata, the way `llama_model_base::load_hparams` does.
+
+use super::arch::{rules_for, ArchRules, MemoryKind, SwaKind};
+use super::keys::{self, arch_key};
+use crate::gguf::{Metadata, Value};
+use serde::Serialize;
+use std::fmt;
+
+/// Why a header cannot describe a runnable model (missing architecture, zero heads, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeError(pub String);
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// One block's attention geometry (`llama_hparams` per-layer accessors).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerShape {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    /// `n_embd_head_k(il)`: the SWA head size on sliding-window layers.
+    pub head_dim_k: u32,
+    pub head_dim_v: u32,
+    pub is_swa: bool,
+    pub is_recurrent: bool,
+    /// The layer stores its own K/V (false when it reuses another layer's, or for
+    /// multi-token-prediction layers the main context never attends).
+    pub has_kv: bool,
+}
+
+impl LayerShape {
+    /// `n_embd_k_gqa(il)`.
+    pub fn n_embd_k_gqa(&self) -> u64 {
+        self.head_dim_k as u64 * self.n_head_kv as u64
+    }
+
+    /// `n_embd_v_gqa(il)`.
+    pub fn n_embd_v_gqa(&self) -> u64 {
+        self.head_dim_v as u64 * self.n_head_kv as u64
+    }
+}
+
+/// The per-sequence state of recurrent layers (`n_embd_r`, `n_embd_s`, both f32).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RecurrentState {
+    pub n_embd_r: u64,
+    pub n_embd_s: u64,
+}
+
+/// Everything the memory model needs to know about a model, per layer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Shape {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub block_count: u32,
+    /// Trailing blocks used only for multi-token prediction (`nextn_predict_layers`).
+    pub nextn_layers: u32,
+    pub context_length: u64,
+    pub n_embd: u64,
+    pub n_vocab: u64,
+    pub n_expert: u32,
+    pub n_expert_used: u32,
+    /// Largest dense feed-forward width (`feed_forward_length`, per layer or scalar).
+    pub n_ff_max: u64,
+    /// Width of one expert's feed-forward (`expert_feed_forward_length`), 0 for dense models.
+    pub n_ff_expert: u64,
+    pub layers: Vec<LayerShape>,
+    pub swa_kind: SwaKind,
+    /// Sliding window size in tokens (0 when no layer slides).
+    pub n_swa: u32,
+    /// Multi-head latent attention (deepseek2-style): K holds the compressed latent, no V.
+    pub mla: bool,
+    pub recurrent: Option<RecurrentState>,
+    #[serde(skip)]
+    pub memory: MemoryKind,
+    /// The architecture's rules were checked against llama.cpp in layerfit's tests.
+    pub rules_verified: bool,
+    pub chat_template: bool,
+}
+
+struct Meta<'a> {
+    md: &'a Metadata,
+    arch: &'a str,
+}
+
+impl Meta<'_> {
+    fn key(&self, template: &str) -> String {
+        arch_key(template, self.arch)
+    }
+
+    fn get(&self, template: &str) -> Option<&Value> {
+        self.md.get(&self.key(template))
+    }
+
+    fn u64_opt(&self, template: &str) -> Result<Option<u64>, ShapeError> {
+        match self.get(template) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                ShapeError(format!(
+                    "metadata key '{}' should be a non-negative integer, found {}",
+                    self.key(template),
+                    describe(v)
+                ))
+            }),
+        }
+    }
+
+    fn u32_opt(&self, template: &str) -> Result<Option<u32>, ShapeError> {
+        match self.u64_opt(template)? {
+            None => Ok(None),
+            Some(v) => u32::try_from(v).map(Some).map_err(|_| {
+                ShapeError(format!(
+                    "metadata key '{}' value {v} is out of range",
+                    self.key(template)
+                ))
+            }),
+        }
+    }
+
+    fn u64_req(&self, template: &str) -> Result<u64, ShapeError> {
+        self.u64_opt(template)?.ok_or_else(|| {
+            ShapeError(format!(
+                "metadata key '{}' is missing",
+                self.key(template)
+            ))
+        })
+    }
+
+    /// `get_key_or_arr`: a scalar for every layer, or one value per layer.
+    fn per_layer(&self, template: &str, n: usize) -> Result<Option<Vec<u32>>, ShapeError> {
+        let key = self.key(template);
+        let Some(v) = self.md.get(&key) else {
+            return Ok(None);
+        };
+        if let Some(x) = v.as_u64() {
+            let x = u32::try_from(x)
+                .map_err(|_| ShapeError(format!("metadata key '{key}' value {x} is out of range")))?;
+            return Ok(Some(vec![x; n]));
+        }
+        let arr = v.as_array().ok_or_else(|| {
+            ShapeError(format!(
+                "metadata key '{key}' should be an integer or an array, found {}",
+                describe(v)
+            ))
+        })?;
+        if arr.len as usize != n {
+            return Err(ShapeError(format!(
+                "metadata key '{key}' has {} values for {n} blocks",
+                arr.len
+            )));
+        }
+        let items = arr.items.as_ref().ok_or_else(|| {
+            ShapeError(format!("metadata key '{key}' is too long ({} values)", arr.len))
+        })?;
+        items
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .ok_or_else(|| ShapeError(format!("metadata key '{key}' has a non-integer value {}", describe(x))))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(a) => format!("an array of {} values", a.len),
+        Value::Float(f) => format!("{f}"),
+        Value::Int(i) => format!("{i}"),
+        Value::Uint(u) => format!("{u}"),
+        Value::Bool(b) => format!("{b}"),
+    }
+}
+
+/// llama.cpp's `LLAMA_MAX_LAYERS`.
+const MAX_LAYERS: u64 = 512;
+
+impl Shape {
+    /// Reads the shape from a model's metadata. `tensor_vocab` is the vocabulary size implied
+    /// by the embedding tensor, used when the file has neither a `vocab_size` key nor a
+    /// token list.
+    pub fn from_metadata(md: &Metadata, tensor_vocab: Option<u64>) -> Result<Shape, ShapeError> {
+        let arch = match md.get(keys::ARCHITECTURE) {
+            None => {
+                return Err(ShapeError(format!(
+                    "metadata key '{}' is missing: cannot tell which model this is",
+                    keys::ARCHITECTURE
+                )))
+            }
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            Some(v) => {
+                return Err(ShapeError(format!(
+                    "metadata key '{}' should be a non-empty string, found {}",
+                    keys::ARCHITECTURE,
+                    describe(v)
+                )))
+            }
+        };
+        let m = Meta { md, arch };
+        let rules = rules_for(arch);
+
+        let block_count = m.u64_req(keys::BLOCK_COUNT)?;
+        if block_count == 0 || block_count > MAX_LAYERS {
+            return Err(ShapeError(format!(
+                "metadata key '{}' is {block_count} (1 to {MAX_LAYERS} allowed)",
+                m.key(keys::BLOCK_COUNT)
+            )));
+        }
+        let n = block_count as usize;
+        let context_length = m.u64_req(keys::CONTEXT_LENGTH)?;
+        let n_embd = m.u64_req(keys::EMBEDDING_LENGTH)?;
+        if n_embd == 0 {
+            return Err(ShapeError(format!("metadata key '{}' is 0", m.key(keys::EMBEDDING_LENGTH))));
+        }
+        let nextn_layers = m.u32_opt(keys::NEXTN_PREDICT_LAYERS)?.unwrap_or(0);
+        if nextn_layers as u64 > block_count {
+            return Err(ShapeError(format!(
+                "metadata key '{}' ({nextn_layers}) exceeds the block count",
+                m.key(keys::NEXTN_PREDICT_LAYERS)
+            )));
+        }
+
+        let n_vocab = match m.u64_opt(keys::VOCAB_SIZE)? {
+            Some(v) => v,
+            None => match md.get(keys::TOKENIZER_TOKENS).and_then(Value::as_array) {
+                Some(a) => a.len,
+                None => tensor_vocab.unwrap_or(0),
+            },
+        };
+
+        let n_head = m
+            .per_layer(keys::HEAD_COUNT, n)?
+            .unwrap_or_else(|| vec![0; n]);
+        let n_head_kv = m.per_layer(keys::HEAD_COUNT_KV, n)?.unwrap_or_else(|| n_head.clone());
+
+        let recurrent_arch = rules.memory == MemoryKind::Recurrent;
+        let is_recurrent: Vec<bool> = (0..n)
+            .map(|il| match rules.memory {
+                MemoryKind::Recurrent => true,
+                MemoryKind::Hybrid => !rules.recurrent_when_no_kv_heads || n_head_kv[il] == 0,
+                _ => false,
+            })
+            .collect();
+        let attends = |il: usize| {
+            !recurrent_arch
+                && rules.memory != MemoryKind::None
+                && !(rules.memory == MemoryKind::Hybrid && rules.recurrent_when_no_kv_heads && is_recurrent[il])
+        };
+        for il in 0..n {
+            if attends(il) && (n_head[il] == 0 || n_head_kv[il] == 0) {
+                let key = if n_head[il] == 0 { keys::HEAD_COUNT } else { keys::HEAD_COUNT_KV };
+                return Err(ShapeError(format!(
+                    "metadata key '{}' is 0 for block {il}: an attention block needs at least one head",
+                    m.key(key)
+                )));
+            }
+            if attends(il) && n_head_kv[il] > n_head[il] {
+                return Err(ShapeError(format!(
+                    "block {il} has more KV heads ({}) than attention heads ({})",
+                    n_head_kv[il], n_head[il]
+                )));
+            }
+        }
+
+        // Head sizes: llama.cpp derives them from layer 0's head count.
+        let (head_k, head_v) = if n_head[0] > 0 {
+            let default = (n_embd / n_head[0] as u64) as u32;
+            (
+                m.u32_opt(keys::KEY_LENGTH)?.unwrap_or(default),
+                m.u32_opt(keys::VALUE_LENGTH)?.unwrap_or(default),
+            )
+        } else {
+            (0, 0)
+        };
+        let head_k_swa = m.u32_opt(keys::KEY_LENGTH_SWA)?.unwrap_or(head_k);
+        let head_v_swa = m.u32_opt(keys::VALUE_LENGTH_SWA)?.unwrap_or(head_v);
+
+        let mla = m.u32_opt(keys::KEY_LENGTH_MLA)?.unwrap_or(0) != 0
+            && m.u32_opt(keys::VALUE_LENGTH_MLA)?.unwrap_or(0) != 0;
+
+        let (swa_kind, n_swa, is_swa) = sliding_window(&m, &rules, n)?;
+
+        let n_layer_main = n - nextn_layers as usize;
+        let layers = (0..n)
+            .map(|il| {
+                let own_kv = match rules.kv_from_start {
+                    Some(start) => il < start as usize,
+                    None => true,
+                };
+                LayerShape {
+                    n_head: n_head[il],
+                    n_head_kv: n_head_kv[il],
+                    head_dim_k: if is_swa[il] { head_k_swa } else { head_k },
+                    head_dim_v: if is_swa[il] { head_v_swa } else { head_v },
+                    is_swa: is_swa[il],
+                    is_recurrent: is_recurrent[il],
+                    has_kv: own_kv && il < n_layer_main && attends(il),
+                }
+            })
+            .collect();
+
+        let recurrent = if is_recurrent.iter().any(|&r| r) {
+            Some(recurrent_state(&m, n_embd, n_head[0])?)
+        } else {
+            None
+        };
+
+        Ok(Shape {
+            architecture: arch.to_string(),
+            name: md.get(keys::NAME).and_then(Value::as_str).map(str::to_string),
+            block_count: block_count as u32,
+            nextn_layers,
+            context_length,
+            n_embd,
+            n_vocab,
+            n_expert: m.u32_opt(keys::EXPERT_COUNT)?.unwrap_or(0),
+            n_expert_used: m.u32_opt(keys::EXPERT_USED_COUNT)?.unwrap_or(0),
+            n_ff_max: m
+                .per_layer(keys::FEED_FORWARD_LENGTH, n)?
+                .map(|v| v.into_iter().max().unwrap_or(0) as u64)
+                .unwrap_or(0),
+            n_ff_expert: m
+                .per_layer(keys::EXPERT_FEED_FORWARD_LENGTH, n)?
+                .map(|v| v.into_iter().max().unwrap_or(0) as u64)
+                .unwrap_or(0),
+            layers,
+            swa_kind,
+            n_swa,
+            mla,
+            recurrent,
+            memory: rules.memory,
+            rules_verified: rules.verified,
+            chat_template: md.contains_key(keys::CHAT_TEMPLATE),
+        })
+    }
+
+    pub fn is_swa_any(&self) -> bool {
+        self.layers.iter().any(|l| l.is_swa)
+    }
+
+    /// `n_embd_v_gqa_max()`: the V row size every layer uses when V is stored transposed
+    /// (no flash attention) and layers differ.
+    pub fn n_embd_v_gqa_max(&self) -> u64 {
+        self.layers.iter().map(LayerShape::n_embd_v_gqa).max().unwrap_or(0)
+    }
+}
+
+/// `load_swa_pattern`: an explicit per-layer bool array wins, then a pattern period from the
+/// file, then the architecture's default period.
+fn sliding_window(
+    m: &Meta<'_>,
+    rules: &ArchRules,
+    n: usize,
+) -> Result<(SwaKind, u32, Vec<bool>), ShapeError> {
+    let none = (SwaKind::None, 0, vec![false; n]);
+    let Some(rule) = rules.swa else {
+        return Ok(none);
+    };
+    if rules.swa_disabled {
+        return Ok(none);
+    }
+    let window = m.u32_opt(keys::SLIDING_WINDOW)?;
+    let n_swa = match (window, rule.only_if_window, rule.default_window) {
+        (Some(w), true, _) if w > 0 => w,
+        (_, true, _) => return Ok(none),
+        (Some(w), false, _) => w,
+        (None, false, Some(d)) => d,
+        (None, false, None) => {
+            return Err(ShapeError(format!(
+                "metadata key '{}' is missing (required for {})",
+                m.key(keys::SLIDING_WINDOW),
+                m.arch
+            )))
+        }
+    };
+    let key = m.key(keys::SLIDING_WINDOW_PATTERN);
+    let is_swa = match m.md.get(&key) {
+        Some(Value::Array(a)) => {
+            let items = a.items.as_ref().filter(|_| a.len as usize == n).ok_or_else(|| {
+                ShapeError(format!("metadata key '{key}' has {} values for {n} blocks", a.len))
+            })?;
+            items.iter().map(|v| v.as_u64().unwrap_or(0) != 0).collect()
+        }
+        Some(v) => {
+            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or_else(|| {
+                ShapeError(format!("metadata key '{key}' should be an integer or an array"))
+            })?;
+            set_swa_pattern(n, p, rule.dense_first)
+        }
+        None => set_swa_pattern(n, rule.pattern, rule.dense_first),
+    };
+    Ok((rule.kind, n_swa, is_swa))
+}
+
+/// `llama_hparams::set_swa_pattern`.
+fn set_swa_pattern(n: usize, p: u32, dense_first: bool) -> Vec<bool> {
+    (0..n as u32)
+        .map(|il| {
+            if p == 0 {
+                true
+            } else if dense_first {
+                il % p != 0
+            } else {
+                il % p < p - 1
+            }
+        })
+        .collect()
+}
+
+/// `llama_hparams::n_embd_r` / `n_embd_s` for Mamba, RWKV and short-convolution layers.
+fn recurrent_state(m: &Meta<'_>, n_embd: u64, n_head: u32) -> Result<RecurrentState, ShapeError> {
+    let wkv = m.u64_opt(keys::WKV_HEAD_SIZE)?.unwrap_or(0);
+    if wkv != 0 {
+        let shift = m.u64_opt(keys::TOKEN_SHIFT_COUNT)?.unwrap_or(2);
+        return Ok(RecurrentState {
+            n_embd_r: shift * n_embd,
+            n_embd_s: n_embd * wkv,
+        });
+    }
+    let l_cache = m.u64_opt(keys::SHORTCONV_L_CACHE)?.unwrap_or(0);
+    if l_cache != 0 {
+        return Ok(RecurrentState {
+            n_embd_r: n_embd * (l_cache - 1),
+            n_embd_s: 0,
+        });
+    }
+    let d_conv = m.u64_opt(keys::SSM_CONV_KERNEL)?.unwrap_or(0);
+    let d_inner = m.u64_opt(keys::SSM_INNER_SIZE)?.unwrap_or(0);
+    let d_state = m.u64_opt(keys::SSM_STATE_SIZE)?.unwrap_or(0);
+    let n_group = m.u64_opt(keys::SSM_GROUP_COUNT)?.unwrap_or(0);
+    let _ = n_head;
+    Ok(RecurrentState {
+        n_embd_r: d_conv.saturating_sub(1) * (d_inner + 2 * n_group * d_state),
+        n_embd_s: d_state * d_inner,
+    })
+}
