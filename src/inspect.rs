@@ -108,7 +108,11 @@ pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeE
     let mut unavailable = BTreeMap::new();
     let mut recurrent = Bytes::ZERO;
     for &t in KV_CACHE_TYPES {
-        let c = CacheConfig { type_k: t, type_v: t, ..*cfg };
+        let c = CacheConfig {
+            type_k: t,
+            type_v: t,
+            ..*cfg
+        };
         match kv_cache(&shape, &c) {
             Ok(kv) => {
                 recurrent = kv.recurrent;
@@ -121,7 +125,16 @@ pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeE
         }
     }
     let base = kv_cache(&shape, cfg)
-        .or_else(|_| kv_cache(&shape, &CacheConfig { type_k: GgmlType::F16, type_v: GgmlType::F16, ..*cfg }))
+        .or_else(|_| {
+            kv_cache(
+                &shape,
+                &CacheConfig {
+                    type_k: GgmlType::F16,
+                    type_v: GgmlType::F16,
+                    ..*cfg
+                },
+            )
+        })
         .map_err(|e| ShapeError(format!("cannot size the KV cache: {e}")))?;
     let compute = compute_buffers(&shape, &base, cfg);
 
@@ -175,7 +188,10 @@ pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeE
         }),
         mla: shape.mla,
         recurrent_layers: shape.layers.iter().filter(|l| l.is_recurrent).count(),
-        experts: (shape.n_expert > 0).then_some(Experts { count: shape.n_expert, used: shape.n_expert_used }),
+        experts: (shape.n_expert > 0).then_some(Experts {
+            count: shape.n_expert,
+            used: shape.n_expert_used,
+        }),
         chat_template: shape.chat_template,
         rules_verified: shape.rules_verified,
     };
@@ -213,7 +229,11 @@ fn weights_info(w: &Weights, file: &ModelFile) -> WeightsInfo {
         outside_blocks_bytes: w.outside_blocks,
         token_embd_bytes: w.token_embd,
         output_bytes: w.output,
-        bits_per_weight: if w.n_params > 0 { w.total.get() as f64 * 8.0 / w.n_params as f64 } else { 0.0 },
+        bits_per_weight: if w.n_params > 0 {
+            w.total.get() as f64 * 8.0 / w.n_params as f64
+        } else {
+            0.0
+        },
         by_type,
     }
 }

@@ -75,44 +75,90 @@ fn print_tables(r: &Inspection) {
     }
     t.add_row(vec!["architecture".to_string(), m.architecture.clone()]);
     t.add_row(vec!["blocks".to_string(), m.block_count.to_string()]);
-    t.add_row(vec!["trained context".to_string(), m.context_length.to_string()]);
-    t.add_row(vec!["parameters".to_string(), format!("{:.1} M", m.parameters as f64 / 1e6)]);
+    t.add_row(vec![
+        "trained context".to_string(),
+        m.context_length.to_string(),
+    ]);
+    t.add_row(vec![
+        "parameters".to_string(),
+        format!("{:.1} M", m.parameters as f64 / 1e6),
+    ]);
     t.add_row(vec!["vocabulary".to_string(), m.vocab_size.to_string()]);
     if let Some(s) = &m.sliding_window {
         t.add_row(vec![
             "sliding window".to_string(),
-            format!("{} tokens on {} of {} blocks", s.window, s.swa_layers, s.swa_layers + s.full_layers),
+            format!(
+                "{} tokens on {} of {} blocks",
+                s.window,
+                s.swa_layers,
+                s.swa_layers + s.full_layers
+            ),
         ]);
     }
     if m.mla {
-        t.add_row(vec!["attention".to_string(), "MLA (compressed latent KV, no V cache)".to_string()]);
+        t.add_row(vec![
+            "attention".to_string(),
+            "MLA (compressed latent KV, no V cache)".to_string(),
+        ]);
     }
     if m.recurrent_layers > 0 {
-        t.add_row(vec!["recurrent blocks".to_string(), m.recurrent_layers.to_string()]);
+        t.add_row(vec![
+            "recurrent blocks".to_string(),
+            m.recurrent_layers.to_string(),
+        ]);
     }
     if let Some(e) = &m.experts {
-        t.add_row(vec!["experts".to_string(), format!("{} ({} used per token)", e.count, e.used)]);
+        t.add_row(vec![
+            "experts".to_string(),
+            format!("{} ({} used per token)", e.count, e.used),
+        ]);
     }
     let complete = if m.file_complete {
         "complete".to_string()
     } else {
         format!("INCOMPLETE: {} missing", Bytes(m.missing_bytes))
     };
-    t.add_row(vec!["file".to_string(), format!("{} in {} shard(s), {complete}", Bytes(m.file_bytes), m.shards)]);
+    t.add_row(vec![
+        "file".to_string(),
+        format!(
+            "{} in {} shard(s), {complete}",
+            Bytes(m.file_bytes),
+            m.shards
+        ),
+    ]);
     println!("{t}");
 
     let w = &r.weights;
     let mut t = output::table(&["weights", "bytes"]);
-    t.add_row(vec!["total".to_string(), format!("{} ({:.2} bits/weight)", w.total_bytes, w.bits_per_weight)]);
-    t.add_row(vec!["outside blocks".to_string(), w.outside_blocks_bytes.to_string()]);
-    t.add_row(vec!["  token embeddings (host)".to_string(), w.token_embd_bytes.to_string()]);
-    t.add_row(vec!["  output layer".to_string(), w.output_bytes.to_string()]);
+    t.add_row(vec![
+        "total".to_string(),
+        format!("{} ({:.2} bits/weight)", w.total_bytes, w.bits_per_weight),
+    ]);
+    t.add_row(vec![
+        "outside blocks".to_string(),
+        w.outside_blocks_bytes.to_string(),
+    ]);
+    t.add_row(vec![
+        "  token embeddings (host)".to_string(),
+        w.token_embd_bytes.to_string(),
+    ]);
+    t.add_row(vec![
+        "  output layer".to_string(),
+        w.output_bytes.to_string(),
+    ]);
     let (lo, hi) = (
         w.per_block_bytes.iter().min().copied().unwrap_or_default(),
         w.per_block_bytes.iter().max().copied().unwrap_or_default(),
     );
-    let per_block = if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") };
-    t.add_row(vec![format!("per block (x{})", w.per_block_bytes.len()), per_block]);
+    let per_block = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo} to {hi}")
+    };
+    t.add_row(vec![
+        format!("per block (x{})", w.per_block_bytes.len()),
+        per_block,
+    ]);
     let types: Vec<String> = w.by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
     t.add_row(vec!["by type".to_string(), types.join(", ")]);
     println!("{t}");
@@ -124,12 +170,18 @@ fn print_tables(r: &Inspection) {
         let name = ty.name();
         let v = match k.bytes.get(name).copied().flatten() {
             Some(b) => b.to_string(),
-            None => format!("n/a: {}", k.unavailable.get(name).map(String::as_str).unwrap_or("")),
+            None => format!(
+                "n/a: {}",
+                k.unavailable.get(name).map(String::as_str).unwrap_or("")
+            ),
         };
         t.add_row(vec![name.to_string(), v]);
     }
     if k.recurrent_state_bytes > Bytes::ZERO {
-        t.add_row(vec!["(recurrent state, f32, included)".to_string(), k.recurrent_state_bytes.to_string()]);
+        t.add_row(vec![
+            "(recurrent state, f32, included)".to_string(),
+            k.recurrent_state_bytes.to_string(),
+        ]);
     }
     println!("{t}");
     println!(
@@ -142,11 +194,7 @@ fn print_tables(r: &Inspection) {
     let c = &r.compute;
     println!(
         "compute buffer: {} (ubatch {}, peak at the {:?} step; logits {}); output buffer {}",
-        c.bytes,
-        c.n_ubatch,
-        c.detail.peak,
-        c.detail.logits,
-        c.output_buffer_bytes
+        c.bytes, c.n_ubatch, c.detail.peak, c.detail.logits, c.output_buffer_bytes
     );
     for n in &r.notes {
         output::note(n);

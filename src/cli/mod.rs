@@ -51,7 +51,11 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            });
         }
     };
     let result = match cli.command {
@@ -78,7 +82,9 @@ pub fn parse_tokens(s: &str) -> Result<u64, String> {
         Some('m' | 'M') => (&t[..t.len() - 1], 1024 * 1024),
         _ => (t, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a token count (e.g. 32768 or 32k)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a token count (e.g. 32768 or 32k)"))?;
     match n.checked_mul(mul) {
         Some(v) if v > 0 && v <= 1 << 24 => Ok(v),
         _ => Err(format!("'{s}' is out of range (1 to 16M tokens)")),

@@ -145,7 +145,11 @@ pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineE
     let _turn = MEASURE.lock().unwrap_or_else(|p| p.into_inner());
     *LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
     let result = unsafe { measure_locked(path, req) };
-    let log = LOG.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+    let log = LOG
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default();
     match result {
         Ok(mut m) => {
             m.output_mib = parse_output_mib(&log);
@@ -156,7 +160,12 @@ pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineE
             let errors: Vec<&str> = log
                 .iter()
                 .map(|l| l.trim())
-                .filter(|l| l.contains("error") || l.contains("failed") || l.contains("missing") || l.contains("wrong"))
+                .filter(|l| {
+                    l.contains("error")
+                        || l.contains("failed")
+                        || l.contains("missing")
+                        || l.contains("wrong")
+                })
                 .collect();
             Err(EngineError(format!("{what}: {}", errors.join(" | "))))
         }
@@ -164,7 +173,8 @@ pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineE
 }
 
 unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measurement, String> {
-    let c_path = CString::new(path.to_string_lossy().as_bytes()).map_err(|_| "path contains a NUL byte".to_string())?;
+    let c_path = CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| "path contains a NUL byte".to_string())?;
     let mut mp = sys::llama_model_default_params();
     mp.n_gpu_layers = req.n_gpu_layers;
     mp.no_alloc = req.dry_run;
@@ -196,14 +206,21 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         return Err("llama.cpp could not create the context".into());
     }
     let mut raw: Vec<RawBufferUse> = (0..16)
-        .map(|_| RawBufferUse { name: [0; 64], model: 0, context: 0, compute: 0 })
+        .map(|_| RawBufferUse {
+            name: [0; 64],
+            model: 0,
+            context: 0,
+            compute: 0,
+        })
         .collect();
     let n = layerfit_memory_breakdown(ctx, raw.as_mut_ptr(), raw.len() as c_int).max(0) as usize;
     let buffers = raw
         .iter()
         .take(n.min(raw.len()))
         .map(|b| BufferUse {
-            name: CStr::from_ptr(b.name.as_ptr()).to_string_lossy().into_owned(),
+            name: CStr::from_ptr(b.name.as_ptr())
+                .to_string_lossy()
+                .into_owned(),
             model: Bytes(b.model as u64),
             context: Bytes(b.context as u64),
             compute: Bytes(b.compute as u64),
@@ -224,7 +241,15 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
 fn parse_output_mib(log: &[String]) -> Option<f64> {
     log.iter()
         .filter(|l| l.contains("output buffer size"))
-        .filter_map(|l| l.split('=').nth(1)?.trim().trim_end_matches("MiB").trim().parse::<f64>().ok())
+        .filter_map(|l| {
+            l.split('=')
+                .nth(1)?
+                .trim()
+                .trim_end_matches("MiB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .reduce(|a, b| a + b)
 }
 

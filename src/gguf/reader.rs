@@ -83,7 +83,11 @@ impl Header {
 pub fn read_header(path: &Path) -> Result<Header, GgufError> {
     let meta = std::fs::metadata(path).map_err(|e| GgufError::new(path, None, io_reason(&e)))?;
     if meta.is_dir() {
-        return Err(GgufError::new(path, None, "is a directory, not a GGUF file"));
+        return Err(GgufError::new(
+            path,
+            None,
+            "is a directory, not a GGUF file",
+        ));
     }
     if !meta.is_file() {
         return Err(GgufError::new(
@@ -447,7 +451,10 @@ impl<R: BufRead + Seek> Cursor<'_, R> {
                 .checked_mul(d)
                 .filter(|&e| e < i64::MAX as u64)
                 .ok_or_else(|| {
-                    self.err_at(at, format!("tensor '{name}' has an absurd shape {dims:?} x {d}"))
+                    self.err_at(
+                        at,
+                        format!("tensor '{name}' has an absurd shape {dims:?} x {d}"),
+                    )
                 })?;
             dims.push(d);
         }

@@ -82,6 +82,13 @@ impl GgufWriter {
         self
     }
 
+    pub fn tensor_shape(&self, name: &str) -> Option<(Vec<u64>, GgmlType)> {
+        self.tensors
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, d, t)| (d.clone(), *t))
+    }
+
     pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
         self.tensors.iter().map(|(n, _, _)| n.as_str())
     }
@@ -184,15 +191,18 @@ fn put_value(out: &mut Vec<u8>, v: &WriteValue) {
         }
         WriteValue::ArrU32(xs) => {
             put_array_head(out, ValueType::U32, xs.len());
-            xs.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            xs.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         }
         WriteValue::ArrI32(xs) => {
             put_array_head(out, ValueType::I32, xs.len());
-            xs.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            xs.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         }
         WriteValue::ArrF32(xs) => {
             put_array_head(out, ValueType::F32, xs.len());
-            xs.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+            xs.iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
         }
         WriteValue::ArrBool(xs) => {
             put_array_head(out, ValueType::Bool, xs.len());

@@ -69,7 +69,13 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
     let logits = f32s(shape.n_vocab * n_tokens);
     let output_peak = logits + masks + hidden.times(ROWS_AT_OUTPUT);
 
-    let n_head_max = shape.layers.iter().filter(|l| l.has_kv).map(|l| l.n_head as u64).max().unwrap_or(0);
+    let n_head_max = shape
+        .layers
+        .iter()
+        .filter(|l| l.has_kv)
+        .map(|l| l.n_head as u64)
+        .max()
+        .unwrap_or(0);
     let n_kv_max = if full_layers { kv.cells } else { kv.swa_cells };
     let attention_scores = if attends && !cfg.flash_attn {
         f32s(n_kv_max * n_tokens * n_head_max)

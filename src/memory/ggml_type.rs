@@ -89,7 +89,9 @@ impl GgmlType {
         if n % self.block_size() != 0 {
             return None;
         }
-        (n / self.block_size()).checked_mul(self.type_size()).map(Bytes)
+        (n / self.block_size())
+            .checked_mul(self.type_size())
+            .map(Bytes)
     }
 
     /// Bits per weight, for display (`q4_K` = 4.5).

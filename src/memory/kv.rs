@@ -81,7 +81,11 @@ pub enum KvError {
     /// A quantized V cache needs flash attention (`llama_init_from_model`).
     QuantizedVNeedsFlashAttention(GgmlType),
     /// A row of `n` values is not a whole number of the type's blocks.
-    RowNotBlockMultiple { layer: usize, n: u64, ggml_type: GgmlType },
+    RowNotBlockMultiple {
+        layer: usize,
+        n: u64,
+        ggml_type: GgmlType,
+    },
 }
 
 impl fmt::Display for KvError {
@@ -134,19 +138,36 @@ pub fn kv_cache(shape: &Shape, cfg: &CacheConfig) -> Result<KvEstimate, KvError>
         return Err(KvError::QuantizedVNeedsFlashAttention(cfg.type_v));
     }
     let cells = cfg.padded_ctx();
-    let swa_cells = if shape.is_swa_any() { cfg.swa_cells(shape.n_swa) } else { cells };
+    let swa_cells = if shape.is_swa_any() {
+        cfg.swa_cells(shape.n_swa)
+    } else {
+        cells
+    };
     // Without flash attention V is stored transposed and padded to the widest layer.
     let v_trans = !cfg.flash_attn;
     let v_max = shape.n_embd_v_gqa_max();
     let streams = cfg.n_seq_max.max(1) as u64;
     let mut per_layer = Vec::with_capacity(shape.layers.len());
     for (il, l) in shape.layers.iter().enumerate() {
-        let mut lk = LayerKv { cells: 0, k: Bytes::ZERO, v: Bytes::ZERO, state: Bytes::ZERO };
+        let mut lk = LayerKv {
+            cells: 0,
+            k: Bytes::ZERO,
+            v: Bytes::ZERO,
+            state: Bytes::ZERO,
+        };
         if l.has_kv {
             // Hybrid models keep a full-size cache for their attention layers.
-            let c = if l.is_swa && shape.memory == MemoryKind::Attention { swa_cells } else { cells };
+            let c = if l.is_swa && shape.memory == MemoryKind::Attention {
+                swa_cells
+            } else {
+                cells
+            };
             let row = |t: GgmlType, n: u64| {
-                t.row_size(n).ok_or(KvError::RowNotBlockMultiple { layer: il, n, ggml_type: t })
+                t.row_size(n).ok_or(KvError::RowNotBlockMultiple {
+                    layer: il,
+                    n,
+                    ggml_type: t,
+                })
             };
             lk.cells = c;
             lk.k = row(cfg.type_k, l.n_embd_k_gqa())?.times(c * streams);
@@ -165,7 +186,14 @@ pub fn kv_cache(shape: &Shape, cfg: &CacheConfig) -> Result<KvEstimate, KvError>
     }
     let attention: Bytes = per_layer.iter().map(|l| l.k + l.v).sum();
     let recurrent: Bytes = per_layer.iter().map(|l| l.state).sum();
-    Ok(KvEstimate { cells, swa_cells, per_layer, attention, recurrent, total: attention + recurrent })
+    Ok(KvEstimate {
+        cells,
+        swa_cells,
+        per_layer,
+        attention,
+        recurrent,
+        total: attention + recurrent,
+    })
 }
 
 fn is_quantized(t: GgmlType) -> bool {

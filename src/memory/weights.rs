@@ -29,7 +29,10 @@ pub fn block_of(name: &str) -> Option<usize> {
 
 /// Sums tensor sizes into `Weights`. Tensors of blocks beyond `block_count` (which a valid
 /// file never has) are counted outside the blocks rather than dropped.
-pub fn weights<'a>(tensors: impl IntoIterator<Item = &'a TensorInfo>, block_count: usize) -> Weights {
+pub fn weights<'a>(
+    tensors: impl IntoIterator<Item = &'a TensorInfo>,
+    block_count: usize,
+) -> Weights {
     let mut w = Weights {
         total: Bytes::ZERO,
         per_block: vec![Bytes::ZERO; block_count],
@@ -71,7 +74,12 @@ mod tests {
     use crate::memory::ggml_type::GgmlType;
 
     fn t(name: &str, dims: &[u64], ty: GgmlType) -> TensorInfo {
-        TensorInfo { name: name.into(), dims: dims.to_vec(), ggml_type: ty, offset: 0 }
+        TensorInfo {
+            name: name.into(),
+            dims: dims.to_vec(),
+            ggml_type: ty,
+            offset: 0,
+        }
     }
 
     #[test]
@@ -88,7 +96,10 @@ mod tests {
         assert_eq!(w.per_block[1], Bytes(64 * 32 * 4 * 2));
         assert_eq!(w.experts_per_block[1], w.per_block[1]);
         assert_eq!(w.output, Bytes(256));
-        assert_eq!(w.total, w.per_block.iter().copied().sum::<Bytes>() + w.outside_blocks);
+        assert_eq!(
+            w.total,
+            w.per_block.iter().copied().sum::<Bytes>() + w.outside_blocks
+        );
         assert_eq!(block_of("blk.12.attn_k.weight"), Some(12));
         assert_eq!(block_of("blkx.1"), None);
     }

@@ -83,7 +83,7 @@ pub fn rules_for(arch: &str) -> ArchRules {
         ..ATTENTION
     };
     match arch {
-        "llama" | "qwen2" | "qwen3" | "qwen3moe" | "deepseek2" => verified,
+        "llama" | "qwen2" | "qwen3" | "qwen3moe" | "deepseek2" | "openelm" => verified,
         "phi3" => ArchRules {
             swa_disabled: true,
             ..verified
@@ -115,11 +115,12 @@ pub fn rules_for(arch: &str) -> ArchRules {
             swa: swa(SwaKind::Standard, 2, None),
             ..ATTENTION
         },
-        "gemma-embedding" | "bert" | "nomic-bert" | "jina-bert-v2" | "modern-bert"
-        | "neo-bert" => ArchRules {
-            memory: MemoryKind::None,
-            ..ATTENTION
-        },
+        "gemma-embedding" | "bert" | "nomic-bert" | "jina-bert-v2" | "modern-bert" | "neo-bert" => {
+            ArchRules {
+                memory: MemoryKind::None,
+                ..ATTENTION
+            }
+        }
         "mamba" | "mamba2" | "rwkv6" | "rwkv6qwen2" | "rwkv7" | "arwkv7" => ArchRules {
             memory: MemoryKind::Recurrent,
             verified: arch == "mamba",

@@ -123,12 +123,8 @@ impl Meta<'_> {
     }
 
     fn u64_req(&self, template: &str) -> Result<u64, ShapeError> {
-        self.u64_opt(template)?.ok_or_else(|| {
-            ShapeError(format!(
-                "metadata key '{}' is missing",
-                self.key(template)
-            ))
-        })
+        self.u64_opt(template)?
+            .ok_or_else(|| ShapeError(format!("metadata key '{}' is missing", self.key(template))))
     }
 
     /// `get_key_or_arr`: a scalar for every layer, or one value per layer.
@@ -138,8 +134,9 @@ impl Meta<'_> {
             return Ok(None);
         };
         if let Some(x) = v.as_u64() {
-            let x = u32::try_from(x)
-                .map_err(|_| ShapeError(format!("metadata key '{key}' value {x} is out of range")))?;
+            let x = u32::try_from(x).map_err(|_| {
+                ShapeError(format!("metadata key '{key}' value {x} is out of range"))
+            })?;
             return Ok(Some(vec![x; n]));
         }
         let arr = v.as_array().ok_or_else(|| {
@@ -155,14 +152,22 @@ impl Meta<'_> {
             )));
         }
         let items = arr.items.as_ref().ok_or_else(|| {
-            ShapeError(format!("metadata key '{key}' is too long ({} values)", arr.len))
+            ShapeError(format!(
+                "metadata key '{key}' is too long ({} values)",
+                arr.len
+            ))
         })?;
         items
             .iter()
             .map(|x| {
                 x.as_u64()
                     .and_then(|x| u32::try_from(x).ok())
-                    .ok_or_else(|| ShapeError(format!("metadata key '{key}' has a non-integer value {}", describe(x))))
+                    .ok_or_else(|| {
+                        ShapeError(format!(
+                            "metadata key '{key}' has a non-integer value {}",
+                            describe(x)
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -218,7 +223,10 @@ impl Shape {
         let context_length = m.u64_req(keys::CONTEXT_LENGTH)?;
         let n_embd = m.u64_req(keys::EMBEDDING_LENGTH)?;
         if n_embd == 0 {
-            return Err(ShapeError(format!("metadata key '{}' is 0", m.key(keys::EMBEDDING_LENGTH))));
+            return Err(ShapeError(format!(
+                "metadata key '{}' is 0",
+                m.key(keys::EMBEDDING_LENGTH)
+            )));
         }
         let nextn_layers = m.u32_opt(keys::NEXTN_PREDICT_LAYERS)?.unwrap_or(0);
         if nextn_layers as u64 > block_count {
@@ -239,7 +247,9 @@ impl Shape {
         let n_head = m
             .per_layer(keys::HEAD_COUNT, n)?
             .unwrap_or_else(|| vec![0; n]);
-        let n_head_kv = m.per_layer(keys::HEAD_COUNT_KV, n)?.unwrap_or_else(|| n_head.clone());
+        let n_head_kv = m
+            .per_layer(keys::HEAD_COUNT_KV, n)?
+            .unwrap_or_else(|| n_head.clone());
 
         let recurrent_arch = rules.memory == MemoryKind::Recurrent;
         let is_recurrent: Vec<bool> = (0..n)
@@ -252,11 +262,17 @@ impl Shape {
         let attends = |il: usize| {
             !recurrent_arch
                 && rules.memory != MemoryKind::None
-                && !(rules.memory == MemoryKind::Hybrid && rules.recurrent_when_no_kv_heads && is_recurrent[il])
+                && !(rules.memory == MemoryKind::Hybrid
+                    && rules.recurrent_when_no_kv_heads
+                    && is_recurrent[il])
         };
         for il in 0..n {
             if attends(il) && (n_head[il] == 0 || n_head_kv[il] == 0) {
-                let key = if n_head[il] == 0 { keys::HEAD_COUNT } else { keys::HEAD_COUNT_KV };
+                let key = if n_head[il] == 0 {
+                    keys::HEAD_COUNT
+                } else {
+                    keys::HEAD_COUNT_KV
+                };
                 return Err(ShapeError(format!(
                     "metadata key '{}' is 0 for block {il}: an attention block needs at least one head",
                     m.key(key)
@@ -315,7 +331,10 @@ impl Shape {
 
         Ok(Shape {
             architecture: arch.to_string(),
-            name: md.get(keys::NAME).and_then(Value::as_str).map(str::to_string),
+            name: md
+                .get(keys::NAME)
+                .and_then(Value::as_str)
+                .map(str::to_string),
             block_count: block_count as u32,
             nextn_layers,
             context_length,
@@ -349,7 +368,11 @@ impl Shape {
     /// `n_embd_v_gqa_max()`: the V row size every layer uses when V is stored transposed
     /// (no flash attention) and layers differ.
     pub fn n_embd_v_gqa_max(&self) -> u64 {
-        self.layers.iter().map(LayerShape::n_embd_v_gqa).max().unwrap_or(0)
+        self.layers
+            .iter()
+            .map(LayerShape::n_embd_v_gqa)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -384,15 +407,27 @@ fn sliding_window(
     let key = m.key(keys::SLIDING_WINDOW_PATTERN);
     let is_swa = match m.md.get(&key) {
         Some(Value::Array(a)) => {
-            let items = a.items.as_ref().filter(|_| a.len as usize == n).ok_or_else(|| {
-                ShapeError(format!("metadata key '{key}' has {} values for {n} blocks", a.len))
-            })?;
+            let items = a
+                .items
+                .as_ref()
+                .filter(|_| a.len as usize == n)
+                .ok_or_else(|| {
+                    ShapeError(format!(
+                        "metadata key '{key}' has {} values for {n} blocks",
+                        a.len
+                    ))
+                })?;
             items.iter().map(|v| v.as_u64().unwrap_or(0) != 0).collect()
         }
         Some(v) => {
-            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or_else(|| {
-                ShapeError(format!("metadata key '{key}' should be an integer or an array"))
-            })?;
+            let p = v
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .ok_or_else(|| {
+                    ShapeError(format!(
+                        "metadata key '{key}' should be an integer or an array"
+                    ))
+                })?;
             set_swa_pattern(n, p, rule.dense_first)
         }
         None => set_swa_pattern(n, rule.pattern, rule.dense_first),

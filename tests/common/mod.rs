@@ -1,0 +1,241 @@
+//! Test support: the real models' paths, and synthetic GGUF models of any architecture whose
+//! tensor layout is discovered from the bundled llama.cpp itself (it names each missing tensor
+//! and, for a wrong shape, the shape it expects), so fixtures never drift from the engine.
+#![allow(dead_code)]
+
+use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::gguf::open_model;
+use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
+use layerfit::memory::ggml_type::GgmlType;
+use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
+use layerfit::model::Shape;
+use std::path::{Path, PathBuf};
+
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("LAYERFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/layerfit/models")
+        });
+    assert!(
+        dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists(),
+        "real models missing in {}: run `bash tests/fetch-models.sh` (or `bash tests/run.sh`)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn smollm2() -> PathBuf {
+    models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+pub fn gemma3() -> PathBuf {
+    models_dir().join("gemma-3-270m-q4_k_m.gguf")
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("layerfit-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A writer with the metadata every synthetic model shares: a small SentencePiece-style
+/// vocabulary and the usual hyperparameter keys.
+pub fn base_writer(arch: &str, n_layer: u32, n_embd: u32, n_vocab: u32) -> GgufWriter {
+    let mut w = GgufWriter::new();
+    let k = |s: &str| format!("{arch}.{s}");
+    w.kv("general.architecture", WriteValue::Str(arch.into()))
+        .kv("general.name", WriteValue::Str(format!("synthetic {arch}")))
+        .kv(&k("context_length"), WriteValue::U32(32768))
+        .kv(&k("embedding_length"), WriteValue::U32(n_embd))
+        .kv(&k("block_count"), WriteValue::U32(n_layer))
+        .kv(
+            &k("attention.layer_norm_rms_epsilon"),
+            WriteValue::F32(1e-6),
+        )
+        .kv(&k("attention.layer_norm_epsilon"), WriteValue::F32(1e-6))
+        .kv("tokenizer.ggml.model", WriteValue::Str("llama".into()))
+        .kv("tokenizer.ggml.tokens", WriteValue::ArrStr(vocab(n_vocab)))
+        .kv(
+            "tokenizer.ggml.scores",
+            WriteValue::ArrF32(vec![0.0; n_vocab as usize]),
+        )
+        .kv(
+            "tokenizer.ggml.token_type",
+            WriteValue::ArrI32(vec![1; n_vocab as usize]),
+        );
+    w
+}
+
+/// Common special tokens first (some architectures look them up by text), then fillers.
+fn vocab(n: u32) -> Vec<String> {
+    let special = [
+        "<unk>",
+        "<s>",
+        "</s>",
+        "<mask>",
+        "<|endoftext|>",
+        "<|end|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|system|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<start_of_turn>",
+        "<end_of_turn>",
+    ];
+    (0..n as usize)
+        .map(|i| {
+            special
+                .get(i)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("<t{i}>"))
+        })
+        .collect()
+}
+
+/// The type a synthetic tensor gets: f32 for vectors and SSM parameters (as converters
+/// write them), q8_0 where rows are whole blocks, f16 otherwise.
+fn pick_type(name: &str, dims: &[u64]) -> GgmlType {
+    if dims.len() == 1
+        || dims.iter().skip(1).all(|&d| d == 1)
+        || name.contains("ssm_")
+        || name.contains("norm")
+    {
+        GgmlType::F32
+    } else if dims[0] % 32 == 0 {
+        GgmlType::Q8_0
+    } else {
+        GgmlType::F16
+    }
+}
+
+fn quoted(msg: &str, after: &str) -> Option<String> {
+    let i = msg.find(after)? + after.len();
+    let rest = &msg[i..];
+    let start = rest.find('\'')? + 1;
+    let end = start + rest[start..].find('\'')?;
+    Some(rest[start..end].to_string())
+}
+
+/// Completes `w` with every tensor llama.cpp requires, asking it through dry-run loads, and
+/// writes the model (header + sparse hole) to `path`.
+pub fn complete_with_engine(mut w: GgufWriter, path: &Path) {
+    let req = MeasureRequest {
+        n_ctx: 256,
+        ..MeasureRequest::default()
+    };
+    for _ in 0..2000 {
+        w.write(path, Data::Sparse).unwrap();
+        let msg = match measure(path, &req) {
+            Ok(_) => return,
+            Err(e) => e.0,
+        };
+        if let Some(name) = quoted(&msg, "missing tensor").or_else(|| {
+            msg.find("not found")
+                .and_then(|_| quoted(&msg, "check_tensor_dims: tensor"))
+        }) {
+            // Guess the shape the same tensor has in another block; llama.cpp corrects it.
+            let guess = name
+                .split_once('.')
+                .and_then(|(_, r)| r.split_once('.'))
+                .and_then(|(_, rest)| {
+                    w.tensor_shape(&format!("blk.0.{rest}"))
+                        .or_else(|| w.tensor_shape(&format!("blk.1.{rest}")))
+                });
+            match guess {
+                Some((dims, ty)) => w.tensor(&name, &dims, ty),
+                None => w.tensor(&name, &[1], GgmlType::F32),
+            };
+        } else if let Some(name) =
+            quoted(&msg, "tensor").filter(|_| msg.contains("has wrong shape"))
+        {
+            let expected = msg
+                .split("expected")
+                .nth(1)
+                .and_then(|s| s.split(", got").next())
+                .unwrap();
+            let mut dims: Vec<u64> = expected
+                .split(',')
+                .map(|d| d.trim().parse().unwrap())
+                .collect();
+            while dims.len() > 1 && dims.last() == Some(&1) {
+                dims.pop();
+            }
+            let ty = pick_type(&name, &dims);
+            w.tensor(&name, &dims, ty);
+            // Every block usually has the same tensor: guess the same shape for all of them.
+            if let Some(rest) = name.strip_prefix("blk.0.") {
+                for i in 1..64 {
+                    let other = format!("blk.{i}.{rest}");
+                    if w.tensor_names().any(|n| n == other) {
+                        w.tensor(&other, &dims, ty);
+                    }
+                }
+            }
+        } else {
+            panic!("cannot complete synthetic model {}: {msg}", path.display());
+        }
+    }
+    panic!("synthetic model {} did not converge", path.display());
+}
+
+/// Asserts layerfit's estimate for `path` under `cfg` equals what llama.cpp's dry run
+/// allocates: weights and KV cache to the byte, compute within 5% or 16 MiB, output buffer to
+/// the log's 0.01 MiB. Returns (estimated, measured) compute bytes for reports.
+pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
+    let file = open_model(path).unwrap();
+    let vocab = file
+        .tensors()
+        .find(|t| t.name == "token_embd.weight")
+        .and_then(|t| t.dims.get(1).copied());
+    let shape = Shape::from_metadata(file.metadata(), vocab).unwrap();
+    let w = weights(file.tensors(), shape.block_count as usize);
+    let req = MeasureRequest {
+        n_ctx: cfg.n_ctx as u32,
+        n_ubatch: cfg.n_ubatch,
+        n_batch: cfg.n_batch,
+        type_k: cfg.type_k,
+        type_v: cfg.type_v,
+        flash_attn: Some(cfg.flash_attn),
+        swa_full: cfg.swa_full,
+        ..MeasureRequest::default()
+    };
+    let m = measure(path, &req).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let what = format!(
+        "{} ({}) ctx {} {}/{} fa={} ub={} swa_full={}",
+        path.display(),
+        shape.architecture,
+        cfg.n_ctx,
+        cfg.type_k,
+        cfg.type_v,
+        cfg.flash_attn,
+        cfg.n_ubatch,
+        cfg.swa_full
+    );
+    assert_eq!(m.model_size, w.total, "{what}: weights (llama_model_size)");
+    assert_eq!(m.model_bytes(), w.total, "{what}: model buffers");
+    let kv = kv_cache(&shape, cfg).unwrap();
+    assert_eq!(
+        m.context_bytes(),
+        kv.total,
+        "{what}: KV cache / recurrent state"
+    );
+    assert_eq!(m.n_ctx as u64, kv.cells, "{what}: padded context");
+    let c = compute_buffers(&shape, &kv, cfg);
+    let (est, got) = (c.bytes.get(), m.compute_bytes().get());
+    let diff = (est as f64 - got as f64).abs();
+    assert!(
+        diff <= 16.0 * 1024.0 * 1024.0 || diff <= 0.05 * got as f64,
+        "{what}: compute estimate {:.2} MiB vs llama.cpp {:.2} MiB",
+        est as f64 / 1048576.0,
+        got as f64 / 1048576.0
+    );
+    let out = m.output_mib.expect("output buffer logged");
+    assert!(
+        (c.output_buffer.mib() - out).abs() < 0.006,
+        "{what}: output buffer {} vs {out} MiB",
+        c.output_buffer
+    );
+    (est, got)
+}
