@@ -319,11 +319,14 @@ impl<R: BufRead + Seek> Cursor<'_, R> {
     fn string(&mut self, max_len: u64, what: &str) -> Result<String, GgufError> {
         let at = self.pos;
         let n = self.u64(what)?;
-        if n > max_len || n > self.remaining() {
+        if n > max_len {
+            return Err(self.err_at(at, format!("{what} claims {n} bytes (limit {max_len})")));
+        }
+        if n > self.remaining() {
             return Err(self.err_at(
                 at,
                 format!(
-                    "{what} claims {n} bytes ({} left in the file, limit {max_len})",
+                    "{what} claims {n} bytes but only {} are left: truncated header or corrupt length",
                     self.remaining()
                 ),
             ));
