@@ -127,7 +127,7 @@ impl GgufWriter {
             }
             None => 0,
         };
-        while out.len() as u64 % self.alignment != 0 {
+        while !(out.len() as u64).is_multiple_of(self.alignment) {
             out.push(0);
         }
         (out, data_bytes)

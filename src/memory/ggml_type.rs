@@ -86,7 +86,7 @@ impl GgmlType {
     /// Bytes of one row of `n` values (`ggml_row_size`); `None` when `n` is not a whole number
     /// of blocks, which ggml refuses too.
     pub fn row_size(self, n: u64) -> Option<Bytes> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return None;
         }
         (n / self.block_size())

@@ -103,7 +103,7 @@ fn pick_type(name: &str, dims: &[u64]) -> GgmlType {
         || name.contains("norm")
     {
         GgmlType::F32
-    } else if dims[0] % 32 == 0 {
+    } else if dims[0].is_multiple_of(32) {
         GgmlType::Q8_0
     } else {
         GgmlType::F16
