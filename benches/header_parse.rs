@@ -22,10 +22,15 @@ fn median_ms(mut f: impl FnMut(), runs: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let dir = std::env::var_os("LAYERFIT_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/layerfit/models")
-    });
-    for name in ["gemma-3-270m-q4_k_m.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"] {
+    let dir = std::env::var_os("LAYERFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/layerfit/models")
+        });
+    for name in [
+        "gemma-3-270m-q4_k_m.gguf",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+    ] {
         let path = dir.join(name);
         if !path.exists() {
             eprintln!("skipping {name}: run `bash tests/fetch-models.sh` first");
@@ -33,10 +38,25 @@ fn main() {
         }
         let file = open_model(&path).unwrap();
         let header = file.shards[0].data_offset;
-        let (min, med, max) = median_ms(|| { std::hint::black_box(open_model(&path).unwrap()); }, 51);
+        let (min, med, max) = median_ms(
+            || {
+                std::hint::black_box(open_model(&path).unwrap());
+            },
+            51,
+        );
         println!("header parse  {name}: header {:.2} MB, median {med:.2} ms (min {min:.2}, max {max:.2}) over 51 runs", header as f64 / 1e6);
         let cfg = CacheConfig::default();
-        let (min, med, max) = median_ms(|| { std::hint::black_box(inspect(&file, &cfg).unwrap()); }, 201);
-        println!("full estimate {name}: median {:.1} us (min {:.1}, max {:.1}) over 201 runs", med * 1e3, min * 1e3, max * 1e3);
+        let (min, med, max) = median_ms(
+            || {
+                std::hint::black_box(inspect(&file, &cfg).unwrap());
+            },
+            201,
+        );
+        println!(
+            "full estimate {name}: median {:.1} us (min {:.1}, max {:.1}) over 201 runs",
+            med * 1e3,
+            min * 1e3,
+            max * 1e3
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! A byte amount with its own type, so that sizes are never confused with counts and every
 //! sum is checked: a hostile header must not be able to wrap a total around to a small number.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign};
@@ -63,6 +63,12 @@ impl Sum for Bytes {
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        u64::deserialize(d).map(Bytes)
     }
 }
 

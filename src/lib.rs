@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod cli;
 pub mod engine;
 pub mod gguf;
+pub mod hardware;
 pub mod inspect;
 pub mod memory;
 pub mod model;

@@ -1,6 +1,7 @@
 //! The command line: clap types, one module per command, and the single place where
 //! outcomes become exit codes (documented in `docs/user-guide.md`).
 
+mod hardware;
 mod inspect;
 mod output;
 
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Read a GGUF model's header and show its exact memory footprint.
     Inspect(inspect::Args),
+    /// Show the machine's RAM, GPUs, disk and CPU (or a described machine's).
+    Hardware(hardware::Args),
 }
 
 /// What went wrong, and so which exit code.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
+        Command::Hardware(a) => hardware::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,79 @@
+//! Runs every probe and assembles a `Snapshot`. A missing source is a note, never a failure.
+
+use super::{adapters, cgroup, cpu, disk, nvidia, ram, sysfs, Snapshot};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Where models live: its filesystem's free space is reported.
+    pub models_dir: PathBuf,
+    /// Measure (or reuse this boot's cached) CPU memory bandwidth.
+    pub bandwidth: bool,
+    pub cache_dir: PathBuf,
+    /// Enumerate graphics adapters through wgpu (tens of ms warm, more cold).
+    pub adapters: bool,
+    pub sys_root: PathBuf,
+    pub cgroup_root: PathBuf,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".cache"));
+        ProbeOptions {
+            models_dir: std::env::var_os("LAYERFIT_MODELS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cache.join("layerfit/models")),
+            bandwidth: true,
+            cache_dir: cache.join("layerfit"),
+            adapters: true,
+            sys_root: PathBuf::from("/sys"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+        }
+    }
+}
+
+pub fn probe(opts: &ProbeOptions) -> Snapshot {
+    let mut notes = Vec::new();
+    let limit = cgroup::read_limit(&opts.cgroup_root);
+    let host = ram::host_memory().unwrap_or_else(|e| {
+        notes.push(format!("RAM could not be read ({e}); reported as 0"));
+        ram::HostMemory {
+            total: 0,
+            available: 0,
+            swap_total: 0,
+        }
+    });
+    let ram = ram::ram_from(host, limit.as_ref(), &mut notes);
+    let mut gpus = nvidia::probe(&mut notes);
+    gpus.extend(sysfs::probe(&opts.sys_root, &mut notes));
+    let adapters = if opts.adapters {
+        adapters::probe(&mut notes)
+    } else {
+        Vec::new()
+    };
+    if gpus.is_empty() {
+        let software_only = !adapters.is_empty() && adapters.iter().all(|a| a.software);
+        notes.push(if software_only {
+            "no GPU with its own memory: only software renderers; plans are CPU-only".to_string()
+        } else {
+            "no GPU found: plans are CPU-only".to_string()
+        });
+    }
+    let disk = disk::probe(&opts.models_dir, &mut notes);
+    let mut cpu = cpu::probe();
+    cpu.memory_bandwidth_gbps = cpu::bandwidth_cached(&opts.cache_dir, opts.bandwidth);
+    super::Snapshot {
+        ram,
+        gpus,
+        adapters,
+        disk,
+        cpu,
+        source: "probe".into(),
+        notes,
+    }
+}
