@@ -86,7 +86,7 @@ pub fn measure_bandwidth(budget: Duration) -> f64 {
 }
 
 /// The bandwidth for this boot: cached in `cache_dir` under the kernel's boot id, measured
-/// (≤ 300 ms) when absent. `None` when there is no boot id to key the cache on and
+/// (about 200 ms, at most ~300 ms) when absent. `None` when there is no boot id to key the cache on and
 /// `measure` is false.
 pub fn bandwidth_cached(cache_dir: &Path, measure: bool) -> Option<f64> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -105,7 +105,7 @@ pub fn bandwidth_cached(cache_dir: &Path, measure: bool) -> Option<f64> {
     if !measure {
         return None;
     }
-    let v = measure_bandwidth(Duration::from_millis(250));
+    let v = measure_bandwidth(Duration::from_millis(200));
     if let Some(f) = file {
         let _ = std::fs::create_dir_all(cache_dir);
         let _ = std::fs::write(f, format!("{v:.2}\n"));

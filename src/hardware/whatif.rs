@@ -206,6 +206,9 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), String> {
         s.ram.available_bytes = Bytes(r);
         s.ram.limit_source = "described".into();
     }
+    if a.no_gpu && !a.gpus.is_empty() {
+        return Err("--gpu and --no-gpu contradict each other".into());
+    }
     if a.no_gpu {
         s.gpus.clear();
     }
