@@ -290,6 +290,11 @@ fn what_if_file_replaces_the_probe() {
     assert_eq!(d["gpus"][0]["name"], "RTX 4090");
     assert_eq!(d["gpus"][0]["vram_total_bytes"].as_u64(), Some(24 << 30));
     assert_eq!(d["gpus"][0]["bandwidth_gbps"].as_f64(), Some(1008.0));
+    assert_eq!(d["gpus"][0]["compute_capability"], "8.9");
+    assert!(d["gpus"][0]["precision_class"]
+        .as_str()
+        .unwrap()
+        .contains("fp8"));
     assert_eq!(d["gpus"][1]["vram_free_bytes"].as_u64(), Some(6 << 30));
     assert_eq!(d["cpu"]["physical_cores"].as_u64(), Some(16));
     assert_eq!(d["disk"]["free_bytes"].as_u64(), Some(500 << 30));

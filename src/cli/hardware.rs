@@ -96,6 +96,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
         ]);
     }
+    if let Some(d) = &snap.install_disk {
+        t.add_row(vec![
+            "install target".to_string(),
+            format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
+        ]);
+    }
     let c = &snap.cpu;
     t.add_row(vec![
         "CPU".to_string(),
@@ -130,6 +136,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             }
             if let Some(cc) = &g.compute_capability {
                 extra.push(format!("CC {cc}"));
+            }
+            if let Some(p) = &g.precision_class {
+                extra.push(p.clone());
             }
             if let Some(d) = &g.driver {
                 extra.push(format!("driver {d}"));

@@ -5,11 +5,17 @@
 use super::Adapter;
 
 pub fn probe(notes: &mut Vec<String>) -> Vec<Adapter> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    // Mesa's window-system code prints "error: XDG_RUNTIME_DIR is invalid" and the like on
+    // headless machines while drivers load; layerfit promises one error line per failure, so
+    // the C libraries' stderr is muted while adapters are enumerated.
+    let found = with_stderr_muted(|| {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        adapters.iter().map(|a| a.get_info()).collect::<Vec<_>>()
+    });
     let mut out: Vec<Adapter> = Vec::new();
-    for a in pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all())) {
-        let info = a.get_info();
+    for info in found {
         let device_type = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete",
             wgpu::DeviceType::IntegratedGpu => "integrated",
@@ -40,4 +46,30 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Adapter> {
         }
     }
     out
+}
+
+#[cfg(unix)]
+fn with_stderr_muted<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return f();
+    };
+    // SAFETY: fd 2 is duplicated, replaced by /dev/null and restored; no Rust code writes to
+    // stderr in between.
+    let saved = unsafe { libc::dup(2) };
+    if saved < 0 {
+        return f();
+    }
+    unsafe { libc::dup2(null.as_raw_fd(), 2) };
+    let out = f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn with_stderr_muted<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }

@@ -25,8 +25,12 @@ pub struct Snapshot {
     /// Every adapter the graphics stack sees (wgpu), GPUs without a vendor probe included.
     #[serde(default)]
     pub adapters: Vec<Adapter>,
+    /// Free space where models are kept.
     #[serde(default)]
     pub disk: Option<Disk>,
+    /// Free space where layerfit installs (`$CARGO_HOME/bin`).
+    #[serde(default)]
+    pub install_disk: Option<Disk>,
     pub cpu: Cpu,
     /// Where the snapshot came from: `probe`, `file:PATH`, or `probe+flags`.
     #[serde(default)]
@@ -70,6 +74,9 @@ pub struct Gpu {
     pub fp16_tflops: Option<f64>,
     #[serde(default)]
     pub compute_capability: Option<String>,
+    /// What the compute capability means for inference kernels (see `precision_class`).
+    #[serde(default)]
+    pub precision_class: Option<String>,
     #[serde(default)]
     pub driver: Option<String>,
     #[serde(default)]
@@ -110,4 +117,35 @@ pub struct Cpu {
     /// Measured memory read bandwidth (GB/s), cached per boot; `None` until measured.
     #[serde(default)]
     pub memory_bandwidth_gbps: Option<f64>,
+}
+
+/// The precision class of a CUDA compute capability: tensor cores arrived with Volta (7.0),
+/// BF16 with Ampere (8.0), FP8 with Ada/Hopper (8.9/9.0) (NVIDIA CUDA C++ Programming
+/// Guide, "Compute Capabilities").
+pub fn precision_class(cc: &str) -> Option<String> {
+    let (major, minor) = cc.split_once('.')?;
+    let v = major.parse::<u32>().ok()? * 10 + minor.parse::<u32>().ok()?;
+    Some(
+        match v {
+            0..=52 => "fp32 only (no fast fp16)",
+            53..=69 => "fp16, no tensor cores",
+            70..=79 => "fp16 tensor cores (Volta/Turing)",
+            80..=88 => "fp16+bf16 tensor cores (Ampere)",
+            _ => "fp16+bf16+fp8 tensor cores (Ada/Hopper or newer)",
+        }
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn precision_classes() {
+        use super::precision_class as p;
+        assert_eq!(p("6.1").unwrap(), "fp16, no tensor cores");
+        assert_eq!(p("7.5").unwrap(), "fp16 tensor cores (Volta/Turing)");
+        assert_eq!(p("8.6").unwrap(), "fp16+bf16 tensor cores (Ampere)");
+        assert!(p("9.0").unwrap().contains("fp8"));
+        assert_eq!(p("x"), None);
+    }
 }

@@ -52,6 +52,10 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             (Ok(g), Ok(w)) => Some(format!("gen{g} x{w}")),
             _ => None,
         };
+        let cc = dev
+            .cuda_compute_capability()
+            .ok()
+            .map(|c| format!("{}.{}", c.major, c.minor));
         gpus.push(Gpu {
             name: dev.name().unwrap_or_else(|_| format!("NVIDIA GPU {i}")),
             vendor: Vendor::Nvidia,
@@ -64,6 +68,7 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
                 .cuda_compute_capability()
                 .ok()
                 .map(|c| format!("{}.{}", c.major, c.minor)),
+            precision_class: None,
             driver: driver.clone(),
             cuda_version: cuda.clone(),
             pcie,

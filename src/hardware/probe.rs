@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub struct ProbeOptions {
     /// Where models live: its filesystem's free space is reported.
     pub models_dir: PathBuf,
+    /// Where layerfit gets installed (`$CARGO_HOME/bin`).
+    pub install_dir: PathBuf,
     /// Measure (or reuse this boot's cached) CPU memory bandwidth.
     pub bandwidth: bool,
     pub cache_dir: PathBuf,
@@ -28,6 +30,10 @@ impl Default for ProbeOptions {
             models_dir: std::env::var_os("LAYERFIT_MODELS")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| cache.join("layerfit/models")),
+            install_dir: std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".cargo"))
+                .join("bin"),
             bandwidth: true,
             cache_dir: cache.join("layerfit"),
             adapters: true,
@@ -65,6 +71,7 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
         });
     }
     let disk = disk::probe(&opts.models_dir, &mut notes);
+    let install_disk = disk::probe(&opts.install_dir, &mut notes);
     let mut cpu = cpu::probe();
     cpu.memory_bandwidth_gbps = cpu::bandwidth_cached(&opts.cache_dir, opts.bandwidth);
     super::Snapshot {
@@ -72,6 +79,7 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
         gpus,
         adapters,
         disk,
+        install_disk,
         cpu,
         source: "probe".into(),
         notes,

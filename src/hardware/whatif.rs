@@ -105,6 +105,10 @@ fn gpu_from_table(name: &str) -> Result<Gpu, String> {
         unified_memory: spec.unified_memory,
         bandwidth_gbps: Some(spec.bandwidth_gbps),
         fp16_tflops: spec.fp16_tflops,
+        precision_class: spec
+            .compute_capability
+            .as_deref()
+            .and_then(super::precision_class),
         compute_capability: spec.compute_capability,
         driver: None,
         cuda_version: None,
@@ -136,6 +140,7 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Str
                 bandwidth_gbps: None,
                 fp16_tflops: None,
                 compute_capability: None,
+                precision_class: None,
                 driver: None,
                 cuda_version: None,
                 pcie: None,
@@ -190,6 +195,7 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Str
         gpus,
         adapters: Vec::new(),
         disk,
+        install_disk: None,
         cpu,
         source: source.to_string(),
         notes: vec![format!("hardware described by {source}, not probed")],
@@ -238,6 +244,7 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), String> {
                 bandwidth_gbps: None,
                 fp16_tflops: None,
                 compute_capability: None,
+                precision_class: None,
                 driver: None,
                 cuda_version: None,
                 pcie: None,
