@@ -64,11 +64,8 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             unified_memory: false,
             bandwidth_gbps: bandwidth,
             fp16_tflops: None,
-            compute_capability: dev
-                .cuda_compute_capability()
-                .ok()
-                .map(|c| format!("{}.{}", c.major, c.minor)),
-            precision_class: None,
+            precision_class: cc.as_deref().and_then(super::precision_class),
+            compute_capability: cc,
             driver: driver.clone(),
             cuda_version: cuda.clone(),
             pcie,
