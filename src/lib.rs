@@ -12,3 +12,4 @@ pub mod hardware;
 pub mod inspect;
 pub mod memory;
 pub mod model;
+pub mod plan;

@@ -1,0 +1,129 @@
+//! The planner: given a model (shape, weights), a machine (`hardware::Snapshot`) and
+//! requirements, find the best configuration that holds the required context. Pure code: no
+//! I/O, no device queries; everything it knows arrives as plain data.
+//!
+//! Offload follows llama.cpp exactly (`llama_model::load_tensors`): `-ngl N` puts layers
+//! `il >= n_layer + 1 - N` on the GPU, where layer `n_layer` is the output layer (so it is
+//! counted first); token embeddings always stay in host memory; a tied output (no
+//! `output.weight`) is a duplicate of the embeddings on the output's device; the KV cache of
+//! a block lives on that block's device; with several GPUs, layers are split in proportion to
+//! free memory.
+
+mod budget;
+mod search;
+
+pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
+pub use search::{plan, plan_at, PlanInput};
+
+use crate::bytes::Bytes;
+use crate::memory::ggml_type::GgmlType;
+use serde::Serialize;
+
+/// What the user needs.
+#[derive(Clone, Debug)]
+pub struct Requirements {
+    /// Context that must be held; never lowered.
+    pub min_context: u64,
+    /// Cache types allowed, best quality first.
+    pub kv_types: Vec<GgmlType>,
+    /// RAM kept for the rest of the application (embedding model, index, UI, runtime).
+    pub app_reserve: Bytes,
+    /// Lock weights in RAM (`--mlock`): page cache becomes pinned memory.
+    pub mlock: bool,
+    pub n_ubatch: u32,
+}
+
+impl Default for Requirements {
+    fn default() -> Self {
+        Requirements {
+            min_context: 32768,
+            kv_types: vec![GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0],
+            app_reserve: Bytes::ZERO,
+            mlock: false,
+            n_ubatch: 512,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Compatible,
+    Degraded,
+    Incompatible,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Mild,
+    Moderate,
+    Severe,
+}
+
+/// One way the plan runs below the best experience, and how badly.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Degradation {
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// Memory one device uses under the plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceUse {
+    pub device: String,
+    pub is_gpu: bool,
+    pub weights_bytes: Bytes,
+    pub kv_bytes: Bytes,
+    pub compute_bytes: Bytes,
+    pub total_bytes: Bytes,
+    pub budget_bytes: Bytes,
+}
+
+/// How host RAM is used: weights mapped from the file are page cache (droppable by the
+/// kernel, but they must stay resident to run at speed); everything else is anonymous memory
+/// counted in the process's RSS (KV cache, compute and output buffers, weights repacked for
+/// the CPU's SIMD kernels, weights on a unified-memory GPU).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RamUse {
+    pub page_cache_bytes: Bytes,
+    pub anonymous_bytes: Bytes,
+    pub total_bytes: Bytes,
+    pub budget_bytes: Bytes,
+}
+
+/// Decode speed as a range (tokens/s): memory-bound, bytes read per token over bandwidth.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Speed {
+    pub decode_tokens_per_s_low: f64,
+    pub decode_tokens_per_s_high: f64,
+    /// Bytes read per generated token at an empty and at a full context.
+    pub bytes_per_token_low: Bytes,
+    pub bytes_per_token_high: Bytes,
+    pub basis: String,
+}
+
+/// The chosen configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub verdict: Verdict,
+    pub context: u64,
+    pub kv_type: GgmlType,
+    pub flash_attn: bool,
+    /// llama.cpp's `-ngl`.
+    pub n_gpu_layers: u32,
+    pub block_count: u32,
+    pub gpu_blocks: u32,
+    pub cpu_blocks: u32,
+    pub output_on_gpu: bool,
+    pub gpu_share: f64,
+    /// Fraction of layers per GPU (llama.cpp's `--tensor-split`), when more than one.
+    pub tensor_split: Vec<f64>,
+    pub devices: Vec<DeviceUse>,
+    pub ram: RamUse,
+    pub speed: Option<Speed>,
+    pub degradations: Vec<Degradation>,
+    /// When incompatible: what is missing, in words.
+    pub missing: Option<String>,
+}

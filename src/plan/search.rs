@@ -1,0 +1,556 @@
+//! The candidate search: for each allowed cache type (best first), the largest `-ngl` whose
+//! memory fits every device; the first type that fits at all wins (quality before speed).
+
+use super::{
+    Budgets, Degradation, DeviceUse, Plan, RamUse, Requirements, Severity, Speed, Verdict,
+};
+use crate::bytes::Bytes;
+use crate::gguf::TensorInfo;
+use crate::hardware::Snapshot;
+use crate::memory::ggml_type::GgmlType;
+use crate::memory::weights::block_of;
+use crate::memory::{compute_buffers, kv_cache, CacheConfig, ComputeEstimate, KvEstimate, Weights};
+use crate::model::Shape;
+
+/// Weight types llama.cpp repacks into anonymous `CPU_REPACK` buffers on x86 with AVX2
+/// (`ggml/src/ggml-cpu/repack.cpp`); measured on Gemma 3 270M: exactly its q4_K tensors.
+const REPACKED: &[GgmlType] = &[GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Iq4Nl];
+
+/// Everything the planner needs about a model, as plain data.
+#[derive(Clone, Debug)]
+pub struct PlanInput {
+    pub shape: Shape,
+    pub weights: Weights,
+    /// No `output.weight`: the output reuses the embeddings (a copy on an offloaded output).
+    pub tied_output: bool,
+    /// Bytes per block that the CPU backend repacks (anonymous memory when on the CPU).
+    pub repacked_per_block: Vec<Bytes>,
+    pub repacked_output: Bytes,
+    pub cpu_repacks: bool,
+}
+
+impl PlanInput {
+    pub fn new<'a>(
+        shape: Shape,
+        weights: Weights,
+        tensors: impl IntoIterator<Item = &'a TensorInfo>,
+        cpu_simd: &[String],
+    ) -> PlanInput {
+        let n = shape.block_count as usize;
+        let mut repacked_per_block = vec![Bytes::ZERO; n];
+        let mut repacked_output = Bytes::ZERO;
+        let mut tied_output = true;
+        for t in tensors {
+            if t.name == "output.weight" {
+                tied_output = false;
+            }
+            if t.dims.len() < 2
+                || !REPACKED.contains(&t.ggml_type)
+                || t.name.starts_with("token_embd")
+            {
+                continue;
+            }
+            match block_of(&t.name).filter(|&b| b < n) {
+                Some(b) => repacked_per_block[b] += t.n_bytes(),
+                None if t.name.starts_with("output") => repacked_output += t.n_bytes(),
+                None => {}
+            }
+        }
+        let cpu_repacks = cpu_simd.iter().any(|s| s == "avx2");
+        PlanInput {
+            shape,
+            weights,
+            tied_output,
+            repacked_per_block,
+            repacked_output,
+            cpu_repacks,
+        }
+    }
+}
+
+/// Memory of one configuration, per device.
+struct Layout {
+    gpu: Vec<DeviceUse>,
+    cpu: DeviceUse,
+    ram: RamUse,
+    gpu_blocks: u32,
+    output_on_gpu: bool,
+    split: Vec<f64>,
+}
+
+fn layout(
+    inp: &PlanInput,
+    kv: &KvEstimate,
+    comp: &ComputeEstimate,
+    cfg: &CacheConfig,
+    ngl: u32,
+    budgets: &Budgets,
+    snap: &Snapshot,
+) -> Layout {
+    let n = inp.shape.block_count as usize;
+    let n_gpus = if ngl == 0 { 0 } else { budgets.gpus.len() };
+    let start = (n + 1).saturating_sub(ngl as usize);
+    let act = (ngl as usize).min(n + 1);
+    // llama.cpp splits layers by free memory: cumulative fractions, upper_bound lookup.
+    let free: Vec<f64> = snap
+        .gpus
+        .iter()
+        .map(|g| g.vram_free_bytes.get().max(1) as f64)
+        .collect();
+    let sum: f64 = free.iter().sum();
+    let mut cum = Vec::new();
+    let mut acc = 0.0;
+    for f in &free {
+        acc += f / sum;
+        cum.push(acc);
+    }
+    let device_of = |il: usize| -> Option<usize> {
+        if n_gpus == 0 || il < start || il - start >= act {
+            return None;
+        }
+        let x = (il - start) as f64 / act as f64;
+        Some(cum.iter().position(|&c| c > x).unwrap_or(n_gpus - 1))
+    };
+    let w = &inp.weights;
+    let output_bytes = w.output
+        + if inp.tied_output {
+            w.token_embd
+        } else {
+            Bytes::ZERO
+        };
+    let mut gw = vec![Bytes::ZERO; n_gpus];
+    let mut gk = vec![Bytes::ZERO; n_gpus];
+    let mut layers_on = vec![0usize; n_gpus];
+    let (mut cw, mut ck, mut c_repacked) = (w.token_embd, Bytes::ZERO, Bytes::ZERO);
+    for il in 0..n {
+        let lkv = kv.per_layer[il].total();
+        match device_of(il) {
+            Some(d) => {
+                gw[d] += w.per_block[il];
+                gk[d] += lkv;
+                layers_on[d] += 1;
+            }
+            None => {
+                cw += w.per_block[il];
+                ck += lkv;
+                c_repacked += inp.repacked_per_block[il];
+            }
+        }
+    }
+    let out_dev = device_of(n);
+    match out_dev {
+        Some(d) => gw[d] += output_bytes,
+        None => {
+            cw += w.output;
+            c_repacked += inp.repacked_output;
+        }
+    }
+    let gpu_blocks: usize = layers_on.iter().sum();
+    // Compute buffers under offload: calibrated on llama.cpp's Vulkan breakdown of SmolLM2
+    // (docs/memory-model.md): the output device holds the logits; a device holding blocks
+    // holds the masks and a few hidden rows; the host keeps masks and inputs while any layer
+    // is offloaded. CPU-only is the full estimate, pinned by tests.
+    let rows = Bytes(inp.shape.n_embd * comp.n_tokens * 4);
+    let scores_if_no_fa = if cfg.flash_attn {
+        Bytes::ZERO
+    } else {
+        comp.attention_scores
+    };
+    let mut gc = vec![Bytes::ZERO; n_gpus];
+    for d in 0..n_gpus {
+        if layers_on[d] > 0 || out_dev == Some(d) {
+            gc[d] = comp.masks + rows.times(5) + scores_if_no_fa;
+            if out_dev == Some(d) {
+                gc[d] += comp.logits;
+            }
+        }
+    }
+    let cpu_compute = if gpu_blocks == 0 && out_dev.is_none() {
+        comp.bytes
+    } else {
+        let mut c = comp.masks + rows.times(4);
+        if gpu_blocks < n {
+            c += scores_if_no_fa;
+        }
+        if out_dev.is_none() {
+            c += comp.logits;
+        }
+        c
+    };
+    let mut gpu = Vec::new();
+    let mut unified_on_ram = Bytes::ZERO;
+    for d in 0..n_gpus {
+        let total = gw[d] + gk[d] + gc[d];
+        if budgets.gpus[d].2 {
+            unified_on_ram += total;
+        }
+        gpu.push(DeviceUse {
+            device: budgets.gpus[d].0.clone(),
+            is_gpu: true,
+            weights_bytes: gw[d],
+            kv_bytes: gk[d],
+            compute_bytes: gc[d],
+            total_bytes: total,
+            budget_bytes: budgets.gpus[d].1,
+        });
+    }
+    let output_buffer = comp.output_buffer;
+    let cpu_total = cw + ck + cpu_compute + output_buffer;
+    let repacked = if inp.cpu_repacks {
+        c_repacked
+    } else {
+        Bytes::ZERO
+    };
+    let page_cache = cw.saturating_sub(repacked);
+    let anonymous = repacked + ck + cpu_compute + output_buffer + unified_on_ram;
+    let split = if n_gpus > 1 && gpu_blocks > 0 {
+        layers_on
+            .iter()
+            .map(|&l| l as f64 / gpu_blocks as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Layout {
+        gpu,
+        cpu: DeviceUse {
+            device: "CPU".into(),
+            is_gpu: false,
+            weights_bytes: cw,
+            kv_bytes: ck,
+            compute_bytes: cpu_compute + output_buffer,
+            total_bytes: cpu_total,
+            budget_bytes: budgets.ram,
+        },
+        ram: RamUse {
+            page_cache_bytes: page_cache,
+            anonymous_bytes: anonymous,
+            total_bytes: page_cache + anonymous,
+            budget_bytes: budgets.ram,
+        },
+        gpu_blocks: gpu_blocks as u32,
+        output_on_gpu: out_dev.is_some(),
+        split,
+    }
+}
+
+fn fits(l: &Layout) -> bool {
+    l.gpu.iter().all(|g| g.total_bytes <= g.budget_bytes) && l.ram.total_bytes <= l.ram.budget_bytes
+}
+
+/// Plans `inp` on `snap` under `req`.
+pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
+    let budgets = Budgets::from_snapshot(snap, req.app_reserve);
+    let n = inp.shape.block_count;
+    let max_ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
+    let mut last: Option<(GgmlType, Layout, CacheConfig, KvEstimate)> = None;
+    for &t in &req.kv_types {
+        let cfg = CacheConfig {
+            n_ctx: req.min_context,
+            type_k: t,
+            type_v: t,
+            flash_attn: true,
+            n_ubatch: req.n_ubatch,
+            ..CacheConfig::default()
+        };
+        let Ok(kv) = kv_cache(&inp.shape, &cfg) else {
+            continue;
+        };
+        let comp = compute_buffers(&inp.shape, &kv, &cfg);
+        for ngl in (0..=max_ngl).rev() {
+            let l = layout(inp, &kv, &comp, &cfg, ngl, &budgets, snap);
+            if fits(&l) {
+                return finish(inp, snap, req, t, ngl, l, &cfg, &kv, None);
+            }
+        }
+        let l = layout(inp, &kv, &comp, &cfg, max_ngl, &budgets, snap);
+        last = Some((t, l, cfg, kv));
+    }
+    // Nothing fits: report the smallest cache type's needs.
+    let (t, l, cfg, kv) = last.expect("at least one cache type is usable");
+    let missing = describe_shortfall(inp, snap, &budgets, &cfg, &kv);
+    let ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
+    finish(inp, snap, req, t, ngl, l, &cfg, &kv, Some(missing))
+}
+
+/// The plan at a fixed cache type and `-ngl` (a user's override), fitting or not; a plan that
+/// does not fit is `incompatible` with what it lacks.
+pub fn plan_at(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    kv_type: GgmlType,
+    ngl: u32,
+) -> Plan {
+    let budgets = Budgets::from_snapshot(snap, req.app_reserve);
+    let ngl = if snap.gpus.is_empty() {
+        0
+    } else {
+        ngl.min(inp.shape.block_count + 1)
+    };
+    let cfg = CacheConfig {
+        n_ctx: req.min_context,
+        type_k: kv_type,
+        type_v: kv_type,
+        flash_attn: true,
+        n_ubatch: req.n_ubatch,
+        ..CacheConfig::default()
+    };
+    let kv = match kv_cache(&inp.shape, &cfg) {
+        Ok(kv) => kv,
+        Err(_) => {
+            return plan(
+                inp,
+                snap,
+                &Requirements {
+                    kv_types: vec![GgmlType::F16],
+                    ..req.clone()
+                },
+            )
+        }
+    };
+    let comp = compute_buffers(&inp.shape, &kv, &cfg);
+    let l = layout(inp, &kv, &comp, &cfg, ngl, &budgets, snap);
+    let missing = (!fits(&l)).then(|| {
+        let over: Vec<String> = l
+            .gpu
+            .iter()
+            .chain(std::iter::once(&l.cpu))
+            .filter(|d| d.total_bytes > d.budget_bytes && d.is_gpu)
+            .map(|d| {
+                format!(
+                    "{} needs {} more",
+                    d.device,
+                    d.total_bytes.saturating_sub(d.budget_bytes)
+                )
+            })
+            .chain((l.ram.total_bytes > l.ram.budget_bytes).then(|| {
+                format!(
+                    "RAM needs {} more",
+                    l.ram.total_bytes.saturating_sub(l.ram.budget_bytes)
+                )
+            }))
+            .collect();
+        format!(
+            "-ngl {ngl} with a {kv_type} cache does not fit: {}",
+            over.join(", ")
+        )
+    });
+    finish(inp, snap, req, kv_type, ngl, l, &cfg, &kv, missing)
+}
+
+fn describe_shortfall(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    budgets: &Budgets,
+    cfg: &CacheConfig,
+    kv: &KvEstimate,
+) -> String {
+    let comp = compute_buffers(&inp.shape, kv, cfg);
+    let cpu_only = layout(inp, kv, &comp, cfg, 0, budgets, snap);
+    let ram_short = cpu_only
+        .ram
+        .total_bytes
+        .saturating_sub(cpu_only.ram.budget_bytes);
+    let mut s = format!(
+        "at {} tokens with a {} cache, running on the CPU needs {} of RAM but {} is usable: {} more RAM",
+        cfg.n_ctx, cfg.type_k, cpu_only.ram.total_bytes, cpu_only.ram.budget_bytes, ram_short
+    );
+    if !snap.gpus.is_empty() {
+        let full = layout(
+            inp,
+            kv,
+            &comp,
+            cfg,
+            inp.shape.block_count + 1,
+            budgets,
+            snap,
+        );
+        let vram_short: Bytes = full
+            .gpu
+            .iter()
+            .map(|g| g.total_bytes.saturating_sub(g.budget_bytes))
+            .sum();
+        s.push_str(&format!(
+            "; fully offloaded it needs {vram_short} more VRAM"
+        ));
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    t: GgmlType,
+    ngl: u32,
+    l: Layout,
+    cfg: &CacheConfig,
+    kv: &KvEstimate,
+    missing: Option<String>,
+) -> Plan {
+    let n = inp.shape.block_count;
+    let mut deg = Vec::new();
+    if missing.is_none() {
+        match t {
+            GgmlType::F16 | GgmlType::F32 | GgmlType::Bf16 => {}
+            GgmlType::Q8_0 => deg.push(Degradation {
+                kind: "kv_quantized",
+                severity: Severity::Mild,
+                message: "KV cache quantized to q8_0 (small quality loss)".into(),
+            }),
+            other => deg.push(Degradation {
+                kind: "kv_quantized",
+                severity: Severity::Severe,
+                message: format!(
+                    "KV cache quantized to {other} (noticeable quality loss on long contexts)"
+                ),
+            }),
+        }
+        if snap.gpus.is_empty() {
+            deg.push(Degradation {
+                kind: "cpu_only",
+                severity: Severity::Moderate,
+                message: "no GPU: everything runs on the CPU".into(),
+            });
+        } else if l.gpu_blocks == 0 {
+            deg.push(Degradation {
+                kind: "cpu_only",
+                severity: Severity::Severe,
+                message: "nothing fits on the GPU: everything runs on the CPU".into(),
+            });
+        } else if l.gpu_blocks < n || !l.output_on_gpu {
+            deg.push(Degradation {
+                kind: "partial_offload",
+                severity: if l.gpu_blocks * 2 >= n {
+                    Severity::Moderate
+                } else {
+                    Severity::Severe
+                },
+                message: format!(
+                    "{}/{} blocks on the GPU, {} on the CPU",
+                    l.gpu_blocks,
+                    n,
+                    n - l.gpu_blocks
+                ),
+            });
+        }
+        let headroom = l.ram.budget_bytes.saturating_sub(l.ram.total_bytes);
+        if headroom.get() < l.ram.budget_bytes.get() / 10 {
+            deg.push(Degradation {
+                kind: "thin_ram_headroom",
+                severity: Severity::Mild,
+                message: format!("only {headroom} of RAM left beyond the plan"),
+            });
+        }
+    }
+    if req.min_context > inp.shape.context_length {
+        deg.push(Degradation {
+            kind: "beyond_trained_context",
+            severity: Severity::Severe,
+            message: format!(
+                "context {} is beyond the {} tokens the model was trained for",
+                req.min_context, inp.shape.context_length
+            ),
+        });
+    }
+    let bpw = if inp.weights.n_params > 0 {
+        inp.weights.total.get() as f64 * 8.0 / inp.weights.n_params as f64
+    } else {
+        16.0
+    };
+    if bpw < 4.0 {
+        deg.push(Degradation {
+            kind: "low_bit_weights",
+            severity: Severity::Mild,
+            message: format!("weights average {bpw:.2} bits (below ~4 bits quality drops)"),
+        });
+    }
+    let verdict = if missing.is_some() {
+        Verdict::Incompatible
+    } else if deg.is_empty() {
+        Verdict::Compatible
+    } else {
+        Verdict::Degraded
+    };
+    let speed = speed(inp, snap, &l, cfg, kv);
+    let mut devices = l.gpu;
+    devices.push(l.cpu);
+    Plan {
+        verdict,
+        context: req.min_context,
+        kv_type: t,
+        flash_attn: cfg.flash_attn,
+        n_gpu_layers: ngl,
+        block_count: n,
+        gpu_blocks: l.gpu_blocks,
+        cpu_blocks: n - l.gpu_blocks,
+        output_on_gpu: l.output_on_gpu,
+        gpu_share: l.gpu_blocks as f64 / n.max(1) as f64,
+        tensor_split: l.split,
+        devices,
+        ram: l.ram,
+        speed,
+        degradations: deg,
+        missing,
+    }
+}
+
+/// Decode is memory-bound: each token reads the weights on every device (only the used
+/// experts of MoE layers; one row of the embeddings) and the KV cache filled so far.
+/// High end: empty context at the device's full bandwidth; low end: full context at 60%.
+fn speed(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    l: &Layout,
+    cfg: &CacheConfig,
+    kv: &KvEstimate,
+) -> Option<Speed> {
+    let expert_fraction = if inp.shape.n_expert > 0 {
+        inp.shape.n_expert_used as f64 / inp.shape.n_expert as f64
+    } else {
+        1.0
+    };
+    let experts: Bytes = inp.weights.experts_per_block.iter().copied().sum();
+    let active = |w: Bytes, share: f64| {
+        w.get() as f64 - experts.get() as f64 * share * (1.0 - expert_fraction)
+    };
+    let total_blocks = inp.shape.block_count.max(1) as f64;
+    let mut t_low = 0.0;
+    let mut t_high = 0.0;
+    let mut b_low = 0.0;
+    let mut b_high = 0.0;
+    let filled = cfg.n_ctx as f64 / kv.cells.max(1) as f64;
+    for (i, g) in l.gpu.iter().enumerate() {
+        let bw = snap.gpus.get(i)?.bandwidth_gbps? * 1e9;
+        let share = g.weights_bytes.get() as f64 / inp.weights.total.get().max(1) as f64;
+        let w = active(g.weights_bytes, share).max(0.0);
+        let k = g.kv_bytes.get() as f64 * filled;
+        t_high += w / bw;
+        t_low += (w + k) / (bw * 0.6);
+        b_high += w;
+        b_low += w + k;
+    }
+    let cpu_bw = snap.cpu.memory_bandwidth_gbps? * 1e9;
+    let cpu_blocks = total_blocks - l.gpu_blocks as f64;
+    let cpu_w = (l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd)).get() as f64;
+    let cpu_w = (cpu_w
+        - experts.get() as f64 * (cpu_blocks / total_blocks) * (1.0 - expert_fraction))
+        .max(0.0);
+    let cpu_k = l.cpu.kv_bytes.get() as f64 * filled;
+    t_high += cpu_w / cpu_bw;
+    t_low += (cpu_w + cpu_k) / (cpu_bw * 0.6);
+    b_high += cpu_w;
+    b_low += cpu_w + cpu_k;
+    if t_high <= 0.0 {
+        return None;
+    }
+    Some(Speed {
+        decode_tokens_per_s_low: 1.0 / t_low,
+        decode_tokens_per_s_high: 1.0 / t_high,
+        bytes_per_token_low: Bytes(b_high as u64),
+        bytes_per_token_high: Bytes(b_low as u64),
+        basis: "memory-bound decode: bytes read per token over device bandwidth (GPU table/NVML; CPU measured single-thread read)".into(),
+    })
+}

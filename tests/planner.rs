@@ -1,0 +1,169 @@
+//! The planner on real model shapes and described machines: budgets never exceeded, the
+//! chosen -ngl maximal, the context never lowered, llama.cpp's offload order, several GPUs.
+
+mod common;
+
+use layerfit::bytes::Bytes;
+use layerfit::gguf::open_model;
+use layerfit::hardware::whatif::{describe, Description};
+use layerfit::hardware::{Cpu, Snapshot};
+use layerfit::memory::ggml_type::GgmlType;
+use layerfit::memory::weights;
+use layerfit::model::Shape;
+use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
+use std::path::Path;
+
+fn input(path: &Path) -> PlanInput {
+    let f = open_model(path).unwrap();
+    let vocab = f
+        .tensors()
+        .find(|t| t.name == "token_embd.weight")
+        .and_then(|t| t.dims.get(1).copied());
+    let shape = Shape::from_metadata(f.metadata(), vocab).unwrap();
+    let w = weights(f.tensors(), shape.block_count as usize);
+    PlanInput::new(shape, w, f.tensors(), &["avx2".to_string()])
+}
+
+fn machine(yaml: &str) -> Snapshot {
+    let d: Description = serde_norway::from_str(yaml).unwrap();
+    let cpu = Cpu {
+        model: "test".into(),
+        physical_cores: 8,
+        logical_cores: 8,
+        simd: vec!["avx2".into()],
+        memory_bandwidth_gbps: Some(40.0),
+    };
+    describe(&d, "test", cpu).unwrap()
+}
+
+fn within_budgets(p: &layerfit::plan::Plan) -> bool {
+    p.devices
+        .iter()
+        .filter(|d| d.is_gpu)
+        .all(|d| d.total_bytes <= d.budget_bytes)
+        && p.ram.total_bytes <= p.ram.budget_bytes
+}
+
+#[test]
+fn ngl_is_maximal_and_budgets_hold_across_vram_sizes() {
+    let inp = input(&common::smollm2());
+    let n = inp.shape.block_count;
+    let req = Requirements::default();
+    let mut seen_partial = false;
+    for mib in (600..=2600).step_by(50) {
+        let m = machine(&format!(
+            "ram: 4G\ngpus:\n  - name: card\n    vram: {mib}M\n    bandwidth_gbps: 300\n"
+        ));
+        let p = plan(&inp, &m, &req);
+        assert_eq!(p.context, 32768, "context never lowered");
+        if p.verdict == Verdict::Incompatible {
+            continue;
+        }
+        assert!(within_budgets(&p), "{mib} MiB: {p:?}");
+        if p.n_gpu_layers <= n {
+            let more = plan_at(&inp, &m, &req, p.kv_type, p.n_gpu_layers + 1);
+            assert!(
+                !within_budgets(&more),
+                "{mib} MiB: -ngl {} would also fit",
+                p.n_gpu_layers + 1
+            );
+        }
+        if p.gpu_blocks > 0 && p.gpu_blocks < n {
+            seen_partial = true;
+            // llama.cpp's order: the output layer first, then the last blocks.
+            assert!(p.output_on_gpu);
+            assert_eq!(p.gpu_blocks, p.n_gpu_layers - 1);
+        }
+    }
+    assert!(seen_partial, "the sweep crosses partial offload");
+}
+
+#[test]
+fn the_gpu_holds_offloaded_blocks_their_kv_and_a_tied_output_copy() {
+    let inp = input(&common::smollm2());
+    assert!(inp.tied_output, "SmolLM2 ties its output to the embeddings");
+    let m = machine("ram: 8G\ngpus:\n  - name: RTX 4090\n");
+    let req = Requirements::default();
+    let p = plan_at(&inp, &m, &req, GgmlType::F16, 10);
+    let gpu = &p.devices[0];
+    assert_eq!(p.gpu_blocks, 9);
+    let blocks: Bytes = inp.weights.per_block[21..].iter().copied().sum();
+    assert_eq!(
+        gpu.weights_bytes,
+        blocks + inp.weights.output + inp.weights.token_embd
+    );
+    // 9 blocks x 32768 cells x (3 KV heads x 64 x 2 bytes) x 2 (K and V): 216 MiB, the figure
+    // llama.cpp's Vulkan backend allocates for this case (issue 7).
+    assert_eq!(gpu.kv_bytes, Bytes(9 * 32768 * 768));
+    let cpu = p.devices.last().unwrap();
+    assert!(
+        cpu.weights_bytes >= inp.weights.token_embd,
+        "embeddings stay on the host"
+    );
+}
+
+#[test]
+fn no_gpu_means_cpu_only_and_a_4gb_machine_runs_gemma_at_32k() {
+    let inp = input(&common::gemma3());
+    let m = machine("ram: 4G\n");
+    let p = plan(&inp, &m, &Requirements::default());
+    assert_eq!(p.n_gpu_layers, 0);
+    assert_eq!(p.kv_type, GgmlType::F16, "f16 fits: no need to quantize");
+    assert_eq!(p.verdict, Verdict::Degraded);
+    assert!(p.degradations.iter().any(|d| d.kind == "cpu_only"));
+    assert!(within_budgets(&p));
+    // Repacked q4_K weights are anonymous memory, the rest of the mapped file is page cache.
+    assert!(p.ram.anonymous_bytes >= Bytes(13271040));
+}
+
+#[test]
+fn a_512mb_budget_needs_a_q4_0_cache_for_smollm2_at_32k() {
+    // 1 GiB machine, 512 MiB kept for the OS: 512 MiB for the model (seed 004).
+    let inp = input(&common::smollm2());
+    let m = machine("ram: 1G\nram_available: 1G\n");
+    let p = plan(&inp, &m, &Requirements::default());
+    assert_ne!(p.verdict, Verdict::Incompatible, "{p:?}");
+    assert_eq!(p.ram.budget_bytes, Bytes(512 << 20));
+    assert_eq!(
+        p.kv_type,
+        GgmlType::Q4_0,
+        "f16 (720 MiB) and q8_0 (382 MiB) caches do not fit"
+    );
+    assert!(p.degradations.iter().any(|d| d.kind == "kv_quantized"));
+    assert!(within_budgets(&p));
+    assert!(
+        p.degradations
+            .iter()
+            .any(|d| d.kind == "beyond_trained_context"),
+        "SmolLM2 was trained on 8K"
+    );
+}
+
+#[test]
+fn nothing_fits_says_what_is_missing() {
+    let inp = input(&common::gemma3());
+    let m = machine("ram: 600M\n");
+    let p = plan(&inp, &m, &Requirements::default());
+    assert_eq!(p.verdict, Verdict::Incompatible);
+    let why = p.missing.unwrap();
+    assert!(why.contains("more RAM"), "{why}");
+    assert_eq!(p.context, 32768);
+}
+
+#[test]
+fn two_gpus_split_layers_by_free_memory() {
+    let inp = input(&common::gemma3());
+    let m = machine("ram: 16G\ngpus:\n  - name: a\n    vram: 8G\n    bandwidth_gbps: 300\n  - name: b\n    vram: 24G\n    bandwidth_gbps: 900\n");
+    let p = plan(&inp, &m, &Requirements::default());
+    assert_eq!(p.n_gpu_layers, inp.shape.block_count + 1);
+    assert_eq!(p.tensor_split.len(), 2);
+    assert!((p.tensor_split.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(
+        p.tensor_split[1] > p.tensor_split[0],
+        "{:?}",
+        p.tensor_split
+    );
+    assert!(within_budgets(&p));
+    let s = p.speed.unwrap();
+    assert!(s.decode_tokens_per_s_high > s.decode_tokens_per_s_low);
+}
