@@ -1,9 +1,11 @@
 //! The command line: clap types, one module per command, and the single place where
 //! outcomes become exit codes (documented in `docs/user-guide.md`).
 
+mod check_requirements;
 mod hardware;
 mod inspect;
 mod output;
+mod plan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -13,6 +15,17 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const INTERNAL: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
+    pub const DEGRADED: u8 = 10;
+    pub const INCOMPATIBLE: u8 = 20;
+}
+
+/// The exit code for a verdict (check-requirements, plan).
+pub fn verdict_code(v: crate::plan::Verdict) -> u8 {
+    match v {
+        crate::plan::Verdict::Compatible => exit::OK,
+        crate::plan::Verdict::Degraded => exit::DEGRADED,
+        crate::plan::Verdict::Incompatible => exit::INCOMPATIBLE,
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -32,6 +45,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Show the machine's RAM, GPUs, disk and CPU (or a described machine's).
     Hardware(hardware::Args),
+    /// Plan the GPU/CPU layer split and settings for a model; print a runnable config.
+    Plan(plan::Args),
+    /// Can this machine run the model at the required context? Exit 0/10/20.
+    CheckRequirements(check_requirements::Args),
 }
 
 /// What went wrong, and so which exit code.
@@ -39,6 +56,8 @@ enum Command {
 pub enum Failure {
     /// The user's input (a file, a flag value) is unusable: exit 2.
     BadInput(String),
+    /// The request cannot be met on this machine (exit 20), with what is missing.
+    Infeasible(String),
     /// layerfit itself failed: exit 1.
     Internal(anyhow::Error),
 }
@@ -64,12 +83,18 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Hardware(a) => hardware::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::CheckRequirements(a) => check_requirements::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure::BadInput(msg)) => {
             output::error(&msg);
             ExitCode::from(exit::BAD_INPUT)
+        }
+        Err(Failure::Infeasible(msg)) => {
+            output::error(&msg);
+            ExitCode::from(exit::INCOMPATIBLE)
         }
         Err(Failure::Internal(e)) => {
             output::error(&format!("{e:#}"));

@@ -20,7 +20,6 @@ pub fn error(msg: &str) {
     line("error", "1;31", msg);
 }
 
-#[allow(dead_code)]
 pub fn warning(msg: &str) {
     line("warning", "1;33", msg);
 }

@@ -1,0 +1,129 @@
+//! `plan` and `check-requirements` through the binary: the exit-code contract (0 compatible,
+//! 10 degraded, 20 incompatible, 2 bad input) and the JSON documents, parsed.
+
+mod common;
+
+use serde_json::Value;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_layerfit"))
+        .args(args)
+        .env_remove("LAYERFIT_HARDWARE")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_requirements_exit_codes_and_json() {
+    let g = common::gemma3();
+    let g = g.to_str().unwrap();
+    // Compatible: a described GPU holds everything.
+    let (code, out, err) = run(&[
+        "check-requirements",
+        "--model",
+        g,
+        "--gpu",
+        "RTX 3060",
+        "--ram",
+        "16G",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["verdict"], "compatible");
+    assert_eq!(d["hardware"]["gpus"][0]["name"], "RTX 3060");
+    assert_eq!(d["plan"]["n_gpu_layers"], 19);
+    assert_eq!(d["plan"]["context"], 32768);
+    assert!(d["warnings"].as_array().unwrap().is_empty());
+
+    // Degraded: CPU only.
+    let (code, out, _) = run(&[
+        "check-requirements",
+        "--model",
+        g,
+        "--no-gpu",
+        "--ram",
+        "4G",
+        "--json",
+    ]);
+    assert_eq!(code, 10);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["verdict"], "degraded");
+    assert!(d["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("CPU")));
+
+    // Incompatible: not enough memory anywhere; the context is not lowered.
+    let (code, out, _) = run(&[
+        "check-requirements",
+        "--model",
+        g,
+        "--no-gpu",
+        "--ram",
+        "600M",
+        "--json",
+    ]);
+    assert_eq!(code, 20);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["verdict"], "incompatible");
+    assert_eq!(d["plan"]["context"], 32768);
+    assert!(d["plan"]["missing"].as_str().unwrap().contains("more RAM"));
+
+    // Bad input.
+    let (code, _, _) = run(&["check-requirements", "--model", "/nonexistent.gguf"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = run(&["check-requirements"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn plan_emits_a_runnable_llama_cpp_command() {
+    let s = common::smollm2();
+    let (code, out, err) = run(&[
+        "plan",
+        "--model",
+        s.to_str().unwrap(),
+        "--gpu",
+        "RTX 3060",
+        "--emit",
+        "llama-server",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let args: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(args[0], "llama-server");
+    let flag = |f: &str| {
+        args.iter()
+            .position(|a| *a == f)
+            .map(|i| args[i + 1])
+            .unwrap()
+    };
+    assert_eq!(flag("-c"), "32768");
+    assert_eq!(flag("-ngl"), "31");
+    assert_eq!(flag("-ctk"), "f16");
+    assert!(
+        err.contains("beyond the 8192 tokens"),
+        "warnings still reach stderr: {err}"
+    );
+
+    let (code, _, err) = run(&[
+        "plan",
+        "--model",
+        s.to_str().unwrap(),
+        "--no-gpu",
+        "--ram",
+        "600M",
+        "--emit",
+        "llama-cli",
+    ]);
+    assert_eq!(code, 20, "{err}");
+    assert!(err.contains("more RAM"));
+}
