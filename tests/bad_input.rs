@@ -6,19 +6,9 @@ mod common;
 use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
 use layerfit::memory::ggml_type::GgmlType;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn layerfit(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerfit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
 }
 
 /// Runs `inspect` on `path` and checks the contract; returns the error line.

@@ -4,20 +4,9 @@
 mod common;
 
 use serde_json::Value;
-use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerfit"))
-        .args(args)
-        .env_remove("LAYERFIT_HARDWARE")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
 }
 
 #[test]

@@ -88,6 +88,27 @@ pub struct Gpu {
     pub source: String,
 }
 
+impl Gpu {
+    /// A GPU known only by its memory; the optional figures start empty.
+    pub fn new(name: String, vendor: Vendor, total: Bytes, free: Bytes, source: &str) -> Gpu {
+        Gpu {
+            name,
+            vendor,
+            vram_total_bytes: total,
+            vram_free_bytes: free,
+            unified_memory: false,
+            bandwidth_gbps: None,
+            fp16_tflops: None,
+            compute_capability: None,
+            precision_class: None,
+            driver: None,
+            cuda_version: None,
+            pcie: None,
+            source: source.to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Adapter {
     pub name: String,

@@ -51,19 +51,15 @@ pub fn probe(root: &Path, notes: &mut Vec<String>) -> Vec<Gpu> {
                 let gtt = read_u64(&dev.join("mem_info_gtt_total"));
                 let unified = total < APU_CARVEOUT_MAX && gtt.is_some();
                 gpus.push(Gpu {
-                    name: name.unwrap_or_else(|| format!("AMD GPU {}", device.trim())),
-                    vendor: Vendor::Amd,
-                    vram_total_bytes: Bytes(total),
-                    vram_free_bytes: Bytes(total.saturating_sub(used)),
                     unified_memory: unified,
-                    bandwidth_gbps: None,
-                    fp16_tflops: None,
-                    compute_capability: None,
-                    precision_class: None,
                     driver: Some("amdgpu".into()),
-                    cuda_version: None,
-                    pcie: None,
-                    source: "sysfs".into(),
+                    ..Gpu::new(
+                        name.unwrap_or_else(|| format!("AMD GPU {}", device.trim())),
+                        Vendor::Amd,
+                        Bytes(total),
+                        Bytes(total.saturating_sub(used)),
+                        "sysfs",
+                    )
                 });
                 if unified {
                     notes.push(format!(
@@ -78,19 +74,14 @@ pub fn probe(root: &Path, notes: &mut Vec<String>) -> Vec<Gpu> {
                 let total = read_u64(&dev.join("mem_info_vram_total"));
                 let used = read_u64(&dev.join("mem_info_vram_used")).unwrap_or(0);
                 gpus.push(Gpu {
-                    name: name.unwrap_or_else(|| format!("Intel GPU {}", device.trim())),
-                    vendor: Vendor::Intel,
-                    vram_total_bytes: Bytes(total.unwrap_or(0)),
-                    vram_free_bytes: Bytes(total.unwrap_or(0).saturating_sub(used)),
                     unified_memory: total.is_none(),
-                    bandwidth_gbps: None,
-                    fp16_tflops: None,
-                    compute_capability: None,
-                    precision_class: None,
-                    driver: None,
-                    cuda_version: None,
-                    pcie: None,
-                    source: "sysfs".into(),
+                    ..Gpu::new(
+                        name.unwrap_or_else(|| format!("Intel GPU {}", device.trim())),
+                        Vendor::Intel,
+                        Bytes(total.unwrap_or(0)),
+                        Bytes(total.unwrap_or(0).saturating_sub(used)),
+                        "sysfs",
+                    )
                 });
             }
             _ => {}

@@ -131,21 +131,13 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Str
     for g in &d.gpus {
         let mut gpu = match (lookup(&g.name), &g.vram) {
             (Some(_), _) => gpu_from_table(&g.name)?,
-            (None, Some(_)) => Gpu {
-                name: g.name.clone(),
-                vendor: Vendor::Other,
-                vram_total_bytes: Bytes::ZERO,
-                vram_free_bytes: Bytes::ZERO,
-                unified_memory: false,
-                bandwidth_gbps: None,
-                fp16_tflops: None,
-                compute_capability: None,
-                precision_class: None,
-                driver: None,
-                cuda_version: None,
-                pcie: None,
-                source: "described".into(),
-            },
+            (None, Some(_)) => Gpu::new(
+                g.name.clone(),
+                Vendor::Other,
+                Bytes::ZERO,
+                Bytes::ZERO,
+                "described",
+            ),
             (None, None) => return Err(gpu_from_table(&g.name).unwrap_err()),
         };
         if let Some(v) = &g.vram {
@@ -235,21 +227,13 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), String> {
                 g.vram_free_bytes = Bytes(v);
                 g.source = format!("{} + --vram", g.source);
             }
-            None => s.gpus.push(Gpu {
-                name: format!("GPU {i} (described)"),
-                vendor: Vendor::Other,
-                vram_total_bytes: Bytes(v),
-                vram_free_bytes: Bytes(v),
-                unified_memory: false,
-                bandwidth_gbps: None,
-                fp16_tflops: None,
-                compute_capability: None,
-                precision_class: None,
-                driver: None,
-                cuda_version: None,
-                pcie: None,
-                source: "--vram".into(),
-            }),
+            None => s.gpus.push(Gpu::new(
+                format!("GPU {i} (described)"),
+                Vendor::Other,
+                Bytes(v),
+                Bytes(v),
+                "--vram",
+            )),
         }
     }
     if !s.gpus.is_empty() {

@@ -239,3 +239,19 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     );
     (est, got)
 }
+
+/// Runs the layerfit binary (no colour, no hardware description from the environment):
+/// exit code, stdout, stderr.
+pub fn layerfit(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env_remove("LAYERFIT_HARDWARE")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
