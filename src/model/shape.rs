@@ -324,7 +324,7 @@ impl Shape {
             .collect();
 
         let recurrent = if is_recurrent.iter().any(|&r| r) {
-            Some(recurrent_state(&m, n_embd, n_head[0])?)
+            Some(recurrent_state(&m, n_embd)?)
         } else {
             None
         };
@@ -451,7 +451,7 @@ fn set_swa_pattern(n: usize, p: u32, dense_first: bool) -> Vec<bool> {
 }
 
 /// `llama_hparams::n_embd_r` / `n_embd_s` for Mamba, RWKV and short-convolution layers.
-fn recurrent_state(m: &Meta<'_>, n_embd: u64, n_head: u32) -> Result<RecurrentState, ShapeError> {
+fn recurrent_state(m: &Meta<'_>, n_embd: u64) -> Result<RecurrentState, ShapeError> {
     let wkv = m.u64_opt(keys::WKV_HEAD_SIZE)?.unwrap_or(0);
     if wkv != 0 {
         let shift = m.u64_opt(keys::TOKEN_SHIFT_COUNT)?.unwrap_or(2);
@@ -471,7 +471,6 @@ fn recurrent_state(m: &Meta<'_>, n_embd: u64, n_head: u32) -> Result<RecurrentSt
     let d_inner = m.u64_opt(keys::SSM_INNER_SIZE)?.unwrap_or(0);
     let d_state = m.u64_opt(keys::SSM_STATE_SIZE)?.unwrap_or(0);
     let n_group = m.u64_opt(keys::SSM_GROUP_COUNT)?.unwrap_or(0);
-    let _ = n_head;
     Ok(RecurrentState {
         n_embd_r: d_conv.saturating_sub(1) * (d_inner + 2 * n_group * d_state),
         n_embd_s: d_state * d_inner,
