@@ -96,10 +96,7 @@ pub struct ComputeInfo {
 /// Reads the shape and computes everything at `cfg`; `cfg.type_k/type_v` pick the cache
 /// type of the compute estimate, every type is reported for the KV cache.
 pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeError> {
-    let tensor_vocab = file
-        .tensors()
-        .find(|t| t.name == "token_embd.weight")
-        .and_then(|t| t.dims.get(1).copied());
+    let tensor_vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), tensor_vocab)?;
     let w = weights(file.tensors(), shape.block_count as usize);
     let mut notes = Vec::new();

@@ -15,10 +15,7 @@ use std::path::Path;
 
 fn input(path: &Path) -> PlanInput {
     let f = open_model(path).unwrap();
-    let vocab = f
-        .tensors()
-        .find(|t| t.name == "token_embd.weight")
-        .and_then(|t| t.dims.get(1).copied());
+    let vocab = f.tensor_vocab();
     let shape = Shape::from_metadata(f.metadata(), vocab).unwrap();
     let w = weights(f.tensors(), shape.block_count as usize);
     PlanInput::new(shape, w, f.tensors(), &["avx2".to_string()])

@@ -61,10 +61,7 @@ pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
         .clone()
         .ok_or_else(|| Failure::BadInput("no model given: use --model FILE.gguf".into()))?;
     let file = open_model(&path).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let vocab = file
-        .tensors()
-        .find(|t| t.name == "token_embd.weight")
-        .and_then(|t| t.dims.get(1).copied());
+    let vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), vocab)
         .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
     let w = weights(file.tensors(), shape.block_count as usize);

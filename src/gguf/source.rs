@@ -31,6 +31,14 @@ impl ModelFile {
         self.missing_bytes() == 0
     }
 
+    /// The vocabulary size implied by the embedding matrix (`token_embd.weight`, ne[1]), for
+    /// files whose metadata has neither a vocabulary size nor a token list.
+    pub fn tensor_vocab(&self) -> Option<u64> {
+        self.tensors()
+            .find(|t| t.name == "token_embd.weight")
+            .and_then(|t| t.dims.get(1).copied())
+    }
+
     /// Bytes the complete model occupies on disk.
     pub fn expected_size(&self) -> u64 {
         self.shards.iter().map(Header::expected_file_size).sum()

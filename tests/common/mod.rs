@@ -185,10 +185,7 @@ pub fn complete_with_engine(mut w: GgufWriter, path: &Path) {
 /// the log's 0.01 MiB. Returns (estimated, measured) compute bytes for reports.
 pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     let file = open_model(path).unwrap();
-    let vocab = file
-        .tensors()
-        .find(|t| t.name == "token_embd.weight")
-        .and_then(|t| t.dims.get(1).copied());
+    let vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), vocab).unwrap();
     let w = weights(file.tensors(), shape.block_count as usize);
     let req = MeasureRequest {
