@@ -25,6 +25,15 @@ fn inspect_json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
 }
 
+fn per_block_bytes(d: &Value) -> Vec<u64> {
+    d["weights"]["per_block_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u)
+        .collect()
+}
+
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
@@ -38,12 +47,7 @@ fn gemma3_json_contract() {
     assert_eq!(u(&d["model"]["context_length"]), 32768);
     assert_eq!(d["model"]["file_complete"], true);
     assert_eq!(u(&d["model"]["sliding_window"]["window"]), 512);
-    let per_block: Vec<u64> = d["weights"]["per_block_bytes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u)
-        .collect();
+    let per_block = per_block_bytes(&d);
     assert_eq!(per_block.len(), 18);
     let total = u(&d["weights"]["total_bytes"]);
     assert_eq!(total, 246_587_904, "llama_model_size of this file");
@@ -133,12 +137,7 @@ fn split_set_sums_every_shard() {
     }
     let d = inspect_json(&[shards[1].to_str().unwrap()]);
     assert_eq!(u(&d["model"]["shards"]), 3);
-    let per_block: Vec<u64> = d["weights"]["per_block_bytes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u)
-        .collect();
+    let per_block = per_block_bytes(&d);
     assert_eq!(per_block, vec![64 * 68; 3]);
 }
 
