@@ -5,11 +5,15 @@
 //! llama.cpp, used to run models and to check the figures against what it really allocates.
 
 pub mod bytes;
+pub mod catalog;
 pub mod cli;
+pub mod emit;
 pub mod engine;
 pub mod gguf;
 pub mod hardware;
 pub mod inspect;
 pub mod memory;
 pub mod model;
+pub mod model_source;
 pub mod plan;
+pub mod profile;

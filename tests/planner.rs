@@ -58,7 +58,7 @@ fn ngl_is_maximal_and_budgets_hold_across_vram_sizes() {
         }
         assert!(within_budgets(&p), "{mib} MiB: {p:?}");
         if p.n_gpu_layers <= n {
-            let more = plan_at(&inp, &m, &req, p.kv_type, p.n_gpu_layers + 1);
+            let more = plan_at(&inp, &m, &req, p.kv_type, p.n_gpu_layers + 1, 0);
             assert!(
                 !within_budgets(&more),
                 "{mib} MiB: -ngl {} would also fit",
@@ -81,7 +81,7 @@ fn the_gpu_holds_offloaded_blocks_their_kv_and_a_tied_output_copy() {
     assert!(inp.tied_output, "SmolLM2 ties its output to the embeddings");
     let m = machine("ram: 8G\ngpus:\n  - name: RTX 4090\n");
     let req = Requirements::default();
-    let p = plan_at(&inp, &m, &req, GgmlType::F16, 10);
+    let p = plan_at(&inp, &m, &req, GgmlType::F16, 10, 0);
     let gpu = &p.devices[0];
     assert_eq!(p.gpu_blocks, 9);
     let blocks: Bytes = inp.weights.per_block[21..].iter().copied().sum();

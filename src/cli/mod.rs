@@ -1,11 +1,13 @@
 //! The command line: clap types, one module per command, and the single place where
 //! outcomes become exit codes (documented in `docs/user-guide.md`).
 
+mod catalog;
 mod check_requirements;
 mod hardware;
 mod inspect;
 mod output;
 mod plan;
+mod profiles;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -49,6 +51,10 @@ enum Command {
     Plan(plan::Args),
     /// Can this machine run the model at the required context? Exit 0/10/20.
     CheckRequirements(check_requirements::Args),
+    /// The built-in profiles (use cases and the machines they target).
+    Profiles(profiles::Args),
+    /// The model catalog: list entries, verify one against a real file.
+    Catalog(catalog::Args),
 }
 
 /// What went wrong, and so which exit code.
@@ -85,6 +91,8 @@ pub fn main() -> ExitCode {
         Command::Hardware(a) => hardware::run(a),
         Command::Plan(a) => plan::run(a),
         Command::CheckRequirements(a) => check_requirements::run(a),
+        Command::Profiles(a) => profiles::run(a),
+        Command::Catalog(a) => catalog::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

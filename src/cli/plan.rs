@@ -5,33 +5,50 @@ use super::hardware::HardwareArgs;
 use super::inspect::parse_cache_type;
 use super::{exit, output, parse_tokens, Failure};
 use crate::bytes::Bytes;
-use crate::gguf::open_model;
-use crate::hardware::whatif::parse_size;
+use crate::emit::{RunFile, RunSettings};
+use crate::hardware::cpu;
+use crate::hardware::whatif::{describe, parse_size};
 use crate::hardware::Snapshot;
 use crate::memory::ggml_type::GgmlType;
 use crate::memory::weights;
 use crate::model::Shape;
+use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource, Origin};
 use crate::plan::{plan, plan_at, Plan, PlanInput, Requirements, Verdict};
+use crate::profile::Profile;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The GGUF model (a file or any shard of a split set).
+    /// A GGUF file (or any shard of a split set) or a catalog model (qwen2.5-coder:7b-q4_k_m;
+    /// without a variant, every variant is tried, best quality first). Repeat to compare
+    /// candidates, best first.
     #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Context the plan must hold (never lowered).
-    #[arg(long, default_value = "32768", value_parser = parse_tokens, alias = "min-context")]
-    pub ctx: u64,
-    /// Allowed KV cache types, best first.
-    #[arg(long, value_delimiter = ',', default_value = "f16,q8_0,q4_0", value_parser = parse_cache_type)]
+    pub model: Vec<String>,
+    /// A built-in profile (see `layerfit profiles`) or a profile YAML file: its models,
+    /// context, cache types and reserves, unless flags say otherwise.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Plan on the profile's target machine instead of this one.
+    #[arg(long, requires = "profile")]
+    pub on_target: bool,
+    /// Context the plan must hold (never lowered) [default: the profile's, else 32768].
+    #[arg(long, value_parser = parse_tokens, alias = "min-context")]
+    pub ctx: Option<u64>,
+    /// Allowed KV cache types, best first [default: the profile's, else f16,q8_0,q4_0].
+    #[arg(long, value_delimiter = ',', value_parser = parse_cache_type)]
     pub kv: Vec<GgmlType>,
-    /// RAM to keep for the rest of the application, e.g. 1G.
-    #[arg(long, value_parser = parse_size, default_value = "0")]
-    pub reserve: u64,
+    /// RAM to keep for the rest of the application, e.g. 1G [default: the profile's, else 0].
+    #[arg(long, value_parser = parse_size)]
+    pub reserve: Option<u64>,
     /// Force llama.cpp's -ngl instead of searching (with the first --kv type).
     #[arg(long)]
     pub ngl: Option<u32>,
+    /// With --ngl: llama.cpp's --n-cpu-moe (experts of the first N blocks on the CPU).
+    #[arg(long, requires = "ngl", default_value = "0")]
+    pub n_cpu_moe: u32,
+    /// Do not keep MoE experts on the CPU (for engines without --n-cpu-moe, e.g. Ollama).
+    #[arg(long, hide = true)]
+    pub no_cpu_moe: bool,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
@@ -40,90 +57,215 @@ pub struct PlanArgs {
 pub struct Args {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Print a runnable configuration instead of the report.
-    #[arg(long, value_parser = ["llama-server", "llama-cli"])]
+    /// Print a runnable configuration instead of the report: llama.cpp arguments, an Ollama
+    /// Modelfile script, or a layerfit run file (`layerfit run --plan FILE`).
+    #[arg(long, value_parser = ["llama-server", "llama-cli", "ollama", "profile"])]
     pub emit: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
 
+/// One model considered, and how it came out.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub model: String,
+    pub bits_per_weight: f64,
+    pub verdict: Option<Verdict>,
+    pub kv_type: Option<String>,
+    pub n_gpu_layers: Option<u32>,
+    /// Why it was not planned (below the profile's quality floor).
+    pub skipped: Option<String>,
+}
+
 /// The model, the machine and the plan, for `plan` and `check-requirements`.
 pub struct Planned {
-    pub model: PathBuf,
+    pub model: ModelSource,
     pub shape: Shape,
     pub hardware: Snapshot,
     pub plan: Plan,
+    pub profile: Option<Profile>,
+    pub candidates: Vec<Candidate>,
+}
+
+fn plan_one(
+    src: &ModelSource,
+    hardware: &Snapshot,
+    req: &Requirements,
+    forced: Option<(GgmlType, u32, u32)>,
+) -> Result<(Shape, Plan), Failure> {
+    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
+        .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
+    let w = weights(&src.tensors, shape.block_count as usize);
+    let input = PlanInput::new(shape.clone(), w, &src.tensors, &hardware.cpu.simd);
+    let plan = match forced {
+        Some((t, ngl, moe)) => plan_at(&input, hardware, req, t, ngl, moe),
+        None => plan(&input, hardware, req),
+    };
+    Ok((shape, plan))
 }
 
 pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
-    let path = a
-        .model
-        .clone()
-        .ok_or_else(|| Failure::BadInput("no model given: use --model FILE.gguf".into()))?;
-    let file = open_model(&path).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let vocab = file.tensor_vocab();
-    let shape = Shape::from_metadata(file.metadata(), vocab)
-        .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
-    let w = weights(file.tensors(), shape.block_count as usize);
-    let hardware = a.hw.snapshot()?;
-    let input = PlanInput::new(shape.clone(), w, file.tensors(), &hardware.cpu.simd);
+    let profile = a
+        .profile
+        .as_deref()
+        .map(crate::profile::load)
+        .transpose()
+        .map_err(Failure::BadInput)?;
+    let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
+    let specs: Vec<String> = if !a.model.is_empty() {
+        a.model.clone()
+    } else if let Some(p) = &profile {
+        p.models.clone()
+    } else {
+        return Err(Failure::BadInput(
+            "no model given: use --model FILE.gguf, --model a catalog name, or --profile".into(),
+        ));
+    };
+    let mut sources = Vec::new();
+    for s in &specs {
+        sources.extend(resolve(s, &models_dir).map_err(Failure::BadInput)?);
+    }
+    let hardware = match (&profile, a.on_target) {
+        (Some(p), true) => {
+            let mut c = cpu::probe();
+            c.memory_bandwidth_gbps = None;
+            describe(&p.target, &format!("profile:{}", p.name), c)
+                .map_err(|e| Failure::BadInput(format!("profile {}: {e}", p.name)))?
+        }
+        _ => a.hw.snapshot()?,
+    };
+    let pr = profile.as_ref();
+    let kv_types = if !a.kv.is_empty() {
+        a.kv.clone()
+    } else if let Some(p) = pr {
+        p.kv().map_err(Failure::BadInput)?
+    } else {
+        vec![GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0]
+    };
+    let bytes = |r: Result<u64, String>| r.map_err(Failure::BadInput);
     let req = Requirements {
-        min_context: a.ctx,
-        kv_types: a.kv.clone(),
-        app_reserve: Bytes(a.reserve),
+        min_context: a.ctx.or(pr.map(|p| p.min_context)).unwrap_or(32768),
+        kv_types: kv_types.clone(),
+        app_reserve: Bytes(match (a.reserve, pr) {
+            (Some(r), _) => r,
+            (None, Some(p)) => bytes(p.app_reserve_bytes())?,
+            _ => 0,
+        }),
+        vram_reserve: Bytes(
+            pr.map(|p| bytes(p.vram_reserve_bytes()))
+                .transpose()?
+                .unwrap_or(0),
+        ),
+        ram_limit: match pr {
+            Some(p) => p
+                .memory_limit_bytes()
+                .map_err(Failure::BadInput)?
+                .map(Bytes),
+            None => None,
+        },
+        allow_cpu_moe: !a.no_cpu_moe,
         ..Requirements::default()
     };
-    let plan = match a.ngl {
-        Some(n) => plan_at(&input, &hardware, &req, a.kv[0], n),
-        None => plan(&input, &hardware, &req),
+    let floor = pr.and_then(|p| p.min_bits_per_weight);
+    let forced = a.ngl.map(|n| (kv_types[0], n, a.n_cpu_moe));
+    let mut candidates = Vec::new();
+    let mut chosen: Option<(ModelSource, Shape, Plan)> = None;
+    let mut first: Option<(ModelSource, Shape, Plan)> = None;
+    for src in sources {
+        let bpw = src.bits_per_weight();
+        let mut c = Candidate {
+            model: src
+                .catalog_name
+                .clone()
+                .unwrap_or_else(|| src.label.clone()),
+            bits_per_weight: (bpw * 100.0).round() / 100.0,
+            verdict: None,
+            kv_type: None,
+            n_gpu_layers: None,
+            skipped: None,
+        };
+        if let Some(f) = floor.filter(|&f| bpw < f) {
+            c.skipped = Some(format!(
+                "{bpw:.2} bits per weight is below the profile's floor of {f}"
+            ));
+            candidates.push(c);
+            continue;
+        }
+        if chosen.is_some() {
+            candidates.push(c);
+            continue;
+        }
+        let (shape, plan) = plan_one(&src, &hardware, &req, forced)?;
+        c.verdict = Some(plan.verdict);
+        c.kv_type = Some(plan.kv_type.name().into());
+        c.n_gpu_layers = Some(plan.n_gpu_layers);
+        candidates.push(c);
+        if plan.verdict != Verdict::Incompatible {
+            chosen = Some((src, shape, plan));
+        } else if first.is_none() {
+            first = Some((src, shape, plan));
+        }
+    }
+    let (model, shape, mut plan) = match chosen.or(first) {
+        Some(x) => x,
+        None => {
+            return Err(Failure::BadInput(
+                "every candidate model is below the profile's quality floor".into(),
+            ))
+        }
     };
+    if plan.verdict == Verdict::Incompatible && forced.is_none() {
+        // Say what would fit instead: a smaller variant of the same catalog model.
+        for alt in smaller_variants(&model, &models_dir) {
+            if floor.is_some_and(|f| alt.bits_per_weight() < f) {
+                continue;
+            }
+            let (_, p) = plan_one(&alt, &hardware, &req, None)?;
+            if p.verdict != Verdict::Incompatible {
+                let hint = format!(
+                    "{} would fit ({}, -ngl {}, {} cache)",
+                    alt.label,
+                    format!("{:?}", p.verdict).to_lowercase(),
+                    p.n_gpu_layers,
+                    p.kv_type
+                );
+                plan.missing = Some(match plan.missing.take() {
+                    Some(m) => format!("{m}; {hint}"),
+                    None => hint,
+                });
+                break;
+            }
+        }
+    }
     Ok(Planned {
-        model: path,
+        model,
         shape,
         hardware,
         plan,
+        profile,
+        candidates,
     })
-}
-
-/// llama.cpp's arguments for the plan.
-pub fn llama_args(model: &Path, p: &Plan) -> Vec<String> {
-    let mut v = vec![
-        "-m".to_string(),
-        model.display().to_string(),
-        "-c".into(),
-        p.context.to_string(),
-        "-ngl".into(),
-        p.n_gpu_layers.to_string(),
-        "-ctk".into(),
-        p.kv_type.name().into(),
-        "-ctv".into(),
-        p.kv_type.name().into(),
-        "-fa".into(),
-        if p.flash_attn { "on" } else { "off" }.into(),
-    ];
-    if !p.tensor_split.is_empty() {
-        v.push("-ts".into());
-        v.push(
-            p.tensor_split
-                .iter()
-                .map(|f| format!("{f:.3}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    v
 }
 
 #[derive(Serialize)]
 struct PlanDoc<'a> {
     model: String,
+    origin: &'a Origin,
     architecture: &'a str,
+    profile: Option<&'a str>,
     plan: &'a Plan,
+    candidates: &'a [Candidate],
 }
 
 pub fn run(args: Args) -> Result<u8, Failure> {
-    let p = make_plan(&args.plan)?;
+    let mut p = make_plan(&args.plan)?;
     if let Some(tool) = &args.emit {
+        if tool == "ollama" && p.plan.n_cpu_moe > 0 {
+            // Ollama cannot keep experts on the CPU: plan whole blocks instead.
+            let mut a = args.plan.clone();
+            a.no_cpu_moe = true;
+            p = make_plan(&a)?;
+        }
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(
                 p.plan.missing.clone().unwrap_or_default(),
@@ -132,18 +274,61 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         for d in &p.plan.degradations {
             output::warning(&d.message);
         }
-        let quoted: Vec<String> = llama_args(&p.model, &p.plan)
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect();
-        println!("{tool} {}", quoted.join(" "));
+        if let Origin::Catalog { .. } = p.model.origin {
+            output::note(&format!(
+                "planned from the catalog; download the model to {} first",
+                p.model.path.display()
+            ));
+        }
+        let settings = RunSettings::from_plan(&p.plan, p.model.path.clone());
+        match tool.as_str() {
+            "ollama" => {
+                let from = match &p.model.origin {
+                    Origin::Catalog { .. } => p.model.catalog_name.clone().unwrap_or_default(),
+                    Origin::File { path } => path.display().to_string(),
+                };
+                let tag = format!(
+                    "layerfit-{}",
+                    p.model
+                        .catalog_name
+                        .clone()
+                        .unwrap_or_else(|| p.shape.architecture.clone())
+                        .replace([':', '.', '/'], "-")
+                );
+                print!("{}", settings.ollama(&from, &tag).script());
+            }
+            "profile" => {
+                let threads = p.profile.as_ref().and_then(|pr| pr.threads);
+                print!(
+                    "{}",
+                    RunFile::from_plan(
+                        &p.plan,
+                        p.model.path.clone(),
+                        p.model.catalog_name.clone(),
+                        threads
+                    )
+                    .to_yaml()
+                );
+            }
+            _ => {
+                let quoted: Vec<String> = settings
+                    .llama_args()
+                    .iter()
+                    .map(|a| shell_quote(a))
+                    .collect();
+                println!("{tool} {}", quoted.join(" "));
+            }
+        }
         return Ok(exit::OK);
     }
     if args.json {
         output::json(&PlanDoc {
-            model: p.model.display().to_string(),
+            model: p.model.label.clone(),
+            origin: &p.model.origin,
             architecture: &p.shape.architecture,
+            profile: p.profile.as_ref().map(|x| x.name.as_str()),
             plan: &p.plan,
+            candidates: &p.candidates,
         })?;
     } else {
         print_plan(&p);
@@ -179,7 +364,7 @@ pub fn print_plan(p: &Planned) {
     println!("{t}");
     println!(
         "model {} ({}), context {} tokens, KV cache {}, flash attention {}",
-        p.model.display(),
+        p.model.label,
         p.shape.architecture,
         plan.context,
         plan.kv_type,

@@ -8,12 +8,13 @@
 //! - the output: logits `n_vocab x n_tokens` f32, while the KQ masks (graph inputs, live for
 //!   the whole graph) and a few hidden-state rows are still held;
 //! - attention without flash attention: the `n_kv x n_tokens x n_head` f32 score matrix;
-//! - the feed-forward: gate and up activations `n_ff x n_tokens` f32 (experts: per used expert).
+//! - the feed-forward: gate, up and their product, `n_ff x n_tokens` f32 each (experts: per
+//!   used expert).
 //!
 //! The masks are `n_kv x n_tokens`, f16 with flash attention and f32 without
 //! (`build_attn_inp_kq_mask` in `src/llama-graph.cpp`); sliding-window caches have their own.
 //! The counts of hidden-state rows alive at each peak (5 at the output, 7 around attention,
-//! 3 around the feed-forward) were measured on llama.cpp's own reservations
+//! 5 around the feed-forward, with 3 rows of feed-forward width) were measured on llama.cpp's own reservations
 //! (`docs/memory-model.md`); tests hold the estimate within 5% or 16 MiB of llama.cpp.
 
 use crate::bytes::Bytes;
@@ -24,7 +25,9 @@ use serde::Serialize;
 /// Hidden-state rows (`n_embd x n_tokens` f32) live at each peak, measured.
 const ROWS_AT_OUTPUT: u64 = 5;
 const ROWS_AT_ATTENTION: u64 = 7;
-const ROWS_AT_FFN: u64 = 3;
+const ROWS_AT_FFN: u64 = 5;
+/// Feed-forward-width rows (`n_ff x n_tokens` f32: gate, up and their product) at that peak.
+const FF_ROWS_AT_FFN: u64 = 3;
 
 /// Which part of the graph sets the compute buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -88,7 +91,18 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         Bytes::ZERO
     };
 
-    let ff_width = (2 * shape.n_ff_max).max(2 * shape.n_ff_expert * shape.n_expert_used as u64);
+    // Experts without their own width key (Mixtral, llama arch) use feed_forward_length.
+    let expert_ff = if shape.n_ff_expert > 0 {
+        shape.n_ff_expert
+    } else {
+        shape.n_ff_max
+    };
+    let moe_width = if shape.n_expert > 1 {
+        expert_ff * shape.n_expert_used as u64
+    } else {
+        0
+    };
+    let ff_width = FF_ROWS_AT_FFN * shape.n_ff_max.max(moe_width);
     let feed_forward = f32s(ff_width * n_tokens);
     let ffn_peak = feed_forward + masks + hidden.times(ROWS_AT_FFN);
 

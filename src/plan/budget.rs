@@ -1,5 +1,6 @@
 //! How much of each device a plan may use.
 
+use super::Requirements;
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
 
@@ -18,14 +19,18 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    pub fn from_snapshot(s: &Snapshot, app_reserve: Bytes) -> Budgets {
+    pub fn from_snapshot(s: &Snapshot, req: &Requirements) -> Budgets {
         let total = s.ram.total_bytes.get();
         let os = ((total as f64 * RAM_RESERVE_FRACTION) as u64).clamp(512 << 20, 2 << 30);
         let ram = s
             .ram
             .available_bytes
             .saturating_sub(Bytes(os))
-            .saturating_sub(app_reserve);
+            .saturating_sub(req.app_reserve);
+        let ram = match req.ram_limit {
+            Some(limit) => ram.min(limit),
+            None => ram,
+        };
         let gpus = s
             .gpus
             .iter()
@@ -35,7 +40,9 @@ impl Budgets {
                     // budget is the RAM budget and its use is charged to RAM.
                     ram.min(g.vram_free_bytes.max(g.vram_total_bytes))
                 } else {
-                    g.vram_free_bytes.saturating_sub(VRAM_MARGIN)
+                    g.vram_free_bytes
+                        .saturating_sub(VRAM_MARGIN)
+                        .saturating_sub(req.vram_reserve)
                 };
                 (g.name.clone(), b, g.unified_memory)
             })

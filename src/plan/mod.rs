@@ -17,7 +17,7 @@ pub use search::{plan, plan_at, PlanInput};
 
 use crate::bytes::Bytes;
 use crate::memory::ggml_type::GgmlType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the user needs.
 #[derive(Clone, Debug)]
@@ -28,6 +28,13 @@ pub struct Requirements {
     pub kv_types: Vec<GgmlType>,
     /// RAM kept for the rest of the application (embedding model, index, UI, runtime).
     pub app_reserve: Bytes,
+    /// VRAM kept free on every GPU for other work (other models sharing the GPU).
+    pub vram_reserve: Bytes,
+    /// A hard cap on the RAM budget (a process or container limit).
+    pub ram_limit: Option<Bytes>,
+    /// MoE models may keep the experts of the first blocks on the CPU (`--n-cpu-moe`);
+    /// off for engines that cannot (Ollama).
+    pub allow_cpu_moe: bool,
     /// Lock weights in RAM (`--mlock`): page cache becomes pinned memory.
     pub mlock: bool,
     pub n_ubatch: u32,
@@ -39,13 +46,16 @@ impl Default for Requirements {
             min_context: 32768,
             kv_types: vec![GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0],
             app_reserve: Bytes::ZERO,
+            vram_reserve: Bytes::ZERO,
+            ram_limit: None,
+            allow_cpu_moe: true,
             mlock: false,
             n_ubatch: 512,
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Compatible,
@@ -70,7 +80,7 @@ pub struct Degradation {
 }
 
 /// Memory one device uses under the plan.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceUse {
     pub device: String,
     pub is_gpu: bool,
@@ -117,6 +127,8 @@ pub struct Plan {
     pub gpu_blocks: u32,
     pub cpu_blocks: u32,
     pub output_on_gpu: bool,
+    /// llama.cpp's `--n-cpu-moe`: blocks whose expert tensors stay on the CPU.
+    pub n_cpu_moe: u32,
     pub gpu_share: f64,
     /// Fraction of layers per GPU (llama.cpp's `--tensor-split`), when more than one.
     pub tensor_split: Vec<f64>,

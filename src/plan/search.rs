@@ -76,6 +76,7 @@ struct Layout {
     gpu_blocks: u32,
     output_on_gpu: bool,
     split: Vec<f64>,
+    cpu_moe: u32,
 }
 
 fn layout(
@@ -84,6 +85,7 @@ fn layout(
     comp: &ComputeEstimate,
     cfg: &CacheConfig,
     ngl: u32,
+    cpu_moe: u32,
     budgets: &Budgets,
     snap: &Snapshot,
 ) -> Layout {
@@ -125,6 +127,14 @@ fn layout(
     for il in 0..n {
         let lkv = kv.per_layer[il].total();
         match device_of(il) {
+            Some(d) if (il as u32) < cpu_moe => {
+                // `--n-cpu-moe`: this block's expert tensors stay in host memory.
+                let experts = w.experts_per_block[il];
+                gw[d] += w.per_block[il].saturating_sub(experts);
+                cw += experts;
+                gk[d] += lkv;
+                layers_on[d] += 1;
+            }
             Some(d) => {
                 gw[d] += w.per_block[il];
                 gk[d] += lkv;
@@ -231,6 +241,7 @@ fn layout(
         gpu_blocks: gpu_blocks as u32,
         output_on_gpu: out_dev.is_some(),
         split,
+        cpu_moe: if n_gpus == 0 { 0 } else { cpu_moe },
     }
 }
 
@@ -240,7 +251,7 @@ fn fits(l: &Layout) -> bool {
 
 /// Plans `inp` on `snap` under `req`.
 pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
-    let budgets = Budgets::from_snapshot(snap, req.app_reserve);
+    let budgets = Budgets::from_snapshot(snap, req);
     let n = inp.shape.block_count;
     let max_ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
     let mut last: Option<(GgmlType, Layout, CacheConfig, KvEstimate)> = None;
@@ -257,13 +268,27 @@ pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
             continue;
         };
         let comp = compute_buffers(&inp.shape, &kv, &cfg);
-        for ngl in (0..=max_ngl).rev() {
-            let l = layout(inp, &kv, &comp, &cfg, ngl, &budgets, snap);
+        let full = layout(inp, &kv, &comp, &cfg, max_ngl, 0, &budgets, snap);
+        if fits(&full) {
+            return finish(inp, snap, req, t, max_ngl, full, &cfg, &kv, None);
+        }
+        // MoE: keep every block's attention and dense part on the GPU and move the experts
+        // of the first blocks to the CPU, rather than dropping whole blocks.
+        if req.allow_cpu_moe && max_ngl > 0 && inp.shape.n_expert > 1 {
+            for k in 1..=n {
+                let l = layout(inp, &kv, &comp, &cfg, max_ngl, k, &budgets, snap);
+                if fits(&l) {
+                    return finish(inp, snap, req, t, max_ngl, l, &cfg, &kv, None);
+                }
+            }
+        }
+        for ngl in (0..max_ngl).rev() {
+            let l = layout(inp, &kv, &comp, &cfg, ngl, 0, &budgets, snap);
             if fits(&l) {
                 return finish(inp, snap, req, t, ngl, l, &cfg, &kv, None);
             }
         }
-        let l = layout(inp, &kv, &comp, &cfg, max_ngl, &budgets, snap);
+        let l = full;
         last = Some((t, l, cfg, kv));
     }
     // Nothing fits: report the smallest cache type's needs.
@@ -281,8 +306,9 @@ pub fn plan_at(
     req: &Requirements,
     kv_type: GgmlType,
     ngl: u32,
+    cpu_moe: u32,
 ) -> Plan {
-    let budgets = Budgets::from_snapshot(snap, req.app_reserve);
+    let budgets = Budgets::from_snapshot(snap, req);
     let ngl = if snap.gpus.is_empty() {
         0
     } else {
@@ -310,7 +336,7 @@ pub fn plan_at(
         }
     };
     let comp = compute_buffers(&inp.shape, &kv, &cfg);
-    let l = layout(inp, &kv, &comp, &cfg, ngl, &budgets, snap);
+    let l = layout(inp, &kv, &comp, &cfg, ngl, cpu_moe, &budgets, snap);
     let missing = (!fits(&l)).then(|| {
         let over: Vec<String> = l
             .gpu
@@ -332,7 +358,7 @@ pub fn plan_at(
             }))
             .collect();
         format!(
-            "-ngl {ngl} with a {kv_type} cache does not fit: {}",
+            "-ngl {ngl} (--n-cpu-moe {cpu_moe}) with a {kv_type} cache does not fit: {}",
             over.join(", ")
         )
     });
@@ -347,7 +373,7 @@ fn describe_shortfall(
     kv: &KvEstimate,
 ) -> String {
     let comp = compute_buffers(&inp.shape, kv, cfg);
-    let cpu_only = layout(inp, kv, &comp, cfg, 0, budgets, snap);
+    let cpu_only = layout(inp, kv, &comp, cfg, 0, 0, budgets, snap);
     let ram_short = cpu_only
         .ram
         .total_bytes
@@ -363,6 +389,7 @@ fn describe_shortfall(
             &comp,
             cfg,
             inp.shape.block_count + 1,
+            0,
             budgets,
             snap,
         );
@@ -419,6 +446,19 @@ fn finish(
                 kind: "cpu_only",
                 severity: Severity::Severe,
                 message: "nothing fits on the GPU: everything runs on the CPU".into(),
+            });
+        } else if l.cpu_moe > 0 {
+            deg.push(Degradation {
+                kind: "experts_on_cpu",
+                severity: if l.cpu_moe * 2 <= n {
+                    Severity::Mild
+                } else {
+                    Severity::Moderate
+                },
+                message: format!(
+                    "expert tensors of the first {}/{} blocks run on the CPU (--n-cpu-moe {}); attention and the rest stay on the GPU",
+                    l.cpu_moe, n, l.cpu_moe
+                ),
             });
         } else if l.gpu_blocks < n || !l.output_on_gpu {
             deg.push(Degradation {
@@ -487,6 +527,7 @@ fn finish(
         gpu_blocks: l.gpu_blocks,
         cpu_blocks: n - l.gpu_blocks,
         output_on_gpu: l.output_on_gpu,
+        n_cpu_moe: l.cpu_moe,
         gpu_share: l.gpu_blocks as f64 / n.max(1) as f64,
         tensor_split: l.split,
         devices,

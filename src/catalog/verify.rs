@@ -1,0 +1,158 @@
+//! Checking a catalog entry against a real header (`layerfit catalog verify FILE`): the
+//! hyperparameters as llama.cpp reads them, then every tensor's name, shape and type.
+
+use super::quant::Ftype;
+use super::Entry;
+use crate::gguf::{Metadata, TensorInfo};
+use crate::model::Shape;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One disagreement between the catalog and the file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Difference {
+    pub what: String,
+    pub catalog: String,
+    pub file: String,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub entry: String,
+    /// The variant compared tensor by tensor (the file's `general.file_type`), if the entry has it.
+    pub variant: Option<String>,
+    pub tensors_compared: usize,
+    pub differences: Vec<Difference>,
+}
+
+impl Report {
+    pub fn agrees(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// Compares `entry` with a file's metadata and tensors.
+pub fn verify(
+    entry: &Entry,
+    metadata: &Metadata,
+    tensors: &[TensorInfo],
+    tensor_vocab: Option<u64>,
+) -> Result<Report, String> {
+    let file_shape = Shape::from_metadata(metadata, tensor_vocab).map_err(|e| e.to_string())?;
+    let file_ftype = metadata
+        .get("general.file_type")
+        .and_then(|v| v.as_u64())
+        .and_then(Ftype::from_id);
+    let probe_ftype = file_ftype.unwrap_or(Ftype::F16);
+    let cat_tensors = entry.tensors(probe_ftype)?;
+    let cat_vocab = cat_tensors
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .and_then(|t| t.dims.get(1).copied());
+    let cat_shape =
+        Shape::from_metadata(&entry.metadata(probe_ftype), cat_vocab).map_err(|e| e.to_string())?;
+    let mut diffs = Vec::new();
+    let mut cmp = |what: &str, c: String, f: String| {
+        if c != f {
+            diffs.push(Difference {
+                what: what.into(),
+                catalog: c,
+                file: f,
+            });
+        }
+    };
+    cmp(
+        "architecture",
+        cat_shape.architecture.clone(),
+        file_shape.architecture.clone(),
+    );
+    cmp(
+        "block_count",
+        cat_shape.block_count.to_string(),
+        file_shape.block_count.to_string(),
+    );
+    cmp(
+        "embedding_length",
+        cat_shape.n_embd.to_string(),
+        file_shape.n_embd.to_string(),
+    );
+    cmp(
+        "vocab_size",
+        cat_shape.n_vocab.to_string(),
+        file_shape.n_vocab.to_string(),
+    );
+    cmp(
+        "context_length",
+        cat_shape.context_length.to_string(),
+        file_shape.context_length.to_string(),
+    );
+    cmp(
+        "feed_forward_length",
+        cat_shape.n_ff_max.to_string(),
+        file_shape.n_ff_max.to_string(),
+    );
+    cmp(
+        "expert_count",
+        cat_shape.n_expert.to_string(),
+        file_shape.n_expert.to_string(),
+    );
+    cmp(
+        "sliding_window",
+        cat_shape.n_swa.to_string(),
+        file_shape.n_swa.to_string(),
+    );
+    let heads = |s: &Shape| {
+        s.layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}/{}x{}{}",
+                    l.n_head,
+                    l.n_head_kv,
+                    l.head_dim_k,
+                    if l.is_swa { " swa" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (ch, fh) = (heads(&cat_shape), heads(&file_shape));
+    if ch != fh {
+        let i = ch.iter().zip(&fh).position(|(a, b)| a != b).unwrap_or(0);
+        cmp(
+            &format!("attention of block {i} (heads/kv heads x head size)"),
+            ch.get(i).cloned().unwrap_or_default(),
+            fh.get(i).cloned().unwrap_or_default(),
+        );
+    }
+    let variant = file_ftype.filter(|f| entry.variants.contains_key(f.name()));
+    let mut compared = 0;
+    if variant.is_some() {
+        let file_by_name: BTreeMap<&str, &TensorInfo> =
+            tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let cat_by_name: BTreeMap<&str, &TensorInfo> =
+            cat_tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        for (name, c) in &cat_by_name {
+            compared += 1;
+            match file_by_name.get(name) {
+                None => cmp(&format!("tensor {name}"), "present".into(), "absent".into()),
+                Some(f) => cmp(
+                    &format!("tensor {name}"),
+                    format!("{:?} {}", c.dims, c.ggml_type.name()),
+                    format!("{:?} {}", f.dims, f.ggml_type.name()),
+                ),
+            }
+        }
+        for name in file_by_name.keys() {
+            if !cat_by_name.contains_key(name) {
+                cmp(&format!("tensor {name}"), "absent".into(), "present".into());
+            }
+        }
+    }
+    Ok(Report {
+        entry: entry.name.clone(),
+        variant: variant.map(|f| f.name().to_string()),
+        tensors_compared: compared,
+        differences: diffs,
+    })
+}

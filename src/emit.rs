@@ -1,0 +1,291 @@
+//! Runnable configurations from a plan, and back: llama.cpp arguments, an Ollama Modelfile
+//! with the environment it needs, and layerfit's own run file (`layerfit run --plan FILE`).
+//! Each format parses back into the same [`RunSettings`], so a config can be re-planned and
+//! checked (tests: emitted configs round-trip to the same plan).
+
+use crate::memory::ggml_type::GgmlType;
+use crate::plan::{DeviceUse, Plan, Verdict};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What a runnable config fixes: everything the engine needs to reproduce the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub model: PathBuf,
+    pub context: u64,
+    pub n_gpu_layers: u32,
+    #[serde(default)]
+    pub n_cpu_moe: u32,
+    pub cache_type_k: String,
+    pub cache_type_v: String,
+    pub flash_attn: bool,
+    #[serde(default)]
+    pub tensor_split: Vec<f64>,
+}
+
+impl RunSettings {
+    pub fn from_plan(plan: &Plan, model: PathBuf) -> RunSettings {
+        RunSettings {
+            model,
+            context: plan.context,
+            n_gpu_layers: plan.n_gpu_layers,
+            n_cpu_moe: plan.n_cpu_moe,
+            cache_type_k: plan.kv_type.name().into(),
+            cache_type_v: plan.kv_type.name().into(),
+            flash_attn: plan.flash_attn,
+            tensor_split: plan.tensor_split.clone(),
+        }
+    }
+
+    /// The cache type, when K and V agree (they always do in layerfit's plans).
+    pub fn kv_type(&self) -> Result<GgmlType, String> {
+        if self.cache_type_k != self.cache_type_v {
+            return Err(format!(
+                "K and V cache types differ ({} / {}); layerfit plans one type for both",
+                self.cache_type_k, self.cache_type_v
+            ));
+        }
+        GgmlType::from_name(&self.cache_type_k)
+            .ok_or_else(|| format!("'{}' is not a cache type", self.cache_type_k))
+    }
+
+    /// llama.cpp's arguments (`llama-server` and `llama-cli` share them).
+    pub fn llama_args(&self) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "-m".into(),
+            self.model.display().to_string(),
+            "-c".into(),
+            self.context.to_string(),
+            "-ngl".into(),
+            self.n_gpu_layers.to_string(),
+            "-ctk".into(),
+            self.cache_type_k.clone(),
+            "-ctv".into(),
+            self.cache_type_v.clone(),
+            "-fa".into(),
+            if self.flash_attn { "on" } else { "off" }.into(),
+        ];
+        if self.n_cpu_moe > 0 {
+            v.push("--n-cpu-moe".into());
+            v.push(self.n_cpu_moe.to_string());
+        }
+        if !self.tensor_split.is_empty() {
+            v.push("-ts".into());
+            v.push(
+                self.tensor_split
+                    .iter()
+                    .map(|f| format!("{f:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        v
+    }
+
+    /// Reads llama.cpp arguments back (the program name, if present, is skipped).
+    pub fn from_llama_args(args: &[String]) -> Result<RunSettings, String> {
+        let mut s = RunSettings {
+            model: PathBuf::new(),
+            context: 0,
+            n_gpu_layers: 0,
+            n_cpu_moe: 0,
+            cache_type_k: "f16".into(),
+            cache_type_v: "f16".into(),
+            flash_attn: false,
+            tensor_split: Vec::new(),
+        };
+        let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
+        let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
+            v.and_then(|x| x.parse().ok())
+                .ok_or_else(|| format!("{flag} needs a number"))
+        };
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "-m" | "--model" => {
+                    s.model = it.next().ok_or("-m needs a path")?.into();
+                }
+                "-c" | "--ctx-size" => s.context = num(it.next(), a)?,
+                "-ngl" | "--n-gpu-layers" => s.n_gpu_layers = num(it.next(), a)? as u32,
+                "--n-cpu-moe" | "-ncmoe" => s.n_cpu_moe = num(it.next(), a)? as u32,
+                "-ctk" | "--cache-type-k" => {
+                    s.cache_type_k = it.next().ok_or("-ctk needs a type")?.clone()
+                }
+                "-ctv" | "--cache-type-v" => {
+                    s.cache_type_v = it.next().ok_or("-ctv needs a type")?.clone()
+                }
+                "-fa" | "--flash-attn" => {
+                    s.flash_attn = matches!(
+                        it.next().map(String::as_str),
+                        Some("on" | "1" | "true" | "auto")
+                    )
+                }
+                "-ts" | "--tensor-split" => {
+                    s.tensor_split = it
+                        .next()
+                        .ok_or("-ts needs a list")?
+                        .split(',')
+                        .map(|x| x.parse().map_err(|_| format!("bad -ts value '{x}'")))
+                        .collect::<Result<_, _>>()?
+                }
+                other => return Err(format!("unexpected argument '{other}'")),
+            }
+        }
+        if s.context == 0 || s.model.as_os_str().is_empty() {
+            return Err("the arguments need -m and -c".into());
+        }
+        Ok(s)
+    }
+
+    /// An Ollama Modelfile, the server environment it needs, and the `ollama create` line.
+    /// Ollama sets the cache type and flash attention server-wide, not per model.
+    pub fn ollama(&self, from: &str, tag: &str) -> OllamaConfig {
+        let modelfile = format!(
+            "FROM {from}\nPARAMETER num_ctx {}\nPARAMETER num_gpu {}\n",
+            self.context, self.n_gpu_layers
+        );
+        let mut env = vec![(
+            "OLLAMA_FLASH_ATTENTION".to_string(),
+            if self.flash_attn { "1" } else { "0" }.to_string(),
+        )];
+        env.push(("OLLAMA_KV_CACHE_TYPE".into(), self.cache_type_k.clone()));
+        OllamaConfig {
+            modelfile,
+            env,
+            create: format!("ollama create {tag} -f Modelfile"),
+        }
+    }
+
+    /// Reads a Modelfile and its environment back.
+    pub fn from_ollama(modelfile: &str, env: &[(String, String)]) -> Result<RunSettings, String> {
+        let mut model = None;
+        let (mut ctx, mut ngl) = (None, None);
+        for line in modelfile.lines().map(str::trim) {
+            let mut w = line.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("FROM"), Some(m), _) => model = Some(PathBuf::from(m)),
+                (Some("PARAMETER"), Some("num_ctx"), Some(v)) => ctx = v.parse().ok(),
+                (Some("PARAMETER"), Some("num_gpu"), Some(v)) => ngl = v.parse().ok(),
+                _ => {}
+            }
+        }
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let kv = get("OLLAMA_KV_CACHE_TYPE").unwrap_or_else(|| "f16".into());
+        Ok(RunSettings {
+            model: model.ok_or("the Modelfile has no FROM line")?,
+            context: ctx.ok_or("the Modelfile has no num_ctx")?,
+            n_gpu_layers: ngl.ok_or("the Modelfile has no num_gpu")?,
+            n_cpu_moe: 0,
+            cache_type_k: kv.clone(),
+            cache_type_v: kv,
+            flash_attn: get("OLLAMA_FLASH_ATTENTION").as_deref() == Some("1"),
+            tensor_split: Vec::new(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OllamaConfig {
+    pub modelfile: String,
+    pub env: Vec<(String, String)>,
+    pub create: String,
+}
+
+impl OllamaConfig {
+    /// A shell script: the environment, the Modelfile, and the create line.
+    pub fn script(&self) -> String {
+        let mut s = String::from(
+            "# Ollama reads these when its server starts (restart `ollama serve` after setting them).\n",
+        );
+        for (k, v) in &self.env {
+            s.push_str(&format!("export {k}={v}\n"));
+        }
+        s.push_str("cat > Modelfile <<'EOF'\n");
+        s.push_str(&self.modelfile);
+        s.push_str("EOF\n");
+        s.push_str(&self.create);
+        s.push('\n');
+        s
+    }
+
+    /// Reads a script written by [`OllamaConfig::script`] back into a Modelfile and env.
+    pub fn parse_script(script: &str) -> (String, Vec<(String, String)>) {
+        let mut env = Vec::new();
+        let mut modelfile = String::new();
+        let mut inside = false;
+        for line in script.lines() {
+            if inside {
+                if line == "EOF" {
+                    inside = false;
+                } else {
+                    modelfile.push_str(line);
+                    modelfile.push('\n');
+                }
+            } else if let Some(kv) = line.strip_prefix("export ") {
+                if let Some((k, v)) = kv.split_once('=') {
+                    env.push((k.to_string(), v.to_string()));
+                }
+            } else if line.starts_with("cat > Modelfile") {
+                inside = true;
+            }
+        }
+        (modelfile, env)
+    }
+}
+
+/// layerfit's run file: the settings, and what the plan promised (checked after loading).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFile {
+    /// Format version of this file.
+    pub layerfit_run: u32,
+    #[serde(flatten)]
+    pub settings: RunSettings,
+    #[serde(default)]
+    pub catalog_name: Option<String>,
+    #[serde(default)]
+    pub threads: Option<u32>,
+    pub verdict: Verdict,
+    /// One line per degradation, shown with every answer.
+    #[serde(default)]
+    pub degradations: Vec<String>,
+    /// The plan's per-device bytes, for the self-check.
+    #[serde(default)]
+    pub expected: Vec<DeviceUse>,
+}
+
+impl RunFile {
+    pub fn from_plan(
+        plan: &Plan,
+        model: PathBuf,
+        catalog_name: Option<String>,
+        threads: Option<u32>,
+    ) -> RunFile {
+        RunFile {
+            layerfit_run: 1,
+            settings: RunSettings::from_plan(plan, model),
+            catalog_name,
+            threads,
+            verdict: plan.verdict,
+            degradations: plan
+                .degradations
+                .iter()
+                .map(|d| d.message.clone())
+                .collect(),
+            expected: plan.devices.clone(),
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let body = serde_norway::to_string(self).expect("a run file always serializes");
+        format!("# layerfit run file: `layerfit run --plan THIS_FILE`\n{body}")
+    }
+
+    pub fn parse(text: &str) -> Result<RunFile, String> {
+        let f: RunFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        if f.layerfit_run != 1 {
+            return Err(format!("unsupported run file version {}", f.layerfit_run));
+        }
+        f.settings.kv_type()?;
+        Ok(f)
+    }
+}

@@ -1,0 +1,148 @@
+//! What `--model` names: a GGUF file (or shard of a split set), or a catalog model
+//! (`qwen2.5-coder:7b-q4_k_m`, or `qwen2.5-coder:7b` for every variant). A catalog variant
+//! whose usual file is in the models folder is read from that file: a real header wins.
+
+use crate::catalog::{self, quant::Ftype};
+use crate::gguf::{open_model, Metadata, TensorInfo};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Where a model's header came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Origin {
+    File { path: PathBuf },
+    Catalog { entry: String, variant: String },
+}
+
+/// A model header, real or from the catalog.
+#[derive(Clone, Debug)]
+pub struct ModelSource {
+    /// How the model is named in reports: the path, or `name-variant`.
+    pub label: String,
+    pub origin: Origin,
+    /// The catalog name, also for a file found through the catalog (Ollama's tag).
+    pub catalog_name: Option<String>,
+    /// The file llama.cpp will load: the real one, or where the catalog's would be.
+    pub path: PathBuf,
+    pub metadata: Metadata,
+    pub tensors: Vec<TensorInfo>,
+    pub tensor_vocab: Option<u64>,
+}
+
+impl ModelSource {
+    pub fn from_file(path: &Path) -> Result<ModelSource, String> {
+        let f = open_model(path).map_err(|e| e.to_string())?;
+        Ok(ModelSource {
+            label: path.display().to_string(),
+            origin: Origin::File {
+                path: path.to_path_buf(),
+            },
+            catalog_name: None,
+            path: path.to_path_buf(),
+            metadata: f.metadata().clone(),
+            tensor_vocab: f.tensor_vocab(),
+            tensors: f.tensors().cloned().collect(),
+        })
+    }
+
+    fn from_catalog(
+        entry: &catalog::Entry,
+        ftype: Ftype,
+        models_dir: &Path,
+    ) -> Result<ModelSource, String> {
+        let name = format!("{}-{}", entry.name, ftype);
+        let file_name = entry
+            .variants
+            .get(ftype.name())
+            .and_then(|v| v.file.clone())
+            .unwrap_or_else(|| format!("{}.gguf", name.replace(':', "-")));
+        let path = models_dir.join(&file_name);
+        if path.is_file() {
+            let mut s = ModelSource::from_file(&path)?;
+            s.catalog_name = Some(name);
+            return Ok(s);
+        }
+        let tensors = entry.tensors(ftype)?;
+        let tensor_vocab = tensors
+            .iter()
+            .find(|t| t.name == "token_embd.weight")
+            .and_then(|t| t.dims.get(1).copied());
+        Ok(ModelSource {
+            label: name.clone(),
+            origin: Origin::Catalog {
+                entry: entry.name.clone(),
+                variant: ftype.name().into(),
+            },
+            catalog_name: Some(name),
+            path,
+            metadata: entry.metadata(ftype),
+            tensors,
+            tensor_vocab,
+        })
+    }
+
+    /// Average bits per weight of the file (the quality axis of variant search).
+    pub fn bits_per_weight(&self) -> f64 {
+        let bytes: u64 = self.tensors.iter().map(|t| t.n_bytes().get()).sum();
+        let n: u64 = self.tensors.iter().map(|t| t.n_elements()).sum();
+        if n == 0 {
+            0.0
+        } else {
+            bytes as f64 * 8.0 / n as f64
+        }
+    }
+}
+
+/// Resolves one `--model` value into candidates, best quality first (several only for a
+/// catalog name without a variant).
+pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, String> {
+    let path = Path::new(spec);
+    if path.exists() || spec.ends_with(".gguf") {
+        return Ok(vec![ModelSource::from_file(path)?]);
+    }
+    match catalog::lookup(spec)? {
+        Some(r) => {
+            let ftypes = match r.ftype {
+                Some(f) => vec![f],
+                None => r.entry.ftypes(),
+            };
+            ftypes
+                .into_iter()
+                .map(|f| ModelSource::from_catalog(&r.entry, f, models_dir))
+                .collect()
+        }
+        None => Err(format!(
+            "{spec}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)"
+        )),
+    }
+}
+
+/// The lower-quality variants of a catalog model, for "Q3_K_M would fit" hints.
+pub fn smaller_variants(src: &ModelSource, models_dir: &Path) -> Vec<ModelSource> {
+    let Some(name) = &src.catalog_name else {
+        return Vec::new();
+    };
+    let Ok(Some(r)) = catalog::lookup(name) else {
+        return Vec::new();
+    };
+    let Some(current) = r.ftype else {
+        return Vec::new();
+    };
+    r.entry
+        .ftypes()
+        .into_iter()
+        .filter(|f| *f > current)
+        .filter_map(|f| ModelSource::from_catalog(&r.entry, f, models_dir).ok())
+        .collect()
+}
+
+/// Where models are kept: `LAYERFIT_MODELS`, else `~/.cache/layerfit/models`.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("LAYERFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/layerfit/models")
+        })
+}

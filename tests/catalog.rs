@@ -1,0 +1,175 @@
+//! The model catalog against reality: entries agree tensor for tensor with the real files
+//! here, catalog plans equal header plans, and every entry's layout loads in the bundled
+//! llama.cpp with exactly the bytes layerfit computes.
+
+mod common;
+
+use layerfit::catalog::{self, quant::Ftype, verify::verify};
+use layerfit::gguf::open_model;
+use layerfit::gguf::writer::{Data, WriteValue};
+use layerfit::gguf::Value;
+use layerfit::hardware::whatif::{describe, Description};
+use layerfit::hardware::{cpu, Snapshot};
+use layerfit::memory::ggml_type::GgmlType;
+use layerfit::memory::{weights, CacheConfig};
+use layerfit::model::Shape;
+use layerfit::model_source::{resolve, ModelSource};
+use layerfit::plan::{plan, PlanInput, Requirements};
+
+fn machine(yaml: &str) -> Snapshot {
+    let d: Description = serde_norway::from_str(yaml).unwrap();
+    let mut c = cpu::probe();
+    c.memory_bandwidth_gbps = Some(20.0);
+    c.simd = vec!["avx2".into()];
+    describe(&d, "test", c).unwrap()
+}
+
+fn plan_of(src: &ModelSource, snap: &Snapshot) -> layerfit::plan::Plan {
+    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
+    let w = weights(&src.tensors, shape.block_count as usize);
+    let inp = PlanInput::new(shape, w, &src.tensors, &snap.cpu.simd);
+    plan(&inp, snap, &Requirements::default())
+}
+
+#[test]
+fn real_files_agree_with_their_catalog_entries_tensor_for_tensor() {
+    let entries = catalog::entries().unwrap();
+    for (path, entry, variant) in [
+        (common::smollm2(), "smollm2:135m", "q4_1"),
+        (common::gemma3(), "gemma3:270m", "q4_k_m"),
+    ] {
+        let f = open_model(&path).unwrap();
+        let e = entries.iter().find(|e| e.name == entry).unwrap();
+        let tensors: Vec<_> = f.tensors().cloned().collect();
+        let r = verify(e, f.metadata(), &tensors, f.tensor_vocab()).unwrap();
+        assert_eq!(r.variant.as_deref(), Some(variant));
+        assert_eq!(r.tensors_compared, tensors.len());
+        assert!(r.agrees(), "{entry}: {:?}", r.differences);
+        // And the synthesized weights are byte-identical to the file's.
+        let ft = Ftype::from_name(variant).unwrap();
+        let n = e.block_count as usize;
+        assert_eq!(
+            weights(&e.tensors(ft).unwrap(), n),
+            weights(&tensors, n),
+            "{entry}"
+        );
+    }
+}
+
+#[test]
+fn verify_command_exit_codes_and_differences() {
+    let bin = env!("CARGO_BIN_EXE_layerfit");
+    let gemma = common::gemma3();
+    let (code, out, _) = common::layerfit(
+        bin,
+        &["catalog", "verify", gemma.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["entry"], "gemma3:270m");
+    assert_eq!(v["differences"].as_array().unwrap().len(), 0);
+    // Against the wrong entry: exit 3 and the differing fields, named.
+    let smol = common::smollm2();
+    let (code, out, _) = common::layerfit(
+        bin,
+        &[
+            "catalog",
+            "verify",
+            smol.to_str().unwrap(),
+            "--entry",
+            "smollm2:360m",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let what: Vec<&str> = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["what"].as_str().unwrap())
+        .collect();
+    assert!(what.contains(&"block_count"), "{what:?}");
+    assert!(what.contains(&"embedding_length"), "{what:?}");
+}
+
+#[test]
+fn catalog_plans_equal_header_plans_for_the_real_models() {
+    let empty = common::tempdir("no-models");
+    let machines = [
+        machine("ram: 4G\n"),
+        machine("ram: 16G\ngpus: [{name: small, vram: 1G}]\n"),
+        machine("ram: 2G\ngpus: [{name: tiny, vram: 300M}]\n"),
+        machine("ram: 600M\n"),
+    ];
+    for (path, name) in [
+        (common::smollm2(), "smollm2:135m-q4_1"),
+        (common::gemma3(), "gemma3:270m-q4_k_m"),
+    ] {
+        let from_file = ModelSource::from_file(&path).unwrap();
+        let from_catalog = resolve(name, &empty).unwrap().remove(0);
+        assert!(matches!(
+            from_catalog.origin,
+            layerfit::model_source::Origin::Catalog { .. }
+        ));
+        let s1 = Shape::from_metadata(&from_file.metadata, from_file.tensor_vocab).unwrap();
+        let s2 = Shape::from_metadata(&from_catalog.metadata, from_catalog.tensor_vocab).unwrap();
+        assert_eq!(s1.layers, s2.layers, "{name}");
+        for m in &machines {
+            assert_eq!(plan_of(&from_file, m), plan_of(&from_catalog, m), "{name}");
+        }
+        // With the file in the models folder, the catalog name reads the real header.
+        let dir = path.parent().unwrap();
+        let found = resolve(name, dir).unwrap().remove(0);
+        assert!(matches!(
+            found.origin,
+            layerfit::model_source::Origin::File { .. }
+        ));
+    }
+}
+
+fn write_value(v: &Value) -> Option<WriteValue> {
+    Some(match v {
+        Value::Uint(u) if *u <= u32::MAX as u64 => WriteValue::U32(*u as u32),
+        Value::Uint(u) => WriteValue::U64(*u),
+        Value::String(s) => WriteValue::Str(s.clone()),
+        Value::Float(f) => WriteValue::F32(*f as f32),
+        Value::Bool(b) => WriteValue::Bool(*b),
+        _ => return None,
+    })
+}
+
+/// Every catalog entry, at q4_k_m, written as a header + sparse file and loaded by llama.cpp:
+/// the loader accepts every tensor name and shape, and weights, KV cache and compute match.
+#[test]
+fn every_catalog_layout_loads_in_llama_cpp_with_the_computed_bytes() {
+    let dir = common::tempdir("catalog-layouts");
+    for e in catalog::entries().unwrap() {
+        let ft = Ftype::Q4KM;
+        let meta = e.metadata(ft);
+        let mut w = common::base_writer(
+            &e.architecture,
+            e.block_count,
+            e.embedding_length as u32,
+            e.vocab_size as u32,
+        );
+        for (k, v) in &meta {
+            if let Some(wv) = write_value(v) {
+                w.kv(k, wv);
+            }
+        }
+        for t in e.tensors(ft).unwrap() {
+            w.tensor(&t.name, &t.dims, t.ggml_type);
+        }
+        let path = dir.join(format!("{}.gguf", e.name.replace(':', "-")));
+        w.write(&path, Data::Sparse).unwrap();
+        let cfg = CacheConfig {
+            n_ctx: 4096,
+            type_k: GgmlType::F16,
+            type_v: GgmlType::F16,
+            ..CacheConfig::default()
+        };
+        common::assert_matches_engine(&path, &cfg);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
