@@ -32,6 +32,7 @@ fn main() {
         logical_cores: 8,
         simd: vec![],
         memory_bandwidth_gbps: Some(40.0),
+        frequency_ghz: Some(3.0),
     };
     // A GPU too small for everything, so the search walks every -ngl of every cache type.
     let d: Description = serde_norway::from_str(

@@ -29,6 +29,7 @@ fn machine(yaml: &str) -> Snapshot {
         logical_cores: 8,
         simd: vec!["avx2".into()],
         memory_bandwidth_gbps: Some(40.0),
+        frequency_ghz: Some(3.0),
     };
     describe(&d, "test", cpu).unwrap()
 }

@@ -80,7 +80,7 @@ impl Entry {
         if self.block_count == 0 || self.head_count == 0 || self.embedding_length == 0 {
             return Err("block_count, head_count and embedding_length must be positive".into());
         }
-        if self.head_count_kv == 0 || self.head_count % self.head_count_kv != 0 {
+        if self.head_count_kv == 0 || !self.head_count.is_multiple_of(self.head_count_kv) {
             return Err("head_count must be a multiple of head_count_kv".into());
         }
         for k in self.variants.keys() {

@@ -224,7 +224,7 @@ pub fn assign_types(
             let ncols = dims[0];
             let mut t = default;
             if cat == Category::Output || (tied && cat == Category::TokenEmbd) {
-                if ncols % t.block_size() != 0 {
+                if !ncols.is_multiple_of(t.block_size()) {
                     t = GgmlType::Q8_0;
                 } else if t != GgmlType::Q8_0 {
                     t = GgmlType::Q6K;
@@ -299,7 +299,7 @@ fn ffn_down_type(ftype: Ftype, t: GgmlType, i: i64, n: i64) -> GgmlType {
 
 /// `tensor_type_fallback`: rows that are not whole blocks of the chosen type.
 fn fallback(t: GgmlType, ncols: u64) -> GgmlType {
-    if ncols % t.block_size() == 0 {
+    if ncols.is_multiple_of(t.block_size()) {
         return t;
     }
     let f = match t {
@@ -309,7 +309,7 @@ fn fallback(t: GgmlType, ncols: u64) -> GgmlType {
         GgmlType::Q6K => GgmlType::Q8_0,
         other => other,
     };
-    if ncols % f.block_size() != 0 {
+    if !ncols.is_multiple_of(f.block_size()) {
         GgmlType::F16
     } else {
         f

@@ -389,8 +389,13 @@ pub fn print_plan(p: &Planned) {
     );
     if let Some(s) = &plan.speed {
         println!(
-            "expected decode speed: {:.1} to {:.1} tokens/s",
-            s.decode_tokens_per_s_low, s.decode_tokens_per_s_high
+            "expected decode speed: {:.1} to {:.1} tokens/s{}",
+            s.decode_tokens_per_s_low,
+            s.decode_tokens_per_s_high,
+            match (s.prompt_tokens_per_s_low, s.prompt_tokens_per_s_high) {
+                (Some(lo), Some(hi)) => format!("; prompt {lo:.0} to {hi:.0} tokens/s"),
+                _ => String::new(),
+            }
         );
     }
     println!("verdict: {}", verdict_word(plan.verdict));

@@ -23,6 +23,10 @@ pub fn probe() -> Cpu {
         logical_cores: logical,
         simd: simd_features(),
         memory_bandwidth_gbps: None,
+        frequency_ghz: cpus
+            .first()
+            .map(|c| c.frequency() as f64 / 1000.0)
+            .filter(|&g| g > 0.0),
     }
 }
 

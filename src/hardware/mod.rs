@@ -138,6 +138,27 @@ pub struct Cpu {
     /// Measured memory read bandwidth (GB/s), cached per boot; `None` until measured.
     #[serde(default)]
     pub memory_bandwidth_gbps: Option<f64>,
+    /// Clock (GHz) as the OS reports it, for the prompt-speed (FLOPs) estimate.
+    #[serde(default)]
+    pub frequency_ghz: Option<f64>,
+}
+
+impl Cpu {
+    /// Peak f32 FLOP/s from cores x SIMD FMA width x clock (two FMA units per core).
+    pub fn peak_flops(&self) -> Option<f64> {
+        let ghz = self.frequency_ghz.filter(|&g| g > 0.0)?;
+        let has = |f: &str| self.simd.iter().any(|s| s == f);
+        let per_cycle = if has("avx512f") {
+            64.0
+        } else if has("avx2") && has("fma") {
+            32.0
+        } else if has("avx") || has("neon") {
+            16.0
+        } else {
+            8.0
+        };
+        Some(self.physical_cores.max(1) as f64 * per_cycle * ghz * 1e9)
+    }
 }
 
 /// The precision class of a CUDA compute capability: tensor cores arrived with Volta (7.0),

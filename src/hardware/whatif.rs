@@ -48,6 +48,8 @@ pub struct CpuDescription {
     pub memory_bandwidth_gbps: Option<f64>,
     #[serde(default)]
     pub simd: Vec<String>,
+    #[serde(default)]
+    pub frequency_ghz: Option<f64>,
 }
 
 /// Flags that amend a snapshot.
@@ -163,6 +165,7 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Str
             logical_cores: c.threads.unwrap_or(c.cores),
             simd: c.simd.clone(),
             memory_bandwidth_gbps: c.memory_bandwidth_gbps,
+            frequency_ghz: c.frequency_ghz,
         },
         None => cpu,
     };

@@ -103,7 +103,7 @@ pub struct RamUse {
     pub budget_bytes: Bytes,
 }
 
-/// Decode speed as a range (tokens/s): memory-bound, bytes read per token over bandwidth.
+/// Speed as ranges (tokens/s): decode is memory-bound, prompt processing compute-bound.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Speed {
     pub decode_tokens_per_s_low: f64,
@@ -111,6 +111,9 @@ pub struct Speed {
     /// Bytes read per generated token at an empty and at a full context.
     pub bytes_per_token_low: Bytes,
     pub bytes_per_token_high: Bytes,
+    /// Prompt processing (tokens/s), compute-bound; absent when a device's peak is unknown.
+    pub prompt_tokens_per_s_low: Option<f64>,
+    pub prompt_tokens_per_s_high: Option<f64>,
     pub basis: String,
 }
 

@@ -79,6 +79,7 @@ struct Layout {
     cpu_moe: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn layout(
     inp: &PlanInput,
     kv: &KvEstimate,
@@ -541,6 +542,11 @@ fn finish(
 /// Decode is memory-bound: each token reads the weights on every device (only the used
 /// experts of MoE layers; one row of the embeddings) and the KV cache filled so far.
 /// High end: empty context at the device's full bandwidth; low end: full context at 60%.
+///
+/// Prompt processing is compute-bound: 2 FLOPs per active weight per token, plus attention
+/// (4 x heads x head size per cached token and layer). High end: empty context at 50% of the
+/// device's peak; low end: attention over a full context at 20%. A device without a known
+/// bandwidth (or peak) leaves that figure out rather than guessing.
 fn speed(
     inp: &PlanInput,
     snap: &Snapshot,
@@ -554,44 +560,80 @@ fn speed(
         1.0
     };
     let experts: Bytes = inp.weights.experts_per_block.iter().copied().sum();
-    let active = |w: Bytes, share: f64| {
-        w.get() as f64 - experts.get() as f64 * share * (1.0 - expert_fraction)
+    let total_w = inp.weights.total.get().max(1) as f64;
+    // Bytes of a device's weights read per token (inactive experts skipped).
+    let active = |w: Bytes| {
+        let share = w.get() as f64 / total_w;
+        (w.get() as f64 - experts.get() as f64 * share * (1.0 - expert_fraction)).max(0.0)
     };
-    let total_blocks = inp.shape.block_count.max(1) as f64;
-    let mut t_low = 0.0;
-    let mut t_high = 0.0;
-    let mut b_low = 0.0;
-    let mut b_high = 0.0;
+    // Weights per parameter, to turn bytes into FLOPs.
+    let bytes_per_param = total_w / inp.weights.n_params.max(1) as f64;
+    let attn_flops_per_ctx: f64 = inp
+        .shape
+        .layers
+        .iter()
+        .filter(|x| x.has_kv)
+        .map(|x| 4.0 * x.n_head as f64 * x.head_dim_k as f64)
+        .sum::<f64>();
     let filled = cfg.n_ctx as f64 / kv.cells.max(1) as f64;
-    for (i, g) in l.gpu.iter().enumerate() {
-        let bw = snap.gpus.get(i)?.bandwidth_gbps? * 1e9;
-        let share = g.weights_bytes.get() as f64 / inp.weights.total.get().max(1) as f64;
-        let w = active(g.weights_bytes, share).max(0.0);
-        let k = g.kv_bytes.get() as f64 * filled;
-        t_high += w / bw;
-        t_low += (w + k) / (bw * 0.6);
+    let n_blocks = inp.shape.block_count.max(1) as f64;
+    let (mut t_low, mut t_high, mut b_low, mut b_high) = (0.0, 0.0, 0.0, 0.0);
+    let (mut p_low, mut p_high) = (Some(0.0), Some(0.0));
+    let mut add = |w: f64, k: f64, bw: Option<f64>, flops: Option<f64>, blocks: f64| {
         b_high += w;
         b_low += w + k;
+        match bw {
+            Some(bw) => {
+                t_high += w / bw;
+                t_low += (w + k) / (bw * 0.6);
+            }
+            None if w + k > 0.0 => t_high = f64::NAN,
+            None => {}
+        }
+        let f_w = 2.0 * w / bytes_per_param;
+        let f_a = attn_flops_per_ctx * (blocks / n_blocks) * cfg.n_ctx as f64;
+        match flops {
+            Some(f) => {
+                p_high = p_high.map(|t| t + f_w / (f * 0.5));
+                p_low = p_low.map(|t| t + (f_w + f_a) / (f * 0.2));
+            }
+            None if w > 0.0 => {
+                p_high = None;
+                p_low = None;
+            }
+            None => {}
+        }
+    };
+    for (i, g) in l.gpu.iter().enumerate() {
+        let gpu = snap.gpus.get(i)?;
+        let share = g.weights_bytes.get() as f64 / total_w;
+        add(
+            active(g.weights_bytes),
+            g.kv_bytes.get() as f64 * filled,
+            gpu.bandwidth_gbps.map(|b| b * 1e9),
+            gpu.fp16_tflops.map(|t| t * 1e12),
+            n_blocks * share,
+        );
     }
-    let cpu_bw = snap.cpu.memory_bandwidth_gbps? * 1e9;
-    let cpu_blocks = total_blocks - l.gpu_blocks as f64;
-    let cpu_w = (l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd)).get() as f64;
-    let cpu_w = (cpu_w
-        - experts.get() as f64 * (cpu_blocks / total_blocks) * (1.0 - expert_fraction))
-        .max(0.0);
-    let cpu_k = l.cpu.kv_bytes.get() as f64 * filled;
-    t_high += cpu_w / cpu_bw;
-    t_low += (cpu_w + cpu_k) / (cpu_bw * 0.6);
-    b_high += cpu_w;
-    b_low += cpu_w + cpu_k;
-    if t_high <= 0.0 {
+    let cpu_w = l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd);
+    add(
+        active(cpu_w),
+        l.cpu.kv_bytes.get() as f64 * filled,
+        snap.cpu.memory_bandwidth_gbps.map(|b| b * 1e9),
+        snap.cpu.peak_flops(),
+        n_blocks - l.gpu_blocks as f64,
+    );
+    if t_high.is_nan() || t_high <= 0.0 {
         return None;
     }
+    let rate = |t: Option<f64>| t.filter(|&t| t > 0.0).map(|t| 1.0 / t);
     Some(Speed {
         decode_tokens_per_s_low: 1.0 / t_low,
         decode_tokens_per_s_high: 1.0 / t_high,
         bytes_per_token_low: Bytes(b_high as u64),
         bytes_per_token_high: Bytes(b_low as u64),
-        basis: "memory-bound decode: bytes read per token over device bandwidth (GPU table/NVML; CPU measured single-thread read)".into(),
+        prompt_tokens_per_s_low: rate(p_low),
+        prompt_tokens_per_s_high: rate(p_high),
+        basis: "decode: bytes read per token over device bandwidth (GPU table/NVML; CPU measured); prompt: FLOPs per token over peak FLOP/s (GPU table; CPU cores x SIMD x clock)".into(),
     })
 }

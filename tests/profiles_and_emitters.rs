@@ -1,0 +1,275 @@
+//! Profiles, variant search, MoE expert placement and the emitted configs, through the
+//! binary and the library: every emitted config parses back into the same plan.
+
+mod common;
+
+use layerfit::catalog;
+use layerfit::emit::{OllamaConfig, RunFile, RunSettings};
+use layerfit::hardware::whatif::{describe, Description};
+use layerfit::hardware::{Cpu, Snapshot};
+use layerfit::memory::weights;
+use layerfit::model::Shape;
+use layerfit::model_source::resolve;
+use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
+use serde_json::Value;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
+}
+
+fn machine(yaml: &str) -> Snapshot {
+    let d: Description = serde_norway::from_str(yaml).unwrap();
+    let cpu = Cpu {
+        model: "test".into(),
+        physical_cores: 8,
+        logical_cores: 8,
+        simd: vec!["avx2".into()],
+        memory_bandwidth_gbps: Some(40.0),
+        frequency_ghz: Some(3.0),
+    };
+    describe(&d, "test", cpu).unwrap()
+}
+
+fn catalog_input(name: &str) -> PlanInput {
+    let src = resolve(name, &common::tempdir("empty-models"))
+        .unwrap()
+        .remove(0);
+    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
+    let w = weights(&src.tensors, shape.block_count as usize);
+    PlanInput::new(shape, w, &src.tensors, &["avx2".to_string()])
+}
+
+#[test]
+fn every_profile_plans_on_its_target_machine() {
+    for p in layerfit::profile::builtin().unwrap() {
+        let (code, out, err) = run(&["plan", "--profile", &p.name, "--on-target", "--json"]);
+        assert!([0, 10, 20].contains(&code), "{}: {code} {err}", p.name);
+        let d: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(d["profile"], p.name.as_str());
+        // The context is the profile's, never lowered.
+        assert_eq!(
+            d["plan"]["context"].as_u64(),
+            Some(p.min_context),
+            "{}",
+            p.name
+        );
+        assert!(!d["candidates"].as_array().unwrap().is_empty());
+    }
+    // Seed 001's hybrid tier: the 7B coder at 32K fits an 8 GB card entirely (the seed
+    // assumed 16 GB of KV cache and put 12 of 32 layers on the CPU).
+    let (code, out, _) = run(&["plan", "--profile", "hybrid_8gb", "--on-target", "--json"]);
+    assert_eq!(code, 0);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["model"], "qwen2.5-coder:7b-q4_k_m");
+    assert_eq!(d["plan"]["n_gpu_layers"], 29);
+    assert_eq!(d["plan"]["kv_type"], "f16");
+    // Seed 004: SmolLM2 at 32K inside 512 MB needs the q4_0 cache.
+    let (code, out, _) = run(&[
+        "plan",
+        "--profile",
+        "chromebook_512mb",
+        "--on-target",
+        "--json",
+    ]);
+    assert_eq!(code, 10);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["plan"]["kv_type"], "q4_0");
+    assert!(d["plan"]["ram"]["budget_bytes"].as_u64().unwrap() <= 512 << 20);
+}
+
+#[test]
+fn variant_search_picks_the_best_quality_that_fits_and_names_what_would() {
+    // No variant named: the best that fits a 6 GB GPU at 32K (f16 and q8_0 do not).
+    let (code, out, err) = run(&[
+        "plan",
+        "--model",
+        "qwen2.5-coder:7b",
+        "--vram",
+        "6G",
+        "--ram",
+        "6G",
+        "--json",
+    ]);
+    assert!(code == 0 || code == 10, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let cands = d["candidates"].as_array().unwrap();
+    assert_eq!(cands[0]["model"], "qwen2.5-coder:7b-f16");
+    assert_eq!(cands[0]["verdict"], "incompatible");
+    let chosen = d["model"].as_str().unwrap();
+    let first_fit = cands
+        .iter()
+        .find(|c| c["verdict"] != "incompatible" && !c["verdict"].is_null())
+        .unwrap();
+    assert_eq!(first_fit["model"], chosen);
+    // An explicit variant that does not fit says which smaller one would.
+    let (code, out, _) = run(&[
+        "plan",
+        "--model",
+        "qwen2.5-coder:7b-q8_0",
+        "--vram",
+        "2G",
+        "--ram",
+        "4G",
+        "--json",
+    ]);
+    assert_eq!(code, 20);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let missing = d["plan"]["missing"].as_str().unwrap();
+    assert!(missing.contains("would fit"), "{missing}");
+}
+
+#[test]
+fn moe_experts_go_to_the_cpu_before_whole_blocks_do() {
+    let inp = catalog_input("qwen3:30b-a3b-q4_k_m");
+    let n = inp.shape.block_count;
+    let m = machine("ram: 64G\ngpus: [{name: RTX 4080}]\n");
+    let req = Requirements::default();
+    let p = plan(&inp, &m, &req);
+    assert_ne!(p.verdict, Verdict::Incompatible);
+    assert_eq!(
+        p.n_gpu_layers,
+        n + 1,
+        "every block keeps attention on the GPU"
+    );
+    assert!(p.n_cpu_moe > 0 && p.n_cpu_moe < n, "{}", p.n_cpu_moe);
+    assert!(p.degradations.iter().any(|d| d.kind == "experts_on_cpu"));
+    let gpu = &p.devices[0];
+    assert!(gpu.total_bytes <= gpu.budget_bytes);
+    // Minimal: one block fewer on the CPU does not fit.
+    let tighter = plan_at(&inp, &m, &req, p.kv_type, n + 1, p.n_cpu_moe - 1);
+    assert_eq!(tighter.verdict, Verdict::Incompatible);
+    // The experts' bytes moved to the CPU side, the rest stayed.
+    let experts: u64 = inp.weights.experts_per_block[..p.n_cpu_moe as usize]
+        .iter()
+        .map(|b| b.get())
+        .sum();
+    let cpu = p.devices.last().unwrap();
+    assert_eq!(
+        cpu.weights_bytes.get(),
+        inp.weights.token_embd.get() + experts
+    );
+    // Without expert placement (Ollama), whole blocks leave the GPU instead.
+    let blocks = plan(
+        &inp,
+        &m,
+        &Requirements {
+            allow_cpu_moe: false,
+            ..Requirements::default()
+        },
+    );
+    assert_eq!(blocks.n_cpu_moe, 0);
+    assert!(blocks.n_gpu_layers < n + 1);
+    // The emitted llama.cpp command carries --n-cpu-moe.
+    let (code, out, err) = run(&[
+        "plan",
+        "--model",
+        "qwen3:30b-a3b-q4_k_m",
+        "--gpu",
+        "RTX 4080",
+        "--ram",
+        "64G",
+        "--emit",
+        "llama-server",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("--n-cpu-moe {}", p.n_cpu_moe)),
+        "{out}"
+    );
+}
+
+/// Emit with the binary, parse back, re-plan at the parsed settings: the same plan.
+#[test]
+fn emitted_configs_round_trip_to_the_same_plan() {
+    let g = common::gemma3();
+    let g = g.to_str().unwrap();
+    let hw = ["--vram", "700M", "--ram", "8G"];
+    let json = |extra: &[&str]| -> Value {
+        let mut a = vec!["plan", "--model", g, "--json"];
+        a.extend_from_slice(&hw);
+        a.extend_from_slice(extra);
+        let (code, out, err) = run(&a);
+        assert!(code == 0 || code == 10, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let emit = |tool: &str| -> String {
+        let mut a = vec!["plan", "--model", g, "--emit", tool];
+        a.extend_from_slice(&hw);
+        let (code, out, err) = run(&a);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let planned = json(&[]);
+    let replan = |s: &RunSettings| -> Value {
+        let ngl = s.n_gpu_layers.to_string();
+        let ctx = s.context.to_string();
+        json(&["--ngl", &ngl, "--ctx", &ctx, "--kv", &s.cache_type_k])
+    };
+
+    let server = emit("llama-server");
+    let args: Vec<String> = server.split_whitespace().map(String::from).collect();
+    let s1 = RunSettings::from_llama_args(&args).unwrap();
+    assert_eq!(s1.model.to_str().unwrap(), g);
+    assert_eq!(replan(&s1)["plan"], planned["plan"]);
+
+    let script = emit("ollama");
+    let (modelfile, env) = OllamaConfig::parse_script(&script);
+    assert!(modelfile.starts_with(&format!("FROM {g}")), "{modelfile}");
+    assert!(script.contains("ollama create"));
+    let s2 = RunSettings::from_ollama(&modelfile, &env).unwrap();
+    assert_eq!(
+        s2,
+        RunSettings {
+            tensor_split: vec![],
+            ..s1.clone()
+        }
+    );
+    assert_eq!(replan(&s2)["plan"], planned["plan"]);
+
+    let yaml = emit("profile");
+    let f = RunFile::parse(&yaml).unwrap();
+    assert_eq!(f.settings, s1);
+    assert_eq!(
+        serde_json::to_value(&f.expected).unwrap(),
+        planned["plan"]["devices"]
+    );
+    assert_eq!(replan(&f.settings)["plan"], planned["plan"]);
+}
+
+#[test]
+fn profiles_and_catalog_list_commands() {
+    let (code, out, _) = run(&["profiles", "--json"]);
+    assert_eq!(code, 0);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "hybrid_8gb",
+        "basic_12gb",
+        "standard_16gb",
+        "premium_24gb",
+        "chat_4gb_cpu",
+        "workstation_4090",
+        "lowram_mmap_7b",
+        "chromebook_512mb",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let (code, out, _) = run(&["catalog", "list", "--json"]);
+    assert_eq!(code, 0);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        d.as_array().unwrap().len(),
+        catalog::entries().unwrap().len()
+    );
+    let (code, _, err) = run(&["plan", "--profile", "no_such_profile"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no profile"), "{err}");
+    let (code, _, err) = run(&["plan", "--model", "qwen2.5-coder:7b-q9_x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no variant"), "{err}");
+}
