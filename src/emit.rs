@@ -251,6 +251,9 @@ pub struct RunFile {
     /// The plan's per-device bytes, for the self-check.
     #[serde(default)]
     pub expected: Vec<DeviceUse>,
+    /// Weights repacked for the CPU (mapped and copied: see `RamUse::repacked_bytes`).
+    #[serde(default)]
+    pub repacked_bytes: crate::bytes::Bytes,
 }
 
 impl RunFile {
@@ -272,6 +275,7 @@ impl RunFile {
                 .map(|d| d.message.clone())
                 .collect(),
             expected: plan.devices.clone(),
+            repacked_bytes: plan.ram.repacked_bytes,
         }
     }
 

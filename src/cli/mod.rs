@@ -8,6 +8,7 @@ mod inspect;
 mod output;
 mod plan;
 mod profiles;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     Plan(plan::Args),
     /// Can this machine run the model at the required context? Exit 0/10/20.
     CheckRequirements(check_requirements::Args),
+    /// Chat on the bundled llama.cpp with the plan (or a run file from `plan --emit profile`).
+    Run(run::Args),
     /// The built-in profiles (use cases and the machines they target).
     Profiles(profiles::Args),
     /// The model catalog: list entries, verify one against a real file.
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(a),
         Command::CheckRequirements(a) => check_requirements::run(a),
         Command::Profiles(a) => profiles::run(a),
+        Command::Run(a) => run::run(a),
         Command::Catalog(a) => catalog::run(a),
     };
     match result {

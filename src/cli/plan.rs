@@ -49,6 +49,9 @@ pub struct PlanArgs {
     /// Do not keep MoE experts on the CPU (for engines without --n-cpu-moe, e.g. Ollama).
     #[arg(long, hide = true)]
     pub no_cpu_moe: bool,
+    /// Only consider models whose file is here (for `run`): catalog-only candidates are skipped.
+    #[arg(skip)]
+    pub local_only: bool,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
@@ -195,6 +198,14 @@ pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
             candidates.push(c);
             continue;
         }
+        if a.local_only && matches!(src.origin, Origin::Catalog { .. }) {
+            c.skipped = Some(format!(
+                "not downloaded (expected at {})",
+                src.path.display()
+            ));
+            candidates.push(c);
+            continue;
+        }
         let (shape, plan) = plan_one(&src, &hardware, &req, forced)?;
         c.verdict = Some(plan.verdict);
         c.kv_type = Some(plan.kv_type.name().into());
@@ -209,9 +220,14 @@ pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
     let (model, shape, mut plan) = match chosen.or(first) {
         Some(x) => x,
         None => {
-            return Err(Failure::BadInput(
-                "every candidate model is below the profile's quality floor".into(),
-            ))
+            let why: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{}: {}", c.model, c.skipped.clone().unwrap_or_default()))
+                .collect();
+            return Err(Failure::BadInput(format!(
+                "no candidate model can be planned ({})",
+                why.join("; ")
+            )));
         }
     };
     if plan.verdict == Verdict::Incompatible && forced.is_none() {

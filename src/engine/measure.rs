@@ -205,27 +205,7 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         sys::llama_model_free(model);
         return Err("llama.cpp could not create the context".into());
     }
-    let mut raw: Vec<RawBufferUse> = (0..16)
-        .map(|_| RawBufferUse {
-            name: [0; 64],
-            model: 0,
-            context: 0,
-            compute: 0,
-        })
-        .collect();
-    let n = layerfit_memory_breakdown(ctx, raw.as_mut_ptr(), raw.len() as c_int).max(0) as usize;
-    let buffers = raw
-        .iter()
-        .take(n.min(raw.len()))
-        .map(|b| BufferUse {
-            name: CStr::from_ptr(b.name.as_ptr())
-                .to_string_lossy()
-                .into_owned(),
-            model: Bytes(b.model as u64),
-            context: Bytes(b.context as u64),
-            compute: Bytes(b.compute as u64),
-        })
-        .collect();
+    let buffers = breakdown_of(ctx);
     let m = Measurement {
         model_size: Bytes(sys::llama_model_size(model)),
         buffers,
@@ -236,6 +216,33 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
     sys::llama_free(ctx);
     sys::llama_model_free(model);
     Ok(m)
+}
+
+/// Every buffer type's bytes in a live context (`llama_get_memory_breakdown`).
+///
+/// # Safety
+/// `ctx` must be a valid llama.cpp context.
+pub unsafe fn breakdown_of(ctx: *const sys::llama_context) -> Vec<BufferUse> {
+    let mut raw: Vec<RawBufferUse> = (0..16)
+        .map(|_| RawBufferUse {
+            name: [0; 64],
+            model: 0,
+            context: 0,
+            compute: 0,
+        })
+        .collect();
+    let n = layerfit_memory_breakdown(ctx, raw.as_mut_ptr(), raw.len() as c_int).max(0) as usize;
+    raw.iter()
+        .take(n.min(raw.len()))
+        .map(|b| BufferUse {
+            name: CStr::from_ptr(b.name.as_ptr())
+                .to_string_lossy()
+                .into_owned(),
+            model: Bytes(b.model as u64),
+            context: Bytes(b.context as u64),
+            compute: Bytes(b.compute as u64),
+        })
+        .collect()
 }
 
 fn parse_output_mib(log: &[String]) -> Option<f64> {

@@ -98,6 +98,10 @@ pub struct DeviceUse {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RamUse {
     pub page_cache_bytes: Bytes,
+    /// Weights the CPU backend repacks into its own (anonymous) buffers. With mmap their
+    /// file pages are mapped too (read once at load, then evictable), so llama.cpp's own
+    /// buffer report counts them twice.
+    pub repacked_bytes: Bytes,
     pub anonymous_bytes: Bytes,
     pub total_bytes: Bytes,
     pub budget_bytes: Bytes,

@@ -235,6 +235,7 @@ fn layout(
         },
         ram: RamUse {
             page_cache_bytes: page_cache,
+            repacked_bytes: repacked,
             anonymous_bytes: anonymous,
             total_bytes: page_cache + anonymous,
             budget_bytes: budgets.ram,

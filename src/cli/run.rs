@@ -1,0 +1,503 @@
+//! `layerfit run`: chat on the bundled llama.cpp with the plan. Refuses what does not fit
+//! (exit 20), asks (or needs `--accept-degraded`) when degraded and then shows the degraded
+//! banner with every answer, checks what llama.cpp allocated against the plan, and watches
+//! memory while generating.
+
+use super::plan::{make_plan, PlanArgs};
+use super::{exit, output, Failure};
+use crate::bytes::Bytes;
+use crate::emit::{RunFile, RunSettings};
+use crate::engine::measure::BufferUse;
+use crate::engine::session::{fallback_template, GenOptions, GenStats, Session, SessionConfig};
+use crate::memory::ggml_type::GgmlType;
+use crate::model::Shape;
+use crate::model_source::{ModelSource, Origin};
+use crate::plan::{DeviceUse, Verdict};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// A run file from `layerfit plan --emit profile` (no planning; its settings are used).
+    #[arg(long = "plan", conflicts_with_all = ["model", "profile"])]
+    pub plan_file: Option<PathBuf>,
+    /// Answer this once and exit (for scripts); otherwise chat (from stdin when not a terminal).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A system message for the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long, default_value = "512")]
+    pub max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value = "0.7")]
+    pub temp: f32,
+    #[arg(long, default_value = "42")]
+    pub seed: u32,
+    /// CPU threads [default: the profile's, else the physical cores].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Run a degraded plan without asking.
+    #[arg(long)]
+    pub accept_degraded: bool,
+    /// Print the self-check table (plan vs what llama.cpp allocated).
+    #[arg(long)]
+    pub verify: bool,
+    /// Lock the weights in RAM (mlock).
+    #[arg(long)]
+    pub mlock: bool,
+    /// Plain text completion, no chat template (base models such as the Gemma 3 270M file
+    /// here, which has no template and is not instruction-tuned).
+    #[arg(long)]
+    pub raw: bool,
+    /// With --prompt: print one JSON document (answer, self-check, speed, peak RSS).
+    #[arg(long, requires = "prompt")]
+    pub json: bool,
+}
+
+/// One figure of the self-check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub device: String,
+    pub what: &'static str,
+    pub planned: Bytes,
+    pub allocated: Bytes,
+    pub within_5_percent: bool,
+}
+
+#[derive(Serialize)]
+struct RunDoc<'a> {
+    answer: String,
+    model: String,
+    verdict: Verdict,
+    degradations: &'a [String],
+    template_note: Option<&'a str>,
+    self_check: &'a [Check],
+    stats: &'a GenStats,
+    prompt_tokens_per_s: Option<f64>,
+    decode_tokens_per_s: Option<f64>,
+    peak_rss_bytes: Option<u64>,
+    context: u32,
+    threads: u32,
+}
+
+static GENERATING: AtomicBool = AtomicBool::new(false);
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if GENERATING.load(Ordering::SeqCst) {
+        STOP.store(true, Ordering::SeqCst);
+    } else {
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// What to run: the settings, the promises, and the model's header.
+struct Prepared {
+    settings: RunSettings,
+    verdict: Verdict,
+    degradations: Vec<String>,
+    expected: Vec<DeviceUse>,
+    repacked: Bytes,
+    shape: Shape,
+    threads: Option<u32>,
+    label: String,
+}
+
+fn prepare(args: &Args) -> Result<Prepared, Failure> {
+    if let Some(f) = &args.plan_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
+        let rf = RunFile::parse(&text)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
+        let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::BadInput)?;
+        let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
+            .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
+        return Ok(Prepared {
+            label: rf.catalog_name.clone().unwrap_or(src.label),
+            settings: rf.settings,
+            verdict: rf.verdict,
+            degradations: rf.degradations,
+            expected: rf.expected,
+            repacked: rf.repacked_bytes,
+            shape,
+            threads: rf.threads,
+        });
+    }
+    let mut a = args.plan.clone();
+    a.local_only = true;
+    let p = make_plan(&a)?;
+    if p.plan.verdict == Verdict::Incompatible {
+        return Err(Failure::Infeasible(format!(
+            "{}: cannot run at {} tokens on this machine: {}",
+            p.model.label,
+            p.plan.context,
+            p.plan.missing.clone().unwrap_or_default()
+        )));
+    }
+    if let Origin::Catalog { .. } = p.model.origin {
+        return Err(Failure::BadInput(format!(
+            "{} is planned from the catalog but not downloaded: put the file at {}",
+            p.model.label,
+            p.model.path.display()
+        )));
+    }
+    Ok(Prepared {
+        settings: RunSettings::from_plan(&p.plan, p.model.path.clone()),
+        verdict: p.plan.verdict,
+        degradations: p
+            .plan
+            .degradations
+            .iter()
+            .map(|d| d.message.clone())
+            .collect(),
+        expected: p.plan.devices.clone(),
+        repacked: p.plan.ram.repacked_bytes,
+        threads: p.profile.as_ref().and_then(|x| x.threads),
+        label: p
+            .model
+            .catalog_name
+            .clone()
+            .unwrap_or(p.model.label.clone()),
+        shape: p.shape,
+    })
+}
+
+pub fn run(args: Args) -> Result<u8, Failure> {
+    let prep = prepare(&args)?;
+    let interactive = std::io::stdin().is_terminal() && args.prompt.is_none();
+    if prep.verdict == Verdict::Degraded && !args.accept_degraded {
+        for d in &prep.degradations {
+            output::warning(d);
+        }
+        if std::io::stdin().is_terminal() {
+            let ok = dialoguer::Confirm::new()
+                .with_prompt("Continue with degraded experience?")
+                .default(false)
+                .interact()
+                .unwrap_or(false);
+            if !ok {
+                return Ok(exit::DEGRADED);
+            }
+        } else {
+            output::error("the plan is degraded: pass --accept-degraded to run it anyway");
+            return Ok(exit::DEGRADED);
+        }
+    }
+    let s = &prep.settings;
+    let kv = s.kv_type().map_err(Failure::BadInput)?;
+    let threads = args
+        .threads
+        .or(prep.threads)
+        .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
+    let cfg = SessionConfig {
+        model: s.model.clone(),
+        n_ctx: s.context as u32,
+        n_gpu_layers: s.n_gpu_layers as i32,
+        type_k: kv,
+        type_v: kv,
+        // llama.cpp needs flash attention for a quantized V cache.
+        flash_attn: s.flash_attn || kv != GgmlType::F16,
+        swa_full: false,
+        n_batch: 2048,
+        n_ubatch: 512,
+        threads: threads as i32,
+        use_mmap: true,
+        use_mlock: args.mlock,
+        fallback_template: fallback_template(&prep.shape.architecture).into(),
+    };
+    if s.n_cpu_moe > 0 && crate::engine::gpu_backends().is_empty() {
+        output::note("--n-cpu-moe has no effect in a CPU-only build: every tensor is on the CPU");
+    }
+    let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() || args.json {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("loading {msg} [{bar:30}] {percent}%")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(prep.label.clone());
+    let mut session = Session::load(&cfg, &mut |p| bar.set_position((p * 1000.0) as u64))
+        .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+    bar.finish_and_clear();
+    if let (Some(n), false) = (&session.template_note, args.raw) {
+        output::note(n);
+    }
+    let checks = self_check(&prep, &session.breakdown());
+    report_self_check(&checks, args.verify && !args.json);
+
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    let opts = GenOptions {
+        max_tokens: args.max_tokens,
+        temperature: args.temp,
+        seed: args.seed,
+    };
+    let mut history: Vec<(String, String)> = Vec::new();
+    if let Some(sys) = &args.system {
+        history.push(("system".into(), sys.clone()));
+    }
+    let banner = degraded_banner(&prep);
+    if let Some(q) = &args.prompt {
+        history.push(("user".into(), q.clone()));
+        let (answer, stats) = answer(
+            &mut session,
+            &mut history,
+            &opts,
+            &banner,
+            !args.json,
+            args.raw,
+        )?;
+        if args.json {
+            output::json(&RunDoc {
+                answer,
+                model: prep.label.clone(),
+                verdict: prep.verdict,
+                degradations: &prep.degradations,
+                template_note: session.template_note.as_deref(),
+                self_check: &checks,
+                prompt_tokens_per_s: stats.prompt_tokens_per_s(),
+                decode_tokens_per_s: stats.decode_tokens_per_s(),
+                stats: &stats,
+                peak_rss_bytes: peak_rss(),
+                context: session.n_ctx(),
+                threads,
+            })?;
+        }
+        return Ok(exit::OK);
+    }
+    if interactive {
+        println!(
+            "chat with {} ({} tokens of context); /exit or Ctrl-D to quit, Ctrl-C stops an answer",
+            prep.label,
+            session.n_ctx()
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        let Some(Ok(line)) = lines.next() else { break };
+        let line = line.trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "/exit" || line == "/quit" {
+            break;
+        }
+        history.push(("user".into(), line));
+        answer(&mut session, &mut history, &opts, &banner, true, args.raw)?;
+    }
+    Ok(exit::OK)
+}
+
+fn degraded_banner(prep: &Prepared) -> Option<String> {
+    (prep.verdict == Verdict::Degraded)
+        .then(|| format!("DEGRADED MODE: {}", prep.degradations.join("; ")))
+}
+
+/// One turn: trims history to fit, streams the answer, appends it to the history.
+fn answer(
+    session: &mut Session,
+    history: &mut Vec<(String, String)>,
+    opts: &GenOptions,
+    banner: &Option<String>,
+    stream: bool,
+    raw: bool,
+) -> Result<(String, GenStats), Failure> {
+    let internal = |e: crate::engine::measure::EngineError| Failure::Internal(anyhow::anyhow!(e));
+    let budget = session
+        .n_ctx()
+        .saturating_sub(opts.max_tokens.min(session.n_ctx() / 2)) as usize;
+    let mut trimmed = 0;
+    let tokens = loop {
+        let text = if raw {
+            history
+                .iter()
+                .map(|m| m.1.as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        } else {
+            session.format(history, true).map_err(internal)?
+        };
+        let t = session.tokenize(&text, true);
+        let first = usize::from(history.first().is_some_and(|m| m.0 == "system"));
+        if t.len() <= budget || history.len() <= first + 1 {
+            break t;
+        }
+        history.remove(first);
+        trimmed += 1;
+    };
+    if trimmed > 0 {
+        output::note(&format!(
+            "dropped the {trimmed} oldest message(s) to keep the conversation within the context"
+        ));
+    }
+    if let Some(b) = banner {
+        output::warning(b);
+    }
+    STOP.store(false, Ordering::SeqCst);
+    GENERATING.store(true, Ordering::SeqCst);
+    let mut text = String::new();
+    let mut since_check = 0u32;
+    let result = session.generate(&tokens, opts, &STOP, &mut |piece| {
+        text.push_str(piece);
+        if stream {
+            print!("{piece}");
+            let _ = std::io::stdout().flush();
+        }
+        since_check += 1;
+        if since_check >= 32 {
+            since_check = 0;
+            if let Some(alert) = memory_alert() {
+                output::warning(&alert);
+            }
+        }
+    });
+    GENERATING.store(false, Ordering::SeqCst);
+    let stats = result.map_err(internal)?;
+    if stream {
+        println!();
+        if stats.interrupted {
+            output::note("answer stopped (Ctrl-C)");
+        }
+    }
+    if let Some(alert) = memory_alert() {
+        output::warning(&alert);
+    }
+    history.push(("assistant".into(), text.clone()));
+    Ok((text, stats))
+}
+
+/// RAM (and NVIDIA VRAM) use at or above 95%: what is happening and what to do.
+fn memory_alert() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |k: &str| -> Option<u64> {
+        info.lines()
+            .find(|l| l.starts_with(k))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let (total, avail) = (field("MemTotal:")?, field("MemAvailable:")?);
+    let used = 1.0 - avail as f64 / total.max(1) as f64;
+    (used >= 0.95).then(|| {
+        format!(
+            "RAM is {:.0}% used: close other programs now, or restart with a smaller plan (the context is not lowered automatically)",
+            used * 100.0
+        )
+    })
+}
+
+/// Plan vs allocation per device: weights, KV cache, compute.
+fn self_check(prep: &Prepared, buffers: &[BufferUse]) -> Vec<Check> {
+    let output_buffer = Bytes(prep.shape.n_vocab * 4);
+    let mut checks = Vec::new();
+    let mut push = |device: &str, what: &'static str, planned: Bytes, allocated: Bytes| {
+        let diff = planned.get().abs_diff(allocated.get()) as f64;
+        let ok = diff <= 0.05 * planned.get().max(1) as f64
+            || (what == "compute" && diff <= 16.0 * 1048576.0);
+        checks.push(Check {
+            device: device.to_string(),
+            what,
+            planned,
+            allocated,
+            within_5_percent: ok,
+        });
+    };
+    let gpu_buffers: Vec<&BufferUse> = buffers
+        .iter()
+        .filter(|b| !b.name.starts_with("CPU") && !b.name.ends_with("_Host"))
+        .collect();
+    let host: Vec<&BufferUse> = buffers
+        .iter()
+        .filter(|b| b.name.starts_with("CPU") || b.name.ends_with("_Host"))
+        .collect();
+    let sum = |v: &[&BufferUse], f: fn(&BufferUse) -> Bytes| v.iter().map(|b| f(b)).sum::<Bytes>();
+    let mut gpu_i = 0;
+    for d in &prep.expected {
+        if d.is_gpu {
+            let b: Vec<&BufferUse> = gpu_buffers.get(gpu_i).into_iter().copied().collect();
+            gpu_i += 1;
+            push(&d.device, "weights", d.weights_bytes, sum(&b, |x| x.model));
+            push(&d.device, "KV cache", d.kv_bytes, sum(&b, |x| x.context));
+            push(
+                &d.device,
+                "compute",
+                d.compute_bytes,
+                sum(&b, |x| x.compute),
+            );
+        } else {
+            // The file is mapped whole, so repacked weights appear in both buffers.
+            push(
+                &d.device,
+                "weights",
+                d.weights_bytes + prep.repacked,
+                sum(&host, |x| x.model),
+            );
+            push(&d.device, "KV cache", d.kv_bytes, sum(&host, |x| x.context));
+            push(
+                &d.device,
+                "compute",
+                d.compute_bytes.saturating_sub(output_buffer),
+                sum(&host, |x| x.compute),
+            );
+        }
+    }
+    checks
+}
+
+fn report_self_check(checks: &[Check], table: bool) {
+    let planned: Bytes = checks.iter().map(|c| c.planned).sum();
+    let allocated: Bytes = checks.iter().map(|c| c.allocated).sum();
+    let bad: Vec<&Check> = checks.iter().filter(|c| !c.within_5_percent).collect();
+    if table {
+        let mut t = output::table(&["device", "what", "planned", "llama.cpp allocated", "ok"]);
+        for c in checks {
+            t.add_row(vec![
+                c.device.clone(),
+                c.what.to_string(),
+                c.planned.to_string(),
+                c.allocated.to_string(),
+                if c.within_5_percent { "yes" } else { "DRIFT" }.to_string(),
+            ]);
+        }
+        println!("{t}");
+    }
+    if bad.is_empty() {
+        output::note(&format!(
+            "self-check: llama.cpp allocated {allocated}, the plan said {planned}: every figure within 5%"
+        ));
+    } else {
+        for c in bad {
+            output::warning(&format!(
+                "self-check drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
+                c.device, c.what, c.planned, c.allocated
+            ));
+        }
+    }
+}
+
+/// The process's peak resident set (`VmHWM`), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,408 @@
+//! A chat session on the bundled llama.cpp, loaded exactly as a plan says: layers offloaded,
+//! cache types, context, sliding-window cache size, batch sizes, threads, mmap/mlock. The
+//! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
+//! same context can be asked what it allocated (`llama_get_memory_breakdown`).
+
+use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};
+use crate::memory::ggml_type::GgmlType;
+use llama_cpp_sys_2 as sys;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How to load the model and create the context.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub model: PathBuf,
+    pub n_ctx: u32,
+    pub n_gpu_layers: i32,
+    pub type_k: GgmlType,
+    pub type_v: GgmlType,
+    pub flash_attn: bool,
+    /// llama.cpp's default (and llama-cpp-2's) is a full-size sliding-window cache; plans
+    /// size it to the window, so this is normally false.
+    pub swa_full: bool,
+    pub n_batch: u32,
+    pub n_ubatch: u32,
+    pub threads: i32,
+    pub use_mmap: bool,
+    pub use_mlock: bool,
+    /// Built-in template used when the file has none (or one llama.cpp cannot apply).
+    pub fallback_template: String,
+}
+
+/// Sampling and limits for one answer.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub max_tokens: u32,
+    /// 0: greedy.
+    pub temperature: f32,
+    pub seed: u32,
+}
+
+/// What one answer took.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct GenStats {
+    pub prompt_tokens: u32,
+    /// Prompt tokens reused from the previous turn's cache.
+    pub reused_tokens: u32,
+    pub generated_tokens: u32,
+    pub prompt_seconds: f64,
+    pub decode_seconds: f64,
+    /// Stopped by Ctrl-C, not by the model or the limit.
+    pub interrupted: bool,
+}
+
+impl GenStats {
+    pub fn prompt_tokens_per_s(&self) -> Option<f64> {
+        let n = self.prompt_tokens - self.reused_tokens;
+        (self.prompt_seconds > 0.0 && n > 0).then(|| n as f64 / self.prompt_seconds)
+    }
+    pub fn decode_tokens_per_s(&self) -> Option<f64> {
+        (self.decode_seconds > 0.0 && self.generated_tokens > 1)
+            .then(|| (self.generated_tokens - 1) as f64 / self.decode_seconds)
+    }
+}
+
+pub struct Session {
+    model: *mut sys::llama_model,
+    ctx: *mut sys::llama_context,
+    vocab: *const sys::llama_vocab,
+    template: CString,
+    /// Set when the built-in fallback template is used, saying why.
+    pub template_note: Option<String>,
+    /// Tokens currently in the KV cache (sequence 0), to reuse across turns.
+    cached: Vec<sys::llama_token>,
+    n_ctx: u32,
+    n_batch: u32,
+}
+
+unsafe extern "C" fn progress_trampoline(progress: f32, user: *mut c_void) -> bool {
+    let f = &mut *(user as *mut &mut dyn FnMut(f32));
+    f(progress);
+    true
+}
+
+impl Session {
+    /// Loads the model and creates the context; `on_progress` sees 0.0..=1.0 while loading.
+    pub fn load(
+        cfg: &SessionConfig,
+        on_progress: &mut dyn FnMut(f32),
+    ) -> Result<Session, EngineError> {
+        init_backend();
+        let c_path = CString::new(cfg.model.to_string_lossy().as_bytes())
+            .map_err(|_| EngineError("the model path contains a NUL byte".into()))?;
+        unsafe {
+            let mut mp = sys::llama_model_default_params();
+            mp.n_gpu_layers = cfg.n_gpu_layers;
+            mp.load_mode = match (cfg.use_mmap, cfg.use_mlock) {
+                (true, true) => sys::LLAMA_LOAD_MODE_MMAP_MLOCK,
+                (true, false) => sys::LLAMA_LOAD_MODE_MMAP,
+                (false, true) => sys::LLAMA_LOAD_MODE_MLOCK,
+                (false, false) => sys::LLAMA_LOAD_MODE_NONE,
+            };
+            let mut cb: &mut dyn FnMut(f32) = on_progress;
+            mp.progress_callback = Some(progress_trampoline);
+            mp.progress_callback_user_data = &mut cb as *mut &mut dyn FnMut(f32) as *mut c_void;
+            let model = sys::llama_model_load_from_file(c_path.as_ptr(), mp);
+            if model.is_null() {
+                return Err(EngineError(format!(
+                    "{}: llama.cpp could not load the model",
+                    cfg.model.display()
+                )));
+            }
+            let mut cp = sys::llama_context_default_params();
+            cp.n_ctx = cfg.n_ctx;
+            cp.n_batch = cfg.n_batch;
+            cp.n_ubatch = cfg.n_ubatch;
+            cp.n_seq_max = 1;
+            cp.type_k = cfg.type_k.id() as sys::ggml_type;
+            cp.type_v = cfg.type_v.id() as sys::ggml_type;
+            cp.flash_attn_type = if cfg.flash_attn {
+                sys::LLAMA_FLASH_ATTN_TYPE_ENABLED
+            } else {
+                sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
+            };
+            cp.swa_full = cfg.swa_full;
+            cp.n_threads = cfg.threads;
+            cp.n_threads_batch = cfg.threads;
+            let ctx = sys::llama_init_from_model(model, cp);
+            if ctx.is_null() {
+                sys::llama_model_free(model);
+                return Err(EngineError(format!(
+                    "{}: llama.cpp could not create a {}-token context (out of memory?)",
+                    cfg.model.display(),
+                    cfg.n_ctx
+                )));
+            }
+            let vocab = sys::llama_model_get_vocab(model);
+            let mut s = Session {
+                model,
+                ctx,
+                vocab,
+                template: CString::new(cfg.fallback_template.clone()).unwrap_or_default(),
+                template_note: None,
+                cached: Vec::new(),
+                n_ctx: sys::llama_n_ctx(ctx),
+                n_batch: cfg.n_batch.max(1),
+            };
+            let own = sys::llama_model_chat_template(model, std::ptr::null());
+            let probe = [("user".to_string(), "hi".to_string())];
+            if own.is_null() {
+                s.template_note = Some(format!(
+                    "the model file has no chat template: using llama.cpp's built-in '{}' template",
+                    cfg.fallback_template
+                ));
+            } else {
+                let own = CStr::from_ptr(own).to_owned();
+                let fallback = std::mem::replace(&mut s.template, own);
+                if s.format(&probe, true).is_err() {
+                    s.template = fallback;
+                    s.template_note = Some(format!(
+                        "llama.cpp cannot apply the file's chat template: using its built-in '{}' template",
+                        cfg.fallback_template
+                    ));
+                }
+            }
+            Ok(s)
+        }
+    }
+
+    pub fn n_ctx(&self) -> u32 {
+        self.n_ctx
+    }
+
+    /// What llama.cpp allocated, per buffer type.
+    pub fn breakdown(&self) -> Vec<BufferUse> {
+        unsafe { breakdown_of(self.ctx) }
+    }
+
+    /// The conversation formatted by the chat template (`role`, `content` pairs).
+    pub fn format(
+        &self,
+        messages: &[(String, String)],
+        add_assistant: bool,
+    ) -> Result<String, EngineError> {
+        let owned: Vec<(CString, CString)> = messages
+            .iter()
+            .map(|(r, c)| {
+                (
+                    CString::new(r.as_str()).unwrap_or_default(),
+                    CString::new(c.replace('\0', "")).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let msgs: Vec<sys::llama_chat_message> = owned
+            .iter()
+            .map(|(r, c)| sys::llama_chat_message {
+                role: r.as_ptr(),
+                content: c.as_ptr(),
+            })
+            .collect();
+        let chars: usize = messages.iter().map(|(r, c)| r.len() + c.len()).sum();
+        let mut buf = vec![0u8; chars * 2 + 256];
+        for _ in 0..2 {
+            let n = unsafe {
+                sys::llama_chat_apply_template(
+                    self.template.as_ptr(),
+                    msgs.as_ptr(),
+                    msgs.len(),
+                    add_assistant,
+                    buf.as_mut_ptr() as *mut c_char,
+                    buf.len() as i32,
+                )
+            };
+            if n < 0 {
+                return Err(EngineError("the chat template could not be applied".into()));
+            }
+            if (n as usize) <= buf.len() {
+                buf.truncate(n as usize);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            buf.resize(n as usize, 0);
+        }
+        Err(EngineError("the chat template output kept growing".into()))
+    }
+
+    /// Tokens of `text` (special tokens in the text are parsed, as in a formatted chat).
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<sys::llama_token> {
+        let mut out = vec![0; text.len() + 8];
+        unsafe {
+            let mut n = sys::llama_tokenize(
+                self.vocab,
+                text.as_ptr() as *const c_char,
+                text.len() as i32,
+                out.as_mut_ptr(),
+                out.len() as i32,
+                add_special,
+                true,
+            );
+            if n < 0 {
+                out.resize((-n) as usize, 0);
+                n = sys::llama_tokenize(
+                    self.vocab,
+                    text.as_ptr() as *const c_char,
+                    text.len() as i32,
+                    out.as_mut_ptr(),
+                    out.len() as i32,
+                    add_special,
+                    true,
+                );
+            }
+            out.truncate(n.max(0) as usize);
+        }
+        out
+    }
+
+    fn piece(&self, token: sys::llama_token) -> Vec<u8> {
+        let mut buf = vec![0u8; 64];
+        unsafe {
+            let mut n = sys::llama_token_to_piece(
+                self.vocab,
+                token,
+                buf.as_mut_ptr() as *mut c_char,
+                buf.len() as i32,
+                0,
+                false,
+            );
+            if n < 0 {
+                buf.resize((-n) as usize, 0);
+                n = sys::llama_token_to_piece(
+                    self.vocab,
+                    token,
+                    buf.as_mut_ptr() as *mut c_char,
+                    buf.len() as i32,
+                    0,
+                    false,
+                );
+            }
+            buf.truncate(n.max(0) as usize);
+        }
+        buf
+    }
+
+    fn decode(&mut self, tokens: &[sys::llama_token]) -> Result<(), EngineError> {
+        for chunk in tokens.chunks(self.n_batch as usize) {
+            let mut owned = chunk.to_vec();
+            let rc = unsafe {
+                let batch = sys::llama_batch_get_one(owned.as_mut_ptr(), owned.len() as i32);
+                sys::llama_decode(self.ctx, batch)
+            };
+            if rc != 0 {
+                return Err(EngineError(format!("llama_decode failed (code {rc})")));
+            }
+            self.cached.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// Answers `prompt` (a formatted conversation's tokens), streaming text to `on_text`.
+    /// The cache keeps what the previous turn left when it is a prefix of this prompt.
+    pub fn generate(
+        &mut self,
+        prompt: &[sys::llama_token],
+        opts: &GenOptions,
+        stop: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenStats, EngineError> {
+        if prompt.len() as u32 >= self.n_ctx {
+            return Err(EngineError(format!(
+                "the prompt ({} tokens) does not fit the {}-token context",
+                prompt.len(),
+                self.n_ctx
+            )));
+        }
+        let mut keep = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // At least one token must be decoded to get logits.
+        keep = keep.min(prompt.len().saturating_sub(1));
+        unsafe {
+            let mem = sys::llama_get_memory(self.ctx);
+            if keep < self.cached.len() && !sys::llama_memory_seq_rm(mem, 0, keep as i32, -1) {
+                // Sliding-window caches cannot always drop a suffix: start over.
+                sys::llama_memory_clear(mem, true);
+                keep = 0;
+            }
+        }
+        self.cached.truncate(keep);
+        let mut stats = GenStats {
+            prompt_tokens: prompt.len() as u32,
+            reused_tokens: keep as u32,
+            ..GenStats::default()
+        };
+        let t = Instant::now();
+        self.decode(&prompt[keep..])?;
+        stats.prompt_seconds = t.elapsed().as_secs_f64();
+        let smpl = unsafe {
+            let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
+            if opts.temperature <= 0.0 {
+                sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_greedy());
+            } else {
+                sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_k(40));
+                sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_p(0.95, 1));
+                sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_temp(opts.temperature));
+                sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_dist(opts.seed));
+            }
+            chain
+        };
+        let mut pending: Vec<u8> = Vec::new();
+        let t = Instant::now();
+        let result = (|| {
+            while stats.generated_tokens < opts.max_tokens {
+                if stop.load(Ordering::Relaxed) {
+                    stats.interrupted = true;
+                    break;
+                }
+                let tok = unsafe { sys::llama_sampler_sample(smpl, self.ctx, -1) };
+                if unsafe { sys::llama_vocab_is_eog(self.vocab, tok) } {
+                    break;
+                }
+                stats.generated_tokens += 1;
+                pending.extend(self.piece(tok));
+                let valid = match std::str::from_utf8(&pending) {
+                    Ok(s) => s.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                if valid > 0 {
+                    on_text(std::str::from_utf8(&pending[..valid]).unwrap_or(""));
+                    pending.drain(..valid);
+                }
+                if self.cached.len() as u32 + 1 >= self.n_ctx {
+                    break;
+                }
+                self.decode(&[tok])?;
+            }
+            Ok(())
+        })();
+        unsafe { sys::llama_sampler_free(smpl) };
+        stats.decode_seconds = t.elapsed().as_secs_f64();
+        if !pending.is_empty() {
+            on_text(&String::from_utf8_lossy(&pending));
+        }
+        result.map(|_| stats)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        unsafe {
+            sys::llama_free(self.ctx);
+            sys::llama_model_free(self.model);
+        }
+    }
+}
+
+/// The built-in chat template llama.cpp knows for an architecture, for files without one.
+pub fn fallback_template(architecture: &str) -> &'static str {
+    match architecture {
+        a if a.starts_with("gemma") => "gemma",
+        "phi3" => "phi3",
+        "llama" | "qwen2" | "qwen3" | "qwen3moe" => "chatml",
+        _ => "chatml",
+    }
+}

@@ -1,0 +1,238 @@
+//! `layerfit run` on the bundled llama.cpp with the two real models: answers, the degraded
+//! banner on every answer, refusal when the plan does not fit, the self-check against what
+//! llama.cpp allocated, run files, and the seed scenarios' peak memory.
+
+mod common;
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
+}
+
+fn run_json(args: &[&str]) -> Value {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn assert_self_check(doc: &Value) {
+    let checks = doc["self_check"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["within_5_percent"], true, "{c}");
+        if c["what"] != "compute" {
+            // Weights and KV cache are exact.
+            assert_eq!(c["planned"], c["allocated"], "{c}");
+        }
+    }
+}
+
+#[test]
+fn smollm2_answers_in_english_and_the_self_check_holds() {
+    let m = common::smollm2();
+    let d = run_json(&[
+        "run",
+        "--model",
+        m.to_str().unwrap(),
+        "--prompt",
+        "What is the capital of France?",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "40",
+        "--accept-degraded",
+        "--json",
+    ]);
+    let answer = d["answer"].as_str().unwrap();
+    assert!(answer.contains("Paris"), "{answer}");
+    assert_eq!(d["context"], 32768);
+    assert!(d["stats"]["generated_tokens"].as_u64().unwrap() > 0);
+    assert!(d["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_self_check(&d);
+}
+
+#[test]
+fn gemma3_self_check_holds_and_the_missing_template_is_named() {
+    let m = common::gemma3();
+    let d = run_json(&[
+        "run",
+        "--model",
+        m.to_str().unwrap(),
+        "--prompt",
+        "Hello",
+        "--max-tokens",
+        "8",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert!(d["template_note"].as_str().unwrap().contains("'gemma'"));
+    assert_self_check(&d);
+    // A base model: plain completion without the template.
+    let d = run_json(&[
+        "run",
+        "--model",
+        m.to_str().unwrap(),
+        "--raw",
+        "--prompt",
+        "The capital of France is",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "12",
+        "--accept-degraded",
+        "--json",
+    ]);
+    let answer = d["answer"].as_str().unwrap();
+    assert!(
+        answer.to_lowercase().contains("france") || answer.contains("Paris"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn degraded_banner_comes_with_every_answer() {
+    let m = common::smollm2();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_layerfit"))
+        .args([
+            "run",
+            "--model",
+            m.to_str().unwrap(),
+            "--temp",
+            "0",
+            "--max-tokens",
+            "8",
+            "--accept-degraded",
+        ])
+        .env("NO_COLOR", "1")
+        .env_remove("LAYERFIT_HARDWARE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello!\nWhat is 2+2?\nName a fruit.\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("DEGRADED MODE").count(), 3, "{err}");
+    assert!(err.contains("no GPU"), "{err}");
+}
+
+#[test]
+fn refuses_what_does_not_fit_and_asks_before_degrading() {
+    let m = common::smollm2();
+    let m = m.to_str().unwrap();
+    // Infeasible: exit 20 with what is missing, before loading anything.
+    let (code, out, err) = run(&["run", "--model", m, "--ram", "600M", "--prompt", "hi"]);
+    assert_eq!(code, 20, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("more RAM"), "{err}");
+    // Degraded without a terminal or --accept-degraded: exit 10, nothing run.
+    let (code, out, err) = run(&["run", "--model", m, "--prompt", "hi"]);
+    assert_eq!(code, 10, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("--accept-degraded"), "{err}");
+    // A catalog model that is not downloaded cannot run.
+    let (code, _, err) = run(&[
+        "run",
+        "--model",
+        "qwen2.5-coder:7b-q4_k_m",
+        "--models-dir",
+        common::tempdir("no-models").to_str().unwrap(),
+        "--prompt",
+        "hi",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not downloaded"), "{err}");
+}
+
+#[test]
+fn a_run_file_from_plan_runs_with_its_settings() {
+    let m = common::smollm2();
+    let (code, yaml, err) = run(&[
+        "plan",
+        "--model",
+        m.to_str().unwrap(),
+        "--kv",
+        "q8_0",
+        "--ctx",
+        "4096",
+        "--emit",
+        "profile",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let file = common::tempdir("runfile").join("plan.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let d = run_json(&[
+        "run",
+        "--plan",
+        file.to_str().unwrap(),
+        "--prompt",
+        "Hi",
+        "--max-tokens",
+        "4",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(d["context"], 4096);
+    assert!(d["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x.as_str().unwrap().contains("q8_0")));
+    assert_self_check(&d);
+}
+
+/// Seeds 004 and 000: the 512 MB Chromebook and the 4 GB CPU-only chat, at 32K.
+#[test]
+fn seed_profiles_stay_inside_their_memory() {
+    let d = run_json(&[
+        "run",
+        "--profile",
+        "chromebook_512mb",
+        "--on-target",
+        "--prompt",
+        "Hi",
+        "--max-tokens",
+        "16",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(d["model"], "smollm2:135m-q4_1");
+    assert_eq!(d["context"], 32768);
+    assert_eq!(d["threads"], 2);
+    let rss = d["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!("seed 004 peak RSS: {:.1} MiB", rss as f64 / 1048576.0);
+    assert!(rss < 512 << 20, "peak RSS {rss}");
+    assert_self_check(&d);
+
+    let d = run_json(&[
+        "run",
+        "--profile",
+        "chat_4gb_cpu",
+        "--on-target",
+        "--prompt",
+        "Hi",
+        "--max-tokens",
+        "16",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(d["context"], 32768);
+    let rss = d["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!("seed 000 peak RSS: {:.1} MiB", rss as f64 / 1048576.0);
+    // Inside the 4 GB machine's budget after the OS and the app's own 850 MB.
+    assert!(
+        rss < (4u64 << 30) - (512 << 20) - (850 << 20),
+        "peak RSS {rss}"
+    );
+    assert_self_check(&d);
+}
