@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# layerfit installer: checks the build prerequisites, picks the engine features for this
+# machine, builds and installs layerfit, then runs `layerfit check-requirements` as a gate.
+#
+# Exit codes: 0 installed (or --check-only: compatible), 10 degraded and not accepted,
+# 20 incompatible, 2 bad usage, 4 build prerequisites missing, 1 build/install failed.
+# See docs/installer.md.
+set -u
+
+YES=0
+CHECK_ONLY=0
+FEATURES=""
+FEATURES_SET=0
+PROFILE=""
+MIN_CONTEXT=32768
+MODEL=""
+HARDWARE="${LAYERFIT_HARDWARE:-}"
+BIN="${LAYERFIT_BIN:-}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() {
+  cat <<'EOF'
+usage: install/install.sh [--yes] [--features cpu|cuda|vulkan|metal|rocm] [--profile P]
+                          [--min-context N] [--model M] [--hardware FILE] [--check-only]
+                          [--bin PATH]
+  --yes           install missing prerequisites and accept a degraded machine without asking
+  --features F    engine features instead of the detected ones (cpu = none)
+  --profile P     gate on this profile (default: the best coding tier that works here)
+  --min-context N context the gate requires (default 32768)
+  --model M       gate on this model (file or catalog name) instead of a profile's models
+  --hardware FILE simulate a machine (also LAYERFIT_HARDWARE)
+  --check-only    only run the gate, with an already-built binary (--bin, LAYERFIT_BIN,
+                  layerfit on PATH, or target/release/layerfit)
+EOF
+}
+
+say() { printf '%s\n' "$*"; }
+err() { printf 'error: %s\n' "$*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --yes|-y) YES=1 ;;
+    --check-only) CHECK_ONLY=1 ;;
+    --features) FEATURES="${2:-}"; FEATURES_SET=1; shift ;;
+    --profile) PROFILE="${2:-}"; shift ;;
+    --min-context) MIN_CONTEXT="${2:-}"; shift ;;
+    --model) MODEL="${2:-}"; shift ;;
+    --hardware) HARDWARE="${2:-}"; shift ;;
+    --bin) BIN="${2:-}"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) err "unknown option '$1'"; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+case "$MIN_CONTEXT" in ''|*[!0-9kKmM]*) err "--min-context needs a token count, got '$MIN_CONTEXT'"; exit 2 ;; esac
+if [ -n "$HARDWARE" ] && [ ! -r "$HARDWARE" ]; then
+  err "hardware description '$HARDWARE' cannot be read"; exit 2
+fi
+
+interactive() { [ -t 0 ] && [ -t 1 ]; }
+
+# ask "question": 0 for yes. Non-interactive without --yes is a no.
+ask() {
+  if [ "$YES" = 1 ]; then return 0; fi
+  if ! interactive; then return 1; fi
+  printf '%s [y/N] ' "$1"
+  read -r answer || return 1
+  case "$answer" in y|Y|yes|YES) return 0 ;; *) return 1 ;; esac
+}
+
+package_manager() {
+  for pm in apt-get dnf pacman brew; do
+    if command -v "$pm" >/dev/null 2>&1; then echo "$pm"; return; fi
+  done
+}
+
+# The package that provides a prerequisite, per package manager.
+package_for() {
+  case "$1:$2" in
+    cmake:*) echo cmake ;;
+    compiler:apt-get) echo "g++" ;;
+    compiler:dnf) echo "gcc-c++" ;;
+    compiler:pacman) echo "gcc" ;;
+    compiler:brew) echo "" ;;
+    libclang:apt-get) echo "libclang-dev" ;;
+    libclang:dnf) echo "clang-devel" ;;
+    libclang:pacman) echo "clang" ;;
+    libclang:brew) echo "llvm" ;;
+  esac
+}
+
+have_libclang() {
+  if [ -n "${LIBCLANG_PATH:-}" ] && ls "$LIBCLANG_PATH"/libclang* >/dev/null 2>&1; then return 0; fi
+  if command -v ldconfig >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then return 0; fi
+  ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib*/libclang*.so* /usr/lib/*/libclang*.so* \
+     /opt/homebrew/opt/llvm/lib/libclang.dylib /usr/local/opt/llvm/lib/libclang.dylib >/dev/null 2>&1
+}
+
+check_prerequisites() {
+  local missing=()
+  command -v cargo >/dev/null 2>&1 || missing+=(rust)
+  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+  { command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; } || missing+=(compiler)
+  have_libclang || missing+=(libclang)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "prerequisites: Rust toolchain, cmake, C/C++ compiler and libclang found"
+    return 0
+  fi
+  say "missing build prerequisites: ${missing[*]}"
+  local pm; pm="$(package_manager)"
+  local pkgs=()
+  for m in "${missing[@]}"; do
+    if [ "$m" = rust ]; then
+      err "no Rust toolchain (cargo): install it from https://rustup.rs, then run this again"
+      exit 4
+    fi
+    [ -n "$pm" ] && p="$(package_for "$m" "$pm")" && [ -n "$p" ] && pkgs+=("$p")
+  done
+  if [ -z "$pm" ]; then
+    err "no supported package manager (apt-get, dnf, pacman, brew): install ${missing[*]} yourself"
+    exit 4
+  fi
+  local cmd
+  case "$pm" in
+    apt-get) cmd="apt-get install -y ${pkgs[*]}" ;;
+    dnf) cmd="dnf install -y ${pkgs[*]}" ;;
+    pacman) cmd="pacman -S --noconfirm ${pkgs[*]}" ;;
+    brew) cmd="brew install ${pkgs[*]}" ;;
+  esac
+  if [ "$(id -u)" != 0 ] && [ "$pm" != brew ]; then cmd="sudo $cmd"; fi
+  if ask "install them now with: $cmd ?"; then
+    [ "$pm" = apt-get ] && { $( [ "$(id -u)" != 0 ] && echo sudo ) apt-get update -qq || true; }
+    if ! $cmd; then err "'$cmd' failed"; exit 4; fi
+  else
+    err "cannot build without: ${missing[*]} (install: $cmd)"
+    exit 4
+  fi
+}
+
+detect_features() {
+  if [ "$FEATURES_SET" = 1 ]; then
+    [ "$FEATURES" = cpu ] && FEATURES=""
+    say "engine features: ${FEATURES:-none (CPU)} (given with --features)"
+    return
+  fi
+  if [ "$(uname -s)" = Darwin ]; then
+    FEATURES=metal; say "engine features: metal (macOS: Apple GPUs through Metal)"
+  elif command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+    FEATURES=cuda; say "engine features: cuda (the CUDA toolkit's nvcc is installed)"
+  elif command -v hipcc >/dev/null 2>&1 || [ -x /opt/rocm/bin/hipcc ]; then
+    FEATURES=rocm; say "engine features: rocm (ROCm's hipcc is installed)"
+  elif command -v glslc >/dev/null 2>&1 && { pkg-config --exists vulkan 2>/dev/null || [ -n "${VULKAN_SDK:-}" ]; }; then
+    FEATURES=vulkan; say "engine features: vulkan (Vulkan loader/headers and glslc found)"
+  else
+    FEATURES=""; say "engine features: none (CPU): no CUDA toolkit, ROCm, Vulkan SDK or macOS found"
+  fi
+}
+
+find_binary() {
+  if [ -n "$BIN" ]; then echo "$BIN"; return; fi
+  if command -v layerfit >/dev/null 2>&1; then command -v layerfit; return; fi
+  if [ -x "$REPO/target/release/layerfit" ]; then echo "$REPO/target/release/layerfit"; return; fi
+}
+
+# gate BIN: runs check-requirements and acts on its exit code.
+gate() {
+  local bin="$1" args=(check-requirements --min-context "$MIN_CONTEXT" --yes)
+  [ -n "$HARDWARE" ] && args+=(--hardware "$HARDWARE")
+  [ -n "$MODEL" ] && args+=(--model "$MODEL")
+  local profiles=()
+  if [ -n "$PROFILE" ]; then profiles=("$PROFILE")
+  elif [ -z "$MODEL" ]; then profiles=(premium_24gb standard_16gb basic_12gb hybrid_8gb)
+  else profiles=("")
+  fi
+  local code=20 chosen="" out="" p
+  for p in "${profiles[@]}"; do
+    local a=("${args[@]}"); [ -n "$p" ] && a+=(--profile "$p")
+    out="$("$bin" "${a[@]}" 2>&1)"; code=$?
+    case $code in
+      0|10) chosen="$p"; break ;;
+      20) ;;
+      *) say "$out"; err "layerfit check-requirements failed (exit $code)"; exit "$code" ;;
+    esac
+  done
+  if [ -z "$chosen" ] && [ $code = 20 ]; then
+    say "$out"
+    err "this machine cannot run the required ${MIN_CONTEXT}-token context${PROFILE:+ with profile $PROFILE}: see what is missing above"
+    exit 20
+  fi
+  say "$out"
+  local run_line="layerfit run${chosen:+ --profile $chosen}${MODEL:+ --model $MODEL} --ctx $MIN_CONTEXT"
+  if [ $code = 10 ]; then
+    say "degraded: layerfit will run, with the warnings above (every answer will say so)"
+    if ask "Continue with degraded experience?"; then
+      say "accepted. Recommended profile: ${chosen:-(model $MODEL)}; start with: $run_line --accept-degraded"
+      return 0
+    fi
+    err "degraded machine not accepted (use --yes to accept it non-interactively)"
+    exit 10
+  fi
+  say "compatible. Recommended profile: ${chosen:-(model $MODEL)}; start with: $run_line"
+}
+
+if [ "$CHECK_ONLY" = 1 ]; then
+  bin="$(find_binary)"
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    err "--check-only needs a built layerfit (--bin PATH, LAYERFIT_BIN, PATH, or cargo build --release)"
+    exit 2
+  fi
+  gate "$bin"
+  exit 0
+fi
+
+check_prerequisites
+detect_features
+cd "$REPO" || exit 1
+feat_args=(); [ -n "$FEATURES" ] && feat_args=(--features "$FEATURES")
+say "building and installing: cargo install --path . --locked ${feat_args[*]}"
+if ! cargo install --path . --locked "${feat_args[@]}"; then
+  err "the build failed (see cargo's output above)"; exit 1
+fi
+bin="${CARGO_HOME:-$HOME/.cargo}/bin/layerfit"
+gate "$bin"
+exit 0

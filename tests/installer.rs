@@ -1,0 +1,146 @@
+//! The install script itself (bash), as CI runs it: the gate on simulated compatible,
+//! degraded and incompatible machines, and the prerequisite check with a tool missing.
+//! Nothing is installed on the host.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn script() -> String {
+    format!("{}/install/install.sh", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn machine(tag: &str, yaml: &str) -> String {
+    let p = common::tempdir("installer").join(format!("{tag}.yaml"));
+    std::fs::write(&p, yaml).unwrap();
+    p.display().to_string()
+}
+
+fn install(args: &[&str], path_env: Option<&str>) -> (i32, String) {
+    // The shell is found before PATH is replaced for the script.
+    let bash = ["/bin/bash", "/usr/bin/bash"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("bash");
+    let mut c = Command::new(bash);
+    c.arg(script())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LAYERFIT_HARDWARE")
+        .stdin(Stdio::null());
+    if let Some(p) = path_env {
+        c.env("PATH", p);
+    }
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn gate(hardware: &str, extra: &[&str]) -> (i32, String) {
+    let mut a = vec![
+        "--check-only",
+        "--bin",
+        env!("CARGO_BIN_EXE_layerfit"),
+        "--hardware",
+        hardware,
+    ];
+    a.extend_from_slice(extra);
+    install(&a, None)
+}
+
+#[test]
+fn gate_on_compatible_degraded_and_incompatible_machines() {
+    let big = machine("rtx4090", "ram: 32G\ngpus: [{name: RTX 4090}]\n");
+    let (code, out) = gate(&big, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("compatible. Recommended profile: premium_24gb"),
+        "{out}"
+    );
+    assert!(out.contains("layerfit run --profile premium_24gb"), "{out}");
+
+    // CPU only: degraded; without a terminal it needs --yes.
+    let cpu = machine("cpu16", "ram: 16G\n");
+    let (code, out) = gate(&cpu, &[]);
+    assert_eq!(code, 10, "{out}");
+    assert!(out.contains("degraded machine not accepted"), "{out}");
+    assert!(out.contains("no GPU"), "{out}");
+    let (code, out) = gate(&cpu, &["--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("--accept-degraded"), "{out}");
+
+    // Too small for any tier at 32K: exit 20 and what is missing.
+    let small = machine("ram2g", "ram: 2G\n");
+    let (code, out) = gate(&small, &[]);
+    assert_eq!(code, 20, "{out}");
+    assert!(
+        out.contains("cannot run the required 32768-token context"),
+        "{out}"
+    );
+    assert!(out.contains("more RAM"), "{out}");
+
+    // A named profile and a model, at a given context.
+    let (code, out) = gate(&big, &["--profile", "hybrid_8gb", "--min-context", "65536"]);
+    assert_eq!(code, 10, "{out}"); // 64K is beyond Qwen2.5-Coder's trained 32K
+    let g = common::gemma3();
+    let (code, out) = gate(&cpu, &["--model", g.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn bad_usage_and_missing_binary() {
+    let (code, out) = install(&["--frobnicate"], None);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = install(&["--check-only", "--bin", "/nonexistent/layerfit"], None);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = install(&["--check-only", "--hardware", "/nonexistent.yaml"], None);
+    assert_eq!(code, 2, "{out}");
+}
+
+/// A PATH where everything needed exists except cmake: the script names it, proposes the
+/// package manager command, and (no terminal, no --yes) stops with exit 4.
+#[test]
+fn missing_prerequisite_is_named_and_nothing_is_installed() {
+    let dir = common::tempdir("fake-path");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = |name: &str| -> Option<String> {
+        let out = Command::new("bash")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .ok()?;
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!p.is_empty()).then_some(p)
+    };
+    for tool in [
+        "cargo", "c++", "g++", "ldconfig", "grep", "ls", "id", "uname", "dirname",
+    ] {
+        if let Some(p) = real(tool) {
+            let _ = std::os::unix::fs::symlink(&p, bin.join(tool));
+        }
+    }
+    // A package manager that must never run: it records any call.
+    let marker = dir.join("apt-called");
+    std::fs::write(
+        bin.join("apt-get"),
+        format!("#!/bin/sh\ntouch {}\n", marker.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", bin.join("apt-get").to_str().unwrap()])
+        .status()
+        .unwrap();
+    let (code, out) = install(&[], Some(bin.to_str().unwrap()));
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("missing build prerequisites: cmake"), "{out}");
+    assert!(out.contains("apt-get install -y cmake"), "{out}");
+    assert!(
+        !Path::new(&marker).exists(),
+        "the package manager was called"
+    );
+}
