@@ -184,10 +184,8 @@ fn main() {
     let snap = probe(&ProbeOptions::default());
     let threads = snap.cpu.physical_cores.max(1) as i32;
     println!(
-        "engine speed, CPU {} ({} threads), context {N_CTX}, f16 cache, {} prompt tokens, {N_GEN} generated, median of {RUNS}",
-        snap.cpu.model,
-        threads,
-        "~190"
+        "engine speed, CPU {} ({} threads), context {N_CTX}, f16 cache, a 16-sentence prompt, {N_GEN} generated, median of {RUNS}",
+        snap.cpu.model, threads
     );
     for name in [
         "SmolLM2-135M-Instruct.Q4_1.gguf",
