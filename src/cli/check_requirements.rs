@@ -2,7 +2,7 @@
 //! installer act on: 0 compatible, 10 degraded, 20 incompatible (2 bad input, 1 internal).
 //! On a terminal, a degraded verdict asks before going on (unless `--yes`).
 
-use super::plan::{make_plan, print_plan, verdict_word, PlanArgs, Planned};
+use super::plan::{make_plan, print_plan, PlanArgs, Planned};
 use super::{exit, output, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
@@ -103,7 +103,6 @@ fn report(p: &Planned, tips: &[String]) {
         h.cpu.model,
         h.cpu.physical_cores
     );
-    println!("{}", verdict_word(plan.verdict));
     print_plan(p);
     if p.candidates.len() > 1 {
         let mut t = output::table(&["candidate", "bits/weight", "outcome"]);
