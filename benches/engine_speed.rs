@@ -21,7 +21,7 @@ use std::time::Instant;
 
 const N_CTX: u32 = 4096;
 const N_GEN: u32 = 64;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 struct Rates {
     prompt: f64,
@@ -37,7 +37,7 @@ fn prompt_text() -> String {
     "The quick brown fox jumps over the lazy dog while the river flows to the sea. ".repeat(16)
 }
 
-fn layerfit_session(path: &Path, threads: i32) -> Rates {
+fn layerfit_once(path: &Path, threads: i32) -> Rates {
     let cfg = SessionConfig {
         model: path.to_path_buf(),
         n_ctx: N_CTX,
@@ -53,8 +53,7 @@ fn layerfit_session(path: &Path, threads: i32) -> Rates {
         use_mlock: false,
         fallback_template: "chatml".into(),
     };
-    let (mut p, mut d) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    {
         let mut s = Session::load(&cfg, &mut |_| {}).unwrap();
         let tokens = s.tokenize(&prompt_text(), true);
         let opts = GenOptions {
@@ -65,21 +64,18 @@ fn layerfit_session(path: &Path, threads: i32) -> Rates {
         let st = s
             .generate(&tokens, &opts, &AtomicBool::new(false), &mut |_| {})
             .unwrap();
-        p.push(st.prompt_tokens_per_s().unwrap());
-        d.push(st.decode_tokens_per_s().unwrap());
-    }
-    Rates {
-        prompt: median(p),
-        decode: median(d),
+        Rates {
+            prompt: st.prompt_tokens_per_s().unwrap(),
+            decode: st.decode_tokens_per_s().unwrap(),
+        }
     }
 }
 
 /// The smallest correct program on the C API: load, tokenize, decode the prompt, then
 /// greedy-sample and decode one token at a time.
-fn raw_loop(path: &Path, threads: i32) -> Rates {
+fn raw_once(path: &Path, threads: i32) -> Rates {
     init_backend();
-    let (mut p, mut d) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
+    {
         unsafe {
             let c = CString::new(path.to_str().unwrap()).unwrap();
             let mut mp = sys::llama_model_default_params();
@@ -109,7 +105,7 @@ fn raw_loop(path: &Path, threads: i32) -> Rates {
             toks.truncate(n as usize);
             let t = Instant::now();
             sys::llama_decode(ctx, sys::llama_batch_get_one(toks.as_mut_ptr(), n));
-            p.push(n as f64 / t.elapsed().as_secs_f64());
+            let prompt = n as f64 / t.elapsed().as_secs_f64();
             let smpl = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
             sys::llama_sampler_chain_add(smpl, sys::llama_sampler_init_greedy());
             let t = Instant::now();
@@ -122,16 +118,30 @@ fn raw_loop(path: &Path, threads: i32) -> Rates {
                 generated += 1;
                 sys::llama_decode(ctx, sys::llama_batch_get_one(&mut tok, 1));
             }
-            d.push((generated - 1) as f64 / t.elapsed().as_secs_f64());
+            let decode = (generated - 1) as f64 / t.elapsed().as_secs_f64();
             sys::llama_sampler_free(smpl);
             sys::llama_free(ctx);
             sys::llama_model_free(model);
+            Rates { prompt, decode }
         }
     }
-    Rates {
-        prompt: median(p),
-        decode: median(d),
+}
+
+/// Alternates the two sides (after one discarded warm-up each) so that machine noise and
+/// cache warmth fall on both equally; medians of `RUNS`.
+fn interleaved(path: &Path, threads: i32) -> (Rates, Rates) {
+    layerfit_once(path, threads);
+    raw_once(path, threads);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        a.push(layerfit_once(path, threads));
+        b.push(raw_once(path, threads));
     }
+    let m = |v: &[Rates]| Rates {
+        prompt: median(v.iter().map(|r| r.prompt).collect()),
+        decode: median(v.iter().map(|r| r.decode).collect()),
+    };
+    (m(&a), m(&b))
 }
 
 /// llama-cpp-python (it builds its own llama.cpp), timed the same way in Python.
@@ -176,6 +186,12 @@ print(ps[len(ps)//2], ds[len(ds)//2])
 }
 
 fn main() {
+    // `cargo test --all-targets` also runs benches; this one takes minutes, so it runs only
+    // under `cargo bench` (which passes --bench).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("engine_speed: run with `cargo bench --bench engine_speed`");
+        return;
+    }
     let dir = std::env::var_os("LAYERFIT_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -196,8 +212,7 @@ fn main() {
             eprintln!("skipping {name}: run `bash tests/fetch-models.sh` first");
             continue;
         }
-        let lf = layerfit_session(&path, threads);
-        let raw = raw_loop(&path, threads);
+        let (lf, raw) = interleaved(&path, threads);
         println!(
             "{name}: layerfit prompt {:.1} tok/s, decode {:.1} tok/s | raw C API prompt {:.1}, decode {:.1} | ratio prompt {:.3}, decode {:.3} (target >= 0.97)",
             lf.prompt,

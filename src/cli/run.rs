@@ -245,6 +245,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         history.push(("system".into(), sys.clone()));
     }
     let banner = degraded_banner(&prep);
+    let watch_vram = prep
+        .expected
+        .iter()
+        .any(|d| d.is_gpu && d.total_bytes > Bytes::ZERO);
     if let Some(q) = &args.prompt {
         history.push(("user".into(), q.clone()));
         let (answer, stats) = answer(
@@ -254,6 +258,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             &banner,
             !args.json,
             args.raw,
+            watch_vram,
         )?;
         if args.json {
             output::json(&RunDoc {
@@ -296,7 +301,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             break;
         }
         history.push(("user".into(), line));
-        answer(&mut session, &mut history, &opts, &banner, true, args.raw)?;
+        answer(
+            &mut session,
+            &mut history,
+            &opts,
+            &banner,
+            true,
+            args.raw,
+            watch_vram,
+        )?;
     }
     Ok(exit::OK)
 }
@@ -314,6 +327,7 @@ fn answer(
     banner: &Option<String>,
     stream: bool,
     raw: bool,
+    watch_vram: bool,
 ) -> Result<(String, GenStats), Failure> {
     let internal = |e: crate::engine::measure::EngineError| Failure::Internal(anyhow::anyhow!(e));
     let budget = session
@@ -359,7 +373,7 @@ fn answer(
         since_check += 1;
         if since_check >= 32 {
             since_check = 0;
-            if let Some(alert) = memory_alert() {
+            if let Some(alert) = memory_alert(watch_vram) {
                 output::warning(&alert);
             }
         }
@@ -372,15 +386,30 @@ fn answer(
             output::note("answer stopped (Ctrl-C)");
         }
     }
-    if let Some(alert) = memory_alert() {
+    if let Some(alert) = memory_alert(watch_vram) {
         output::warning(&alert);
     }
     history.push(("assistant".into(), text.clone()));
     Ok((text, stats))
 }
 
-/// RAM (and NVIDIA VRAM) use at or above 95%: what is happening and what to do.
-fn memory_alert() -> Option<String> {
+/// RAM or NVIDIA VRAM use at or above 95%: what is happening and what to do. VRAM is read
+/// through NVML only when the plan put something on a GPU.
+fn memory_alert(watch_vram: bool) -> Option<String> {
+    if watch_vram {
+        let mut notes = Vec::new();
+        for g in crate::hardware::nvidia::probe(&mut notes) {
+            let total = g.vram_total_bytes.get().max(1) as f64;
+            let used = 1.0 - g.vram_free_bytes.get() as f64 / total;
+            if used >= 0.95 {
+                return Some(format!(
+                    "VRAM on {} is {:.0}% used: close other GPU programs now, or restart with a smaller plan (the context is not lowered automatically)",
+                    g.name,
+                    used * 100.0
+                ));
+            }
+        }
+    }
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |k: &str| -> Option<u64> {
         info.lines()

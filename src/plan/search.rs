@@ -580,23 +580,32 @@ fn speed(
     let n_blocks = inp.shape.block_count.max(1) as f64;
     let (mut t_low, mut t_high, mut b_low, mut b_high) = (0.0, 0.0, 0.0, 0.0);
     let (mut p_low, mut p_high) = (Some(0.0), Some(0.0));
-    let mut add = |w: f64, k: f64, bw: Option<f64>, flops: Option<f64>, blocks: f64| {
+    // `out`: bytes of the output projection on this device; a prompt batch computes logits
+    // for its last token only, so prompt FLOPs leave it out.
+    let mut add = |w: f64, out: f64, k: f64, bw: Option<f64>, flops: Option<f64>, blocks: f64| {
         b_high += w;
         b_low += w + k;
+        let f_w = 2.0 * w / bytes_per_param;
+        let f_a = attn_flops_per_ctx * (blocks / n_blocks) * cfg.n_ctx as f64;
+        // A decoded token is bounded by memory (bytes over bandwidth) or, for small models on
+        // CPUs, by the matrix-vector products (10-30% of peak FLOP/s): whichever is slower.
         match bw {
             Some(bw) => {
-                t_high += w / bw;
-                t_low += (w + k) / (bw * 0.6);
+                let (c_hi, c_lo) = match flops {
+                    Some(f) => (f_w / (f * 0.3), (f_w + f_a) / (f * 0.1)),
+                    None => (0.0, 0.0),
+                };
+                t_high += (w / bw).max(c_hi);
+                t_low += ((w + k) / (bw * 0.6)).max(c_lo);
             }
             None if w + k > 0.0 => t_high = f64::NAN,
             None => {}
         }
-        let f_w = 2.0 * w / bytes_per_param;
-        let f_a = attn_flops_per_ctx * (blocks / n_blocks) * cfg.n_ctx as f64;
         match flops {
             Some(f) => {
-                p_high = p_high.map(|t| t + f_w / (f * 0.5));
-                p_low = p_low.map(|t| t + (f_w + f_a) / (f * 0.2));
+                let f_p = 2.0 * (w - out).max(0.0) / bytes_per_param;
+                p_high = p_high.map(|t| t + f_p / (f * 0.5));
+                p_low = p_low.map(|t| t + (f_p + f_a) / (f * 0.2));
             }
             None if w > 0.0 => {
                 p_high = None;
@@ -605,20 +614,39 @@ fn speed(
             None => {}
         }
     };
+    let output_proj = (if inp.tied_output {
+        inp.weights.token_embd
+    } else {
+        inp.weights.output
+    })
+    .get() as f64;
+    let out_gpu = l.gpu.len().saturating_sub(1);
     for (i, g) in l.gpu.iter().enumerate() {
         let gpu = snap.gpus.get(i)?;
         let share = g.weights_bytes.get() as f64 / total_w;
         add(
             active(g.weights_bytes),
+            if l.output_on_gpu && i == out_gpu {
+                output_proj
+            } else {
+                0.0
+            },
             g.kv_bytes.get() as f64 * filled,
             gpu.bandwidth_gbps.map(|b| b * 1e9),
             gpu.fp16_tflops.map(|t| t * 1e12),
             n_blocks * share,
         );
     }
-    let cpu_w = l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd);
+    // Only one embedding row is read per token, unless the output layer is tied to the
+    // embeddings and runs here: then the whole matrix is read by the output projection.
+    let cpu_w = if inp.tied_output && !l.output_on_gpu {
+        l.cpu.weights_bytes
+    } else {
+        l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd)
+    };
     add(
         active(cpu_w),
+        if l.output_on_gpu { 0.0 } else { output_proj },
         l.cpu.kv_bytes.get() as f64 * filled,
         snap.cpu.memory_bandwidth_gbps.map(|b| b * 1e9),
         snap.cpu.peak_flops(),
