@@ -13,6 +13,7 @@ use crate::memory::ggml_type::GgmlType;
 use quant::{assign_types, Ftype, MixtureModel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 
@@ -186,9 +187,13 @@ impl Entry {
     }
 }
 
-/// Every embedded entry, or the first file that does not parse.
+/// Every embedded entry, or the first file that does not parse. Parsed once per process:
+/// lookups and variant searches call this for every model they resolve.
 pub fn entries() -> Result<Vec<Entry>, String> {
-    FILES.iter().map(|(f, text)| parse(f, text)).collect()
+    static PARSED: OnceLock<Result<Vec<Entry>, String>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| FILES.iter().map(|(f, text)| parse(f, text)).collect())
+        .clone()
 }
 
 /// Parses and checks one catalog file.
