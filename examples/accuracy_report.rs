@@ -5,8 +5,7 @@
 
 use layerfit::catalog::{self, quant::Ftype};
 use layerfit::engine::measure::{measure, MeasureRequest};
-use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
-use layerfit::gguf::Value;
+use layerfit::gguf::writer::Data;
 use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
 use layerfit::model::Shape;
@@ -64,29 +63,6 @@ fn row(label: &str, src: &ModelSource, path: &Path, cfg: &CacheConfig) {
     );
 }
 
-/// Special tokens first (some tokenizers look them up by text), then fillers.
-fn token(i: usize) -> String {
-    const SPECIAL: [&str; 13] = [
-        "<unk>",
-        "<s>",
-        "</s>",
-        "<mask>",
-        "<|endoftext|>",
-        "<|end|>",
-        "<|user|>",
-        "<|assistant|>",
-        "<|system|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<start_of_turn>",
-        "<end_of_turn>",
-    ];
-    SPECIAL
-        .get(i)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| format!("<t{i}>"))
-}
-
 fn header() {
     println!("| model | context | K/V | flash attn | weights B (estimate = llama.cpp) | KV cache B | padded cells | compute MiB est. | compute MiB llama.cpp | diff |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
@@ -142,37 +118,7 @@ fn main() {
     let tmp = std::env::temp_dir().join("layerfit-accuracy");
     std::fs::create_dir_all(&tmp).unwrap();
     for e in catalog::entries().unwrap() {
-        let ft = Ftype::Q4KM;
-        let mut w = GgufWriter::new();
-        for (k, v) in &e.metadata(ft) {
-            let wv = match v {
-                Value::Uint(u) => WriteValue::U32(*u as u32),
-                Value::String(s) => WriteValue::Str(s.clone()),
-                _ => continue,
-            };
-            w.kv(k, wv);
-        }
-        let a = &e.architecture;
-        let n = e.vocab_size as usize;
-        w.kv(
-            &format!("{a}.attention.layer_norm_rms_epsilon"),
-            WriteValue::F32(1e-6),
-        )
-        .kv(
-            &format!("{a}.attention.layer_norm_epsilon"),
-            WriteValue::F32(1e-6),
-        )
-        .kv("tokenizer.ggml.model", WriteValue::Str("llama".into()))
-        .kv(
-            "tokenizer.ggml.tokens",
-            WriteValue::ArrStr((0..n).map(token).collect()),
-        )
-        .kv("tokenizer.ggml.scores", WriteValue::ArrF32(vec![0.0; n]))
-        .kv("tokenizer.ggml.token_type", WriteValue::ArrI32(vec![1; n]));
-        let tensors = e.tensors(ft).unwrap();
-        for t in &tensors {
-            w.tensor(&t.name, &t.dims, t.ggml_type);
-        }
+        let w = e.header(Ftype::Q4KM).unwrap();
         let path = tmp.join("entry.gguf");
         w.write(&path, Data::Sparse).unwrap();
         let src = ModelSource::from_file(&path).unwrap();

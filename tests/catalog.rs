@@ -6,8 +6,7 @@ mod common;
 
 use layerfit::catalog::{self, quant::Ftype, verify::verify};
 use layerfit::gguf::open_model;
-use layerfit::gguf::writer::{Data, WriteValue};
-use layerfit::gguf::Value;
+use layerfit::gguf::writer::Data;
 use layerfit::hardware::whatif::{describe, Description};
 use layerfit::hardware::{cpu, Snapshot};
 use layerfit::memory::ggml_type::GgmlType;
@@ -128,39 +127,13 @@ fn catalog_plans_equal_header_plans_for_the_real_models() {
     }
 }
 
-fn write_value(v: &Value) -> Option<WriteValue> {
-    Some(match v {
-        Value::Uint(u) if *u <= u32::MAX as u64 => WriteValue::U32(*u as u32),
-        Value::Uint(u) => WriteValue::U64(*u),
-        Value::String(s) => WriteValue::Str(s.clone()),
-        Value::Float(f) => WriteValue::F32(*f as f32),
-        Value::Bool(b) => WriteValue::Bool(*b),
-        _ => return None,
-    })
-}
-
 /// Every catalog entry, at q4_k_m, written as a header + sparse file and loaded by llama.cpp:
 /// the loader accepts every tensor name and shape, and weights, KV cache and compute match.
 #[test]
 fn every_catalog_layout_loads_in_llama_cpp_with_the_computed_bytes() {
     let dir = common::tempdir("catalog-layouts");
     for e in catalog::entries().unwrap() {
-        let ft = Ftype::Q4KM;
-        let meta = e.metadata(ft);
-        let mut w = common::base_writer(
-            &e.architecture,
-            e.block_count,
-            e.embedding_length as u32,
-            e.vocab_size as u32,
-        );
-        for (k, v) in &meta {
-            if let Some(wv) = write_value(v) {
-                w.kv(k, wv);
-            }
-        }
-        for t in e.tensors(ft).unwrap() {
-            w.tensor(&t.name, &t.dims, t.ggml_type);
-        }
+        let w = e.header(Ftype::Q4KM).unwrap();
         let path = dir.join(format!("{}.gguf", e.name.replace(':', "-")));
         w.write(&path, Data::Sparse).unwrap();
         let cfg = CacheConfig {

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod quant;
 pub mod verify;
 
+use crate::gguf::writer::{GgufWriter, WriteValue};
 use crate::gguf::{Metadata, TensorInfo, Value};
 use crate::memory::ggml_type::GgmlType;
 use quant::{assign_types, Ftype, MixtureModel};
@@ -184,6 +185,30 @@ impl Entry {
                 },
             )
             .collect())
+    }
+}
+
+impl Entry {
+    /// A header llama.cpp can load for the `ftype` variant (placeholder tokenizer; write it
+    /// with `Data::Sparse` to measure the variant without its weights).
+    pub fn header(&self, ftype: Ftype) -> Result<GgufWriter, String> {
+        let mut w = GgufWriter::new();
+        for (k, v) in &self.metadata(ftype) {
+            let wv = match v {
+                Value::Uint(u) => match u32::try_from(*u) {
+                    Ok(u) => WriteValue::U32(u),
+                    Err(_) => WriteValue::U64(*u),
+                },
+                Value::String(s) => WriteValue::Str(s.clone()),
+                _ => continue,
+            };
+            w.kv(k, wv);
+        }
+        w.loadable_defaults(&self.architecture, self.vocab_size as usize);
+        for t in self.tensors(ftype)? {
+            w.tensor(&t.name, &t.dims, t.ggml_type);
+        }
+        Ok(w)
     }
 }
 

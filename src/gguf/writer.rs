@@ -60,6 +60,53 @@ impl GgufWriter {
         Self::default()
     }
 
+    /// What a header-only model needs, besides its hyperparameters and tensors, to load in
+    /// llama.cpp: norm epsilons and a tokenizer of `n_vocab` placeholder tokens (common
+    /// special tokens first, since some architectures look them up by text).
+    pub fn loadable_defaults(&mut self, arch: &str, n_vocab: usize) -> &mut Self {
+        const SPECIAL: [&str; 13] = [
+            "<unk>",
+            "<s>",
+            "</s>",
+            "<mask>",
+            "<|endoftext|>",
+            "<|end|>",
+            "<|user|>",
+            "<|assistant|>",
+            "<|system|>",
+            "<|im_start|>",
+            "<|im_end|>",
+            "<start_of_turn>",
+            "<end_of_turn>",
+        ];
+        let tokens = (0..n_vocab)
+            .map(|i| {
+                SPECIAL
+                    .get(i)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| format!("<t{i}>"))
+            })
+            .collect();
+        self.kv(
+            &format!("{arch}.attention.layer_norm_rms_epsilon"),
+            WriteValue::F32(1e-6),
+        )
+        .kv(
+            &format!("{arch}.attention.layer_norm_epsilon"),
+            WriteValue::F32(1e-6),
+        )
+        .kv("tokenizer.ggml.model", WriteValue::Str("llama".into()))
+        .kv("tokenizer.ggml.tokens", WriteValue::ArrStr(tokens))
+        .kv(
+            "tokenizer.ggml.scores",
+            WriteValue::ArrF32(vec![0.0; n_vocab]),
+        )
+        .kv(
+            "tokenizer.ggml.token_type",
+            WriteValue::ArrI32(vec![1; n_vocab]),
+        )
+    }
+
     pub fn kv(&mut self, key: &str, value: WriteValue) -> &mut Self {
         self.metadata.retain(|(k, _)| k != key);
         self.metadata.push((key.to_string(), value));

@@ -39,8 +39,8 @@ pub fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
-/// A writer with the metadata every synthetic model shares: a small SentencePiece-style
-/// vocabulary and the usual hyperparameter keys.
+/// A writer with the metadata every synthetic model shares: a small placeholder vocabulary
+/// and the usual hyperparameter keys.
 pub fn base_writer(arch: &str, n_layer: u32, n_embd: u32, n_vocab: u32) -> GgufWriter {
     let mut w = GgufWriter::new();
     let k = |s: &str| format!("{arch}.{s}");
@@ -49,49 +49,8 @@ pub fn base_writer(arch: &str, n_layer: u32, n_embd: u32, n_vocab: u32) -> GgufW
         .kv(&k("context_length"), WriteValue::U32(32768))
         .kv(&k("embedding_length"), WriteValue::U32(n_embd))
         .kv(&k("block_count"), WriteValue::U32(n_layer))
-        .kv(
-            &k("attention.layer_norm_rms_epsilon"),
-            WriteValue::F32(1e-6),
-        )
-        .kv(&k("attention.layer_norm_epsilon"), WriteValue::F32(1e-6))
-        .kv("tokenizer.ggml.model", WriteValue::Str("llama".into()))
-        .kv("tokenizer.ggml.tokens", WriteValue::ArrStr(vocab(n_vocab)))
-        .kv(
-            "tokenizer.ggml.scores",
-            WriteValue::ArrF32(vec![0.0; n_vocab as usize]),
-        )
-        .kv(
-            "tokenizer.ggml.token_type",
-            WriteValue::ArrI32(vec![1; n_vocab as usize]),
-        );
+        .loadable_defaults(arch, n_vocab as usize);
     w
-}
-
-/// Common special tokens first (some architectures look them up by text), then fillers.
-fn vocab(n: u32) -> Vec<String> {
-    let special = [
-        "<unk>",
-        "<s>",
-        "</s>",
-        "<mask>",
-        "<|endoftext|>",
-        "<|end|>",
-        "<|user|>",
-        "<|assistant|>",
-        "<|system|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<start_of_turn>",
-        "<end_of_turn>",
-    ];
-    (0..n as usize)
-        .map(|i| {
-            special
-                .get(i)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| format!("<t{i}>"))
-        })
-        .collect()
 }
 
 /// The type a synthetic tensor gets: f32 for vectors and SSM parameters (as converters
