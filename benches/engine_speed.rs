@@ -9,10 +9,8 @@ use layerfit::engine::measure::init_backend;
 use layerfit::engine::session::{GenOptions, Session, SessionConfig};
 use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::memory::ggml_type::GgmlType;
-use layerfit::memory::weights;
-use layerfit::model::Shape;
 use layerfit::model_source::ModelSource;
-use layerfit::plan::{plan, PlanInput, Requirements};
+use layerfit::plan::{plan, Requirements};
 use llama_cpp_sys_2 as sys;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -234,9 +232,7 @@ fn main() {
             }
         }
         let src = ModelSource::from_file(&path).unwrap();
-        let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-        let w = weights(&src.tensors, shape.block_count as usize);
-        let inp = PlanInput::new(shape, w, &src.tensors, &snap.cpu.simd);
+        let inp = src.plan_input(&snap.cpu.simd).unwrap();
         let p = plan(
             &inp,
             &snap,

@@ -69,9 +69,7 @@ fn main() {
     let search = || {
         let mut outcomes = Vec::new();
         for src in layerfit::model_source::resolve("qwen2.5-coder:7b", &empty).unwrap() {
-            let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-            let w = weights(&src.tensors, shape.block_count as usize);
-            let inp = PlanInput::new(shape, w, &src.tensors, &["avx2".into()]);
+            let inp = src.plan_input(&["avx2".into()]).unwrap();
             outcomes.push(plan(&inp, &snap, &req).verdict);
         }
         outcomes

@@ -5,10 +5,10 @@
 use layerfit::hardware::whatif::{describe, Description};
 use layerfit::hardware::{cpu, Cpu};
 use layerfit::memory::ggml_type::GgmlType;
-use layerfit::memory::{kv_cache, weights, CacheConfig};
+use layerfit::memory::{kv_cache, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};
-use layerfit::plan::{plan, Plan, PlanInput, Requirements};
+use layerfit::plan::{plan, Plan, Requirements};
 
 /// The seed's rows: VRAM GB, RAM GB, GPU it implies, model, layers, context, speed.
 const ROWS: &[(u32, u32, &str, &str, &str, u64, &str)] = &[
@@ -37,9 +37,7 @@ fn plan_for(src: &ModelSource, vram: u32, ram: u32, gpu: &str, ctx: u64, cpu: &C
     let yaml = format!("ram: {ram}G\ngpus: [{{name: '{gpu}', vram: {vram}G}}]\n");
     let d: Description = serde_norway::from_str(&yaml).unwrap();
     let snap = describe(&d, "seed 001 row", cpu.clone()).unwrap();
-    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-    let w = weights(&src.tensors, shape.block_count as usize);
-    let inp = PlanInput::new(shape, w, &src.tensors, &cpu.simd);
+    let inp = src.plan_input(&cpu.simd).unwrap();
     plan(
         &inp,
         &snap,

@@ -4,6 +4,9 @@
 
 use crate::catalog::{self, quant::Ftype};
 use crate::gguf::{open_model, Metadata, TensorInfo};
+use crate::memory::weights;
+use crate::model::Shape;
+use crate::plan::PlanInput;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,19 @@ impl ModelSource {
             tensors,
             tensor_vocab,
         })
+    }
+
+    /// The shape llama.cpp reads from this header.
+    pub fn shape(&self) -> Result<Shape, String> {
+        Shape::from_metadata(&self.metadata, self.tensor_vocab)
+            .map_err(|e| format!("{}: {e}", self.label))
+    }
+
+    /// What the planner needs from this model, for a CPU with these SIMD features.
+    pub fn plan_input(&self, cpu_simd: &[String]) -> Result<PlanInput, String> {
+        let shape = self.shape()?;
+        let w = weights(&self.tensors, shape.block_count as usize);
+        Ok(PlanInput::new(shape, w, &self.tensors, cpu_simd))
     }
 
     /// Average bits per weight of the file (the quality axis of variant search).

@@ -7,26 +7,15 @@ mod common;
 use layerfit::catalog::{self, quant::Ftype, verify::verify};
 use layerfit::gguf::open_model;
 use layerfit::gguf::writer::Data;
-use layerfit::hardware::whatif::{describe, Description};
-use layerfit::hardware::{cpu, Snapshot};
+use layerfit::hardware::Snapshot;
 use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{weights, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};
-use layerfit::plan::{plan, PlanInput, Requirements};
-
-fn machine(yaml: &str) -> Snapshot {
-    let d: Description = serde_norway::from_str(yaml).unwrap();
-    let mut c = cpu::probe();
-    c.memory_bandwidth_gbps = Some(20.0);
-    c.simd = vec!["avx2".into()];
-    describe(&d, "test", c).unwrap()
-}
+use layerfit::plan::{plan, Requirements};
 
 fn plan_of(src: &ModelSource, snap: &Snapshot) -> layerfit::plan::Plan {
-    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-    let w = weights(&src.tensors, shape.block_count as usize);
-    let inp = PlanInput::new(shape, w, &src.tensors, &snap.cpu.simd);
+    let inp = src.plan_input(&snap.cpu.simd).unwrap();
     plan(&inp, snap, &Requirements::default())
 }
 
@@ -96,10 +85,10 @@ fn verify_command_exit_codes_and_differences() {
 fn catalog_plans_equal_header_plans_for_the_real_models() {
     let empty = common::tempdir("no-models");
     let machines = [
-        machine("ram: 4G\n"),
-        machine("ram: 16G\ngpus: [{name: small, vram: 1G}]\n"),
-        machine("ram: 2G\ngpus: [{name: tiny, vram: 300M}]\n"),
-        machine("ram: 600M\n"),
+        common::machine("ram: 4G\n"),
+        common::machine("ram: 16G\ngpus: [{name: small, vram: 1G}]\n"),
+        common::machine("ram: 2G\ngpus: [{name: tiny, vram: 300M}]\n"),
+        common::machine("ram: 600M\n"),
     ];
     for (path, name) in [
         (common::smollm2(), "smollm2:135m-q4_1"),

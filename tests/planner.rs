@@ -4,34 +4,16 @@
 mod common;
 
 use layerfit::bytes::Bytes;
-use layerfit::gguf::open_model;
-use layerfit::hardware::whatif::{describe, Description};
-use layerfit::hardware::{Cpu, Snapshot};
 use layerfit::memory::ggml_type::GgmlType;
-use layerfit::memory::weights;
-use layerfit::model::Shape;
+use layerfit::model_source::ModelSource;
 use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
 use std::path::Path;
 
 fn input(path: &Path) -> PlanInput {
-    let f = open_model(path).unwrap();
-    let vocab = f.tensor_vocab();
-    let shape = Shape::from_metadata(f.metadata(), vocab).unwrap();
-    let w = weights(f.tensors(), shape.block_count as usize);
-    PlanInput::new(shape, w, f.tensors(), &["avx2".to_string()])
-}
-
-fn machine(yaml: &str) -> Snapshot {
-    let d: Description = serde_norway::from_str(yaml).unwrap();
-    let cpu = Cpu {
-        model: "test".into(),
-        physical_cores: 8,
-        logical_cores: 8,
-        simd: vec!["avx2".into()],
-        memory_bandwidth_gbps: Some(40.0),
-        frequency_ghz: Some(3.0),
-    };
-    describe(&d, "test", cpu).unwrap()
+    ModelSource::from_file(path)
+        .unwrap()
+        .plan_input(&["avx2".to_string()])
+        .unwrap()
 }
 
 fn within_budgets(p: &layerfit::plan::Plan) -> bool {
@@ -49,7 +31,7 @@ fn ngl_is_maximal_and_budgets_hold_across_vram_sizes() {
     let req = Requirements::default();
     let mut seen_partial = false;
     for mib in (600..=2600).step_by(50) {
-        let m = machine(&format!(
+        let m = common::machine(&format!(
             "ram: 4G\ngpus:\n  - name: card\n    vram: {mib}M\n    bandwidth_gbps: 300\n"
         ));
         let p = plan(&inp, &m, &req);
@@ -80,7 +62,7 @@ fn ngl_is_maximal_and_budgets_hold_across_vram_sizes() {
 fn the_gpu_holds_offloaded_blocks_their_kv_and_a_tied_output_copy() {
     let inp = input(&common::smollm2());
     assert!(inp.tied_output, "SmolLM2 ties its output to the embeddings");
-    let m = machine("ram: 8G\ngpus:\n  - name: RTX 4090\n");
+    let m = common::machine("ram: 8G\ngpus:\n  - name: RTX 4090\n");
     let req = Requirements::default();
     let p = plan_at(&inp, &m, &req, GgmlType::F16, 10, 0);
     let gpu = &p.devices[0];
@@ -103,7 +85,7 @@ fn the_gpu_holds_offloaded_blocks_their_kv_and_a_tied_output_copy() {
 #[test]
 fn no_gpu_means_cpu_only_and_a_4gb_machine_runs_gemma_at_32k() {
     let inp = input(&common::gemma3());
-    let m = machine("ram: 4G\n");
+    let m = common::machine("ram: 4G\n");
     let p = plan(&inp, &m, &Requirements::default());
     assert_eq!(p.n_gpu_layers, 0);
     assert_eq!(p.kv_type, GgmlType::F16, "f16 fits: no need to quantize");
@@ -118,7 +100,7 @@ fn no_gpu_means_cpu_only_and_a_4gb_machine_runs_gemma_at_32k() {
 fn a_512mb_budget_needs_a_q4_0_cache_for_smollm2_at_32k() {
     // 1 GiB machine, 512 MiB kept for the OS: 512 MiB for the model (seed 004).
     let inp = input(&common::smollm2());
-    let m = machine("ram: 1G\nram_available: 1G\n");
+    let m = common::machine("ram: 1G\nram_available: 1G\n");
     let p = plan(&inp, &m, &Requirements::default());
     assert_ne!(p.verdict, Verdict::Incompatible, "{p:?}");
     assert_eq!(p.ram.budget_bytes, Bytes(512 << 20));
@@ -140,7 +122,7 @@ fn a_512mb_budget_needs_a_q4_0_cache_for_smollm2_at_32k() {
 #[test]
 fn nothing_fits_says_what_is_missing() {
     let inp = input(&common::gemma3());
-    let m = machine("ram: 600M\n");
+    let m = common::machine("ram: 600M\n");
     let p = plan(&inp, &m, &Requirements::default());
     assert_eq!(p.verdict, Verdict::Incompatible);
     let why = p.missing.unwrap();
@@ -151,7 +133,7 @@ fn nothing_fits_says_what_is_missing() {
 #[test]
 fn two_gpus_split_layers_by_free_memory() {
     let inp = input(&common::gemma3());
-    let m = machine("ram: 16G\ngpus:\n  - name: a\n    vram: 8G\n    bandwidth_gbps: 300\n  - name: b\n    vram: 24G\n    bandwidth_gbps: 900\n");
+    let m = common::machine("ram: 16G\ngpus:\n  - name: a\n    vram: 8G\n    bandwidth_gbps: 300\n  - name: b\n    vram: 24G\n    bandwidth_gbps: 900\n");
     let p = plan(&inp, &m, &Requirements::default());
     assert_eq!(p.n_gpu_layers, inp.shape.block_count + 1);
     assert_eq!(p.tensor_split.len(), 2);

@@ -5,10 +5,6 @@ mod common;
 
 use layerfit::catalog;
 use layerfit::emit::{OllamaConfig, RunFile, RunSettings};
-use layerfit::hardware::whatif::{describe, Description};
-use layerfit::hardware::{Cpu, Snapshot};
-use layerfit::memory::weights;
-use layerfit::model::Shape;
 use layerfit::model_source::resolve;
 use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
 use serde_json::Value;
@@ -17,26 +13,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
     common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
 }
 
-fn machine(yaml: &str) -> Snapshot {
-    let d: Description = serde_norway::from_str(yaml).unwrap();
-    let cpu = Cpu {
-        model: "test".into(),
-        physical_cores: 8,
-        logical_cores: 8,
-        simd: vec!["avx2".into()],
-        memory_bandwidth_gbps: Some(40.0),
-        frequency_ghz: Some(3.0),
-    };
-    describe(&d, "test", cpu).unwrap()
-}
-
 fn catalog_input(name: &str) -> PlanInput {
     let src = resolve(name, &common::tempdir("empty-models"))
         .unwrap()
         .remove(0);
-    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-    let w = weights(&src.tensors, shape.block_count as usize);
-    PlanInput::new(shape, w, &src.tensors, &["avx2".to_string()])
+    src.plan_input(&["avx2".to_string()]).unwrap()
 }
 
 #[test]
@@ -122,7 +103,7 @@ fn variant_search_picks_the_best_quality_that_fits_and_names_what_would() {
 fn moe_experts_go_to_the_cpu_before_whole_blocks_do() {
     let inp = catalog_input("qwen3:30b-a3b-q4_k_m");
     let n = inp.shape.block_count;
-    let m = machine("ram: 64G\ngpus: [{name: RTX 4080}]\n");
+    let m = common::machine("ram: 64G\ngpus: [{name: RTX 4080}]\n");
     let req = Requirements::default();
     let p = plan(&inp, &m, &req);
     assert_ne!(p.verdict, Verdict::Incompatible);

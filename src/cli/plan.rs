@@ -10,10 +10,9 @@ use crate::hardware::cpu;
 use crate::hardware::whatif::{describe, parse_size};
 use crate::hardware::Snapshot;
 use crate::memory::ggml_type::GgmlType;
-use crate::memory::weights;
 use crate::model::Shape;
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource, Origin};
-use crate::plan::{plan, plan_at, Plan, PlanInput, Requirements, Verdict};
+use crate::plan::{plan, plan_at, Plan, Requirements, Verdict};
 use crate::profile::Profile;
 use serde::Serialize;
 
@@ -96,10 +95,10 @@ fn plan_one(
     req: &Requirements,
     forced: Option<(GgmlType, u32, u32)>,
 ) -> Result<(Shape, Plan), Failure> {
-    let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
-        .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
-    let w = weights(&src.tensors, shape.block_count as usize);
-    let input = PlanInput::new(shape.clone(), w, &src.tensors, &hardware.cpu.simd);
+    let input = src
+        .plan_input(&hardware.cpu.simd)
+        .map_err(Failure::BadInput)?;
+    let shape = input.shape.clone();
     let plan = match forced {
         Some((t, ngl, moe)) => plan_at(&input, hardware, req, t, ngl, moe),
         None => plan(&input, hardware, req),

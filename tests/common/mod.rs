@@ -211,3 +211,17 @@ pub fn layerfit(bin: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A described machine with a fixed test CPU (8 cores, AVX2, 40 GB/s, 3 GHz).
+pub fn machine(yaml: &str) -> layerfit::hardware::Snapshot {
+    let d: layerfit::hardware::whatif::Description = serde_norway::from_str(yaml).unwrap();
+    let cpu = layerfit::hardware::Cpu {
+        model: "test".into(),
+        physical_cores: 8,
+        logical_cores: 8,
+        simd: vec!["avx2".into()],
+        memory_bandwidth_gbps: Some(40.0),
+        frequency_ghz: Some(3.0),
+    };
+    layerfit::hardware::whatif::describe(&d, "test", cpu).unwrap()
+}
