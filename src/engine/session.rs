@@ -227,9 +227,8 @@ impl Session {
 
     /// Tokens of `text` (special tokens in the text are parsed, as in a formatted chat).
     pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<sys::llama_token> {
-        let mut out = vec![0; text.len() + 8];
-        unsafe {
-            let mut n = sys::llama_tokenize(
+        fill(text.len() + 8, |out: &mut [sys::llama_token]| unsafe {
+            sys::llama_tokenize(
                 self.vocab,
                 text.as_ptr() as *const c_char,
                 text.len() as i32,
@@ -237,49 +236,21 @@ impl Session {
                 out.len() as i32,
                 add_special,
                 true,
-            );
-            if n < 0 {
-                out.resize((-n) as usize, 0);
-                n = sys::llama_tokenize(
-                    self.vocab,
-                    text.as_ptr() as *const c_char,
-                    text.len() as i32,
-                    out.as_mut_ptr(),
-                    out.len() as i32,
-                    add_special,
-                    true,
-                );
-            }
-            out.truncate(n.max(0) as usize);
-        }
-        out
+            )
+        })
     }
 
     fn piece(&self, token: sys::llama_token) -> Vec<u8> {
-        let mut buf = vec![0u8; 64];
-        unsafe {
-            let mut n = sys::llama_token_to_piece(
+        fill(64, |buf: &mut [u8]| unsafe {
+            sys::llama_token_to_piece(
                 self.vocab,
                 token,
                 buf.as_mut_ptr() as *mut c_char,
                 buf.len() as i32,
                 0,
                 false,
-            );
-            if n < 0 {
-                buf.resize((-n) as usize, 0);
-                n = sys::llama_token_to_piece(
-                    self.vocab,
-                    token,
-                    buf.as_mut_ptr() as *mut c_char,
-                    buf.len() as i32,
-                    0,
-                    false,
-                );
-            }
-            buf.truncate(n.max(0) as usize);
-        }
-        buf
+            )
+        })
     }
 
     fn decode(&mut self, tokens: &[sys::llama_token]) -> Result<(), EngineError> {
@@ -397,12 +368,24 @@ impl Drop for Session {
     }
 }
 
+/// Calls a llama.cpp function that fills a buffer and returns the count written, or minus
+/// the size it needs when the buffer is too small.
+fn fill<T: Default + Clone>(initial: usize, mut f: impl FnMut(&mut [T]) -> i32) -> Vec<T> {
+    let mut buf = vec![T::default(); initial];
+    let mut n = f(&mut buf);
+    if n < 0 {
+        buf.resize(n.unsigned_abs() as usize, T::default());
+        n = f(&mut buf);
+    }
+    buf.truncate(n.max(0) as usize);
+    buf
+}
+
 /// The built-in chat template llama.cpp knows for an architecture, for files without one.
 pub fn fallback_template(architecture: &str) -> &'static str {
     match architecture {
         a if a.starts_with("gemma") => "gemma",
         "phi3" => "phi3",
-        "llama" | "qwen2" | "qwen3" | "qwen3moe" => "chatml",
         _ => "chatml",
     }
 }
