@@ -8,6 +8,9 @@ use crate::model::Shape;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Reads one hyperparameter of a shape, as text.
+type ShapeField = fn(&Shape) -> String;
+
 /// One disagreement between the catalog and the file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Difference {
@@ -62,46 +65,20 @@ pub fn verify(
             });
         }
     };
-    cmp(
-        "architecture",
-        cat_shape.architecture.clone(),
-        file_shape.architecture.clone(),
-    );
-    cmp(
-        "block_count",
-        cat_shape.block_count.to_string(),
-        file_shape.block_count.to_string(),
-    );
-    cmp(
-        "embedding_length",
-        cat_shape.n_embd.to_string(),
-        file_shape.n_embd.to_string(),
-    );
-    cmp(
-        "vocab_size",
-        cat_shape.n_vocab.to_string(),
-        file_shape.n_vocab.to_string(),
-    );
-    cmp(
-        "context_length",
-        cat_shape.context_length.to_string(),
-        file_shape.context_length.to_string(),
-    );
-    cmp(
-        "feed_forward_length",
-        cat_shape.n_ff_max.to_string(),
-        file_shape.n_ff_max.to_string(),
-    );
-    cmp(
-        "expert_count",
-        cat_shape.n_expert.to_string(),
-        file_shape.n_expert.to_string(),
-    );
-    cmp(
-        "sliding_window",
-        cat_shape.n_swa.to_string(),
-        file_shape.n_swa.to_string(),
-    );
+    // The hyperparameters as llama.cpp reads them, by the GGUF key they come from.
+    let fields: [(&str, ShapeField); 8] = [
+        ("architecture", |s| s.architecture.clone()),
+        ("block_count", |s| s.block_count.to_string()),
+        ("embedding_length", |s| s.n_embd.to_string()),
+        ("vocab_size", |s| s.n_vocab.to_string()),
+        ("context_length", |s| s.context_length.to_string()),
+        ("feed_forward_length", |s| s.n_ff_max.to_string()),
+        ("expert_count", |s| s.n_expert.to_string()),
+        ("sliding_window", |s| s.n_swa.to_string()),
+    ];
+    for (what, get) in fields {
+        cmp(what, get(&cat_shape), get(&file_shape));
+    }
     let heads = |s: &Shape| {
         s.layers
             .iter()
