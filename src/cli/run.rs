@@ -363,16 +363,16 @@ fn answer(
     STOP.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);
     let mut text = String::new();
-    let mut since_check = 0u32;
+    // Memory is checked every two seconds, not per token: an NVML query costs milliseconds.
+    let mut last_check = std::time::Instant::now();
     let result = session.generate(&tokens, opts, &STOP, &mut |piece| {
         text.push_str(piece);
         if stream {
             print!("{piece}");
             let _ = std::io::stdout().flush();
         }
-        since_check += 1;
-        if since_check >= 32 {
-            since_check = 0;
+        if last_check.elapsed() >= std::time::Duration::from_secs(2) {
+            last_check = std::time::Instant::now();
             if let Some(alert) = memory_alert(watch_vram) {
                 output::warning(&alert);
             }
