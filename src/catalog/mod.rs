@@ -186,9 +186,7 @@ impl Entry {
             )
             .collect())
     }
-}
 
-impl Entry {
     /// A header llama.cpp can load for the `ftype` variant (placeholder tokenizer; write it
     /// with `Data::Sparse` to measure the variant without its weights).
     pub fn header(&self, ftype: Ftype) -> Result<GgufWriter, String> {
