@@ -28,20 +28,7 @@ fn assert_matches_engine(path: &Path, contexts: &[u32], types: &[GgmlType]) {
 }
 
 fn build(arch: &str, n_layer: u32, extra: impl FnOnce(&mut GgufWriter)) -> std::path::PathBuf {
-    let dir = common::tempdir("archs");
-    let tag = std::thread::current()
-        .name()
-        .unwrap_or("main")
-        .replace("::", "-");
-    let path = dir.join(format!("{arch}-{tag}.gguf"));
-    let mut w = common::base_writer(arch, n_layer, 256, 32000);
-    let k = |s: &str| format!("{arch}.{s}");
-    w.kv(&k("feed_forward_length"), WriteValue::U32(768))
-        .kv(&k("attention.head_count"), WriteValue::U32(8))
-        .kv(&k("attention.head_count_kv"), WriteValue::U32(2));
-    extra(&mut w);
-    common::complete_with_engine(w, &path);
-    path
+    common::synthetic("archs", arch, n_layer, extra)
 }
 
 #[test]

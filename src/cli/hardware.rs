@@ -28,6 +28,10 @@ pub struct HardwareArgs {
     /// Where models are kept (its filesystem's free space is reported).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
+    /// Count software Vulkan devices (Mesa's llvmpipe) as GPUs: a Vulkan build then offloads
+    /// to them. They compute on the CPU: for testing the GPU path, never faster.
+    #[arg(long, env = "LAYERFIT_SOFTWARE_GPU")]
+    pub software_gpu: bool,
 }
 
 impl HardwareArgs {
@@ -37,6 +41,7 @@ impl HardwareArgs {
         if let Some(d) = &self.models_dir {
             opts.models_dir = d.clone();
         }
+        opts.software_gpu = self.software_gpu;
         let mut snap = match &self.hardware {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -131,6 +136,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         ]);
         for g in &snap.gpus {
             let mut extra = vec![g.source.clone()];
+            match &g.engine_device {
+                Some(d) => extra.push(format!("engine device {d}")),
+                None => extra.push("not usable by this build's engine".into()),
+            }
+            if g.software {
+                extra.push("software device (computes on the CPU)".into());
+            }
             if g.unified_memory {
                 extra.push("unified memory (shares RAM)".into());
             }

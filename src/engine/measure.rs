@@ -116,12 +116,18 @@ extern "C" {
 static LOG: Mutex<Option<Vec<String>>> = Mutex::new(None);
 static MEASURE: Mutex<()> = Mutex::new(());
 static BACKEND: Once = Once::new();
+/// `LAYERFIT_ENGINE_LOG=1` echoes llama.cpp's log to stderr (diagnosing a load or a buffer).
+static ECHO_LOG: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("LAYERFIT_ENGINE_LOG").is_some_and(|v| v != "0"));
 
 unsafe extern "C" fn capture_log(_level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
     if text.is_null() {
         return;
     }
     let line = CStr::from_ptr(text).to_string_lossy().into_owned();
+    if *ECHO_LOG {
+        eprint!("{line}");
+    }
     if let Ok(mut log) = LOG.lock() {
         if let Some(lines) = log.as_mut() {
             lines.push(line);

@@ -12,10 +12,13 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Adapter> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        adapters.iter().map(|a| a.get_info()).collect::<Vec<_>>()
+        adapters
+            .iter()
+            .map(|a| (a.get_info(), a.limits()))
+            .collect::<Vec<_>>()
     });
     let mut out: Vec<Adapter> = Vec::new();
-    for info in found {
+    for (info, limits) in found {
         let device_type = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete",
             wgpu::DeviceType::IntegratedGpu => "integrated",
@@ -29,6 +32,14 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Adapter> {
             device_type: device_type.to_string(),
             backend: format!("{:?}", info.backend).to_lowercase(),
             software: info.device_type == wgpu::DeviceType::Cpu,
+            // A shader can address at most this much of one buffer (Vulkan's
+            // maxStorageBufferRange, capped by the largest buffer): llama.cpp's Vulkan backend
+            // keeps larger tensors, and ops producing larger results, on the CPU.
+            max_buffer_bytes: Some(
+                limits
+                    .max_storage_buffer_binding_size
+                    .min(limits.max_buffer_size),
+            ),
         };
         if !out
             .iter()

@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod cgroup;
 pub mod cpu;
 pub mod disk;
+pub mod engine_gpus;
 pub mod gpu_table;
 pub mod nvidia;
 pub mod probe;
@@ -83,9 +84,22 @@ pub struct Gpu {
     pub cuda_version: Option<String>,
     #[serde(default)]
     pub pcie: Option<String>,
-    /// Where the figures come from: `nvml`, `sysfs`, `gpu table`, `described`.
+    /// Where the figures come from: `nvml`, `sysfs`, `gpu table`, `described`, `engine`.
     #[serde(default)]
     pub source: String,
+    /// The bundled engine's device for this GPU (`Vulkan0`, `CUDA0`): set when this build of
+    /// layerfit can offload to it; `None` for described GPUs and GPUs the build cannot use.
+    #[serde(default)]
+    pub engine_device: Option<String>,
+    /// A software device (Mesa's llvmpipe/lavapipe) that runs "GPU" work on the CPU: listed
+    /// as a GPU only on request (`--software-gpu`), and its memory is system RAM.
+    #[serde(default)]
+    pub software: bool,
+    /// The largest tensor the engine's device can hold or produce (Vulkan:
+    /// maxStorageBufferRange, 128 MiB on llvmpipe); larger weights and results stay on the
+    /// CPU. `None`: no limit that matters (CUDA, Metal, described GPUs).
+    #[serde(default)]
+    pub max_tensor_bytes: Option<Bytes>,
 }
 
 impl Gpu {
@@ -105,6 +119,9 @@ impl Gpu {
             cuda_version: None,
             pcie: None,
             source: source.to_string(),
+            engine_device: None,
+            software: false,
+            max_tensor_bytes: None,
         }
     }
 }
@@ -118,6 +135,9 @@ pub struct Adapter {
     pub backend: String,
     /// A software device such as llvmpipe: never counted as a GPU.
     pub software: bool,
+    /// The largest buffer a shader can address (wgpu's storage-binding and buffer limits).
+    #[serde(default)]
+    pub max_buffer_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

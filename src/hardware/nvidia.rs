@@ -70,6 +70,9 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             cuda_version: cuda.clone(),
             pcie,
             source: "nvml".into(),
+            engine_device: None,
+            software: false,
+            max_tensor_bytes: None,
         });
     }
     gpus

@@ -1,5 +1,6 @@
 //! Runs every probe and assembles a `Snapshot`. A missing source is a note, never a failure.
 
+use super::engine_gpus::{self, EngineGpu};
 use super::{adapters, cgroup, cpu, disk, nvidia, ram, sysfs, Snapshot};
 use std::path::PathBuf;
 
@@ -14,6 +15,10 @@ pub struct ProbeOptions {
     pub cache_dir: PathBuf,
     /// Enumerate graphics adapters through wgpu (tens of ms warm, more cold).
     pub adapters: bool,
+    /// Ask the built engine which devices it can offload to (and so which GPUs count).
+    pub engine: bool,
+    /// Plan onto software Vulkan devices (llvmpipe) too (`--software-gpu`).
+    pub software_gpu: bool,
     pub sys_root: PathBuf,
     pub cgroup_root: PathBuf,
 }
@@ -37,6 +42,8 @@ impl Default for ProbeOptions {
             bandwidth: true,
             cache_dir: cache.join("layerfit"),
             adapters: true,
+            engine: true,
+            software_gpu: false,
             sys_root: PathBuf::from("/sys"),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
@@ -62,6 +69,46 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
     } else {
         Vec::new()
     };
+    if opts.engine {
+        if opts.software_gpu {
+            engine_gpus::expose_software_devices(&adapters);
+        }
+        let devices: Vec<EngineGpu> = crate::engine::devices()
+            .into_iter()
+            .map(|d| EngineGpu {
+                name: d.name,
+                description: d.description,
+                integrated: d.integrated,
+                total: d.memory_total,
+                free: d.memory_free,
+            })
+            .collect();
+        let built = cfg!(any(
+            feature = "cuda",
+            feature = "vulkan",
+            feature = "metal",
+            feature = "rocm"
+        ));
+        engine_gpus::merge(
+            &mut gpus,
+            &devices,
+            &adapters,
+            opts.software_gpu,
+            built,
+            &mut notes,
+        );
+        if cfg!(feature = "vulkan") && !opts.software_gpu && gpus.is_empty() {
+            if let Some(a) = adapters
+                .iter()
+                .find(|a| a.software && a.backend == "vulkan")
+            {
+                notes.push(format!(
+                    "{} can run this build's Vulkan engine on the CPU: --software-gpu plans onto it (for testing; no faster than the CPU)",
+                    a.name
+                ));
+            }
+        }
+    }
     if gpus.is_empty() {
         let software_only = !adapters.is_empty() && adapters.iter().all(|a| a.software);
         notes.push(if software_only {
@@ -74,6 +121,11 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
     let install_disk = disk::probe(&opts.install_dir, &mut notes);
     let mut cpu = cpu::probe();
     cpu.memory_bandwidth_gbps = cpu::bandwidth_cached(&opts.cache_dir, opts.bandwidth);
+    // A software device computes on this CPU and reads this RAM.
+    for g in gpus.iter_mut().filter(|g| g.software) {
+        g.bandwidth_gbps = cpu.memory_bandwidth_gbps;
+        g.fp16_tflops = cpu.peak_flops().map(|f| f / 1e12);
+    }
     super::Snapshot {
         ram,
         gpus,

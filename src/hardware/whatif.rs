@@ -116,6 +116,9 @@ fn gpu_from_table(name: &str) -> Result<Gpu, String> {
         cuda_version: None,
         pcie: None,
         source: "gpu table".into(),
+        engine_device: None,
+        software: false,
+        max_tensor_bytes: None,
     })
 }
 

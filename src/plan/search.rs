@@ -27,6 +27,12 @@ pub struct PlanInput {
     pub repacked_per_block: Vec<Bytes>,
     pub repacked_output: Bytes,
     pub cpu_repacks: bool,
+    /// The largest tensor of each block: under offload llama.cpp copies host-resident weights
+    /// into the GPU's compute buffer one at a time, so the largest sets that buffer's share.
+    pub largest_tensor_per_block: Vec<Bytes>,
+    /// `output.weight` alone (zero when tied): the output layer's other tensors (its norm)
+    /// follow `-ngl` even when the projection is too large for the device.
+    pub output_projection: Bytes,
 }
 
 impl PlanInput {
@@ -40,9 +46,15 @@ impl PlanInput {
         let mut repacked_per_block = vec![Bytes::ZERO; n];
         let mut repacked_output = Bytes::ZERO;
         let mut tied_output = true;
+        let mut largest_tensor_per_block = vec![Bytes::ZERO; n];
+        let mut output_projection = Bytes::ZERO;
         for t in tensors {
+            if let Some(b) = block_of(&t.name).filter(|&b| b < n) {
+                largest_tensor_per_block[b] = largest_tensor_per_block[b].max(t.n_bytes());
+            }
             if t.name == "output.weight" {
                 tied_output = false;
+                output_projection = t.n_bytes();
             }
             if t.dims.len() < 2
                 || !REPACKED.contains(&t.ggml_type)
@@ -64,6 +76,8 @@ impl PlanInput {
             repacked_per_block,
             repacked_output,
             cpu_repacks,
+            largest_tensor_per_block,
+            output_projection,
         }
     }
 }
@@ -91,7 +105,9 @@ fn layout(
     snap: &Snapshot,
 ) -> Layout {
     let n = inp.shape.block_count as usize;
-    let n_gpus = if ngl == 0 { 0 } else { budgets.gpus.len() };
+    // Every GPU of the plan is in llama.cpp's device list, so even at -ngl 0 it gets a compute
+    // buffer (op offload, below).
+    let n_gpus = budgets.gpus.len();
     let start = (n + 1).saturating_sub(ngl as usize);
     let act = (ngl as usize).min(n + 1);
     // llama.cpp splits layers by free memory: cumulative fractions, upper_bound lookup.
@@ -114,17 +130,28 @@ fn layout(
         let x = (il - start) as f64 / act as f64;
         Some(cum.iter().position(|&c| c > x).unwrap_or(n_gpus - 1))
     };
+    let limit = |d: usize| {
+        snap.gpus
+            .get(d)
+            .and_then(|g| g.max_tensor_bytes)
+            .unwrap_or(Bytes(u64::MAX))
+    };
     let w = &inp.weights;
-    let output_bytes = w.output
-        + if inp.tied_output {
-            w.token_embd
-        } else {
-            Bytes::ZERO
-        };
+    // The output projection's weight: its own tensor, or (tied) a copy of the embeddings.
+    let output_weight = if inp.tied_output {
+        w.token_embd
+    } else {
+        w.output
+    };
+    // A device takes the output only if the weight and the logits it produces fit its
+    // largest tensor (llama.cpp's `select_weight_buft` tries the op at 512 tokens).
+    let output_fits = |d: usize| output_weight <= limit(d) && comp.logits <= limit(d);
     let mut gw = vec![Bytes::ZERO; n_gpus];
     let mut gk = vec![Bytes::ZERO; n_gpus];
     let mut layers_on = vec![0usize; n_gpus];
     let (mut cw, mut ck, mut c_repacked) = (w.token_embd, Bytes::ZERO, Bytes::ZERO);
+    // Host-resident blocks: their largest tensor and KV (copied to the GPU under op offload).
+    let (mut host_largest, mut host_kv_max) = (Bytes::ZERO, Bytes::ZERO);
     for il in 0..n {
         let lkv = kv.per_layer[il].total();
         match device_of(il) {
@@ -135,6 +162,7 @@ fn layout(
                 cw += experts;
                 gk[d] += lkv;
                 layers_on[d] += 1;
+                host_largest = host_largest.max(inp.largest_tensor_per_block[il]);
             }
             Some(d) => {
                 gw[d] += w.per_block[il];
@@ -145,48 +173,86 @@ fn layout(
                 cw += w.per_block[il];
                 ck += lkv;
                 c_repacked += inp.repacked_per_block[il];
+                host_largest = host_largest.max(inp.largest_tensor_per_block[il]);
+                host_kv_max = host_kv_max.max(lkv);
             }
         }
     }
-    let out_dev = device_of(n);
-    match out_dev {
-        Some(d) => gw[d] += output_bytes,
-        None => {
+    let out_dev = device_of(n).filter(|&d| output_fits(d));
+    // The output layer without its projection (the norm) follows -ngl in any case.
+    let output_rest = w.output.saturating_sub(inp.output_projection);
+    match (device_of(n), out_dev) {
+        (Some(d), Some(_)) => gw[d] += output_rest + output_weight,
+        (Some(d), None) => {
+            gw[d] += output_rest;
+            cw += inp.output_projection;
+        }
+        (None, _) => {
             cw += w.output;
             c_repacked += inp.repacked_output;
         }
     }
     let gpu_blocks: usize = layers_on.iter().sum();
-    // Compute buffers under offload: calibrated on llama.cpp's Vulkan breakdown of SmolLM2
-    // (docs/memory-model.md): the output device holds the logits; a device holding blocks
-    // holds the masks and a few hidden rows; the host keeps masks and inputs while any layer
-    // is offloaded. CPU-only is the full estimate, pinned by tests.
+    let host_blocks = n - gpu_blocks;
+    // Compute buffers with GPUs (docs/memory-model.md, measured on llama.cpp's Vulkan
+    // backend): the graph inputs (masks) are made on the host; with op offload (n_ubatch >= 32)
+    // every matrix multiplication and attention of a host-resident layer runs on the first GPU,
+    // which receives copies of the weight and the layer's K/V views and keeps its own copy
+    // of the masks; the logits are computed on the output's GPU, or on the first GPU from a
+    // copy of a host-resident output weight, unless a tensor is too large for the device.
     let rows = Bytes(inp.shape.n_embd * comp.n_tokens * 4);
+    let attn_width = inp
+        .shape
+        .layers
+        .iter()
+        .map(|l| l.n_head as u64 * l.head_dim_k as u64)
+        .max()
+        .unwrap_or(0)
+        .max(inp.shape.n_embd);
+    let attn_rows = Bytes(attn_width * comp.n_tokens * 4);
     let scores_if_no_fa = if cfg.flash_attn {
         Bytes::ZERO
     } else {
         comp.attention_scores
     };
+    let offload_ops = n_gpus > 0 && comp.n_tokens >= 32;
+    // Where the logits are computed, and whether the weight is copied there for it.
+    let (logits_dev, output_copied) = match out_dev {
+        Some(d) => (Some(d), false),
+        None if offload_ops && output_fits(0) => (Some(0), true),
+        None => (None, false),
+    };
     let mut gc = vec![Bytes::ZERO; n_gpus];
-    for d in 0..n_gpus {
-        if layers_on[d] > 0 || out_dev == Some(d) {
-            gc[d] = comp.masks + rows.times(5) + scores_if_no_fa;
-            if out_dev == Some(d) {
-                gc[d] += comp.logits;
-            }
+    for (d, c) in gc.iter_mut().enumerate() {
+        let mut peak = Bytes::ZERO;
+        if layers_on[d] > 0 {
+            peak = peak.max(comp.feed_forward + comp.masks + rows.times(4) + scores_if_no_fa);
         }
+        if logits_dev == Some(d) {
+            let mut p = comp.logits + rows.times(4);
+            if gpu_blocks == n {
+                p += comp.masks;
+            }
+            if output_copied {
+                p += output_weight;
+            }
+            peak = peak.max(p);
+        }
+        if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0) {
+            peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4));
+            peak = peak.max(comp.feed_forward + comp.masks + rows.times(4) + host_largest);
+        }
+        *c = peak;
     }
-    let cpu_compute = if gpu_blocks == 0 && out_dev.is_none() {
+    let cpu_compute = if n_gpus == 0 {
         comp.bytes
     } else {
-        let mut c = comp.masks + rows.times(4);
-        if gpu_blocks < n {
-            c += scores_if_no_fa;
+        let base = comp.masks + rows.times(4);
+        if logits_dev.is_none() {
+            base.max(comp.logits + rows.times(2))
+        } else {
+            base
         }
-        if out_dev.is_none() {
-            c += comp.logits;
-        }
-        c
     };
     let mut gpu = Vec::new();
     let mut unified_on_ram = Bytes::ZERO;
@@ -207,7 +273,9 @@ fn layout(
     }
     let output_buffer = comp.output_buffer;
     let cpu_total = cw + ck + cpu_compute + output_buffer;
-    let repacked = if inp.cpu_repacks {
+    // With a GPU in llama.cpp's device list, host weights go to its host buffer type (or the
+    // plain CPU buffer under mmap), never to CPU_REPACK (`make_cpu_buft_list`).
+    let repacked = if inp.cpu_repacks && n_gpus == 0 {
         c_repacked
     } else {
         Bytes::ZERO
@@ -243,7 +311,7 @@ fn layout(
         gpu_blocks: gpu_blocks as u32,
         output_on_gpu: out_dev.is_some(),
         split,
-        cpu_moe: if n_gpus == 0 { 0 } else { cpu_moe },
+        cpu_moe: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_moe },
     }
 }
 
@@ -475,6 +543,17 @@ fn finish(
                     l.gpu_blocks,
                     n,
                     n - l.gpu_blocks
+                ),
+            });
+        }
+        let on_gpu = l.gpu_blocks > 0 || l.output_on_gpu;
+        if let Some(g) = snap.gpus.iter().find(|g| g.software).filter(|_| on_gpu) {
+            deg.push(Degradation {
+                kind: "software_gpu",
+                severity: Severity::Moderate,
+                message: format!(
+                    "offloaded to {}, a software Vulkan device: it computes on the CPU and its memory is RAM (no speed-up; for testing the GPU path)",
+                    g.name
                 ),
             });
         }

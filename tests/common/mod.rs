@@ -53,6 +53,30 @@ pub fn base_writer(arch: &str, n_layer: u32, n_embd: u32, n_vocab: u32) -> GgufW
     w
 }
 
+/// A small synthetic model of `arch` (256 wide, 8 heads over 2 KV heads, 768-wide
+/// feed-forward, 32000 tokens) with `extra` keys, completed by the engine, in a per-test file.
+pub fn synthetic(
+    tag: &str,
+    arch: &str,
+    n_layer: u32,
+    extra: impl FnOnce(&mut GgufWriter),
+) -> PathBuf {
+    let dir = tempdir(tag);
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let path = dir.join(format!("{arch}-{test}.gguf"));
+    let mut w = base_writer(arch, n_layer, 256, 32000);
+    let k = |s: &str| format!("{arch}.{s}");
+    w.kv(&k("feed_forward_length"), WriteValue::U32(768))
+        .kv(&k("attention.head_count"), WriteValue::U32(8))
+        .kv(&k("attention.head_count_kv"), WriteValue::U32(2));
+    extra(&mut w);
+    complete_with_engine(w, &path);
+    path
+}
+
 /// The type a synthetic tensor gets: f32 for vectors and SSM parameters (as converters
 /// write them), q8_0 where rows are whole blocks, f16 otherwise.
 fn pick_type(name: &str, dims: &[u64]) -> GgmlType {

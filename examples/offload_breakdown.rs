@@ -1,0 +1,57 @@
+//! Prints what the bundled llama.cpp assigns to each buffer (model / KV / compute) at several
+//! `-ngl` values: the calibration aid behind the offload rules in docs/memory-model.md.
+//! Needs a GPU build; for Mesa's software device: `--features vulkan` (it is made visible).
+//!
+//!   cargo run --release --features vulkan --example offload_breakdown -- MODEL.gguf 32768 f16 0,1,10,31
+//!   ... -- cat:qwen2.5-coder:7b 32768 q8_0 0,29     (a catalog entry's Q4_K_M layout, sparse)
+use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::memory::ggml_type::GgmlType;
+
+fn main() {
+    if std::env::var_os("GGML_VK_VISIBLE_DEVICES").is_none() {
+        std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
+    }
+    let a: Vec<String> = std::env::args().collect();
+    if a.len() < 5 {
+        eprintln!("usage: offload_breakdown MODEL|cat:NAME N_CTX CACHE_TYPE NGL[,NGL...]");
+        std::process::exit(2);
+    }
+    let path = match a[1].strip_prefix("cat:") {
+        Some(name) => {
+            let e = layerfit::catalog::entries()
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name == name)
+                .expect("catalog entry");
+            let w = e.header(layerfit::catalog::quant::Ftype::Q4KM).unwrap();
+            let p = std::env::temp_dir().join(format!("offload-{}.gguf", name.replace(':', "_")));
+            w.write(&p, layerfit::gguf::writer::Data::Sparse).unwrap();
+            p
+        }
+        None => std::path::PathBuf::from(&a[1]),
+    };
+    let n_ctx: u32 = a[2].parse().expect("context");
+    let t = GgmlType::from_name(&a[3]).expect("cache type");
+    for ngl in a[4].split(',').map(|x| x.parse::<i32>().expect("ngl")) {
+        let req = MeasureRequest {
+            n_ctx,
+            type_k: t,
+            type_v: t,
+            flash_attn: Some(true),
+            n_gpu_layers: ngl,
+            ..MeasureRequest::default()
+        };
+        let m = measure(&path, &req).unwrap_or_else(|e| panic!("{e}"));
+        let mut line = format!("ngl={ngl:3} output={:?} MiB |", m.output_mib);
+        for b in &m.buffers {
+            line += &format!(
+                " {}: model {:.2} kv {:.2} compute {:.2} |",
+                b.name,
+                b.model.mib(),
+                b.context.mib(),
+                b.compute.mib()
+            );
+        }
+        println!("{line}");
+    }
+}

@@ -1,0 +1,329 @@
+//! Partial GPU offload proven on a real Vulkan device: Mesa's lavapipe (llvmpipe), a software
+//! Vulkan implementation, runs llama.cpp's Vulkan backend on the CPU. For the real models and
+//! synthetic ones, at -ngl 0, 1, a middle value and all layers, and f16/q8_0/q4_0 caches,
+//! layerfit's plan for the probed device must equal what llama.cpp assigns to `Vulkan0` and to
+//! the host: weights and KV cache to the byte, compute buffers within 5% or 16 MiB.
+//!
+//! Built only with `--features vulkan` (`tests/run.sh` runs it after preparing the toolchain
+//! with `install/vulkan-toolchain.sh`); the default CPU build compiles it to nothing.
+#![cfg(feature = "vulkan")]
+
+mod common;
+
+use layerfit::bytes::Bytes;
+use layerfit::engine::measure::{measure, MeasureRequest, Measurement};
+use layerfit::gguf::writer::WriteValue;
+use layerfit::hardware::probe::{probe, ProbeOptions};
+use layerfit::hardware::Snapshot;
+use layerfit::memory::ggml_type::GgmlType;
+use layerfit::model_source::ModelSource;
+use layerfit::plan::{plan_at, Plan, Requirements};
+use std::path::Path;
+use std::sync::OnceLock;
+
+const TYPES: [GgmlType; 3] = [GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];
+const MIB: f64 = 1048576.0;
+
+/// This machine probed with the software-device opt-in, once per process and before anything
+/// initialises llama.cpp (the opt-in must be in place when the Vulkan backend starts).
+fn machine() -> &'static Snapshot {
+    static SNAP: OnceLock<Snapshot> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let snap = probe(&ProbeOptions {
+            software_gpu: true,
+            bandwidth: false,
+            ..ProbeOptions::default()
+        });
+        assert_eq!(
+            snap.gpus.len(),
+            1,
+            "expected lavapipe as the one GPU: {:#?}",
+            snap
+        );
+        let g = &snap.gpus[0];
+        assert!(g.software && g.unified_memory, "{g:?}");
+        assert_eq!(g.engine_device.as_deref(), Some("Vulkan0"));
+        snap
+    })
+}
+
+/// One compared configuration: (what, planned, measured) for each figure.
+struct Row {
+    what: String,
+    figures: Vec<(&'static str, Bytes, Bytes)>,
+}
+
+fn within(planned: Bytes, measured: Bytes) -> bool {
+    let d = (planned.get() as f64 - measured.get() as f64).abs();
+    d <= 16.0 * MIB || d <= 0.05 * measured.get() as f64
+}
+
+fn split(m: &Measurement) -> [(Bytes, Bytes, Bytes); 2] {
+    let mut gpu = (Bytes::ZERO, Bytes::ZERO, Bytes::ZERO);
+    let mut host = gpu;
+    for b in &m.buffers {
+        let side = if b.name == "Vulkan0" {
+            &mut gpu
+        } else {
+            &mut host
+        };
+        side.0 += b.model;
+        side.1 += b.context;
+        side.2 += b.compute;
+    }
+    [gpu, host]
+}
+
+/// Plans `path` at every `ngls` x cache type and compares each device with llama.cpp.
+fn assert_offload_matches(path: &Path, n_ctx: u64, ngls: &[u32]) -> Vec<Row> {
+    let snap = machine();
+    let src = ModelSource::from_file(path).unwrap();
+    let inp = src.plan_input(&snap.cpu.simd).unwrap();
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    for &ngl in ngls {
+        for t in TYPES {
+            let req = Requirements {
+                min_context: n_ctx,
+                ..Requirements::default()
+            };
+            let p: Plan = plan_at(&inp, snap, &req, t, ngl, 0);
+            let m = measure(
+                path,
+                &MeasureRequest {
+                    n_ctx: n_ctx as u32,
+                    type_k: t,
+                    type_v: t,
+                    flash_attn: Some(p.flash_attn),
+                    n_gpu_layers: ngl as i32,
+                    n_ubatch: req.n_ubatch,
+                    ..MeasureRequest::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let [gpu, host] = split(&m);
+            let output = Bytes((m.output_mib.expect("output buffer logged") * MIB).round() as u64);
+            assert_eq!(p.devices.len(), 2, "lavapipe and the host: {:?}", p.devices);
+            let (pg, pc) = (&p.devices[0], &p.devices[1]);
+            assert!(pg.is_gpu && !pc.is_gpu);
+            // The plan's CPU compute includes the host output buffer; the breakdown does not.
+            let host_compute_planned = pc.compute_bytes.saturating_sub(output);
+            let row = Row {
+                what: format!(
+                    "{} ngl={ngl} {t} (gpu blocks {}/{})",
+                    path.file_name().unwrap().to_string_lossy(),
+                    p.gpu_blocks,
+                    p.block_count
+                ),
+                figures: vec![
+                    ("gpu weights", pg.weights_bytes, gpu.0),
+                    ("gpu kv", pg.kv_bytes, gpu.1),
+                    ("gpu compute", pg.compute_bytes, gpu.2),
+                    ("host weights", pc.weights_bytes, host.0),
+                    ("host kv", pc.kv_bytes, host.1),
+                    ("host compute", host_compute_planned, host.2),
+                ],
+            };
+            for &(name, planned, measured) in &row.figures {
+                let ok = if name.ends_with("compute") {
+                    within(planned, measured)
+                } else {
+                    planned == measured
+                };
+                if !ok {
+                    bad.push(format!(
+                        "{}: {name} planned {:.2} MiB, llama.cpp {:.2} MiB",
+                        row.what,
+                        planned.get() as f64 / MIB,
+                        measured.get() as f64 / MIB
+                    ));
+                }
+            }
+            rows.push(row);
+        }
+    }
+    for r in &rows {
+        let cells: Vec<String> = r
+            .figures
+            .iter()
+            .map(|(n, p, m)| {
+                format!(
+                    "{n} {:.2}/{:.2}",
+                    p.get() as f64 / MIB,
+                    m.get() as f64 / MIB
+                )
+            })
+            .collect();
+        eprintln!("{}: {}", r.what, cells.join(", "));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    rows
+}
+
+/// A synthetic model; the machine is probed first so the engine starts with the opt-in.
+fn synthetic(
+    arch: &str,
+    n_layer: u32,
+    extra: impl FnOnce(&mut layerfit::gguf::writer::GgufWriter),
+) -> std::path::PathBuf {
+    machine();
+    common::synthetic("vk", arch, n_layer, extra)
+}
+
+/// -ngl 0, 1, a middle value and all layers (output layer included).
+fn ngls(n_layer: u32) -> Vec<u32> {
+    vec![0, 1, n_layer / 2 + 1, n_layer + 1]
+}
+
+#[test]
+fn smollm2_135m_partial_offload_matches_llama_cpp() {
+    let p = common::smollm2();
+    let rows = assert_offload_matches(&p, 32768, &ngls(30));
+    // The measured figures: f16 KV at 32K with ngl=10 puts 216 MiB of KV on Vulkan0.
+    let r = assert_offload_matches(&p, 32768, &[10]);
+    assert_eq!(r[0].figures[1].2, Bytes(216 << 20));
+    assert!(!rows.is_empty());
+}
+
+#[test]
+fn gemma3_270m_partial_offload_matches_llama_cpp() {
+    assert_offload_matches(&common::gemma3(), 32768, &ngls(18));
+}
+
+#[test]
+fn synthetic_llama_untied_output() {
+    let p = synthetic("llama", 6, |_| {});
+    assert_offload_matches(&p, 8192, &ngls(6));
+}
+
+#[test]
+fn synthetic_qwen2_biases() {
+    let p = synthetic("qwen2", 6, |_| {});
+    assert_offload_matches(&p, 32768, &ngls(6));
+}
+
+#[test]
+fn synthetic_gemma2_sliding_window() {
+    let p = synthetic("gemma2", 6, |w| {
+        w.kv("gemma2.attention.sliding_window", WriteValue::U32(1024));
+    });
+    assert_offload_matches(&p, 32768, &ngls(6));
+}
+
+#[test]
+fn synthetic_qwen3moe_experts() {
+    let p = synthetic("qwen3moe", 4, |w| {
+        w.kv("qwen3moe.expert_count", WriteValue::U32(8))
+            .kv("qwen3moe.expert_used_count", WriteValue::U32(2))
+            .kv("qwen3moe.expert_feed_forward_length", WriteValue::U32(256));
+    });
+    assert_offload_matches(&p, 16384, &ngls(4));
+}
+
+/// The Vulkan build of the binary, without the test process's own opt-in in its environment.
+fn layerfit_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
+        .args(args)
+        .env_remove("GGML_VK_VISIBLE_DEVICES")
+        .env_remove("LAYERFIT_HARDWARE")
+        .env_remove("LAYERFIT_SOFTWARE_GPU")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout} {stderr}"));
+    (out.status.code().unwrap_or(-1), doc, stderr)
+}
+
+#[test]
+fn hardware_lists_lavapipe_as_a_gpu_only_on_request() {
+    let (code, d, err) = layerfit_json(&["hardware", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d["gpus"].as_array().unwrap().len(), 0, "{d}");
+    let notes: Vec<&str> = d["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("--software-gpu")),
+        "{notes:?}"
+    );
+
+    let (code, d, err) = layerfit_json(&["hardware", "--json", "--software-gpu"]);
+    assert_eq!(code, 0, "{err}");
+    let gpus = d["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 1, "{d}");
+    assert_eq!(gpus[0]["software"], true);
+    assert_eq!(gpus[0]["unified_memory"], true);
+    assert_eq!(gpus[0]["engine_device"], "Vulkan0");
+    assert!(gpus[0]["name"].as_str().unwrap().contains("llvmpipe"));
+    assert!(gpus[0]["vram_total_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn check_requirements_plans_onto_lavapipe_only_on_request() {
+    let m = common::smollm2();
+    let m = m.to_str().unwrap();
+    let args = ["check-requirements", "--model", m, "--json", "--yes"];
+    let (code, d, err) = layerfit_json(&args);
+    assert_eq!(code, 10, "{err}");
+    assert_eq!(d["plan"]["n_gpu_layers"], 0);
+    assert_eq!(d["plan"]["devices"].as_array().unwrap().len(), 1);
+
+    let mut with = args.to_vec();
+    with.push("--software-gpu");
+    let (code, d, err) = layerfit_json(&with);
+    assert_eq!(code, 10, "degraded: {err}");
+    let plan = &d["plan"];
+    // 30 blocks + the output layer: everything fits lavapipe's 2 GiB heap.
+    assert_eq!(plan["n_gpu_layers"], 31, "{plan}");
+    assert_eq!(plan["gpu_blocks"], 30);
+    assert_eq!(plan["devices"][0]["is_gpu"], true);
+    let kinds: Vec<&str> = plan["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"software_gpu"), "{kinds:?}");
+    assert!(!kinds.contains(&"cpu_only"), "{kinds:?}");
+}
+
+#[test]
+fn run_offloads_to_lavapipe_and_its_self_check_holds() {
+    let m = common::smollm2();
+    let (code, d, err) = layerfit_json(&[
+        "run",
+        "--software-gpu",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "8192",
+        "--prompt",
+        "What is the capital of France?",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "24",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let answer = d["answer"].as_str().unwrap();
+    assert!(answer.contains("Paris"), "{answer}");
+    let checks = d["self_check"].as_array().unwrap();
+    // Weights, KV cache and compute on lavapipe and on the host.
+    assert_eq!(checks.len(), 6, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["within_5_percent"], true, "{c}");
+    }
+    let gpu_kv = checks
+        .iter()
+        .find(|c| c["what"] == "KV cache" && c["device"].as_str().unwrap().contains("llvmpipe"))
+        .expect("a KV check for the GPU");
+    assert!(gpu_kv["allocated"].as_u64().unwrap() > 0, "{gpu_kv}");
+}
