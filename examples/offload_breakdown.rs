@@ -1,16 +1,22 @@
 //! Prints what the bundled llama.cpp assigns to each buffer (model / KV / compute) at several
-//! `-ngl` values: the calibration aid behind the offload rules in docs/memory-model.md.
-//! Needs a GPU build; for Mesa's software device: `--features vulkan` (it is made visible).
+//! `-ngl` values next to layerfit's plan for the probed GPU: the calibration aid behind the
+//! offload rules in docs/memory-model.md. Needs a GPU build; Mesa's software device counts
+//! (the probe runs with `--software-gpu`'s opt-in).
 //!
 //!   cargo run --release --features vulkan --example offload_breakdown -- MODEL.gguf 32768 f16 0,1,10,31
 //!   ... -- cat:qwen2.5-coder:7b 32768 q8_0 0,29     (a catalog entry's Q4_K_M layout, sparse)
 use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::memory::ggml_type::GgmlType;
+use layerfit::model_source::ModelSource;
+use layerfit::plan::{plan_at, Requirements};
 
 fn main() {
-    if std::env::var_os("GGML_VK_VISIBLE_DEVICES").is_none() {
-        std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
-    }
+    let snap = probe(&ProbeOptions {
+        software_gpu: true,
+        bandwidth: false,
+        ..ProbeOptions::default()
+    });
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 5 {
         eprintln!("usage: offload_breakdown MODEL|cat:NAME N_CTX CACHE_TYPE NGL[,NGL...]");
@@ -32,8 +38,15 @@ fn main() {
     };
     let n_ctx: u32 = a[2].parse().expect("context");
     let t = GgmlType::from_name(&a[3]).expect("cache type");
+    let inp = ModelSource::from_file(&path)
+        .and_then(|s| s.plan_input(&snap.cpu.simd))
+        .expect("model");
+    let req = Requirements {
+        min_context: n_ctx as u64,
+        ..Requirements::default()
+    };
     for ngl in a[4].split(',').map(|x| x.parse::<i32>().expect("ngl")) {
-        let req = MeasureRequest {
+        let mreq = MeasureRequest {
             n_ctx,
             type_k: t,
             type_v: t,
@@ -41,7 +54,7 @@ fn main() {
             n_gpu_layers: ngl,
             ..MeasureRequest::default()
         };
-        let m = measure(&path, &req).unwrap_or_else(|e| panic!("{e}"));
+        let m = measure(&path, &mreq).unwrap_or_else(|e| panic!("{e}"));
         let mut line = format!("ngl={ngl:3} output={:?} MiB |", m.output_mib);
         for b in &m.buffers {
             line += &format!(
@@ -50,6 +63,18 @@ fn main() {
                 b.model.mib(),
                 b.context.mib(),
                 b.compute.mib()
+            );
+        }
+        println!("{line}");
+        let p = plan_at(&inp, &snap, &req, t, ngl as u32, 0);
+        let mut line = "        layerfit plan          |".to_string();
+        for d in &p.devices {
+            line += &format!(
+                " {}: model {:.2} kv {:.2} compute {:.2} |",
+                d.device,
+                d.weights_bytes.mib(),
+                d.kv_bytes.mib(),
+                d.compute_bytes.mib()
             );
         }
         println!("{line}");

@@ -216,6 +216,15 @@ check_prerequisites
 detect_features
 cd "$REPO" || exit 1
 feat_args=(); [ -n "$FEATURES" ] && feat_args=(--features "$FEATURES")
+if [ "$FEATURES" = vulkan ]; then
+  # The bundled llama.cpp needs Vulkan headers newer than some distributions ship (Debian 12):
+  # the toolchain script checks them and, where needed, provides them in a private prefix.
+  if ! vulkan_env="$(bash "$REPO/install/vulkan-toolchain.sh")"; then
+    err "the Vulkan toolchain is not ready (see above); or install with --features cpu"
+    exit 4
+  fi
+  eval "$vulkan_env"
+fi
 say "building and installing: cargo install --path . --locked ${feat_args[*]}"
 if ! cargo install --path . --locked "${feat_args[@]}"; then
   err "the build failed (see cargo's output above)"; exit 1

@@ -22,6 +22,9 @@ pub struct RunSettings {
     pub flash_attn: bool,
     #[serde(default)]
     pub tensor_split: Vec<f64>,
+    /// Hide every GPU from llama.cpp (`-dev none`).
+    #[serde(default)]
+    pub gpu_unused: bool,
 }
 
 impl RunSettings {
@@ -35,6 +38,7 @@ impl RunSettings {
             cache_type_v: plan.kv_type.name().into(),
             flash_attn: plan.flash_attn,
             tensor_split: plan.tensor_split.clone(),
+            gpu_unused: plan.gpu_unused,
         }
     }
 
@@ -66,6 +70,10 @@ impl RunSettings {
             "-fa".into(),
             if self.flash_attn { "on" } else { "off" }.into(),
         ];
+        if self.gpu_unused {
+            v.push("-dev".into());
+            v.push("none".into());
+        }
         if self.n_cpu_moe > 0 {
             v.push("--n-cpu-moe".into());
             v.push(self.n_cpu_moe.to_string());
@@ -94,6 +102,7 @@ impl RunSettings {
             cache_type_v: "f16".into(),
             flash_attn: false,
             tensor_split: Vec::new(),
+            gpu_unused: false,
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
@@ -108,6 +117,15 @@ impl RunSettings {
                 "-c" | "--ctx-size" => s.context = num(it.next(), a)?,
                 "-ngl" | "--n-gpu-layers" => s.n_gpu_layers = num(it.next(), a)? as u32,
                 "--n-cpu-moe" | "-ncmoe" => s.n_cpu_moe = num(it.next(), a)? as u32,
+                "-dev" | "--device" => match it.next().map(String::as_str) {
+                    Some("none") => s.gpu_unused = true,
+                    other => {
+                        return Err(format!(
+                            "-dev {}: layerfit plans use every GPU or none",
+                            other.unwrap_or("")
+                        ))
+                    }
+                },
                 "-ctk" | "--cache-type-k" => {
                     s.cache_type_k = it.next().ok_or("-ctk needs a type")?.clone()
                 }
@@ -180,6 +198,8 @@ impl RunSettings {
             cache_type_v: kv,
             flash_attn: get("OLLAMA_FLASH_ATTENTION").as_deref() == Some("1"),
             tensor_split: Vec::new(),
+            // Ollama keeps the GPU out of it entirely at num_gpu 0.
+            gpu_unused: ngl == Some(0),
         })
     }
 }

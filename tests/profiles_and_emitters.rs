@@ -184,7 +184,11 @@ fn emitted_configs_round_trip_to_the_same_plan() {
     let replan = |s: &RunSettings| -> Value {
         let ngl = s.n_gpu_layers.to_string();
         let ctx = s.context.to_string();
-        json(&["--ngl", &ngl, "--ctx", &ctx, "--kv", &s.cache_type_k])
+        if s.gpu_unused {
+            json(&["--dev", "none", "--ctx", &ctx, "--kv", &s.cache_type_k])
+        } else {
+            json(&["--ngl", &ngl, "--ctx", &ctx, "--kv", &s.cache_type_k])
+        }
     };
 
     let server = emit("llama-server");
@@ -202,6 +206,7 @@ fn emitted_configs_round_trip_to_the_same_plan() {
         s2,
         RunSettings {
             tensor_split: vec![],
+            gpu_unused: s1.n_gpu_layers == 0,
             ..s1.clone()
         }
     );

@@ -327,3 +327,41 @@ fn run_offloads_to_lavapipe_and_its_self_check_holds() {
         .expect("a KV check for the GPU");
     assert!(gpu_kv["allocated"].as_u64().unwrap() > 0, "{gpu_kv}");
 }
+
+#[test]
+fn dev_none_keeps_every_buffer_off_lavapipe() {
+    let m = common::smollm2();
+    let (code, d, err) = layerfit_json(&[
+        "run",
+        "--software-gpu",
+        "--dev",
+        "none",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "4096",
+        "--prompt",
+        "What is the capital of France?",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "16",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Only the host is planned; its compute check holds only if llama.cpp ran the whole graph
+    // on the CPU (with lavapipe visible it would take the logits and most of the compute).
+    let checks = d["self_check"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["device"], "CPU", "{c}");
+        assert_eq!(c["within_5_percent"], true, "{c}");
+    }
+    let compute = checks.iter().find(|c| c["what"] == "compute").unwrap();
+    assert!(
+        compute["allocated"].as_u64().unwrap() > 64 << 20,
+        "{compute}"
+    );
+    assert!(d["answer"].as_str().unwrap().contains("Paris"), "{d}");
+}

@@ -12,7 +12,7 @@ use crate::hardware::Snapshot;
 use crate::memory::ggml_type::GgmlType;
 use crate::model::Shape;
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource, Origin};
-use crate::plan::{plan, plan_at, Plan, Requirements, Verdict};
+use crate::plan::{plan, plan_at, plan_gpu_unused, Plan, Requirements, Verdict};
 use crate::profile::Profile;
 use serde::Serialize;
 
@@ -45,6 +45,9 @@ pub struct PlanArgs {
     /// With --ngl: llama.cpp's --n-cpu-moe (experts of the first N blocks on the CPU).
     #[arg(long, requires = "ngl", default_value = "0")]
     pub n_cpu_moe: u32,
+    /// `--dev none`: hide every GPU from llama.cpp (as its `-dev none`) and plan on the CPU.
+    #[arg(long = "dev", value_parser = ["none"], conflicts_with = "ngl")]
+    pub dev: Option<String>,
     /// Do not keep MoE experts on the CPU (for engines without --n-cpu-moe, e.g. Ollama).
     #[arg(long, hide = true)]
     pub no_cpu_moe: bool,
@@ -93,14 +96,15 @@ fn plan_one(
     src: &ModelSource,
     hardware: &Snapshot,
     req: &Requirements,
-    forced: Option<(GgmlType, u32, u32)>,
+    forced: Option<(GgmlType, Option<u32>, u32)>,
 ) -> Result<(Shape, Plan), Failure> {
     let input = src
         .plan_input(&hardware.cpu.simd)
         .map_err(Failure::BadInput)?;
     let shape = input.shape.clone();
     let plan = match forced {
-        Some((t, ngl, moe)) => plan_at(&input, hardware, req, t, ngl, moe),
+        Some((t, Some(ngl), moe)) => plan_at(&input, hardware, req, t, ngl, moe),
+        Some((t, None, _)) => plan_gpu_unused(&input, hardware, req, t),
         None => plan(&input, hardware, req),
     };
     Ok((shape, plan))
@@ -169,7 +173,11 @@ pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
         ..Requirements::default()
     };
     let floor = pr.and_then(|p| p.min_bits_per_weight);
-    let forced = a.ngl.map(|n| (kv_types[0], n, a.n_cpu_moe));
+    let forced = match (a.ngl, a.dev.is_some()) {
+        (Some(n), _) => Some((kv_types[0], Some(n), a.n_cpu_moe)),
+        (None, true) => Some((kv_types[0], None, 0)),
+        (None, false) => None,
+    };
     let mut candidates = Vec::new();
     let mut chosen: Option<(ModelSource, Shape, Plan)> = None;
     let mut first: Option<(ModelSource, Shape, Plan)> = None;

@@ -199,6 +199,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         model: s.model.clone(),
         n_ctx: s.context as u32,
         n_gpu_layers: s.n_gpu_layers as i32,
+        no_gpu_devices: s.gpu_unused,
         type_k: kv,
         type_v: kv,
         // llama.cpp needs flash attention for a quantized V cache.

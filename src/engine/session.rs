@@ -17,6 +17,8 @@ pub struct SessionConfig {
     pub model: PathBuf,
     pub n_ctx: u32,
     pub n_gpu_layers: i32,
+    /// Hide every GPU from llama.cpp (`-dev none`): no buffer at all on a GPU.
+    pub no_gpu_devices: bool,
     pub type_k: GgmlType,
     pub type_v: GgmlType,
     pub flash_attn: bool,
@@ -96,6 +98,11 @@ impl Session {
         unsafe {
             let mut mp = sys::llama_model_default_params();
             mp.n_gpu_layers = cfg.n_gpu_layers;
+            // An empty, NULL-terminated device list (a NULL list means "every device").
+            let mut no_devices: [sys::ggml_backend_dev_t; 1] = [std::ptr::null_mut()];
+            if cfg.no_gpu_devices {
+                mp.devices = no_devices.as_mut_ptr();
+            }
             mp.load_mode = match (cfg.use_mmap, cfg.use_mlock) {
                 (true, true) => sys::LLAMA_LOAD_MODE_MMAP_MLOCK,
                 (true, false) => sys::LLAMA_LOAD_MODE_MMAP,

@@ -13,7 +13,7 @@ mod budget;
 mod search;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
-pub use search::{plan, plan_at, PlanInput};
+pub use search::{plan, plan_at, plan_gpu_unused, PlanInput};
 
 use crate::bytes::Bytes;
 use crate::memory::ggml_type::GgmlType;
@@ -145,4 +145,7 @@ pub struct Plan {
     pub degradations: Vec<Degradation>,
     /// When incompatible: what is missing, in words.
     pub missing: Option<String>,
+    /// Every GPU hidden from llama.cpp (`-dev none`): one too small even for the buffers
+    /// llama.cpp gives it at `-ngl 0`.
+    pub gpu_unused: bool,
 }

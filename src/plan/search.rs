@@ -103,11 +103,12 @@ fn layout(
     cpu_moe: u32,
     budgets: &Budgets,
     snap: &Snapshot,
+    gpus_used: bool,
 ) -> Layout {
     let n = inp.shape.block_count as usize;
     // Every GPU of the plan is in llama.cpp's device list, so even at -ngl 0 it gets a compute
-    // buffer (op offload, below).
-    let n_gpus = budgets.gpus.len();
+    // buffer (op offload, below), unless the plan hides them from llama.cpp (`-dev none`).
+    let n_gpus = if gpus_used { budgets.gpus.len() } else { 0 };
     let start = (n + 1).saturating_sub(ngl as usize);
     let act = (ngl as usize).min(n + 1);
     // llama.cpp splits layers by free memory: cumulative fractions, upper_bound lookup.
@@ -319,6 +320,19 @@ fn fits(l: &Layout) -> bool {
     l.gpu.iter().all(|g| g.total_bytes <= g.budget_bytes) && l.ram.total_bytes <= l.ram.budget_bytes
 }
 
+/// The cache settings every plan uses: the required context, one type for K and V, flash
+/// attention on.
+fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
+    CacheConfig {
+        n_ctx: req.min_context,
+        type_k: t,
+        type_v: t,
+        flash_attn: true,
+        n_ubatch: req.n_ubatch,
+        ..CacheConfig::default()
+    }
+}
+
 /// Plans `inp` on `snap` under `req`.
 pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
     let budgets = Budgets::from_snapshot(snap, req);
@@ -326,36 +340,36 @@ pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
     let max_ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
     let mut last: Option<(GgmlType, Layout, CacheConfig, KvEstimate)> = None;
     for &t in &req.kv_types {
-        let cfg = CacheConfig {
-            n_ctx: req.min_context,
-            type_k: t,
-            type_v: t,
-            flash_attn: true,
-            n_ubatch: req.n_ubatch,
-            ..CacheConfig::default()
-        };
+        let cfg = cache_config(req, t);
         let Ok(kv) = kv_cache(&inp.shape, &cfg) else {
             continue;
         };
         let comp = compute_buffers(&inp.shape, &kv, &cfg);
-        let full = layout(inp, &kv, &comp, &cfg, max_ngl, 0, &budgets, snap);
+        let full = layout(inp, &kv, &comp, &cfg, max_ngl, 0, &budgets, snap, true);
         if fits(&full) {
-            return finish(inp, snap, req, t, max_ngl, full, &cfg, &kv, None);
+            return finish(inp, snap, req, t, max_ngl, full, &cfg, &kv, None, false);
         }
         // MoE: keep every block's attention and dense part on the GPU and move the experts
         // of the first blocks to the CPU, rather than dropping whole blocks.
         if req.allow_cpu_moe && max_ngl > 0 && inp.shape.n_expert > 1 {
             for k in 1..=n {
-                let l = layout(inp, &kv, &comp, &cfg, max_ngl, k, &budgets, snap);
+                let l = layout(inp, &kv, &comp, &cfg, max_ngl, k, &budgets, snap, true);
                 if fits(&l) {
-                    return finish(inp, snap, req, t, max_ngl, l, &cfg, &kv, None);
+                    return finish(inp, snap, req, t, max_ngl, l, &cfg, &kv, None, false);
                 }
             }
         }
         for ngl in (0..max_ngl).rev() {
-            let l = layout(inp, &kv, &comp, &cfg, ngl, 0, &budgets, snap);
+            let l = layout(inp, &kv, &comp, &cfg, ngl, 0, &budgets, snap, true);
             if fits(&l) {
-                return finish(inp, snap, req, t, ngl, l, &cfg, &kv, None);
+                return finish(inp, snap, req, t, ngl, l, &cfg, &kv, None, false);
+            }
+        }
+        // A GPU too small for even the -ngl 0 offload buffers: hide it from llama.cpp.
+        if max_ngl > 0 {
+            let l = layout(inp, &kv, &comp, &cfg, 0, 0, &budgets, snap, false);
+            if fits(&l) {
+                return finish(inp, snap, req, t, 0, l, &cfg, &kv, None, true);
             }
         }
         let l = full;
@@ -365,7 +379,7 @@ pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
     let (t, l, cfg, kv) = last.expect("at least one cache type is usable");
     let missing = describe_shortfall(inp, snap, &budgets, &cfg, &kv);
     let ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
-    finish(inp, snap, req, t, ngl, l, &cfg, &kv, Some(missing))
+    finish(inp, snap, req, t, ngl, l, &cfg, &kv, Some(missing), false)
 }
 
 /// The plan at a fixed cache type and `-ngl` (a user's override), fitting or not; a plan that
@@ -384,14 +398,7 @@ pub fn plan_at(
     } else {
         ngl.min(inp.shape.block_count + 1)
     };
-    let cfg = CacheConfig {
-        n_ctx: req.min_context,
-        type_k: kv_type,
-        type_v: kv_type,
-        flash_attn: true,
-        n_ubatch: req.n_ubatch,
-        ..CacheConfig::default()
-    };
+    let cfg = cache_config(req, kv_type);
     let kv = match kv_cache(&inp.shape, &cfg) {
         Ok(kv) => kv,
         Err(_) => {
@@ -406,7 +413,7 @@ pub fn plan_at(
         }
     };
     let comp = compute_buffers(&inp.shape, &kv, &cfg);
-    let l = layout(inp, &kv, &comp, &cfg, ngl, cpu_moe, &budgets, snap);
+    let l = layout(inp, &kv, &comp, &cfg, ngl, cpu_moe, &budgets, snap, true);
     let missing = (!fits(&l)).then(|| {
         let over: Vec<String> = l
             .gpu
@@ -432,7 +439,31 @@ pub fn plan_at(
             over.join(", ")
         )
     });
-    finish(inp, snap, req, kv_type, ngl, l, &cfg, &kv, missing)
+    finish(inp, snap, req, kv_type, ngl, l, &cfg, &kv, missing, false)
+}
+
+/// The plan at a fixed cache type with every GPU hidden from llama.cpp (`-dev none`): the
+/// whole model on the CPU, nothing allocated on a GPU.
+pub fn plan_gpu_unused(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    kv_type: GgmlType,
+) -> Plan {
+    let budgets = Budgets::from_snapshot(snap, req);
+    let cfg = cache_config(req, kv_type);
+    let Ok(kv) = kv_cache(&inp.shape, &cfg) else {
+        return plan_at(inp, snap, req, kv_type, 0, 0);
+    };
+    let comp = compute_buffers(&inp.shape, &kv, &cfg);
+    let l = layout(inp, &kv, &comp, &cfg, 0, 0, &budgets, snap, false);
+    let missing = (!fits(&l)).then(|| {
+        format!(
+            "with the GPU unused and a {kv_type} cache, RAM needs {} more",
+            l.ram.total_bytes.saturating_sub(l.ram.budget_bytes)
+        )
+    });
+    finish(inp, snap, req, kv_type, 0, l, &cfg, &kv, missing, true)
 }
 
 fn describe_shortfall(
@@ -443,7 +474,7 @@ fn describe_shortfall(
     kv: &KvEstimate,
 ) -> String {
     let comp = compute_buffers(&inp.shape, kv, cfg);
-    let cpu_only = layout(inp, kv, &comp, cfg, 0, 0, budgets, snap);
+    let cpu_only = layout(inp, kv, &comp, cfg, 0, 0, budgets, snap, false);
     let ram_short = cpu_only
         .ram
         .total_bytes
@@ -462,6 +493,7 @@ fn describe_shortfall(
             0,
             budgets,
             snap,
+            true,
         );
         let vram_short: Bytes = full
             .gpu
@@ -486,6 +518,7 @@ fn finish(
     cfg: &CacheConfig,
     kv: &KvEstimate,
     missing: Option<String>,
+    gpu_unused: bool,
 ) -> Plan {
     let n = inp.shape.block_count;
     let mut deg = Vec::new();
@@ -510,6 +543,12 @@ fn finish(
                 kind: "cpu_only",
                 severity: Severity::Moderate,
                 message: "no GPU: everything runs on the CPU".into(),
+            });
+        } else if gpu_unused {
+            deg.push(Degradation {
+                kind: "cpu_only",
+                severity: Severity::Severe,
+                message: "the GPU cannot hold even llama.cpp's -ngl 0 offload buffers: it is left unused (-dev none) and everything runs on the CPU".into(),
             });
         } else if l.gpu_blocks == 0 {
             deg.push(Degradation {
@@ -616,6 +655,7 @@ fn finish(
         speed,
         degradations: deg,
         missing,
+        gpu_unused,
     }
 }
 
