@@ -25,6 +25,10 @@ pub struct RunSettings {
     /// Hide every GPU from llama.cpp (`-dev none`).
     #[serde(default)]
     pub gpu_unused: bool,
+    /// The GPU is a software Vulkan device (llvmpipe), which llama.cpp uses only when
+    /// `GGML_VK_VISIBLE_DEVICES` names it (`layerfit run` sets it; emitted commands carry it).
+    #[serde(default)]
+    pub software_gpu: bool,
 }
 
 impl RunSettings {
@@ -39,6 +43,7 @@ impl RunSettings {
             flash_attn: plan.flash_attn,
             tensor_split: plan.tensor_split.clone(),
             gpu_unused: plan.gpu_unused,
+            software_gpu: plan.degradations.iter().any(|d| d.kind == "software_gpu"),
         }
     }
 
@@ -103,6 +108,9 @@ impl RunSettings {
             flash_attn: false,
             tensor_split: Vec::new(),
             gpu_unused: false,
+            software_gpu: args
+                .iter()
+                .any(|a| a.starts_with("GGML_VK_VISIBLE_DEVICES=")),
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
@@ -200,6 +208,7 @@ impl RunSettings {
             tensor_split: Vec::new(),
             // Ollama keeps the GPU out of it entirely at num_gpu 0.
             gpu_unused: ngl == Some(0),
+            software_gpu: false,
         })
     }
 }

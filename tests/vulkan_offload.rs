@@ -220,8 +220,9 @@ fn synthetic_qwen3moe_experts() {
     assert_offload_matches(&p, 16384, &ngls(4));
 }
 
-/// The Vulkan build of the binary, without the test process's own opt-in in its environment.
-fn layerfit_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+/// The Vulkan build of the binary, without the test process's own opt-in in its environment:
+/// exit code, stdout, stderr.
+fn layerfit(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
         .args(args)
         .env_remove("GGML_VK_VISIBLE_DEVICES")
@@ -230,11 +231,18 @@ fn layerfit_json(args: &[&str]) -> (i32, serde_json::Value, String) {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn layerfit_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let (code, stdout, stderr) = layerfit(args);
     let doc = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout} {stderr}"));
-    (out.status.code().unwrap_or(-1), doc, stderr)
+    (code, doc, stderr)
 }
 
 #[test]
@@ -364,4 +372,57 @@ fn dev_none_keeps_every_buffer_off_lavapipe() {
         "{compute}"
     );
     assert!(d["answer"].as_str().unwrap().contains("Paris"), "{d}");
+}
+
+#[test]
+fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
+    let m = common::smollm2();
+    let m = m.to_str().unwrap();
+    let plan = |tool: &str| {
+        let (code, out, err) = layerfit(&[
+            "plan",
+            "--software-gpu",
+            "--model",
+            m,
+            "--ctx",
+            "4096",
+            "--emit",
+            tool,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    // llama.cpp needs the device named to see it; the command says so and parses back.
+    let server = plan("llama-server");
+    assert!(
+        server.starts_with("GGML_VK_VISIBLE_DEVICES=0 llama-server"),
+        "{server}"
+    );
+    let args: Vec<String> = server.split_whitespace().map(String::from).collect();
+    let s = layerfit::emit::RunSettings::from_llama_args(&args).unwrap();
+    assert!(s.software_gpu && s.n_gpu_layers == 31, "{s:?}");
+
+    // A run file made with --software-gpu runs on lavapipe without the flag.
+    let dir = common::tempdir("vk-runfile");
+    let file = dir.join("smollm2.yaml");
+    std::fs::write(&file, plan("profile")).unwrap();
+    let (code, d, err) = layerfit_json(&[
+        "run",
+        "--plan",
+        file.to_str().unwrap(),
+        "--prompt",
+        "What is the capital of France?",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "16",
+        "--accept-degraded",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let checks = d["self_check"].as_array().unwrap();
+    assert_eq!(checks.len(), 6, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["within_5_percent"], true, "{c}");
+    }
 }

@@ -339,7 +339,12 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                     .iter()
                     .map(|a| shell_quote(a))
                     .collect();
-                println!("{tool} {}", quoted.join(" "));
+                // llama.cpp sees a software Vulkan device only when it is named.
+                let env = match std::env::var("GGML_VK_VISIBLE_DEVICES") {
+                    Ok(v) if settings.software_gpu => format!("GGML_VK_VISIBLE_DEVICES={v} "),
+                    _ => String::new(),
+                };
+                println!("{env}{tool} {}", quoted.join(" "));
             }
         }
         return Ok(exit::OK);

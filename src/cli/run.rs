@@ -115,6 +115,12 @@ fn prepare(args: &Args) -> Result<Prepared, Failure> {
             .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
         let rf = RunFile::parse(&text)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
+        if rf.settings.software_gpu {
+            // Planned onto a software Vulkan device: make it visible to llama.cpp, as the
+            // probe does with --software-gpu (before the engine starts).
+            let adapters = crate::hardware::adapters::probe(&mut Vec::new());
+            crate::hardware::engine_gpus::expose_software_devices(&adapters);
+        }
         let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::BadInput)?;
         let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
