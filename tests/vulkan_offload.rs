@@ -192,7 +192,12 @@ fn gemma3_270m_partial_offload_matches_llama_cpp() {
 
 #[test]
 fn synthetic_llama_untied_output() {
-    let p = synthetic("llama", 6, |_| {});
+    // llama.cpp never asks for the optional output.weight: give it one (n_embd x n_vocab).
+    let p = synthetic("llama", 6, |w| {
+        w.tensor("output.weight", &[256, 32000], GgmlType::Q8_0);
+    });
+    let src = ModelSource::from_file(&p).unwrap();
+    assert!(!src.plan_input(&[]).unwrap().tied_output);
     assert_offload_matches(&p, 8192, &ngls(6));
 }
 
@@ -425,4 +430,22 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
     for c in checks {
         assert_eq!(c["within_5_percent"], true, "{c}");
     }
+}
+
+#[test]
+fn synthetic_large_vocab_logits_too_large_for_the_device() {
+    // 150k tokens: 293 MiB of logits at 512 tokens exceed lavapipe's 128 MiB storage-buffer
+    // range, so the output projection (its own f16 weight) stays on the host at every -ngl
+    // while its norm follows -ngl.
+    machine();
+    let dir = common::tempdir("vk");
+    let path = dir.join("llama-large-vocab.gguf");
+    let mut w = common::base_writer("llama", 4, 256, 150_000);
+    w.kv("llama.feed_forward_length", WriteValue::U32(768))
+        .kv("llama.attention.head_count", WriteValue::U32(8))
+        .kv("llama.attention.head_count_kv", WriteValue::U32(2));
+    w.tensor("output.weight", &[256, 150_000], GgmlType::F16);
+    common::complete_with_engine(w, &path);
+    let rows = assert_offload_matches(&path, 8192, &ngls(4));
+    assert!(rows.iter().all(|r| r.figures[5].2 > Bytes(290 << 20)));
 }

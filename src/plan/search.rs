@@ -142,7 +142,7 @@ fn layout(
     let output_weight = if inp.tied_output {
         w.token_embd
     } else {
-        w.output
+        inp.output_projection
     };
     // A device takes the output only if the weight and the logits it produces fit its
     // largest tensor (llama.cpp's `select_weight_buft` tries the op at 512 tokens).
