@@ -147,3 +147,55 @@ fn two_gpus_split_layers_by_free_memory() {
     let s = p.speed.unwrap();
     assert!(s.decode_tokens_per_s_high > s.decode_tokens_per_s_low);
 }
+
+/// With a GPU in llama.cpp's device list, -ngl 0 still gives it a compute buffer (op offload
+/// runs the host layers' 512-token batches there, with a copy of the output weight), host
+/// weights are never repacked, and a GPU too small even for that is hidden (`-dev none`).
+/// Figures as llama.cpp allocated them on a Vulkan device (tests/vulkan_offload.rs).
+#[test]
+fn a_gpu_at_ngl_0_holds_the_offloaded_batches_and_a_tiny_one_is_hidden() {
+    let inp = input(&common::gemma3());
+    let req = Requirements::default();
+    let mib = |b: Bytes| b.get() as f64 / 1048576.0;
+    let big = common::machine("ram: 8G\ngpus:\n  - name: card\n    vram: 4G\n");
+    let p = plan_at(&inp, &big, &req, GgmlType::F16, 0, 0);
+    assert_eq!(p.devices.len(), 2);
+    let (gpu, cpu) = (&p.devices[0], &p.devices[1]);
+    assert_eq!(
+        (gpu.weights_bytes, gpu.kv_bytes),
+        (Bytes::ZERO, Bytes::ZERO)
+    );
+    // Logits (262144 x 512 f32) + 4 hidden rows + the copied 170 MiB embedding matrix.
+    assert_eq!(mib(gpu.compute_bytes), 512.0 + 5.0 + 170.0);
+    // The host keeps the masks (32 MiB + the sliding-window one) and 4 rows, plus the output
+    // buffer (1 MiB): 33 + 5 + 1.
+    assert_eq!(mib(cpu.compute_bytes), 39.0);
+    assert_eq!(
+        p.ram.repacked_bytes,
+        Bytes::ZERO,
+        "no CPU_REPACK with a GPU"
+    );
+    let cpu_only = plan_at(
+        &inp,
+        &common::machine("ram: 8G\n"),
+        &req,
+        GgmlType::F16,
+        0,
+        0,
+    );
+    assert!(cpu_only.ram.repacked_bytes > Bytes::ZERO);
+
+    let tiny = common::machine("ram: 8G\ngpus:\n  - name: card\n    vram: 700M\n");
+    let p = plan(&inp, &tiny, &req);
+    assert!(p.gpu_unused, "{p:?}");
+    assert_eq!(p.n_gpu_layers, 0);
+    assert_eq!(p.devices.len(), 1, "the hidden GPU gets nothing");
+    assert_eq!(
+        p.devices[0].compute_bytes,
+        cpu_only.devices[0].compute_bytes
+    );
+    assert!(p
+        .degradations
+        .iter()
+        .any(|d| d.message.contains("-dev none")));
+}

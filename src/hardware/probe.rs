@@ -97,6 +97,10 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
             built,
             &mut notes,
         );
+        // The opt-in makes a planned GPU of what the adapter list calls a software renderer.
+        for g in gpus.iter().filter(|g| g.software) {
+            notes.retain(|n| !(n.starts_with(&g.name) && n.contains("not a GPU")));
+        }
         if cfg!(feature = "vulkan") && !opts.software_gpu && gpus.is_empty() {
             if let Some(a) = adapters
                 .iter()
