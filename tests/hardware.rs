@@ -364,3 +364,23 @@ fn bad_what_if_input_is_exit_2() {
     let (code, _, err) = hardware_json(&["--hardware", "/nonexistent.yaml"], &[]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// In the default (CPU) build the engine cannot run anything on a Vulkan device, so even
+/// `--software-gpu` makes no GPU of lavapipe, and the note says why.
+#[cfg(not(feature = "vulkan"))]
+#[test]
+fn software_gpu_opt_in_needs_a_vulkan_engine() {
+    let s = probe(&ProbeOptions {
+        bandwidth: false,
+        software_gpu: true,
+        ..ProbeOptions::default()
+    });
+    assert!(s.gpus.iter().all(|g| !g.software), "{:?}", s.gpus);
+    assert!(
+        s.notes
+            .iter()
+            .any(|n| n.contains("--software-gpu") && n.contains("--features vulkan")),
+        "{:?}",
+        s.notes
+    );
+}

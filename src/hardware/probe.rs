@@ -97,6 +97,13 @@ pub fn probe(opts: &ProbeOptions) -> Snapshot {
             built,
             &mut notes,
         );
+        if opts.software_gpu && !gpus.iter().any(|g| g.software) {
+            notes.push(if cfg!(feature = "vulkan") {
+                "--software-gpu: no software Vulkan device here (Mesa's mesa-vulkan-drivers provides lavapipe)".to_string()
+            } else {
+                "--software-gpu: this build's engine has no Vulkan backend, so nothing can run on a software device (build with --features vulkan)".to_string()
+            });
+        }
         // The opt-in makes a planned GPU of what the adapter list calls a software renderer.
         for g in gpus.iter().filter(|g| g.software) {
             notes.retain(|n| !(n.starts_with(&g.name) && n.contains("not a GPU")));
