@@ -449,3 +449,37 @@ fn synthetic_large_vocab_logits_too_large_for_the_device() {
     let rows = assert_offload_matches(&path, 8192, &ngls(4));
     assert!(rows.iter().all(|r| r.figures[5].2 > Bytes(290 << 20)));
 }
+
+#[test]
+fn synthetic_cache_tensors_too_large_for_the_device_stay_on_the_host() {
+    // 2048-wide K and V without grouped-query attention: at 40960 tokens one layer's f16 K is
+    // 160 MiB, beyond lavapipe's 128 MiB. llama.cpp aborts if such a layer is offloaded, so the
+    // planner never offloads a block; at -ngl 0 and 1 the host keeps that attention (q8_0 and
+    // q4_0 caches, at 85 and 45 MiB, go back to the GPU's copies).
+    machine();
+    let dir = common::tempdir("vk");
+    let path = dir.join("llama-wide-kv.gguf");
+    let mut w = common::base_writer("llama", 2, 2048, 32000);
+    w.kv("llama.feed_forward_length", WriteValue::U32(768))
+        .kv("llama.attention.head_count", WriteValue::U32(16))
+        .kv("llama.attention.head_count_kv", WriteValue::U32(16))
+        .kv("llama.context_length", WriteValue::U32(40960));
+    common::complete_with_engine(w, &path);
+    assert_offload_matches(&path, 40960, &[0, 1]);
+
+    let snap = machine();
+    let inp = ModelSource::from_file(&path)
+        .unwrap()
+        .plan_input(&snap.cpu.simd)
+        .unwrap();
+    let req = Requirements {
+        min_context: 40960,
+        kv_types: vec![GgmlType::F16],
+        ..Requirements::default()
+    };
+    let p = layerfit::plan::plan(&inp, snap, &req);
+    assert!(p.n_gpu_layers <= 1 && p.gpu_blocks == 0, "{p:?}");
+    let all = plan_at(&inp, snap, &req, GgmlType::F16, 3, 0);
+    assert_eq!(all.verdict, layerfit::plan::Verdict::Incompatible);
+    assert!(all.missing.unwrap().contains("llama.cpp aborts"));
+}

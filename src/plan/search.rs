@@ -91,6 +91,9 @@ struct Layout {
     output_on_gpu: bool,
     split: Vec<f64>,
     cpu_moe: u32,
+    /// Why llama.cpp would refuse this layout outright (a block's cache tensor larger than
+    /// its device can address: it aborts at context creation).
+    impossible: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -151,8 +154,16 @@ fn layout(
     let mut gk = vec![Bytes::ZERO; n_gpus];
     let mut layers_on = vec![0usize; n_gpus];
     let (mut cw, mut ck, mut c_repacked) = (w.token_embd, Bytes::ZERO, Bytes::ZERO);
-    // Host-resident blocks: their largest tensor and KV (copied to the GPU under op offload).
+    // Host-resident blocks: their largest tensor and KV (copied to the GPU under op offload
+    // when the GPU can address them).
     let (mut host_largest, mut host_kv_max) = (Bytes::ZERO, Bytes::ZERO);
+    let mut host_kv_tensor = Bytes::ZERO;
+    let kv_tensor = |il: usize| {
+        let l = &kv.per_layer[il];
+        l.k.max(l.v).max(l.state)
+    };
+    let mut impossible = None;
+    let addressable0 = |b: Bytes| if b <= limit(0) { b } else { Bytes::ZERO };
     for il in 0..n {
         let lkv = kv.per_layer[il].total();
         match device_of(il) {
@@ -163,7 +174,7 @@ fn layout(
                 cw += experts;
                 gk[d] += lkv;
                 layers_on[d] += 1;
-                host_largest = host_largest.max(inp.largest_tensor_per_block[il]);
+                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
             }
             Some(d) => {
                 gw[d] += w.per_block[il];
@@ -174,8 +185,19 @@ fn layout(
                 cw += w.per_block[il];
                 ck += lkv;
                 c_repacked += inp.repacked_per_block[il];
-                host_largest = host_largest.max(inp.largest_tensor_per_block[il]);
+                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
                 host_kv_max = host_kv_max.max(lkv);
+                host_kv_tensor = host_kv_tensor.max(kv_tensor(il));
+            }
+        }
+        if let Some(d) = device_of(il) {
+            if kv_tensor(il) > limit(d) && impossible.is_none() {
+                impossible = Some(format!(
+                    "block {il}'s cache tensor ({}) is larger than {} can address ({}): llama.cpp aborts; keep the blocks on the CPU (-ngl 1 or 0) or use a smaller context or cache type",
+                    kv_tensor(il),
+                    budgets.gpus[d].0,
+                    limit(d)
+                ));
             }
         }
     }
@@ -217,6 +239,11 @@ fn layout(
         comp.attention_scores
     };
     let offload_ops = n_gpus > 0 && comp.n_tokens >= 32;
+    // Host layers' attention moves to the first GPU only if it can address their K/V views
+    // and the masks; otherwise it runs on the host, and the GPU needs no copy of the masks
+    // unless it holds blocks of its own.
+    let attention_offloaded =
+        offload_ops && host_blocks > 0 && host_kv_tensor <= limit(0) && comp.masks <= limit(0);
     // Where the logits are computed, and whether the weight is copied there for it.
     let (logits_dev, output_copied) = match out_dev {
         Some(d) => (Some(d), false),
@@ -240,15 +267,25 @@ fn layout(
             peak = peak.max(p);
         }
         if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0) {
-            peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4));
-            peak = peak.max(comp.feed_forward + comp.masks + rows.times(4) + host_largest);
+            let masks = if attention_offloaded || layers_on[d] > 0 {
+                comp.masks
+            } else {
+                Bytes::ZERO
+            };
+            if attention_offloaded {
+                peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4));
+            }
+            peak = peak.max(comp.feed_forward + masks + rows.times(4) + host_largest);
         }
         *c = peak;
     }
     let cpu_compute = if n_gpus == 0 {
         comp.bytes
     } else {
-        let base = comp.masks + rows.times(4);
+        let mut base = comp.masks + rows.times(4);
+        if host_blocks > 0 && !attention_offloaded {
+            base += attn_rows.times(2);
+        }
         if logits_dev.is_none() {
             base.max(comp.logits + rows.times(2))
         } else {
@@ -313,11 +350,14 @@ fn layout(
         output_on_gpu: out_dev.is_some(),
         split,
         cpu_moe: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_moe },
+        impossible,
     }
 }
 
 fn fits(l: &Layout) -> bool {
-    l.gpu.iter().all(|g| g.total_bytes <= g.budget_bytes) && l.ram.total_bytes <= l.ram.budget_bytes
+    l.impossible.is_none()
+        && l.gpu.iter().all(|g| g.total_bytes <= g.budget_bytes)
+        && l.ram.total_bytes <= l.ram.budget_bytes
 }
 
 /// The cache settings every plan uses: the required context, one type for K and V, flash
@@ -434,10 +474,13 @@ pub fn plan_at(
                 )
             }))
             .collect();
-        format!(
-            "-ngl {ngl} (--n-cpu-moe {cpu_moe}) with a {kv_type} cache does not fit: {}",
-            over.join(", ")
-        )
+        match &l.impossible {
+            Some(why) => format!("-ngl {ngl} with a {kv_type} cache cannot run: {why}"),
+            None => format!(
+                "-ngl {ngl} (--n-cpu-moe {cpu_moe}) with a {kv_type} cache does not fit: {}",
+                over.join(", ")
+            ),
+        }
     });
     finish(inp, snap, req, kv_type, ngl, l, &cfg, &kv, missing, false)
 }
