@@ -228,19 +228,7 @@ fn synthetic_qwen3moe_experts() {
 /// The Vulkan build of the binary, without the test process's own opt-in in its environment:
 /// exit code, stdout, stderr.
 fn layerfit(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
-        .args(args)
-        .env_remove("GGML_VK_VISIBLE_DEVICES")
-        .env_remove("LAYERFIT_HARDWARE")
-        .env_remove("LAYERFIT_SOFTWARE_GPU")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
 }
 
 fn layerfit_json(args: &[&str]) -> (i32, serde_json::Value, String) {
@@ -306,24 +294,32 @@ fn check_requirements_plans_onto_lavapipe_only_on_request() {
     assert!(!kinds.contains(&"cpu_only"), "{kinds:?}");
 }
 
-#[test]
-fn run_offloads_to_lavapipe_and_its_self_check_holds() {
-    let m = common::smollm2();
-    let (code, d, err) = layerfit_json(&[
-        "run",
-        "--software-gpu",
-        "--model",
-        m.to_str().unwrap(),
-        "--ctx",
-        "8192",
+/// `layerfit run ARGS --prompt "What is the capital of France?"`, greedy, short, as JSON.
+fn ask(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut a = vec!["run"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&[
         "--prompt",
         "What is the capital of France?",
         "--temp",
         "0",
         "--max-tokens",
-        "24",
+        "16",
         "--accept-degraded",
         "--json",
+    ]);
+    layerfit_json(&a)
+}
+
+#[test]
+fn run_offloads_to_lavapipe_and_its_self_check_holds() {
+    let m = common::smollm2();
+    let (code, d, err) = ask(&[
+        "--software-gpu",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "8192",
     ]);
     assert_eq!(code, 0, "{err}");
     let answer = d["answer"].as_str().unwrap();
@@ -344,8 +340,7 @@ fn run_offloads_to_lavapipe_and_its_self_check_holds() {
 #[test]
 fn dev_none_keeps_every_buffer_off_lavapipe() {
     let m = common::smollm2();
-    let (code, d, err) = layerfit_json(&[
-        "run",
+    let (code, d, err) = ask(&[
         "--software-gpu",
         "--dev",
         "none",
@@ -353,14 +348,6 @@ fn dev_none_keeps_every_buffer_off_lavapipe() {
         m.to_str().unwrap(),
         "--ctx",
         "4096",
-        "--prompt",
-        "What is the capital of France?",
-        "--temp",
-        "0",
-        "--max-tokens",
-        "16",
-        "--accept-degraded",
-        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     // Only the host is planned; its compute check holds only if llama.cpp ran the whole graph
@@ -411,19 +398,7 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
     let dir = common::tempdir("vk-runfile");
     let file = dir.join("smollm2.yaml");
     std::fs::write(&file, plan("profile")).unwrap();
-    let (code, d, err) = layerfit_json(&[
-        "run",
-        "--plan",
-        file.to_str().unwrap(),
-        "--prompt",
-        "What is the capital of France?",
-        "--temp",
-        "0",
-        "--max-tokens",
-        "16",
-        "--accept-degraded",
-        "--json",
-    ]);
+    let (code, d, err) = ask(&["--plan", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let checks = d["self_check"].as_array().unwrap();
     assert_eq!(checks.len(), 6, "{checks:?}");

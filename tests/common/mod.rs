@@ -220,12 +220,14 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     (est, got)
 }
 
-/// Runs the layerfit binary (no colour, no hardware description from the environment):
-/// exit code, stdout, stderr.
+/// Runs the layerfit binary (no colour, no hardware description or software-GPU opt-in from
+/// the environment): exit code, stdout, stderr.
 pub fn layerfit(bin: &str, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(bin)
         .args(args)
         .env_remove("LAYERFIT_HARDWARE")
+        .env_remove("LAYERFIT_SOFTWARE_GPU")
+        .env_remove("GGML_VK_VISIBLE_DEVICES")
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
