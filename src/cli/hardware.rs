@@ -143,6 +143,9 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             if g.software {
                 extra.push("software device (computes on the CPU)".into());
             }
+            if let Some(m) = g.max_tensor_bytes {
+                extra.push(format!("largest tensor {m}"));
+            }
             if g.unified_memory {
                 extra.push("unified memory (shares RAM)".into());
             }
