@@ -263,6 +263,8 @@ fn hardware_lists_lavapipe_as_a_gpu_only_on_request() {
     assert_eq!(gpus[0]["engine_device"], "Vulkan0");
     assert!(gpus[0]["name"].as_str().unwrap().contains("llvmpipe"));
     assert!(gpus[0]["vram_total_bytes"].as_u64().unwrap() > 0);
+    // llvmpipe's maxStorageBufferRange, read through wgpu: 128 MiB.
+    assert_eq!(gpus[0]["max_tensor_bytes"], 128 << 20);
 }
 
 #[test]
