@@ -21,20 +21,7 @@ fn row(label: &str, src: &ModelSource, path: &Path, cfg: &CacheConfig) {
     let w = weights(&src.tensors, shape.block_count as usize);
     let kv = kv_cache(&shape, cfg).unwrap();
     let c = compute_buffers(&shape, &kv, cfg);
-    let m = measure(
-        path,
-        &MeasureRequest {
-            n_ctx: cfg.n_ctx as u32,
-            n_ubatch: cfg.n_ubatch,
-            n_batch: cfg.n_batch,
-            type_k: cfg.type_k,
-            type_v: cfg.type_v,
-            flash_attn: Some(cfg.flash_attn),
-            swa_full: cfg.swa_full,
-            ..MeasureRequest::default()
-        },
-    )
-    .unwrap();
+    let m = measure(path, &MeasureRequest::for_cache(cfg, 0)).unwrap();
     let (ce, cm) = (c.bytes.get(), m.compute_bytes().get());
     println!(
         "| {label} | {} | {}/{} | {} | {} | {} | {} | {:.2} | {:.2} | {:+.2}% |",

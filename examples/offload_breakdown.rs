@@ -5,11 +5,12 @@
 //!
 //!   cargo run --release --features vulkan --example offload_breakdown -- MODEL.gguf 32768 f16 0,1,10,31
 //!   ... -- cat:qwen2.5-coder:7b 32768 q8_0 0,29     (a catalog entry's Q4_K_M layout, sparse)
+use layerfit::bytes::Bytes;
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::memory::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
-use layerfit::plan::{plan_at, Requirements};
+use layerfit::plan::{cache_config, plan_at, Requirements};
 
 fn main() {
     let snap = probe(&ProbeOptions {
@@ -46,37 +47,42 @@ fn main() {
         ..Requirements::default()
     };
     for ngl in a[4].split(',').map(|x| x.parse::<i32>().expect("ngl")) {
-        let mreq = MeasureRequest {
-            n_ctx,
-            type_k: t,
-            type_v: t,
-            flash_attn: Some(true),
-            n_gpu_layers: ngl,
-            ..MeasureRequest::default()
-        };
+        let mreq = MeasureRequest::for_cache(&cache_config(&req, t), ngl);
         let m = measure(&path, &mreq).unwrap_or_else(|e| panic!("{e}"));
-        let mut line = format!("ngl={ngl:3} output={:?} MiB |", m.output_mib);
-        for b in &m.buffers {
-            line += &format!(
-                " {}: model {:.2} kv {:.2} compute {:.2} |",
-                b.name,
-                b.model.mib(),
-                b.context.mib(),
-                b.compute.mib()
-            );
-        }
-        println!("{line}");
+        let measured = m
+            .buffers
+            .iter()
+            .map(|b| (b.name.as_str(), b.model, b.context, b.compute));
+        println!(
+            "{}",
+            row(
+                &format!("ngl={ngl:3} output={:?} MiB", m.output_mib),
+                measured
+            )
+        );
         let p = plan_at(&inp, &snap, &req, t, ngl as u32, 0);
-        let mut line = "        layerfit plan          |".to_string();
-        for d in &p.devices {
-            line += &format!(
-                " {}: model {:.2} kv {:.2} compute {:.2} |",
-                d.device,
-                d.weights_bytes.mib(),
-                d.kv_bytes.mib(),
-                d.compute_bytes.mib()
-            );
-        }
-        println!("{line}");
+        let planned = p.devices.iter().map(|d| {
+            (
+                d.device.as_str(),
+                d.weights_bytes,
+                d.kv_bytes,
+                d.compute_bytes,
+            )
+        });
+        println!("{}", row("        layerfit plan", planned));
     }
+}
+
+/// One line: a label, then model / KV / compute MiB per device or buffer.
+fn row<'a>(label: &str, parts: impl Iterator<Item = (&'a str, Bytes, Bytes, Bytes)>) -> String {
+    let mut line = format!("{label:<30} |");
+    for (name, model, kv, compute) in parts {
+        line += &format!(
+            " {name}: model {:.2} kv {:.2} compute {:.2} |",
+            model.mib(),
+            kv.mib(),
+            compute.mib()
+        );
+    }
+    line
 }

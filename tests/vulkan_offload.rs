@@ -17,7 +17,7 @@ use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::hardware::Snapshot;
 use layerfit::memory::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
-use layerfit::plan::{plan_at, Plan, Requirements};
+use layerfit::plan::{cache_config, plan_at, Plan, Requirements};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -59,19 +59,14 @@ fn within(planned: Bytes, measured: Bytes) -> bool {
 }
 
 fn split(m: &Measurement) -> [(Bytes, Bytes, Bytes); 2] {
-    let mut gpu = (Bytes::ZERO, Bytes::ZERO, Bytes::ZERO);
-    let mut host = gpu;
+    let mut sides = [(Bytes::ZERO, Bytes::ZERO, Bytes::ZERO); 2];
     for b in &m.buffers {
-        let side = if b.name == "Vulkan0" {
-            &mut gpu
-        } else {
-            &mut host
-        };
+        let side = &mut sides[b.is_host() as usize];
         side.0 += b.model;
         side.1 += b.context;
         side.2 += b.compute;
     }
-    [gpu, host]
+    sides
 }
 
 /// Plans `path` at every `ngls` x cache type and compares each device with llama.cpp.
@@ -90,15 +85,7 @@ fn assert_offload_matches(path: &Path, n_ctx: u64, ngls: &[u32]) -> Vec<Row> {
             let p: Plan = plan_at(&inp, snap, &req, t, ngl, 0);
             let m = measure(
                 path,
-                &MeasureRequest {
-                    n_ctx: n_ctx as u32,
-                    type_k: t,
-                    type_v: t,
-                    flash_attn: Some(p.flash_attn),
-                    n_gpu_layers: ngl as i32,
-                    n_ubatch: req.n_ubatch,
-                    ..MeasureRequest::default()
-                },
+                &MeasureRequest::for_cache(&cache_config(&req, t), ngl as i32),
             )
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let [gpu, host] = split(&m);

@@ -452,14 +452,8 @@ fn self_check(prep: &Prepared, buffers: &[BufferUse]) -> Vec<Check> {
             within_5_percent: ok,
         });
     };
-    let gpu_buffers: Vec<&BufferUse> = buffers
-        .iter()
-        .filter(|b| !b.name.starts_with("CPU") && !b.name.ends_with("_Host"))
-        .collect();
-    let host: Vec<&BufferUse> = buffers
-        .iter()
-        .filter(|b| b.name.starts_with("CPU") || b.name.ends_with("_Host"))
-        .collect();
+    let (host, gpu_buffers): (Vec<&BufferUse>, Vec<&BufferUse>) =
+        buffers.iter().partition(|b| b.is_host());
     let sum = |v: &[&BufferUse], f: fn(&BufferUse) -> Bytes| v.iter().map(|b| f(b)).sum::<Bytes>();
     let mut gpu_i = 0;
     for d in &prep.expected {

@@ -7,6 +7,7 @@
 
 use crate::bytes::Bytes;
 use crate::memory::ggml_type::GgmlType;
+use crate::memory::CacheConfig;
 use llama_cpp_sys_2 as sys;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
@@ -44,6 +45,23 @@ impl Default for MeasureRequest {
     }
 }
 
+impl MeasureRequest {
+    /// A dry run of the cache settings `cfg` with `n_gpu_layers` offloaded.
+    pub fn for_cache(cfg: &CacheConfig, n_gpu_layers: i32) -> MeasureRequest {
+        MeasureRequest {
+            n_ctx: cfg.n_ctx as u32,
+            n_ubatch: cfg.n_ubatch,
+            n_batch: cfg.n_batch,
+            type_k: cfg.type_k,
+            type_v: cfg.type_v,
+            flash_attn: Some(cfg.flash_attn),
+            swa_full: cfg.swa_full,
+            n_gpu_layers,
+            dry_run: true,
+        }
+    }
+}
+
 /// Bytes llama.cpp assigned to one buffer type (`CPU`, `CPU_REPACK`, `CUDA0`, `Vulkan0`, ...).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct BufferUse {
@@ -52,6 +70,14 @@ pub struct BufferUse {
     /// KV cache and recurrent state.
     pub context: Bytes,
     pub compute: Bytes,
+}
+
+impl BufferUse {
+    /// Host memory: the CPU's buffers and a GPU backend's pinned host buffers (`Vulkan_Host`,
+    /// `CUDA_Host`); everything else is a GPU's own memory.
+    pub fn is_host(&self) -> bool {
+        self.name.starts_with("CPU") || self.name.ends_with("_Host")
+    }
 }
 
 /// What llama.cpp reported for a configuration.

@@ -13,7 +13,7 @@ mod budget;
 mod search;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
-pub use search::{plan, plan_at, plan_gpu_unused, PlanInput};
+pub use search::{cache_config, plan, plan_at, plan_gpu_unused, PlanInput};
 
 use crate::bytes::Bytes;
 use crate::memory::ggml_type::GgmlType;

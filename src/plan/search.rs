@@ -362,7 +362,7 @@ fn fits(l: &Layout) -> bool {
 
 /// The cache settings every plan uses: the required context, one type for K and V, flash
 /// attention on.
-fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
+pub fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
     CacheConfig {
         n_ctx: req.min_context,
         type_k: t,

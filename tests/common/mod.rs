@@ -171,16 +171,7 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     let vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), vocab).unwrap();
     let w = weights(file.tensors(), shape.block_count as usize);
-    let req = MeasureRequest {
-        n_ctx: cfg.n_ctx as u32,
-        n_ubatch: cfg.n_ubatch,
-        n_batch: cfg.n_batch,
-        type_k: cfg.type_k,
-        type_v: cfg.type_v,
-        flash_attn: Some(cfg.flash_attn),
-        swa_full: cfg.swa_full,
-        ..MeasureRequest::default()
-    };
+    let req = MeasureRequest::for_cache(cfg, 0);
     let m = measure(path, &req).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let what = format!(
         "{} ({}) ctx {} {}/{} fa={} ub={} swa_full={}",
