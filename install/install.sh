@@ -69,73 +69,11 @@ ask() {
   case "$answer" in y|Y|yes|YES) return 0 ;; *) return 1 ;; esac
 }
 
-package_manager() {
-  for pm in apt-get dnf pacman brew; do
-    if command -v "$pm" >/dev/null 2>&1; then echo "$pm"; return; fi
-  done
-}
-
-# The package that provides a prerequisite, per package manager.
-package_for() {
-  case "$1:$2" in
-    cmake:*) echo cmake ;;
-    compiler:apt-get) echo "g++" ;;
-    compiler:dnf) echo "gcc-c++" ;;
-    compiler:pacman) echo "gcc" ;;
-    compiler:brew) echo "" ;;
-    libclang:apt-get) echo "libclang-dev" ;;
-    libclang:dnf) echo "clang-devel" ;;
-    libclang:pacman) echo "clang" ;;
-    libclang:brew) echo "llvm" ;;
-  esac
-}
-
-have_libclang() {
-  if [ -n "${LIBCLANG_PATH:-}" ] && ls "$LIBCLANG_PATH"/libclang* >/dev/null 2>&1; then return 0; fi
-  if command -v ldconfig >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then return 0; fi
-  ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib*/libclang*.so* /usr/lib/*/libclang*.so* \
-     /opt/homebrew/opt/llvm/lib/libclang.dylib /usr/local/opt/llvm/lib/libclang.dylib >/dev/null 2>&1
-}
-
+# The build prerequisites: one script shared with the README, tests/run.sh and .ci/run.
 check_prerequisites() {
-  local missing=()
-  command -v cargo >/dev/null 2>&1 || missing+=(rust)
-  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-  { command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; } || missing+=(compiler)
-  have_libclang || missing+=(libclang)
-  if [ ${#missing[@]} -eq 0 ]; then
-    say "prerequisites: Rust toolchain, cmake, C/C++ compiler and libclang found"
-    return 0
-  fi
-  say "missing build prerequisites: ${missing[*]}"
-  local pm; pm="$(package_manager)"
-  local pkgs=()
-  for m in "${missing[@]}"; do
-    if [ "$m" = rust ]; then
-      err "no Rust toolchain (cargo): install it from https://rustup.rs, then run this again"
-      exit 4
-    fi
-    [ -n "$pm" ] && p="$(package_for "$m" "$pm")" && [ -n "$p" ] && pkgs+=("$p")
-  done
-  if [ -z "$pm" ]; then
-    err "no supported package manager (apt-get, dnf, pacman, brew): install ${missing[*]} yourself"
-    exit 4
-  fi
-  local cmd
-  case "$pm" in
-    apt-get) cmd="apt-get install -y ${pkgs[*]}" ;;
-    dnf) cmd="dnf install -y ${pkgs[*]}" ;;
-    pacman) cmd="pacman -S --noconfirm ${pkgs[*]}" ;;
-    brew) cmd="brew install ${pkgs[*]}" ;;
-  esac
-  if [ "$(id -u)" != 0 ] && [ "$pm" != brew ]; then cmd="sudo $cmd"; fi
-  if ask "install them now with: $cmd ?"; then
-    [ "$pm" = apt-get ] && { $( [ "$(id -u)" != 0 ] && echo sudo ) apt-get update -qq || true; }
-    if ! $cmd; then err "'$cmd' failed"; exit 4; fi
-  else
-    err "cannot build without: ${missing[*]} (install: $cmd)"
-    exit 4
-  fi
+  local args=()
+  [ "$YES" = 1 ] && args+=(--yes)
+  bash "$REPO/install/prerequisites.sh" "${args[@]}" || exit 4
 }
 
 detect_features() {

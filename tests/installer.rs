@@ -102,10 +102,12 @@ fn bad_usage_and_missing_binary() {
     assert_eq!(code, 2, "{out}");
 }
 
-/// A PATH where everything needed exists except cmake: the script names it, proposes the
-/// package manager command, and (no terminal, no --yes) stops with exit 4.
+/// A PATH where everything needed exists except cmake, and a package manager that only
+/// records its arguments: install.sh hands the prerequisites to install/prerequisites.sh, which
+/// names cmake, calls the package manager for it (no terminal: it does not ask), checks again,
+/// and stops with exit 4 because cmake is still not there.
 #[test]
-fn missing_prerequisite_is_named_and_nothing_is_installed() {
+fn missing_prerequisite_is_installed_through_the_package_manager_and_checked_again() {
     let dir = common::tempdir("fake-path");
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -118,29 +120,89 @@ fn missing_prerequisite_is_named_and_nothing_is_installed() {
         (!p.is_empty()).then_some(p)
     };
     for tool in [
-        "cargo", "c++", "g++", "ldconfig", "grep", "ls", "id", "uname", "dirname",
+        "cargo", "c++", "g++", "gcc", "make", "grep", "ls", "id", "uname", "dirname", "sed",
+        "tr", "env", "bash",
     ] {
         if let Some(p) = real(tool) {
             let _ = std::os::unix::fs::symlink(&p, bin.join(tool));
         }
     }
-    // A package manager that must never run: it records any call.
-    let marker = dir.join("apt-called");
-    std::fs::write(
-        bin.join("apt-get"),
-        format!("#!/bin/sh\ntouch {}\n", marker.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", bin.join("apt-get").to_str().unwrap()])
-        .status()
-        .unwrap();
-    let (code, out) = install(&[], Some(bin.to_str().unwrap()));
+    let script = |name: &str, body: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        Command::new("chmod")
+            .args(["+x", p.to_str().unwrap()])
+            .status()
+            .unwrap();
+    };
+    // A package manager that records its calls and installs nothing; sudo for non-root runs.
+    let calls = dir.join("apt-calls");
+    script("apt-get", &format!("echo \"$*\" >> {}", calls.display()));
+    script("sudo", "exec \"$@\"");
+    // libclang is present as far as the check can tell (a folder with a loadable name).
+    let libs = dir.join("lib");
+    std::fs::create_dir_all(&libs).unwrap();
+    std::fs::write(libs.join("libclang-14.so.1"), b"").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin.join("bash"))
+            .arg(script_path("prerequisites.sh"))
+            .args(args)
+            .env("PATH", &bin)
+            .env("LAYERFIT_LIBCLANG_DIRS", &libs)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = run(&["--check"]);
     assert_eq!(code, 4, "{out}");
-    assert!(out.contains("missing build prerequisites: cmake"), "{out}");
-    assert!(out.contains("apt-get install -y cmake"), "{out}");
+    assert!(out.contains("missing: cmake"), "{out}");
+    assert!(!calls.exists(), "--check called the package manager");
+
+    let (code, out) = run(&[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("still missing after"), "{out}");
+    let recorded = std::fs::read_to_string(&calls).unwrap();
+    assert!(recorded.lines().any(|l| l == "update -qq"), "{recorded}");
     assert!(
-        !Path::new(&marker).exists(),
-        "the package manager was called"
+        recorded.lines().any(|l| l == "install -y -qq cmake"),
+        "{recorded}"
     );
+}
+
+fn script_path(name: &str) -> String {
+    format!("{}/install/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// bindgen loads libclang.so, libclang.so.N, libclang-N.so or libclang-N.so.M; a folder that
+/// holds only LLVM's C++ library (libclang-cpp.so.14, on many machines without libclang) is
+/// reported as missing libclang.
+#[test]
+fn libclang_cpp_alone_is_not_libclang() {
+    let check = |files: &[&str]| {
+        let dir = common::tempdir(&format!("libclang-{}", files.join("+")));
+        for f in files {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let out = Command::new("bash")
+            .arg(script_path("prerequisites.sh"))
+            .arg("--check")
+            .env("LAYERFIT_LIBCLANG_DIRS", &dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        let missing_line = text
+            .lines()
+            .find(|l| l.starts_with("prerequisites: missing:"))
+            .unwrap_or("")
+            .to_string();
+        missing_line.split_whitespace().any(|w| w == "libclang")
+    };
+    assert!(check(&["libclang-cpp.so.14"]));
+    assert!(check(&[]));
+    assert!(!check(&["libclang-cpp.so.14", "libclang-14.so.1"]));
+    assert!(!check(&["libclang.so"]));
+    assert!(!check(&["libclang.so.14.0.6"]));
 }

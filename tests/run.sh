@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: fetches (or reuses) the two real models, then runs every test with
 # the bundled llama.cpp built in release mode (the same build `cargo run --release` uses).
+# First the build prerequisites (install/prerequisites.sh, shared with .ci/run and install.sh).
 # Then the GPU path on a real Vulkan device: layerfit built with `--features vulkan` against
 # Mesa's software Vulkan device (lavapipe), toolchain prepared by install/vulkan-toolchain.sh.
 # That stage is skipped, loudly, only outside CI when the toolchain cannot be prepared (no
 # root, no apt-get); in CI (CI=true) or with LAYERFIT_REQUIRE_VULKAN=1 it must run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cmake, make, a C++ compiler, libclang, pip and Mesa's Vulkan drivers (asks first on a terminal).
+bash install/prerequisites.sh --tests
 LAYERFIT_MODELS="$(bash tests/fetch-models.sh | tail -n 1)"
 export LAYERFIT_MODELS
 cargo test --release --all-targets "$@"
