@@ -12,6 +12,7 @@ fn main() {
         .file("src/engine/breakdown.cpp")
         .compile("layerfit_breakdown");
     let out = std::env::var("OUT_DIR").unwrap();
+    version_facts();
     embed("model-catalog", &Path::new(&out).join("catalog_files.rs"));
     embed("profiles", &Path::new(&out).join("profile_files.rs"));
 }
@@ -37,4 +38,40 @@ fn embed(dir: &str, out: &Path) {
     }
     s.push_str("]\n");
     std::fs::write(out, s).unwrap();
+}
+
+/// For `--version`: the engine back-ends compiled in (cargo features) and which llama.cpp is
+/// bundled: the llama-cpp-sys-2 release (from Cargo.lock) and the ggml version its CMake build
+/// installed (`DEP_LLAMA_GGML_CMAKE_DIR`, exported by llama-cpp-sys-2's build script).
+fn version_facts() {
+    let backends: String = ["cuda", "vulkan", "metal", "rocm"]
+        .iter()
+        .filter(|f| std::env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase())).is_some())
+        .map(|f| format!(", {f}"))
+        .collect();
+    println!("cargo:rustc-env=LAYERFIT_BACKENDS={backends}");
+    let lock = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let sys = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|text| {
+            let i = text.find("name = \"llama-cpp-sys-2\"")?;
+            let rest = &text[i..];
+            let v = rest.lines().nth(1)?.strip_prefix("version = ")?;
+            Some(v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rerun-if-env-changed=DEP_LLAMA_GGML_CMAKE_DIR");
+    let ggml = std::env::var("DEP_LLAMA_GGML_CMAKE_DIR")
+        .ok()
+        .and_then(|d| {
+            std::fs::read_to_string(Path::new(&d).join("ggml/ggml-config-version.cmake")).ok()
+        })
+        .and_then(|text| {
+            let i = text.find("set(PACKAGE_VERSION \"")? + 4;
+            let v = &text[i + 17..];
+            Some(v[..v.find('"')?].to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=LAYERFIT_LLAMA_CPP=llama-cpp-sys-2 {sys} (ggml {ggml})");
 }

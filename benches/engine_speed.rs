@@ -7,8 +7,8 @@
 
 use layerfit::engine::measure::init_backend;
 use layerfit::engine::session::{GenOptions, Session, SessionConfig};
+use layerfit::ggml_type::GgmlType;
 use layerfit::hardware::probe::{probe, ProbeOptions};
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
 use layerfit::plan::{plan, Requirements};
 use llama_cpp_sys_2 as sys;

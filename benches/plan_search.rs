@@ -1,10 +1,10 @@
 //! Time of a full candidate search (every KV type x every -ngl) for one model.
 //! Target: <= 10 ms. Run: `cargo bench --bench plan_search` (after tests/fetch-models.sh).
 
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
 use layerfit::hardware::whatif::{describe, Description};
 use layerfit::hardware::Cpu;
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::weights;
 use layerfit::model::Shape;
 use layerfit::plan::{plan, PlanInput, Requirements};

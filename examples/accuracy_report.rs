@@ -5,8 +5,8 @@
 
 use layerfit::catalog::{self, quant::Ftype};
 use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::Data;
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::ModelSource;

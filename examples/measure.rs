@@ -1,6 +1,6 @@
 //! Prints what the bundled llama.cpp allocates for a model and settings (calibration aid).
 use layerfit::engine::measure::{measure, MeasureRequest};
-use layerfit::memory::ggml_type::GgmlType;
+use layerfit::ggml_type::GgmlType;
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let mut req = MeasureRequest::default();

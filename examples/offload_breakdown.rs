@@ -7,8 +7,8 @@
 //!   ... -- cat:qwen2.5-coder:7b 32768 q8_0 0,29     (a catalog entry's Q4_K_M layout, sparse)
 use layerfit::bytes::Bytes;
 use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::ggml_type::GgmlType;
 use layerfit::hardware::probe::{probe, ProbeOptions};
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
 use layerfit::plan::{cache_config, plan_at, Requirements};
 

@@ -2,9 +2,9 @@
 //! re-planned by layerfit with the catalog's Qwen2.5-Coder 7B and 3B.
 //! Run: `cargo run --release --example seed_table > docs/seed-001-table.md`.
 
+use layerfit::ggml_type::GgmlType;
 use layerfit::hardware::whatif::{describe, Description};
 use layerfit::hardware::{cpu, Cpu};
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{kv_cache, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};

@@ -3,13 +3,41 @@
 //! Each format parses back into the same [`RunSettings`], so a config can be re-planned and
 //! checked (tests: emitted configs round-trip to the same plan).
 
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use crate::plan::{DeviceUse, Plan, Verdict};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Why a runnable config (llama.cpp arguments, a Modelfile, a run file) cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("K and V cache types differ ({0} / {1}); layerfit plans one type for both")]
+    MixedCacheTypes(String, String),
+    #[error("'{0}' is not a cache type")]
+    NotACacheType(String),
+    #[error("{0} needs a value")]
+    MissingValue(&'static str),
+    #[error("{flag} needs a number, got {value:?}")]
+    NotANumber { flag: String, value: String },
+    #[error("-dev {0}: layerfit plans use every GPU or none")]
+    PartialDevices(String),
+    #[error("unexpected argument '{0}'")]
+    UnexpectedArgument(String),
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("context {0} is out of range (1 to 16M tokens)")]
+    ContextRange(u64),
+    #[error("not a layerfit run file")]
+    Yaml(#[source] serde_norway::Error),
+    #[error("unsupported run file version {0} (this layerfit reads version 1)")]
+    Version(u32),
+}
+
+/// The largest context a config may name (as `--ctx` accepts).
+const MAX_CONTEXT: u64 = 1 << 24;
+
 /// What a runnable config fixes: everything the engine needs to reproduce the plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunSettings {
     pub model: PathBuf,
@@ -48,15 +76,25 @@ impl RunSettings {
     }
 
     /// The cache type, when K and V agree (they always do in layerfit's plans).
-    pub fn kv_type(&self) -> Result<GgmlType, String> {
+    pub fn kv_type(&self) -> Result<GgmlType, ConfigError> {
         if self.cache_type_k != self.cache_type_v {
-            return Err(format!(
-                "K and V cache types differ ({} / {}); layerfit plans one type for both",
-                self.cache_type_k, self.cache_type_v
+            return Err(ConfigError::MixedCacheTypes(
+                self.cache_type_k.clone(),
+                self.cache_type_v.clone(),
             ));
         }
         GgmlType::from_name(&self.cache_type_k)
-            .ok_or_else(|| format!("'{}' is not a cache type", self.cache_type_k))
+            .filter(|t| crate::ggml_type::KV_CACHE_TYPES.contains(t))
+            .ok_or_else(|| ConfigError::NotACacheType(self.cache_type_k.clone()))
+    }
+
+    /// Settings a config may carry: a cache type llama.cpp has, a context in range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.kv_type()?;
+        if self.context == 0 || self.context > MAX_CONTEXT {
+            return Err(ConfigError::ContextRange(self.context));
+        }
+        Ok(())
     }
 
     /// llama.cpp's arguments (`llama-server` and `llama-cli` share them).
@@ -97,7 +135,7 @@ impl RunSettings {
     }
 
     /// Reads llama.cpp arguments back (the program name, if present, is skipped).
-    pub fn from_llama_args(args: &[String]) -> Result<RunSettings, String> {
+    pub fn from_llama_args(args: &[String]) -> Result<RunSettings, ConfigError> {
         let mut s = RunSettings {
             model: PathBuf::new(),
             context: 0,
@@ -113,32 +151,36 @@ impl RunSettings {
                 .any(|a| a.starts_with("GGML_VK_VISIBLE_DEVICES=")),
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
-        let num = |v: Option<&String>, flag: &str| -> Result<u64, String> {
+        let num = |v: Option<&String>, flag: &str| -> Result<u64, ConfigError> {
             v.and_then(|x| x.parse().ok())
-                .ok_or_else(|| format!("{flag} needs a number"))
+                .ok_or_else(|| ConfigError::NotANumber {
+                    flag: flag.to_string(),
+                    value: v.cloned().unwrap_or_default(),
+                })
         };
         while let Some(a) = it.next() {
             match a.as_str() {
                 "-m" | "--model" => {
-                    s.model = it.next().ok_or("-m needs a path")?.into();
+                    s.model = it.next().ok_or(ConfigError::MissingValue("-m"))?.into();
                 }
                 "-c" | "--ctx-size" => s.context = num(it.next(), a)?,
-                "-ngl" | "--n-gpu-layers" => s.n_gpu_layers = num(it.next(), a)? as u32,
-                "--n-cpu-moe" | "-ncmoe" => s.n_cpu_moe = num(it.next(), a)? as u32,
+                "-ngl" | "--n-gpu-layers" => {
+                    s.n_gpu_layers = num(it.next(), a)?.min(u32::MAX as u64) as u32
+                }
+                "--n-cpu-moe" | "-ncmoe" => {
+                    s.n_cpu_moe = num(it.next(), a)?.min(u32::MAX as u64) as u32
+                }
                 "-dev" | "--device" => match it.next().map(String::as_str) {
                     Some("none") => s.gpu_unused = true,
                     other => {
-                        return Err(format!(
-                            "-dev {}: layerfit plans use every GPU or none",
-                            other.unwrap_or("")
-                        ))
+                        return Err(ConfigError::PartialDevices(other.unwrap_or("").to_string()))
                     }
                 },
                 "-ctk" | "--cache-type-k" => {
-                    s.cache_type_k = it.next().ok_or("-ctk needs a type")?.clone()
+                    s.cache_type_k = it.next().ok_or(ConfigError::MissingValue("-ctk"))?.clone()
                 }
                 "-ctv" | "--cache-type-v" => {
-                    s.cache_type_v = it.next().ok_or("-ctv needs a type")?.clone()
+                    s.cache_type_v = it.next().ok_or(ConfigError::MissingValue("-ctv"))?.clone()
                 }
                 "-fa" | "--flash-attn" => {
                     s.flash_attn = matches!(
@@ -149,17 +191,23 @@ impl RunSettings {
                 "-ts" | "--tensor-split" => {
                     s.tensor_split = it
                         .next()
-                        .ok_or("-ts needs a list")?
+                        .ok_or(ConfigError::MissingValue("-ts"))?
                         .split(',')
-                        .map(|x| x.parse().map_err(|_| format!("bad -ts value '{x}'")))
+                        .map(|x| {
+                            x.parse().map_err(|_| ConfigError::NotANumber {
+                                flag: "-ts".into(),
+                                value: x.to_string(),
+                            })
+                        })
                         .collect::<Result<_, _>>()?
                 }
-                other => return Err(format!("unexpected argument '{other}'")),
+                other => return Err(ConfigError::UnexpectedArgument(other.to_string())),
             }
         }
         if s.context == 0 || s.model.as_os_str().is_empty() {
-            return Err("the arguments need -m and -c".into());
+            return Err(ConfigError::Missing("the arguments need -m and -c"));
         }
+        s.validate()?;
         Ok(s)
     }
 
@@ -183,7 +231,10 @@ impl RunSettings {
     }
 
     /// Reads a Modelfile and its environment back.
-    pub fn from_ollama(modelfile: &str, env: &[(String, String)]) -> Result<RunSettings, String> {
+    pub fn from_ollama(
+        modelfile: &str,
+        env: &[(String, String)],
+    ) -> Result<RunSettings, ConfigError> {
         let mut model = None;
         let (mut ctx, mut ngl) = (None, None);
         for line in modelfile.lines().map(str::trim) {
@@ -197,10 +248,10 @@ impl RunSettings {
         }
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let kv = get("OLLAMA_KV_CACHE_TYPE").unwrap_or_else(|| "f16".into());
-        Ok(RunSettings {
-            model: model.ok_or("the Modelfile has no FROM line")?,
-            context: ctx.ok_or("the Modelfile has no num_ctx")?,
-            n_gpu_layers: ngl.ok_or("the Modelfile has no num_gpu")?,
+        let settings = RunSettings {
+            model: model.ok_or(ConfigError::Missing("the Modelfile has no FROM line"))?,
+            context: ctx.ok_or(ConfigError::Missing("the Modelfile has no num_ctx"))?,
+            n_gpu_layers: ngl.ok_or(ConfigError::Missing("the Modelfile has no num_gpu"))?,
             n_cpu_moe: 0,
             cache_type_k: kv.clone(),
             cache_type_v: kv,
@@ -209,11 +260,13 @@ impl RunSettings {
             // Ollama keeps the GPU out of it entirely at num_gpu 0.
             gpu_unused: ngl == Some(0),
             software_gpu: false,
-        })
+        };
+        settings.validate()?;
+        Ok(settings)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OllamaConfig {
     pub modelfile: String,
     pub env: Vec<(String, String)>,
@@ -263,7 +316,7 @@ impl OllamaConfig {
 }
 
 /// layerfit's run file: the settings, and what the plan promised (checked after loading).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunFile {
     /// Format version of this file.
     pub layerfit_run: u32,
@@ -313,12 +366,12 @@ impl RunFile {
         format!("# layerfit run file: `layerfit run --plan THIS_FILE`\n{body}")
     }
 
-    pub fn parse(text: &str) -> Result<RunFile, String> {
-        let f: RunFile = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<RunFile, ConfigError> {
+        let f: RunFile = serde_norway::from_str(text).map_err(ConfigError::Yaml)?;
         if f.layerfit_run != 1 {
-            return Err(format!("unsupported run file version {}", f.layerfit_run));
+            return Err(ConfigError::Version(f.layerfit_run));
         }
-        f.settings.kv_type()?;
+        f.settings.validate()?;
         Ok(f)
     }
 }

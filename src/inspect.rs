@@ -3,14 +3,14 @@
 //! Pure: it works on an already-read `ModelFile`.
 
 use crate::bytes::Bytes;
+use crate::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::gguf::ModelFile;
-use crate::memory::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::memory::{compute_buffers, kv_cache, weights, CacheConfig, ComputeEstimate, Weights};
 use crate::model::{Shape, ShapeError, SwaKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct Inspection {
     pub model: ModelInfo,
     pub weights: WeightsInfo,
@@ -19,7 +19,7 @@ pub struct Inspection {
     pub notes: Vec<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct ModelInfo {
     pub path: String,
     pub architecture: String,
@@ -42,7 +42,7 @@ pub struct ModelInfo {
     pub rules_verified: bool,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct SlidingWindow {
     pub kind: SwaKind,
     pub window: u32,
@@ -50,13 +50,13 @@ pub struct SlidingWindow {
     pub full_layers: usize,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct Experts {
     pub count: u32,
     pub used: u32,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct WeightsInfo {
     pub total_bytes: Bytes,
     pub per_block_bytes: Vec<Bytes>,
@@ -68,7 +68,7 @@ pub struct WeightsInfo {
     pub by_type: BTreeMap<String, Bytes>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct KvInfo {
     /// The requested context.
     pub context: u64,
@@ -84,7 +84,7 @@ pub struct KvInfo {
     pub recurrent_state_bytes: Bytes,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct ComputeInfo {
     pub bytes: Bytes,
     pub n_ubatch: u64,

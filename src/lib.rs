@@ -1,6 +1,6 @@
 //! layerfit: can this machine run this local LLM at the context I need, and how?
 //!
-//! Data flows one way: [`gguf`] reads a header, [`model::Shape`] describes the model per layer,
+//! Data flows one way: [`ggml_type`] (the tensor type table) is the bottom layer, [`gguf`] reads a header, [`model::Shape`] describes the model per layer,
 //! [`memory`] turns shape and settings into exact byte figures. [`engine`] is the bundled
 //! llama.cpp, used to run models and to check the figures against what it really allocates.
 
@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod cli;
 pub mod emit;
 pub mod engine;
+pub mod env_vars;
+pub mod ggml_type;
 pub mod gguf;
 pub mod hardware;
 pub mod inspect;

@@ -10,8 +10,26 @@ use crate::plan::PlanInput;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// Why `--model` could not be turned into a header.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelSourceError {
+    /// The file's own error already names the file and the offset.
+    #[error(transparent)]
+    File(#[from] crate::gguf::GgufError),
+    /// One line: the shape error names the key and the value.
+    #[error("{model}: {cause}")]
+    Shape {
+        model: String,
+        cause: crate::model::ShapeError,
+    },
+    #[error("{0}")]
+    Catalog(String),
+    #[error("{0}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)")]
+    Unknown(String),
+}
+
 /// Where a model's header came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Origin {
     File { path: PathBuf },
@@ -34,8 +52,8 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    pub fn from_file(path: &Path) -> Result<ModelSource, String> {
-        let f = open_model(path).map_err(|e| e.to_string())?;
+    pub fn from_file(path: &Path) -> Result<ModelSource, ModelSourceError> {
+        let f = open_model(path)?;
         Ok(ModelSource {
             label: path.display().to_string(),
             origin: Origin::File {
@@ -53,7 +71,7 @@ impl ModelSource {
         entry: &catalog::Entry,
         ftype: Ftype,
         models_dir: &Path,
-    ) -> Result<ModelSource, String> {
+    ) -> Result<ModelSource, ModelSourceError> {
         let name = format!("{}-{}", entry.name, ftype);
         let file_name = entry
             .variants
@@ -66,7 +84,7 @@ impl ModelSource {
             s.catalog_name = Some(name);
             return Ok(s);
         }
-        let tensors = entry.tensors(ftype)?;
+        let tensors = entry.tensors(ftype).map_err(ModelSourceError::Catalog)?;
         let tensor_vocab = tensors
             .iter()
             .find(|t| t.name == "token_embd.weight")
@@ -86,13 +104,17 @@ impl ModelSource {
     }
 
     /// The shape llama.cpp reads from this header.
-    pub fn shape(&self) -> Result<Shape, String> {
-        Shape::from_metadata(&self.metadata, self.tensor_vocab)
-            .map_err(|e| format!("{}: {e}", self.label))
+    pub fn shape(&self) -> Result<Shape, ModelSourceError> {
+        Shape::from_metadata(&self.metadata, self.tensor_vocab).map_err(|cause| {
+            ModelSourceError::Shape {
+                model: self.label.clone(),
+                cause,
+            }
+        })
     }
 
     /// What the planner needs from this model, for a CPU with these SIMD features.
-    pub fn plan_input(&self, cpu_simd: &[String]) -> Result<PlanInput, String> {
+    pub fn plan_input(&self, cpu_simd: &[String]) -> Result<PlanInput, ModelSourceError> {
         let shape = self.shape()?;
         let w = weights(&self.tensors, shape.block_count as usize);
         Ok(PlanInput::new(shape, w, &self.tensors, cpu_simd))
@@ -112,12 +134,12 @@ impl ModelSource {
 
 /// Resolves one `--model` value into candidates, best quality first (several only for a
 /// catalog name without a variant).
-pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, String> {
+pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, ModelSourceError> {
     let path = Path::new(spec);
     if path.exists() || spec.ends_with(".gguf") {
         return Ok(vec![ModelSource::from_file(path)?]);
     }
-    match catalog::lookup(spec)? {
+    match catalog::lookup(spec).map_err(ModelSourceError::Catalog)? {
         Some(r) => {
             let ftypes = match r.ftype {
                 Some(f) => vec![f],
@@ -128,9 +150,7 @@ pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, String
                 .map(|f| ModelSource::from_catalog(&r.entry, f, models_dir))
                 .collect()
         }
-        None => Err(format!(
-            "{spec}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)"
-        )),
+        None => Err(ModelSourceError::Unknown(spec.to_string())),
     }
 }
 
@@ -155,10 +175,7 @@ pub fn smaller_variants(src: &ModelSource, models_dir: &Path) -> Vec<ModelSource
 
 /// Where models are kept: `LAYERFIT_MODELS`, else `~/.cache/layerfit/models`.
 pub fn default_models_dir() -> PathBuf {
-    std::env::var_os("LAYERFIT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/layerfit/models")
-        })
+    crate::env_vars::path("LAYERFIT_MODELS").unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/layerfit/models")
+    })
 }

@@ -3,8 +3,8 @@
 //! rest of the application) and the machine it was written for. Never layer counts: the
 //! planner computes those from the real header and the real (or target) machine.
 
-use crate::hardware::whatif::{parse_size, Description};
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
+use crate::hardware::whatif::{opt_size_text, parse_size, Description, SizeError};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -27,13 +27,13 @@ pub struct Profile {
     #[serde(default)]
     pub min_bits_per_weight: Option<f64>,
     /// RAM for the rest of the application, e.g. `1G` (a size string).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_size_text")]
     pub app_reserve: Option<String>,
     /// VRAM kept for other models sharing the GPU, e.g. `3.6G`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_size_text")]
     pub vram_reserve: Option<String>,
     /// A hard cap on the RAM the model may use (a process or container budget), e.g. `512M`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_size_text")]
     pub memory_limit: Option<String>,
     /// CPU threads the engine may use (a small machine's limit).
     #[serde(default)]
@@ -42,56 +42,111 @@ pub struct Profile {
     pub target: Description,
 }
 
+/// Why a profile cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile {profile}: '{kv}' is not a KV cache type")]
+    NotACacheType { profile: String, kv: String },
+    #[error("profile {profile}: {field}")]
+    Size {
+        profile: String,
+        field: &'static str,
+        #[source]
+        source: SizeError,
+    },
+    #[error("{file}: not a profile")]
+    Yaml {
+        file: String,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("{file}: {what}")]
+    Invalid { file: String, what: &'static str },
+    #[error("{file}: cannot be read")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no profile '{name}' (built in: {known})")]
+    Unknown { name: String, known: String },
+}
+
 fn default_kv() -> Vec<String> {
     vec!["f16".into(), "q8_0".into(), "q4_0".into()]
 }
 
 impl Profile {
-    pub fn kv(&self) -> Result<Vec<GgmlType>, String> {
+    pub fn kv(&self) -> Result<Vec<GgmlType>, ProfileError> {
         self.kv_types
             .iter()
             .map(|k| {
                 GgmlType::from_name(k)
-                    .filter(|t| crate::memory::ggml_type::KV_CACHE_TYPES.contains(t))
-                    .ok_or_else(|| format!("profile {}: '{k}' is not a KV cache type", self.name))
+                    .filter(|t| crate::ggml_type::KV_CACHE_TYPES.contains(t))
+                    .ok_or_else(|| ProfileError::NotACacheType {
+                        profile: self.name.clone(),
+                        kv: k.clone(),
+                    })
             })
             .collect()
     }
 
-    pub fn app_reserve_bytes(&self) -> Result<u64, String> {
-        size_or_zero(&self.app_reserve)
+    fn size(&self, field: &'static str, v: &Option<String>) -> Result<Option<u64>, ProfileError> {
+        v.as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|source| ProfileError::Size {
+                profile: self.name.clone(),
+                field,
+                source,
+            })
     }
 
-    pub fn vram_reserve_bytes(&self) -> Result<u64, String> {
-        size_or_zero(&self.vram_reserve)
+    pub fn app_reserve_bytes(&self) -> Result<u64, ProfileError> {
+        Ok(self.size("app_reserve", &self.app_reserve)?.unwrap_or(0))
     }
 
-    pub fn memory_limit_bytes(&self) -> Result<Option<u64>, String> {
-        self.memory_limit.as_deref().map(parse_size).transpose()
+    pub fn vram_reserve_bytes(&self) -> Result<u64, ProfileError> {
+        Ok(self.size("vram_reserve", &self.vram_reserve)?.unwrap_or(0))
+    }
+
+    pub fn memory_limit_bytes(&self) -> Result<Option<u64>, ProfileError> {
+        self.size("memory_limit", &self.memory_limit)
     }
 }
 
-fn size_or_zero(s: &Option<String>) -> Result<u64, String> {
-    s.as_deref()
-        .map(parse_size)
-        .transpose()
-        .map(|v| v.unwrap_or(0))
-}
-
-fn parse(file: &str, text: &str) -> Result<Profile, String> {
-    let p: Profile = serde_norway::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
+    let p: Profile = serde_norway::from_str(text).map_err(|source| ProfileError::Yaml {
+        file: file.to_string(),
+        source,
+    })?;
+    let invalid = |what| ProfileError::Invalid {
+        file: file.to_string(),
+        what,
+    };
     if p.models.is_empty() {
-        return Err(format!("{file}: a profile needs at least one model"));
+        return Err(invalid("a profile needs at least one model"));
     }
-    p.kv().map_err(|e| format!("{file}: {e}"))?;
-    p.app_reserve_bytes().map_err(|e| format!("{file}: {e}"))?;
-    p.vram_reserve_bytes().map_err(|e| format!("{file}: {e}"))?;
-    p.memory_limit_bytes().map_err(|e| format!("{file}: {e}"))?;
+    if p.min_context == 0 {
+        return Err(invalid("min_context is 0: a profile needs a context"));
+    }
+    if p.threads == Some(0) {
+        return Err(invalid("threads is 0: use at least one, or leave it out"));
+    }
+    if p.min_bits_per_weight
+        .is_some_and(|b| !(b.is_finite() && b > 0.0))
+    {
+        return Err(invalid("min_bits_per_weight must be a positive number"));
+    }
+    p.kv()?;
+    p.app_reserve_bytes()?;
+    p.vram_reserve_bytes()?;
+    p.memory_limit_bytes()?;
     Ok(p)
 }
 
 /// The built-in profiles (every `profiles/*.yaml` except the GPU table), by file name.
-pub fn builtin() -> Result<Vec<Profile>, String> {
+pub fn builtin() -> Result<Vec<Profile>, ProfileError> {
     FILES
         .iter()
         .filter(|(f, _)| *f != "gpus.yaml")
@@ -100,21 +155,23 @@ pub fn builtin() -> Result<Vec<Profile>, String> {
 }
 
 /// A built-in profile by name, or a profile file by path.
-pub fn load(name_or_path: &str) -> Result<Profile, String> {
+pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
     let path = Path::new(name_or_path);
     if name_or_path.ends_with(".yaml") || name_or_path.contains('/') {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{name_or_path}: {e}"))?;
+        let text =
+            crate::hardware::whatif::read_bounded(path).map_err(|source| ProfileError::Read {
+                file: name_or_path.to_string(),
+                source,
+            })?;
         return parse(name_or_path, &text);
     }
     let all = builtin()?;
     let names: Vec<String> = all.iter().map(|p| p.name.clone()).collect();
     all.into_iter()
         .find(|p| p.name == name_or_path)
-        .ok_or_else(|| {
-            format!(
-                "no profile '{name_or_path}' (built in: {})",
-                names.join(", ")
-            )
+        .ok_or_else(|| ProfileError::Unknown {
+            name: name_or_path.to_string(),
+            known: names.join(", "),
         })
 }
 

@@ -3,8 +3,8 @@
 
 mod common;
 
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
-use layerfit::memory::ggml_type::GgmlType;
 use std::path::{Path, PathBuf};
 
 fn layerfit(args: &[&str]) -> (i32, String, String) {

@@ -5,10 +5,10 @@
 mod common;
 
 use layerfit::catalog::{self, quant::Ftype, verify::verify};
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
 use layerfit::gguf::writer::Data;
 use layerfit::hardware::Snapshot;
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{weights, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};

@@ -357,8 +357,17 @@ fn bad_what_if_input_is_exit_2() {
     std::fs::write(&f, "ram: 16G\nvram_typo: 8G\n").unwrap();
     let (code, _, err) = hardware_json(&["--hardware", f.to_str().unwrap()], &[]);
     assert_eq!(code, 2);
+    // One line names the file and the problem; the parser's detail follows as the cause.
+    let first = err.lines().next().unwrap_or("");
     assert!(
-        err.lines().count() == 1 && err.contains("bad.yaml"),
+        first.starts_with("error: ")
+            && first.contains("bad.yaml")
+            && first.contains("not a machine description"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.trim_start().starts_with("Caused by:") && l.contains("vram_typo")),
         "{err}"
     );
     let (code, _, err) = hardware_json(&["--hardware", "/nonexistent.yaml"], &[]);

@@ -3,8 +3,8 @@
 
 mod common;
 
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::{Data, WriteValue};
-use layerfit::memory::ggml_type::GgmlType;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::process::Command;

@@ -120,8 +120,8 @@ fn missing_prerequisite_is_installed_through_the_package_manager_and_checked_aga
         (!p.is_empty()).then_some(p)
     };
     for tool in [
-        "cargo", "c++", "g++", "gcc", "make", "grep", "ls", "id", "uname", "dirname", "sed",
-        "tr", "env", "bash",
+        "cargo", "c++", "g++", "gcc", "make", "grep", "ls", "id", "uname", "dirname", "sed", "tr",
+        "env", "bash",
     ] {
         if let Some(p) = real(tool) {
             let _ = std::os::unix::fs::symlink(&p, bin.join(tool));

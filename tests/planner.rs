@@ -4,7 +4,7 @@
 mod common;
 
 use layerfit::bytes::Bytes;
-use layerfit::memory::ggml_type::GgmlType;
+use layerfit::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
 use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
 use std::path::Path;

@@ -191,7 +191,11 @@ fn emitted_configs_round_trip_to_the_same_plan() {
         }
     };
 
-    let server = emit("llama-server");
+    let server = emit("llama-server")
+        .lines()
+        .filter(|l| !l.starts_with("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let args: Vec<String> = server.split_whitespace().map(String::from).collect();
     let s1 = RunSettings::from_llama_args(&args).unwrap();
     assert_eq!(s1.model.to_str().unwrap(), g);
@@ -226,13 +230,18 @@ fn emitted_configs_round_trip_to_the_same_plan() {
 fn profiles_and_catalog_list_commands() {
     let (code, out, _) = run(&["profiles", "--json"]);
     assert_eq!(code, 0);
-    let d: Value = serde_json::from_str(&out).unwrap();
-    let names: Vec<&str> = d
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    #[derive(serde::Deserialize)]
+    struct Profiles {
+        schema_version: u32,
+        profiles: Vec<ProfileRow>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ProfileRow {
+        name: String,
+    }
+    let d: Profiles = serde_json::from_str(&out).unwrap();
+    assert_eq!(d.schema_version, 1);
+    let names: Vec<&str> = d.profiles.iter().map(|p| p.name.as_str()).collect();
     for want in [
         "hybrid_8gb",
         "basic_12gb",
@@ -247,11 +256,12 @@ fn profiles_and_catalog_list_commands() {
     }
     let (code, out, _) = run(&["catalog", "list", "--json"]);
     assert_eq!(code, 0);
-    let d: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        d.as_array().unwrap().len(),
-        catalog::entries().unwrap().len()
-    );
+    #[derive(serde::Deserialize)]
+    struct Catalog {
+        entries: Vec<serde::de::IgnoredAny>,
+    }
+    let d: Catalog = serde_json::from_str(&out).unwrap();
+    assert_eq!(d.entries.len(), catalog::entries().unwrap().len());
     let (code, _, err) = run(&["plan", "--profile", "no_such_profile"]);
     assert_eq!(code, 2);
     assert!(err.contains("no profile"), "{err}");

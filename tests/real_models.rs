@@ -3,7 +3,7 @@
 
 mod common;
 
-use layerfit::memory::ggml_type::GgmlType;
+use layerfit::ggml_type::GgmlType;
 use layerfit::memory::CacheConfig;
 
 const TYPES: [GgmlType; 3] = [GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];

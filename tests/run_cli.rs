@@ -121,9 +121,12 @@ fn degraded_banner_comes_with_every_answer() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
+    // The banner is part of each answer: on stdout, before it.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("warning: DEGRADED MODE").count(), 3, "{text}");
+    assert!(text.contains("no GPU"), "{text}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.matches("DEGRADED MODE").count(), 3, "{err}");
-    assert!(err.contains("no GPU"), "{err}");
+    assert!(!err.contains("DEGRADED MODE"), "{err}");
 }
 
 #[test]
@@ -138,7 +141,9 @@ fn refuses_what_does_not_fit_and_asks_before_degrading() {
     // Degraded without a terminal or --accept-degraded: exit 10, nothing run.
     let (code, out, err) = run(&["run", "--model", m, "--prompt", "hi"]);
     assert_eq!(code, 10, "{err}");
-    assert!(out.is_empty());
+    // The answer says why (the degradations, stdout); the refusal is the error (stderr).
+    assert!(out.lines().all(|l| l.starts_with("warning: ")), "{out}");
+    assert!(out.contains("no GPU"), "{out}");
     assert!(err.contains("--accept-degraded"), "{err}");
     // A catalog model that is not downloaded cannot run.
     let (code, _, err) = run(&[

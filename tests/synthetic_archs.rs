@@ -4,8 +4,8 @@
 
 mod common;
 
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::{GgufWriter, WriteValue};
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::CacheConfig;
 use std::path::Path;
 

@@ -12,10 +12,10 @@ mod common;
 
 use layerfit::bytes::Bytes;
 use layerfit::engine::measure::{measure, MeasureRequest, Measurement};
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::WriteValue;
 use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::hardware::Snapshot;
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
 use layerfit::plan::{cache_config, plan_at, Plan, Requirements};
 use std::path::Path;
@@ -374,7 +374,11 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
         out
     };
     // llama.cpp needs the device named to see it; the command says so and parses back.
-    let server = plan("llama-server");
+    let server = plan("llama-server")
+        .lines()
+        .filter(|l| !l.starts_with("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         server.starts_with("GGML_VK_VISIBLE_DEVICES=0 llama-server"),
         "{server}"

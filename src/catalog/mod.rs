@@ -8,9 +8,9 @@ pub mod layout;
 pub mod quant;
 pub mod verify;
 
+use crate::ggml_type::GgmlType;
 use crate::gguf::writer::{GgufWriter, WriteValue};
 use crate::gguf::{Metadata, TensorInfo, Value};
-use crate::memory::ggml_type::GgmlType;
 use quant::{assign_types, Ftype, MixtureModel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 
 /// One model. Field names follow the GGUF keys they become.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// `family:size`, as Ollama names models (e.g. `qwen2.5-coder:7b`).
@@ -53,7 +53,7 @@ pub struct Entry {
     pub variants: BTreeMap<String, Variant>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// The usual file name; when it is in the models folder, its real header is used.

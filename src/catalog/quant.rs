@@ -3,7 +3,7 @@
 //! `tensor_allows_quantization`), applied to an f16/bf16 conversion without an imatrix and
 //! without manual overrides. Reproduces both real files here tensor for tensor (tests).
 
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use std::fmt;
 
 /// A file type (`llama_ftype`) as quantizers name it.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 type ShapeField = fn(&Shape) -> String;
 
 /// One disagreement between the catalog and the file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Difference {
     pub what: String,
     pub catalog: String,
@@ -20,7 +20,7 @@ pub struct Difference {
 }
 
 /// The outcome of a check.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub entry: String,
     /// The variant compared tensor by tensor (the file's `general.file_type`), if the entry has it.

@@ -1,7 +1,8 @@
 //! `layerfit catalog list|show|verify`: the built-in model catalog, and checking an entry
 //! against a real file's header.
 
-use super::{exit, output, Failure};
+use super::output::Printer;
+use super::{exit, Failure};
 use crate::catalog::{self, verify::verify};
 use crate::gguf::open_model;
 use crate::memory::weights;
@@ -18,39 +19,54 @@ pub struct Args {
 pub enum Action {
     /// List catalog models and their variants with weight sizes.
     List {
+        /// Print one JSON document (`entries[]`) instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// Compare a real GGUF file with its catalog entry (hyperparameters, then every tensor).
     /// Exit 0 when they agree, 3 when they differ.
     Verify {
+        /// The GGUF file to compare (any shard of a split set).
         file: PathBuf,
         /// The entry to compare with (default: the one with the same architecture and size).
         #[arg(long)]
         entry: Option<String>,
+        /// Print one JSON document (the comparison) instead of the table.
         #[arg(long)]
         json: bool,
     },
 }
 
 /// Exit code of `catalog verify` when the entry and the file disagree.
-pub const DISAGREES: u8 = 3;
+pub const DISAGREES: u8 = exit::DISAGREES;
 
-pub fn run(args: Args) -> Result<u8, Failure> {
-    match args.action {
-        Action::List { json } => list(json),
-        Action::Verify { file, entry, json } => verify_file(file, entry, json),
+/// Whether the command prints JSON (the printer is made before the command runs).
+pub fn wants_json(args: &Args) -> bool {
+    match &args.action {
+        Action::List { json } | Action::Verify { json, .. } => *json,
     }
 }
 
-fn list(json: bool) -> Result<u8, Failure> {
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    match args.action {
+        Action::List { json } => list(json, printer),
+        Action::Verify { file, entry, json } => verify_file(file, entry, json, printer),
+    }
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ListDoc<'a> {
+    entries: &'a [catalog::Entry],
+}
+
+fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
     let entries = catalog::entries().map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
     if json {
-        output::json(&entries)?;
+        printer.json(&ListDoc { entries: &entries })?;
         return Ok(exit::OK);
     }
     let dir = default_models_dir();
-    let mut t = output::table(&[
+    let mut t = printer.table(&[
         "model",
         "arch",
         "blocks",
@@ -73,19 +89,27 @@ fn list(json: bool) -> Result<u8, Failure> {
                 )
             })
             .collect();
-        t.add_row(vec![
-            e.name.clone(),
-            e.architecture.clone(),
-            e.block_count.to_string(),
-            e.context_length.to_string(),
-            variants.join(", "),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                e.name.clone(),
+                e.architecture.clone(),
+                e.block_count.to_string(),
+                e.context_length.to_string(),
+                variants.join(", "),
+            ],
+        );
     }
-    println!("{t}");
+    printer.print_table(t);
     Ok(exit::OK)
 }
 
-fn verify_file(file: PathBuf, entry: Option<String>, json: bool) -> Result<u8, Failure> {
+fn verify_file(
+    file: PathBuf,
+    entry: Option<String>,
+    json: bool,
+    printer: &Printer,
+) -> Result<u8, Failure> {
     let f = open_model(&file).map_err(|e| Failure::BadInput(e.to_string()))?;
     let entries = catalog::entries().map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
     let tensors: Vec<_> = f.tensors().cloned().collect();
@@ -124,9 +148,9 @@ fn verify_file(file: PathBuf, entry: Option<String>, json: bool) -> Result<u8, F
     let report = verify(&chosen, f.metadata(), &tensors, f.tensor_vocab())
         .map_err(|e| Failure::BadInput(format!("{}: {e}", file.display())))?;
     if json {
-        output::json(&report)?;
+        printer.json(&report)?;
     } else if report.agrees() {
-        println!(
+        printer.line(&format!(
             "{}: agrees with catalog entry {} ({} tensors compared{})",
             file.display(),
             report.entry,
@@ -138,14 +162,17 @@ fn verify_file(file: PathBuf, entry: Option<String>, json: bool) -> Result<u8, F
                 .unwrap_or_else(|| {
                     ", hyperparameters only: the file's type is not a catalog variant".into()
                 })
-        );
+        ));
     } else {
-        let mut t = output::table(&["field", "catalog", "file"]);
+        let mut t = printer.table(&["field", "catalog", "file"]);
         for d in &report.differences {
-            t.add_row(vec![d.what.clone(), d.catalog.clone(), d.file.clone()]);
+            printer.row(
+                &mut t,
+                vec![d.what.clone(), d.catalog.clone(), d.file.clone()],
+            );
         }
-        println!("{t}");
-        output::error(&format!(
+        printer.print_table(t);
+        printer.warning(&format!(
             "{}: {} difference(s) from catalog entry {}",
             file.display(),
             report.differences.len(),

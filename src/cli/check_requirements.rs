@@ -2,8 +2,10 @@
 //! installer act on: 0 compatible, 10 degraded, 20 incompatible (2 bad input, 1 internal).
 //! On a terminal, a degraded verdict asks before going on (unless `--yes`).
 
-use super::plan::{make_plan, print_plan, PlanArgs, Planned};
-use super::{exit, output, Failure};
+use super::output::{self, Printer};
+use super::plan_report::print_plan;
+use super::planning::{make_plan, Candidate, PlanArgs, Planned, Purpose};
+use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
 use crate::plan::{Plan, Verdict};
@@ -17,12 +19,13 @@ pub struct Args {
     /// Accept a degraded configuration without asking (the exit code still says degraded).
     #[arg(long)]
     pub yes: bool,
+    /// Print one JSON document instead of the report (docs/json-schema.md).
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct Doc<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Doc<'a> {
     verdict: Verdict,
     model: String,
     profile: Option<&'a str>,
@@ -30,11 +33,11 @@ struct Doc<'a> {
     plan: &'a Plan,
     warnings: Vec<String>,
     tips: Vec<String>,
-    candidates: &'a [super::plan::Candidate],
+    candidates: &'a [Candidate],
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
-    let p = make_plan(&args.plan)?;
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    let p = make_plan(&args.plan, Purpose::Report)?;
     let code = super::verdict_code(p.plan.verdict);
     let warnings: Vec<String> = p
         .plan
@@ -44,7 +47,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         .collect();
     let tips = tips(&p);
     if args.json {
-        output::json(&Doc {
+        printer.json(&Doc {
             verdict: p.plan.verdict,
             model: p.model.label.clone(),
             profile: p.profile.as_ref().map(|x| x.name.as_str()),
@@ -56,7 +59,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         })?;
         return Ok(code);
     }
-    report(&p, &tips);
+    report(&p, &tips, printer);
     if p.plan.verdict == Verdict::Degraded && !args.yes && std::io::stdin().is_terminal() {
         let go_on = dialoguer::Confirm::new()
             .with_prompt("Continue with degraded experience?")
@@ -71,18 +74,18 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     Ok(code)
 }
 
-fn report(p: &Planned, tips: &[String]) {
+fn report(p: &Planned, tips: &[String], printer: &Printer) {
     let h = &p.hardware;
     let plan = &p.plan;
-    println!(
+    printer.line(&format!(
         "layerfit check-requirements: minimum context {} tokens{}",
         plan.context,
         p.profile
             .as_ref()
             .map(|x| format!(", profile {}", x.name))
             .unwrap_or_default()
-    );
-    println!(
+    ));
+    printer.line(&format!(
         "detected: RAM {} ({} available), {}, CPU {} ({} cores)",
         h.ram.total_bytes,
         h.ram.available_bytes,
@@ -102,10 +105,10 @@ fn report(p: &Planned, tips: &[String]) {
         },
         h.cpu.model,
         h.cpu.physical_cores
-    );
-    print_plan(p);
+    ));
+    print_plan(p, printer);
     if p.candidates.len() > 1 {
-        let mut t = output::table(&["candidate", "bits/weight", "outcome"]);
+        let mut t = printer.table(&["candidate", "bits/weight", "outcome"]);
         for c in &p.candidates {
             let outcome = match (&c.skipped, c.verdict) {
                 (Some(why), _) => format!("skipped: {why}"),
@@ -117,16 +120,19 @@ fn report(p: &Planned, tips: &[String]) {
                 ),
                 (None, None) => "not needed (a better candidate fits)".into(),
             };
-            t.add_row(vec![
-                c.model.clone(),
-                format!("{:.2}", c.bits_per_weight),
-                outcome,
-            ]);
+            printer.row(
+                &mut t,
+                vec![
+                    c.model.clone(),
+                    format!("{:.2}", c.bits_per_weight),
+                    outcome,
+                ],
+            );
         }
-        println!("{t}");
+        printer.print_table(t);
     }
     for tip in tips {
-        println!("tip: {tip}");
+        printer.tip(tip);
     }
 }
 

@@ -1,23 +1,26 @@
 //! `layerfit hardware`: what this machine (or a described one) has.
 
-use super::{exit, output, Failure};
+use super::output::{self, Printer};
+use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::probe::{probe, ProbeOptions};
-use crate::hardware::whatif::{amend, describe, parse_size, Amendments, Description};
+use crate::hardware::whatif::{
+    amend, describe, parse_description, parse_size, Amendments, Description, DescriptionError,
+};
 use crate::hardware::{cpu, Snapshot};
 use std::path::PathBuf;
 
 /// Flags that replace or amend the probe; shared by every command that takes hardware.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct HardwareArgs {
-    /// Describe the machine in a YAML file instead of probing (also: LAYERFIT_HARDWARE).
-    #[arg(long, env = "LAYERFIT_HARDWARE")]
+    /// Describe the machine in a YAML file instead of probing [env: LAYERFIT_HARDWARE; empty = unset].
+    #[arg(long)]
     pub hardware: Option<PathBuf>,
-    /// Total RAM, e.g. 16G (replaces the probed figure).
-    #[arg(long, value_parser = parse_size)]
+    /// Total RAM with a unit, e.g. 16G (replaces the probed figure).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_nonzero_size)]
     pub ram: Option<u64>,
-    /// VRAM of a GPU, e.g. 8G; repeat once per GPU.
-    #[arg(long, value_parser = parse_size)]
+    /// VRAM of a GPU with a unit, e.g. 8G; repeat once per GPU.
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_nonzero_size)]
     pub vram: Vec<u64>,
     /// A GPU from profiles/gpus.yaml, e.g. "RTX 3060"; repeatable; replaces probed GPUs.
     #[arg(long)]
@@ -25,13 +28,23 @@ pub struct HardwareArgs {
     /// Plan as if there were no GPU.
     #[arg(long)]
     pub no_gpu: bool,
-    /// Where models are kept (its filesystem's free space is reported).
+    /// Where models are kept; it must exist (its filesystem's free space is reported)
+    /// [env: LAYERFIT_MODELS; default ~/.cache/layerfit/models].
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Count software Vulkan devices (Mesa's llvmpipe) as GPUs: a Vulkan build then offloads
-    /// to them. They compute on the CPU: for testing the GPU path, never faster.
-    #[arg(long, env = "LAYERFIT_SOFTWARE_GPU")]
+    /// to them. They compute on the CPU: for testing the GPU path, never faster
+    /// [env: LAYERFIT_SOFTWARE_GPU=1].
+    #[arg(long)]
     pub software_gpu: bool,
+}
+
+/// A size that must be above zero (RAM, VRAM): "0" machines are a typo, not a plan.
+fn parse_nonzero_size(s: &str) -> Result<u64, crate::hardware::whatif::SizeError> {
+    match parse_size(s)? {
+        0 => Err(crate::hardware::whatif::SizeError::Zero(s.to_string())),
+        n => Ok(n),
+    }
 }
 
 impl HardwareArgs {
@@ -41,17 +54,17 @@ impl HardwareArgs {
         if let Some(d) = &self.models_dir {
             opts.models_dir = d.clone();
         }
-        opts.software_gpu = self.software_gpu;
-        let mut snap = match &self.hardware {
+        check_models_dir(&opts.models_dir, self.models_dir.is_some())?;
+        opts.software_gpu = self.software_gpu();
+        let mut snap = match &self.hardware_file() {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                let in_file = |e: DescriptionError| Failure::input_in(path.display(), e);
+                let text = crate::hardware::whatif::read_bounded(path)
                     .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
-                let d: Description = serde_norway::from_str(&text)
-                    .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
+                let d: Description = parse_description(&text).map_err(in_file)?;
                 let mut c = cpu::probe();
                 c.memory_bandwidth_gbps = cpu::bandwidth_cached(&opts.cache_dir, true);
-                describe(&d, &format!("file:{}", path.display()), c)
-                    .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?
+                describe(&d, &format!("file:{}", path.display()), c).map_err(in_file)?
             }
             None => probe(&opts),
         };
@@ -61,81 +74,124 @@ impl HardwareArgs {
             gpus: self.gpu.clone(),
             no_gpu: self.no_gpu,
         };
-        amend(&mut snap, &a).map_err(Failure::BadInput)?;
+        amend(&mut snap, &a).map_err(Failure::input)?;
         Ok(snap)
     }
+
+    /// `--software-gpu`, or `LAYERFIT_SOFTWARE_GPU` set to a true value.
+    pub fn software_gpu(&self) -> bool {
+        self.software_gpu || crate::env_vars::switch("LAYERFIT_SOFTWARE_GPU")
+    }
+
+    /// `--hardware FILE`, else `LAYERFIT_HARDWARE` (empty = unset).
+    pub fn hardware_file(&self) -> Option<PathBuf> {
+        self.hardware
+            .clone()
+            .or_else(|| crate::env_vars::path("LAYERFIT_HARDWARE"))
+    }
+}
+
+/// The models folder must exist: its free space decides whether a download fits, and the free
+/// space of some other filesystem would be a wrong answer. The default folder may be missing
+/// (nothing downloaded yet): then the nearest existing parent's filesystem is reported.
+fn check_models_dir(dir: &std::path::Path, given: bool) -> Result<(), Failure> {
+    let from_env = crate::env_vars::path("LAYERFIT_MODELS").is_some();
+    if (given || from_env) && !dir.is_dir() {
+        let how = if given {
+            "--models-dir"
+        } else {
+            "LAYERFIT_MODELS"
+        };
+        return Err(
+            Failure::BadInput(format!("{how} {}: no such folder", dir.display())).with_hint(
+                format!(
+                    "create it first (mkdir -p {}), or name an existing folder",
+                    dir.display()
+                ),
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub hw: HardwareArgs,
-    /// Print JSON instead of tables.
+    /// Print one JSON document instead of tables (docs/json-schema.md).
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let snap = args.hw.snapshot()?;
     if args.json {
-        output::json(&snap)?;
+        printer.json(&snap)?;
         return Ok(exit::OK);
     }
-    let mut t = output::table(&["memory", ""]);
-    t.add_row(vec![
-        "RAM".to_string(),
-        format!(
-            "{} total, {} available ({})",
-            snap.ram.total_bytes, snap.ram.available_bytes, snap.ram.limit_source
-        ),
-    ]);
+    let mut t = printer.table(&["memory", ""]);
+    printer.row(
+        &mut t,
+        vec![
+            "RAM".to_string(),
+            format!(
+                "{} total, {} available ({})",
+                snap.ram.total_bytes, snap.ram.available_bytes, snap.ram.limit_source
+            ),
+        ],
+    );
     if snap.ram.swap_total_bytes > Bytes::ZERO {
-        t.add_row(vec![
-            "swap".to_string(),
-            snap.ram.swap_total_bytes.to_string(),
-        ]);
+        printer.row(
+            &mut t,
+            vec!["swap".to_string(), snap.ram.swap_total_bytes.to_string()],
+        );
     }
     if let Some(d) = &snap.disk {
-        t.add_row(vec![
-            "disk".to_string(),
-            format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "disk".to_string(),
+                format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
+            ],
+        );
     }
     if let Some(d) = &snap.install_disk {
-        t.add_row(vec![
-            "install target".to_string(),
-            format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "install target".to_string(),
+                format!("{} free on {} ({})", d.free_bytes, d.mount_point, d.path),
+            ],
+        );
     }
     let c = &snap.cpu;
-    t.add_row(vec![
-        "CPU".to_string(),
-        format!(
-            "{}, {} cores / {} threads, {}",
-            c.model,
-            c.physical_cores,
-            c.logical_cores,
-            c.simd.join(" ")
-        ),
-    ]);
+    printer.row(
+        &mut t,
+        vec![
+            "CPU".to_string(),
+            format!(
+                "{}, {} cores / {} threads, {}",
+                c.model,
+                c.physical_cores,
+                c.logical_cores,
+                c.simd.join(" ")
+            ),
+        ],
+    );
     if let Some(b) = c.memory_bandwidth_gbps {
-        t.add_row(vec![
-            "memory read bandwidth".to_string(),
-            format!("{b:.1} GB/s (measured)"),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "memory read bandwidth".to_string(),
+                format!("{b:.1} GB/s (measured)"),
+            ],
+        );
     }
-    println!("{t}");
+    printer.print_table(t);
     if !snap.gpus.is_empty() {
-        let mut t = output::table(&[
-            "GPU",
-            "vendor",
-            "VRAM total",
-            "VRAM free",
-            "bandwidth",
-            "notes",
-        ]);
+        let mut t = printer.table(&["GPU", "VRAM", "bandwidth", "notes"]);
         for g in &snap.gpus {
-            let mut extra = vec![g.source.clone()];
+            let mut extra = vec![format!("{:?}", g.vendor).to_lowercase(), g.source.clone()];
             match &g.engine_device {
                 Some(d) => extra.push(format!("engine device {d}")),
                 None => extra.push("not usable by this build's engine".into()),
@@ -158,30 +214,31 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             if let Some(d) = &g.driver {
                 extra.push(format!("driver {d}"));
             }
-            t.add_row(vec![
-                g.name.clone(),
-                format!("{:?}", g.vendor).to_lowercase(),
-                g.vram_total_bytes.to_string(),
-                g.vram_free_bytes.to_string(),
-                g.bandwidth_gbps
-                    .map(|b| format!("{b:.0} GB/s"))
-                    .unwrap_or_else(|| "?".into()),
-                extra.join(", "),
-            ]);
+            printer.row(
+                &mut t,
+                vec![
+                    g.name.clone(),
+                    format!("{} ({} free)", g.vram_total_bytes, g.vram_free_bytes),
+                    g.bandwidth_gbps
+                        .map(|b| format!("{b:.0} GB/s"))
+                        .unwrap_or_else(|| "?".into()),
+                    extra.join(", "),
+                ],
+            );
         }
-        println!("{t}");
+        printer.print_table(t);
     }
     if !snap.adapters.is_empty() {
-        let mut t = output::table(&["graphics adapter", "type", "backend"]);
+        let mut t = printer.table(&["graphics adapter", "type", "backend"]);
         for a in &snap.adapters {
-            t.add_row(vec![
-                a.name.clone(),
-                a.device_type.clone(),
-                a.backend.clone(),
-            ]);
+            printer.row(
+                &mut t,
+                vec![a.name.clone(), a.device_type.clone(), a.backend.clone()],
+            );
         }
-        println!("{t}");
+        printer.print_table(t);
     }
+    // Probe notes: what could not be probed, and why (stderr: not part of the figures).
     for n in &snap.notes {
         output::note(n);
     }

@@ -1,10 +1,11 @@
 //! `layerfit inspect MODEL`: the model's exact memory footprint at a context.
 
-use super::{exit, output, parse_tokens, Failure};
+use super::output::Printer;
+use super::{exit, parse_tokens, Failure};
 use crate::bytes::Bytes;
+use crate::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::gguf::open_model;
 use crate::inspect::{inspect, Inspection};
-use crate::memory::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::memory::CacheConfig;
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ pub struct Args {
     /// A GGUF file, or any shard of a split set (name-00001-of-00003.gguf).
     pub model: PathBuf,
     /// Context to size the KV cache for (tokens; 32k = 32768).
-    #[arg(long, default_value = "32768", value_parser = parse_tokens)]
+    #[arg(long, default_value = "32768", allow_negative_numbers = true, value_parser = parse_tokens)]
     pub ctx: u64,
     /// KV cache type used for the compute estimate (every type is listed anyway).
     #[arg(long, default_value = "f16", value_parser = parse_cache_type)]
@@ -21,11 +22,11 @@ pub struct Args {
     /// Flash attention (llama.cpp turns it on automatically where the device supports it).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub flash_attn: String,
-    /// Physical batch size (llama.cpp's -ub).
-    #[arg(long, default_value_t = 512)]
+    /// Physical batch size (llama.cpp's -ub), at least 1.
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub ubatch: u32,
-    /// Logical batch size (llama.cpp's -b).
-    #[arg(long, default_value_t = 2048)]
+    /// Logical batch size (llama.cpp's -b), at least 1.
+    #[arg(long, default_value_t = 2048, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// Give sliding-window layers a full-size cache (llama.cpp's --swa-full).
     #[arg(long)]
@@ -44,7 +45,7 @@ pub fn parse_cache_type(s: &str) -> Result<GgmlType, String> {
         })
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let cfg = CacheConfig {
         n_ctx: args.ctx,
         type_k: args.cache_type,
@@ -59,93 +60,129 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let report = inspect(&file, &cfg)
         .map_err(|e| Failure::BadInput(format!("{}: {e}", args.model.display())))?;
     if args.json {
-        output::json(&report)?;
+        printer.json(&report)?;
     } else {
-        print_tables(&report);
+        print_tables(&report, printer);
     }
     Ok(exit::OK)
 }
 
-fn print_tables(r: &Inspection) {
+fn print_tables(r: &Inspection, printer: &Printer) {
     let m = &r.model;
-    let mut t = output::table(&["model", ""]);
-    t.add_row(vec!["file".to_string(), m.path.clone()]);
+    let mut t = printer.table(&["model", ""]);
+    printer.row(&mut t, vec!["file".to_string(), m.path.clone()]);
     if let Some(n) = &m.name {
-        t.add_row(vec!["name".to_string(), n.clone()]);
+        printer.row(&mut t, vec!["name".to_string(), n.clone()]);
     }
-    t.add_row(vec!["architecture".to_string(), m.architecture.clone()]);
-    t.add_row(vec!["blocks".to_string(), m.block_count.to_string()]);
-    t.add_row(vec![
-        "trained context".to_string(),
-        m.context_length.to_string(),
-    ]);
-    t.add_row(vec![
-        "parameters".to_string(),
-        format!("{:.1} M", m.parameters as f64 / 1e6),
-    ]);
-    t.add_row(vec!["vocabulary".to_string(), m.vocab_size.to_string()]);
+    printer.row(
+        &mut t,
+        vec!["architecture".to_string(), m.architecture.clone()],
+    );
+    printer.row(
+        &mut t,
+        vec!["blocks".to_string(), m.block_count.to_string()],
+    );
+    printer.row(
+        &mut t,
+        vec!["trained context".to_string(), m.context_length.to_string()],
+    );
+    printer.row(
+        &mut t,
+        vec![
+            "parameters".to_string(),
+            format!("{:.1} M", m.parameters as f64 / 1e6),
+        ],
+    );
+    printer.row(
+        &mut t,
+        vec!["vocabulary".to_string(), m.vocab_size.to_string()],
+    );
     if let Some(s) = &m.sliding_window {
-        t.add_row(vec![
-            "sliding window".to_string(),
-            format!(
-                "{} tokens on {} of {} blocks",
-                s.window,
-                s.swa_layers,
-                s.swa_layers + s.full_layers
-            ),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "sliding window".to_string(),
+                format!(
+                    "{} tokens on {} of {} blocks",
+                    s.window,
+                    s.swa_layers,
+                    s.swa_layers + s.full_layers
+                ),
+            ],
+        );
     }
     if m.mla {
-        t.add_row(vec![
-            "attention".to_string(),
-            "MLA (compressed latent KV, no V cache)".to_string(),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "attention".to_string(),
+                "MLA (compressed latent KV, no V cache)".to_string(),
+            ],
+        );
     }
     if m.recurrent_layers > 0 {
-        t.add_row(vec![
-            "recurrent blocks".to_string(),
-            m.recurrent_layers.to_string(),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "recurrent blocks".to_string(),
+                m.recurrent_layers.to_string(),
+            ],
+        );
     }
     if let Some(e) = &m.experts {
-        t.add_row(vec![
-            "experts".to_string(),
-            format!("{} ({} used per token)", e.count, e.used),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "experts".to_string(),
+                format!("{} ({} used per token)", e.count, e.used),
+            ],
+        );
     }
     let complete = if m.file_complete {
         "complete".to_string()
     } else {
         format!("INCOMPLETE: {} missing", Bytes(m.missing_bytes))
     };
-    t.add_row(vec![
-        "file".to_string(),
-        format!(
-            "{} in {} shard(s), {complete}",
-            Bytes(m.file_bytes),
-            m.shards
-        ),
-    ]);
-    println!("{t}");
+    printer.row(
+        &mut t,
+        vec![
+            "file".to_string(),
+            format!(
+                "{} in {} shard(s), {complete}",
+                Bytes(m.file_bytes),
+                m.shards
+            ),
+        ],
+    );
+    printer.print_table(t);
 
     let w = &r.weights;
-    let mut t = output::table(&["weights", "bytes"]);
-    t.add_row(vec![
-        "total".to_string(),
-        format!("{} ({:.2} bits/weight)", w.total_bytes, w.bits_per_weight),
-    ]);
-    t.add_row(vec![
-        "outside blocks".to_string(),
-        w.outside_blocks_bytes.to_string(),
-    ]);
-    t.add_row(vec![
-        "  token embeddings (host)".to_string(),
-        w.token_embd_bytes.to_string(),
-    ]);
-    t.add_row(vec![
-        "  output layer".to_string(),
-        w.output_bytes.to_string(),
-    ]);
+    let mut t = printer.table(&["weights", "bytes"]);
+    printer.row(
+        &mut t,
+        vec![
+            "total".to_string(),
+            format!("{} ({:.2} bits/weight)", w.total_bytes, w.bits_per_weight),
+        ],
+    );
+    printer.row(
+        &mut t,
+        vec![
+            "outside blocks".to_string(),
+            w.outside_blocks_bytes.to_string(),
+        ],
+    );
+    printer.row(
+        &mut t,
+        vec![
+            "  token embeddings (host)".to_string(),
+            w.token_embd_bytes.to_string(),
+        ],
+    );
+    printer.row(
+        &mut t,
+        vec!["  output layer".to_string(), w.output_bytes.to_string()],
+    );
     let (lo, hi) = (
         w.per_block_bytes.iter().min().copied().unwrap_or_default(),
         w.per_block_bytes.iter().max().copied().unwrap_or_default(),
@@ -155,17 +192,20 @@ fn print_tables(r: &Inspection) {
     } else {
         format!("{lo} to {hi}")
     };
-    t.add_row(vec![
-        format!("per block (x{})", w.per_block_bytes.len()),
-        per_block,
-    ]);
+    printer.row(
+        &mut t,
+        vec![
+            format!("per block (x{})", w.per_block_bytes.len()),
+            per_block,
+        ],
+    );
     let types: Vec<String> = w.by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    t.add_row(vec!["by type".to_string(), types.join(", ")]);
-    println!("{t}");
+    printer.row(&mut t, vec!["by type".to_string(), types.join(", ")]);
+    printer.print_table(t);
 
     let k = &r.kv_cache;
     let title = format!("KV cache at {} tokens", k.context);
-    let mut t = output::table(&[title.as_str(), "K+V bytes"]);
+    let mut t = printer.table(&[title.as_str(), "K+V bytes"]);
     for ty in KV_CACHE_TYPES {
         let name = ty.name();
         let v = match k.bytes.get(name).copied().flatten() {
@@ -175,28 +215,31 @@ fn print_tables(r: &Inspection) {
                 k.unavailable.get(name).map(String::as_str).unwrap_or("")
             ),
         };
-        t.add_row(vec![name.to_string(), v]);
+        printer.row(&mut t, vec![name.to_string(), v]);
     }
     if k.recurrent_state_bytes > Bytes::ZERO {
-        t.add_row(vec![
-            "(recurrent state, f32, included)".to_string(),
-            k.recurrent_state_bytes.to_string(),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                "(recurrent state, f32, included)".to_string(),
+                k.recurrent_state_bytes.to_string(),
+            ],
+        );
     }
-    println!("{t}");
-    println!(
+    printer.print_table(t);
+    printer.line(&format!(
         "cells: {} full-attention, {} sliding-window; flash attention {}",
         k.cells,
         k.swa_cells,
         if k.flash_attention { "on" } else { "off" }
-    );
+    ));
 
     let c = &r.compute;
-    println!(
+    printer.line(&format!(
         "compute buffer: {} (ubatch {}, peak at the {:?} step; logits {}); output buffer {}",
         c.bytes, c.n_ubatch, c.detail.peak, c.detail.logits, c.output_buffer_bytes
-    );
+    ));
     for n in &r.notes {
-        output::note(n);
+        printer.note(n);
     }
 }

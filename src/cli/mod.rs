@@ -3,23 +3,40 @@
 
 mod catalog;
 mod check_requirements;
+mod completions;
 mod hardware;
 mod inspect;
 mod output;
 mod plan;
+mod plan_report;
+mod planning;
 mod profiles;
 mod run;
+mod schemas;
+
+pub use schemas::json_schemas;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit codes, a public contract.
+/// Exit codes, a public contract (docs/user-guide.md, "Exit codes").
 pub mod exit {
+    /// Done; for verdicts: compatible. Also a closed stdout (`| head`): the reader has what it wanted.
     pub const OK: u8 = 0;
+    /// layerfit itself failed (a bug, or the engine could not load a model it should).
     pub const INTERNAL: u8 = 1;
+    /// Bad input: a flag, a file, an environment variable, a model name.
     pub const BAD_INPUT: u8 = 2;
+    /// `catalog verify`: the file and the catalog entry disagree.
+    pub const DISAGREES: u8 = 3;
+    /// `install/install.sh` and `install/prerequisites.sh`: build prerequisites missing.
+    pub const PREREQUISITES: u8 = 4;
+    /// Degraded: runs, with warnings (or a degraded plan declined).
     pub const DEGRADED: u8 = 10;
+    /// Incompatible: the request cannot be met on this machine.
     pub const INCOMPATIBLE: u8 = 20;
+    /// Interrupted by Ctrl-C (SIGINT), as shells report it (128 + 2).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// The exit code for a verdict (check-requirements, plan).
@@ -31,13 +48,25 @@ pub fn verdict_code(v: crate::plan::Verdict) -> u8 {
     }
 }
 
+/// `--version`: the crate version, the engine back-ends compiled in and the bundled llama.cpp.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\nengine back-ends: cpu",
+    env!("LAYERFIT_BACKENDS"),
+    "\nbundled llama.cpp: ",
+    env!("LAYERFIT_LLAMA_CPP")
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "layerfit",
     version,
-    about = "Can this machine run this local LLM at the context I need, and how?"
+    long_version = LONG_VERSION,
+    about = "Can this machine run this local LLM at the context I need, and how?",
+    after_help = "Exit codes: 0 compatible/done, 1 internal error, 2 bad input, 3 catalog entry differs, \
+10 degraded, 20 incompatible, 130 interrupted."
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +87,8 @@ enum Command {
     Profiles(profiles::Args),
     /// The model catalog: list entries, verify one against a real file.
     Catalog(catalog::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::Args),
 }
 
 /// What went wrong, and so which exit code.
@@ -65,10 +96,54 @@ enum Command {
 pub enum Failure {
     /// The user's input (a file, a flag value) is unusable: exit 2.
     BadInput(String),
+    /// Unusable input with its chain of causes (typed library errors) and a hint: exit 2.
+    /// `thing` (a file, a profile) is named first on the error line.
+    Input {
+        thing: Option<String>,
+        error: anyhow::Error,
+        hint: Option<String>,
+    },
     /// The request cannot be met on this machine (exit 20), with what is missing.
     Infeasible(String),
     /// layerfit itself failed: exit 1.
     Internal(anyhow::Error),
+}
+
+impl Failure {
+    /// Bad input from a typed error; its `source()` chain becomes `Caused by:` lines.
+    pub fn input(e: impl Into<anyhow::Error>) -> Self {
+        Failure::Input {
+            thing: None,
+            error: e.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a `hint:` line (what to do) to bad input.
+    pub fn with_hint(self, h: impl Into<String>) -> Self {
+        match self {
+            Failure::Input { thing, error, .. } => Failure::Input {
+                thing,
+                error,
+                hint: Some(h.into()),
+            },
+            Failure::BadInput(m) => Failure::Input {
+                thing: None,
+                error: anyhow::anyhow!(m),
+                hint: Some(h.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// Bad input in a named thing: `error: THING: what`, then its causes.
+    pub fn input_in(thing: impl std::fmt::Display, e: impl Into<anyhow::Error>) -> Self {
+        Failure::Input {
+            thing: Some(thing.to_string()),
+            error: e.into(),
+            hint: None,
+        }
+    }
 }
 
 impl From<anyhow::Error> for Failure {
@@ -77,40 +152,86 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only async-signal-safe work here: end at once with the documented code.
+    unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
+}
+
 pub fn main() -> ExitCode {
+    // Ctrl-C ends any command quietly with 130 (`run` replaces this while it generates).
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
+            let code = if e.use_stderr() {
                 exit::BAD_INPUT
             } else {
                 exit::OK
-            });
+            };
+            if e.use_stderr() {
+                let _ = e.print();
+            } else {
+                // --help and --version are answers: through stdout, quiet on a closed pipe.
+                output::Printer::new(false).raw(&e.render().to_string());
+            }
+            return ExitCode::from(code);
         }
     };
+    if let Err(e) = crate::env_vars::check_all() {
+        output::error(&e.to_string());
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    // Each command gets its printer (people or JSON) and returns its exit code.
+    let printer = output::Printer::new(cli.command.wants_json());
     let result = match cli.command {
-        Command::Inspect(a) => inspect::run(a),
-        Command::Hardware(a) => hardware::run(a),
-        Command::Plan(a) => plan::run(a),
-        Command::CheckRequirements(a) => check_requirements::run(a),
-        Command::Profiles(a) => profiles::run(a),
-        Command::Run(a) => run::run(a),
-        Command::Catalog(a) => catalog::run(a),
+        Command::Inspect(a) => inspect::run(a, &printer),
+        Command::Hardware(a) => hardware::run(a, &printer),
+        Command::Plan(a) => plan::run(a, &printer),
+        Command::CheckRequirements(a) => check_requirements::run(a, &printer),
+        Command::Profiles(a) => profiles::run(a, &printer),
+        Command::Run(a) => run::run(a, &printer),
+        Command::Catalog(a) => catalog::run(a, &printer),
+        Command::Completions(a) => completions::run(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(Failure::BadInput(msg)) => {
-            output::error(&msg);
-            ExitCode::from(exit::BAD_INPUT)
+    let (code, head, causes, hint) = match result {
+        Ok(code) => return ExitCode::from(code),
+        Err(Failure::BadInput(msg)) => (exit::BAD_INPUT, msg, Vec::new(), None),
+        Err(Failure::Input { thing, error, hint }) => {
+            let head = match thing {
+                Some(t) => format!("{t}: {error}"),
+                None => error.to_string(),
+            };
+            (exit::BAD_INPUT, head, causes_of(&error), hint)
         }
-        Err(Failure::Infeasible(msg)) => {
-            output::error(&msg);
-            ExitCode::from(exit::INCOMPATIBLE)
-        }
-        Err(Failure::Internal(e)) => {
-            output::error(&format!("{e:#}"));
-            ExitCode::from(exit::INTERNAL)
+        Err(Failure::Infeasible(msg)) => (exit::INCOMPATIBLE, msg, Vec::new(), None),
+        Err(Failure::Internal(e)) => (exit::INTERNAL, e.to_string(), causes_of(&e), None),
+    };
+    output::error_chain(&head, &causes, hint.as_deref());
+    ExitCode::from(code)
+}
+
+/// The `Caused by:` lines of an error: its sources, outermost first.
+fn causes_of(e: &anyhow::Error) -> Vec<String> {
+    e.chain().skip(1).map(|c| c.to_string()).collect()
+}
+
+impl Command {
+    /// Whether the command was asked for one JSON document.
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Inspect(a) => a.json,
+            Command::Hardware(a) => a.json,
+            Command::Plan(a) => a.json,
+            Command::CheckRequirements(a) => a.json,
+            Command::Profiles(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Catalog(a) => catalog::wants_json(a),
+            Command::Completions(_) => false,
         }
     }
 }
@@ -123,6 +244,11 @@ pub fn parse_tokens(s: &str) -> Result<u64, String> {
         Some('m' | 'M') => (&t[..t.len() - 1], 1024 * 1024),
         _ => (t, 1),
     };
+    if num.trim_start().starts_with('-') {
+        return Err(format!(
+            "'{s}' is negative: a context is a positive token count (e.g. 32768 or 32k)"
+        ));
+    }
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a token count (e.g. 32768 or 32k)"))?;

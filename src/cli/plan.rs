@@ -1,62 +1,14 @@
 //! `layerfit plan --model MODEL`: the layer split and settings for this (or a described)
 //! machine, and a runnable llama.cpp command line.
 
-use super::hardware::HardwareArgs;
-use super::inspect::parse_cache_type;
-use super::{exit, output, parse_tokens, Failure};
-use crate::bytes::Bytes;
+use super::output::Printer;
+use super::plan_report::print_plan;
+use super::planning::{make_plan, Candidate, PlanArgs, Purpose};
+use super::{exit, Failure};
 use crate::emit::{RunFile, RunSettings};
-use crate::hardware::cpu;
-use crate::hardware::whatif::{describe, parse_size};
-use crate::hardware::Snapshot;
-use crate::memory::ggml_type::GgmlType;
-use crate::model::Shape;
-use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource, Origin};
-use crate::plan::{plan, plan_at, plan_gpu_unused, Plan, Requirements, Verdict};
-use crate::profile::Profile;
+use crate::model_source::Origin;
+use crate::plan::{Plan, Verdict};
 use serde::Serialize;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct PlanArgs {
-    /// A GGUF file (or any shard of a split set) or a catalog model (qwen2.5-coder:7b-q4_k_m;
-    /// without a variant, every variant is tried, best quality first). Repeat to compare
-    /// candidates, best first.
-    #[arg(long)]
-    pub model: Vec<String>,
-    /// A built-in profile (see `layerfit profiles`) or a profile YAML file: its models,
-    /// context, cache types and reserves, unless flags say otherwise.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// Plan on the profile's target machine instead of this one.
-    #[arg(long, requires = "profile")]
-    pub on_target: bool,
-    /// Context the plan must hold (never lowered) [default: the profile's, else 32768].
-    #[arg(long, value_parser = parse_tokens, alias = "min-context")]
-    pub ctx: Option<u64>,
-    /// Allowed KV cache types, best first [default: the profile's, else f16,q8_0,q4_0].
-    #[arg(long, value_delimiter = ',', value_parser = parse_cache_type)]
-    pub kv: Vec<GgmlType>,
-    /// RAM to keep for the rest of the application, e.g. 1G [default: the profile's, else 0].
-    #[arg(long, value_parser = parse_size)]
-    pub reserve: Option<u64>,
-    /// Force llama.cpp's -ngl instead of searching (with the first --kv type).
-    #[arg(long)]
-    pub ngl: Option<u32>,
-    /// With --ngl: llama.cpp's --n-cpu-moe (experts of the first N blocks on the CPU).
-    #[arg(long, requires = "ngl", default_value = "0")]
-    pub n_cpu_moe: u32,
-    /// `--dev none`: hide every GPU from llama.cpp (as its `-dev none`) and plan on the CPU.
-    #[arg(long = "dev", value_parser = ["none"], conflicts_with = "ngl")]
-    pub dev: Option<String>,
-    /// Do not keep MoE experts on the CPU (for engines without --n-cpu-moe, e.g. Ollama).
-    #[arg(long, hide = true)]
-    pub no_cpu_moe: bool,
-    /// Only consider models whose file is here (for `run`): catalog-only candidates are skipped.
-    #[arg(skip)]
-    pub local_only: bool,
-    #[command(flatten)]
-    pub hw: HardwareArgs,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,212 +18,13 @@ pub struct Args {
     /// Modelfile script, or a layerfit run file (`layerfit run --plan FILE`).
     #[arg(long, value_parser = ["llama-server", "llama-cli", "ollama", "profile"])]
     pub emit: Option<String>,
-    #[arg(long)]
+    /// Print one JSON document instead of the report (docs/json-schema.md).
+    #[arg(long, conflicts_with = "emit")]
     pub json: bool,
 }
 
-/// One model considered, and how it came out.
-#[derive(Clone, Debug, Serialize)]
-pub struct Candidate {
-    pub model: String,
-    pub bits_per_weight: f64,
-    pub verdict: Option<Verdict>,
-    pub kv_type: Option<String>,
-    pub n_gpu_layers: Option<u32>,
-    /// Why it was not planned (below the profile's quality floor).
-    pub skipped: Option<String>,
-}
-
-/// The model, the machine and the plan, for `plan` and `check-requirements`.
-pub struct Planned {
-    pub model: ModelSource,
-    pub shape: Shape,
-    pub hardware: Snapshot,
-    pub plan: Plan,
-    pub profile: Option<Profile>,
-    pub candidates: Vec<Candidate>,
-}
-
-fn plan_one(
-    src: &ModelSource,
-    hardware: &Snapshot,
-    req: &Requirements,
-    forced: Option<(GgmlType, Option<u32>, u32)>,
-) -> Result<(Shape, Plan), Failure> {
-    let input = src
-        .plan_input(&hardware.cpu.simd)
-        .map_err(Failure::BadInput)?;
-    let shape = input.shape.clone();
-    let plan = match forced {
-        Some((t, Some(ngl), moe)) => plan_at(&input, hardware, req, t, ngl, moe),
-        Some((t, None, _)) => plan_gpu_unused(&input, hardware, req, t),
-        None => plan(&input, hardware, req),
-    };
-    Ok((shape, plan))
-}
-
-pub fn make_plan(a: &PlanArgs) -> Result<Planned, Failure> {
-    let profile = a
-        .profile
-        .as_deref()
-        .map(crate::profile::load)
-        .transpose()
-        .map_err(Failure::BadInput)?;
-    let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
-    let specs: Vec<String> = if !a.model.is_empty() {
-        a.model.clone()
-    } else if let Some(p) = &profile {
-        p.models.clone()
-    } else {
-        return Err(Failure::BadInput(
-            "no model given: use --model FILE.gguf, --model a catalog name, or --profile".into(),
-        ));
-    };
-    let mut sources = Vec::new();
-    for s in &specs {
-        sources.extend(resolve(s, &models_dir).map_err(Failure::BadInput)?);
-    }
-    let hardware = match (&profile, a.on_target) {
-        (Some(p), true) => {
-            let mut c = cpu::probe();
-            c.memory_bandwidth_gbps = None;
-            describe(&p.target, &format!("profile:{}", p.name), c)
-                .map_err(|e| Failure::BadInput(format!("profile {}: {e}", p.name)))?
-        }
-        _ => a.hw.snapshot()?,
-    };
-    let pr = profile.as_ref();
-    let kv_types = if !a.kv.is_empty() {
-        a.kv.clone()
-    } else if let Some(p) = pr {
-        p.kv().map_err(Failure::BadInput)?
-    } else {
-        vec![GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0]
-    };
-    let bytes = |r: Result<u64, String>| r.map_err(Failure::BadInput);
-    let req = Requirements {
-        min_context: a.ctx.or(pr.map(|p| p.min_context)).unwrap_or(32768),
-        kv_types: kv_types.clone(),
-        app_reserve: Bytes(match (a.reserve, pr) {
-            (Some(r), _) => r,
-            (None, Some(p)) => bytes(p.app_reserve_bytes())?,
-            _ => 0,
-        }),
-        vram_reserve: Bytes(
-            pr.map(|p| bytes(p.vram_reserve_bytes()))
-                .transpose()?
-                .unwrap_or(0),
-        ),
-        ram_limit: match pr {
-            Some(p) => p
-                .memory_limit_bytes()
-                .map_err(Failure::BadInput)?
-                .map(Bytes),
-            None => None,
-        },
-        allow_cpu_moe: !a.no_cpu_moe,
-        ..Requirements::default()
-    };
-    let floor = pr.and_then(|p| p.min_bits_per_weight);
-    let forced = match (a.ngl, a.dev.is_some()) {
-        (Some(n), _) => Some((kv_types[0], Some(n), a.n_cpu_moe)),
-        (None, true) => Some((kv_types[0], None, 0)),
-        (None, false) => None,
-    };
-    let mut candidates = Vec::new();
-    let mut chosen: Option<(ModelSource, Shape, Plan)> = None;
-    let mut first: Option<(ModelSource, Shape, Plan)> = None;
-    for src in sources {
-        let bpw = src.bits_per_weight();
-        let mut c = Candidate {
-            model: src
-                .catalog_name
-                .clone()
-                .unwrap_or_else(|| src.label.clone()),
-            bits_per_weight: (bpw * 100.0).round() / 100.0,
-            verdict: None,
-            kv_type: None,
-            n_gpu_layers: None,
-            skipped: None,
-        };
-        if let Some(f) = floor.filter(|&f| bpw < f) {
-            c.skipped = Some(format!(
-                "{bpw:.2} bits per weight is below the profile's floor of {f}"
-            ));
-            candidates.push(c);
-            continue;
-        }
-        if chosen.is_some() {
-            candidates.push(c);
-            continue;
-        }
-        if a.local_only && matches!(src.origin, Origin::Catalog { .. }) {
-            c.skipped = Some(format!(
-                "not downloaded (expected at {})",
-                src.path.display()
-            ));
-            candidates.push(c);
-            continue;
-        }
-        let (shape, plan) = plan_one(&src, &hardware, &req, forced)?;
-        c.verdict = Some(plan.verdict);
-        c.kv_type = Some(plan.kv_type.name().into());
-        c.n_gpu_layers = Some(plan.n_gpu_layers);
-        candidates.push(c);
-        if plan.verdict != Verdict::Incompatible {
-            chosen = Some((src, shape, plan));
-        } else if first.is_none() {
-            first = Some((src, shape, plan));
-        }
-    }
-    let (model, shape, mut plan) = match chosen.or(first) {
-        Some(x) => x,
-        None => {
-            let why: Vec<String> = candidates
-                .iter()
-                .map(|c| format!("{}: {}", c.model, c.skipped.clone().unwrap_or_default()))
-                .collect();
-            return Err(Failure::BadInput(format!(
-                "no candidate model can be planned ({})",
-                why.join("; ")
-            )));
-        }
-    };
-    if plan.verdict == Verdict::Incompatible && forced.is_none() {
-        // Say what would fit instead: a smaller variant of the same catalog model.
-        for alt in smaller_variants(&model, &models_dir) {
-            if floor.is_some_and(|f| alt.bits_per_weight() < f) {
-                continue;
-            }
-            let (_, p) = plan_one(&alt, &hardware, &req, None)?;
-            if p.verdict != Verdict::Incompatible {
-                let hint = format!(
-                    "{} would fit ({}, -ngl {}, {} cache)",
-                    alt.label,
-                    format!("{:?}", p.verdict).to_lowercase(),
-                    p.n_gpu_layers,
-                    p.kv_type
-                );
-                plan.missing = Some(match plan.missing.take() {
-                    Some(m) => format!("{m}; {hint}"),
-                    None => hint,
-                });
-                break;
-            }
-        }
-    }
-    Ok(Planned {
-        model,
-        shape,
-        hardware,
-        plan,
-        profile,
-        candidates,
-    })
-}
-
-#[derive(Serialize)]
-struct PlanDoc<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct PlanDoc<'a> {
     model: String,
     origin: &'a Origin,
     architecture: &'a str,
@@ -280,26 +33,28 @@ struct PlanDoc<'a> {
     candidates: &'a [Candidate],
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
-    let mut p = make_plan(&args.plan)?;
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    let mut p = make_plan(&args.plan, Purpose::Report)?;
     if let Some(tool) = &args.emit {
         if tool == "ollama" && p.plan.n_cpu_moe > 0 {
             // Ollama cannot keep experts on the CPU: plan whole blocks instead.
             let mut a = args.plan.clone();
             a.no_cpu_moe = true;
-            p = make_plan(&a)?;
+            p = make_plan(&a, Purpose::Report)?;
         }
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(
                 p.plan.missing.clone().unwrap_or_default(),
             ));
         }
+        // Warnings are part of the answer: comment lines, valid in every emitted format
+        // (shell, Ollama script, YAML run file).
         for d in &p.plan.degradations {
-            output::warning(&d.message);
+            printer.raw(&format!("# warning: {}\n", d.message));
         }
         if let Origin::Catalog { .. } = p.model.origin {
-            output::note(&format!(
-                "planned from the catalog; download the model to {} first",
+            printer.raw(&format!(
+                "# note: planned from the catalog; download the model to {} first\n",
                 p.model.path.display()
             ));
         }
@@ -318,19 +73,18 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                         .unwrap_or_else(|| p.shape.architecture.clone())
                         .replace([':', '.', '/'], "-")
                 );
-                print!("{}", settings.ollama(&from, &tag).script());
+                printer.raw(&settings.ollama(&from, &tag).script());
             }
             "profile" => {
                 let threads = p.profile.as_ref().and_then(|pr| pr.threads);
-                print!(
-                    "{}",
-                    RunFile::from_plan(
+                printer.raw(
+                    &RunFile::from_plan(
                         &p.plan,
                         p.model.path.clone(),
                         p.model.catalog_name.clone(),
-                        threads
+                        threads,
                     )
-                    .to_yaml()
+                    .to_yaml(),
                 );
             }
             _ => {
@@ -344,13 +98,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                     Ok(v) if settings.software_gpu => format!("GGML_VK_VISIBLE_DEVICES={v} "),
                     _ => String::new(),
                 };
-                println!("{env}{tool} {}", quoted.join(" "));
+                printer.raw(&format!("{env}{tool} {}\n", quoted.join(" ")));
             }
         }
         return Ok(exit::OK);
     }
     if args.json {
-        output::json(&PlanDoc {
+        printer.json(&PlanDoc {
             model: p.model.label.clone(),
             origin: &p.model.origin,
             architecture: &p.shape.architecture,
@@ -359,7 +113,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             candidates: &p.candidates,
         })?;
     } else {
-        print_plan(&p);
+        print_plan(&p, printer);
     }
     Ok(super::verdict_code(p.plan.verdict))
 }
@@ -371,78 +125,5 @@ fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-pub fn print_plan(p: &Planned) {
-    let plan = &p.plan;
-    let mut t = output::table(&[
-        "device", "weights", "KV cache", "compute", "total", "budget",
-    ]);
-    for d in &plan.devices {
-        t.add_row(vec![
-            d.device.clone(),
-            d.weights_bytes.to_string(),
-            d.kv_bytes.to_string(),
-            d.compute_bytes.to_string(),
-            d.total_bytes.to_string(),
-            d.budget_bytes.to_string(),
-        ]);
-    }
-    println!("{t}");
-    println!(
-        "model {} ({}), context {} tokens, KV cache {}, flash attention {}",
-        p.model.label,
-        p.shape.architecture,
-        plan.context,
-        plan.kv_type,
-        if plan.flash_attn { "on" } else { "off" }
-    );
-    println!(
-        "GPU blocks {}/{} ({:.0}%), CPU blocks {}/{}, output layer on {} (-ngl {})",
-        plan.gpu_blocks,
-        plan.block_count,
-        plan.gpu_share * 100.0,
-        plan.cpu_blocks,
-        plan.block_count,
-        if plan.output_on_gpu { "GPU" } else { "CPU" },
-        plan.n_gpu_layers
-    );
-    println!(
-        "RAM: {} of {} usable ({} page cache for mapped weights, {} anonymous)",
-        plan.ram.total_bytes,
-        plan.ram.budget_bytes,
-        plan.ram.page_cache_bytes,
-        plan.ram.anonymous_bytes
-    );
-    if let Some(s) = &plan.speed {
-        println!(
-            "expected decode speed: {:.1} to {:.1} tokens/s{}",
-            s.decode_tokens_per_s_low,
-            s.decode_tokens_per_s_high,
-            match (s.prompt_tokens_per_s_low, s.prompt_tokens_per_s_high) {
-                (Some(lo), Some(hi)) => format!("; prompt {lo:.0} to {hi:.0} tokens/s"),
-                _ => String::new(),
-            }
-        );
-    }
-    println!("verdict: {}", verdict_word(plan.verdict));
-    for d in &plan.degradations {
-        output::warning(&format!(
-            "{} ({})",
-            d.message,
-            format!("{:?}", d.severity).to_lowercase()
-        ));
-    }
-    if let Some(m) = &plan.missing {
-        output::error(m);
-    }
-}
-
-pub fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Compatible => "COMPATIBLE",
-        Verdict::Degraded => "DEGRADED (runs, with the warnings below)",
-        Verdict::Incompatible => "INCOMPATIBLE",
     }
 }

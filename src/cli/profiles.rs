@@ -1,15 +1,22 @@
 //! `layerfit profiles`: the built-in profiles, what they require and what they target.
 
-use super::{exit, output, Failure};
+use super::output::Printer;
+use super::{exit, Failure};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Print one JSON document (`profiles[]`) instead of the table.
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(serde::Serialize)]
-struct Row<'a> {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Doc<'a> {
+    profiles: Vec<Row<'a>>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Row<'a> {
     name: &'a str,
     description: &'a str,
     source: &'a str,
@@ -18,8 +25,8 @@ struct Row<'a> {
     kv_types: &'a [String],
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
-    let all = crate::profile::builtin().map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    let all = crate::profile::builtin().map_err(|e| Failure::Internal(e.into()))?;
     if args.json {
         let rows: Vec<Row> = all
             .iter()
@@ -32,21 +39,24 @@ pub fn run(args: Args) -> Result<u8, Failure> {
                 kv_types: &p.kv_types,
             })
             .collect();
-        output::json(&rows)?;
+        printer.json(&Doc { profiles: rows })?;
         return Ok(exit::OK);
     }
-    let mut t = output::table(&["profile", "context", "models (best first)", "what it is"]);
+    let mut t = printer.table(&["profile", "context", "models (best first)", "what it is"]);
     for p in &all {
-        t.add_row(vec![
-            p.name.clone(),
-            p.min_context.to_string(),
-            p.models.join(", "),
-            p.description.clone(),
-        ]);
+        printer.row(
+            &mut t,
+            vec![
+                p.name.clone(),
+                p.min_context.to_string(),
+                p.models.join(", "),
+                p.description.clone(),
+            ],
+        );
     }
-    println!("{t}");
-    println!(
-        "plan one on this machine: layerfit plan --profile NAME; on its target: add --on-target"
+    printer.print_table(t);
+    printer.line(
+        "plan one on this machine: layerfit plan --profile NAME; on its target: add --on-target",
     );
     Ok(exit::OK)
 }

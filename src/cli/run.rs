@@ -3,13 +3,14 @@
 //! banner with every answer, checks what llama.cpp allocated against the plan, and watches
 //! memory while generating.
 
-use super::plan::{make_plan, PlanArgs};
-use super::{exit, output, Failure};
+use super::output::{self, Printer};
+use super::planning::{make_plan, PlanArgs, Purpose};
+use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::emit::{RunFile, RunSettings};
-use crate::engine::measure::BufferUse;
+use crate::engine::self_check::Check;
 use crate::engine::session::{fallback_template, GenOptions, GenStats, Session, SessionConfig};
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use crate::model::Shape;
 use crate::model_source::{ModelSource, Origin};
 use crate::plan::{DeviceUse, Verdict};
@@ -32,15 +33,17 @@ pub struct Args {
     /// A system message for the conversation.
     #[arg(long)]
     pub system: Option<String>,
-    #[arg(long, default_value = "512")]
+    /// Most tokens one answer may generate (at least 1).
+    #[arg(long, default_value = "512", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tokens: u32,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value = "0.7")]
+    /// Sampling temperature, 0 (greedy) to 100.
+    #[arg(long, default_value = "0.7", allow_negative_numbers = true, value_parser = parse_temperature)]
     pub temp: f32,
-    #[arg(long, default_value = "42")]
+    /// Random seed for sampling (the same seed and prompt give the same answer).
+    #[arg(long, default_value = "42", allow_negative_numbers = true)]
     pub seed: u32,
-    /// CPU threads [default: the profile's, else the physical cores].
-    #[arg(long)]
+    /// CPU threads, at least 1 [default: the profile's, else the physical cores].
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
     /// Run a degraded plan without asking.
     #[arg(long)]
@@ -55,23 +58,28 @@ pub struct Args {
     /// here, which has no template and is not instruction-tuned).
     #[arg(long)]
     pub raw: bool,
-    /// With --prompt: print one JSON document (answer, self-check, speed, peak RSS).
+    /// With --prompt: print one JSON document (answer, self-check, speed, peak RSS)
+    /// (docs/json-schema.md).
     #[arg(long, requires = "prompt")]
     pub json: bool,
 }
 
-/// One figure of the self-check.
-#[derive(Clone, Debug, Serialize)]
-pub struct Check {
-    pub device: String,
-    pub what: &'static str,
-    pub planned: Bytes,
-    pub allocated: Bytes,
-    pub within_5_percent: bool,
+/// A temperature is a finite number from 0 to 100 (NaN or infinity would poison sampling).
+fn parse_temperature(s: &str) -> Result<f32, String> {
+    let t: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number (e.g. 0.7; 0 is greedy)"))?;
+    if !t.is_finite() || !(0.0..=100.0).contains(&t) {
+        return Err(format!(
+            "'{s}' is not a usable temperature: use a number from 0 (greedy) to 100"
+        ));
+    }
+    Ok(t)
 }
 
-#[derive(Serialize)]
-struct RunDoc<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct RunDoc<'a> {
     answer: String,
     model: String,
     verdict: Verdict,
@@ -93,7 +101,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
     if GENERATING.load(Ordering::SeqCst) {
         STOP.store(true, Ordering::SeqCst);
     } else {
-        unsafe { libc::_exit(130) };
+        unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
     }
 }
 
@@ -111,17 +119,16 @@ struct Prepared {
 
 fn prepare(args: &Args) -> Result<Prepared, Failure> {
     if let Some(f) = &args.plan_file {
-        let text = std::fs::read_to_string(f)
+        let text = crate::hardware::whatif::read_bounded(f)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
-        let rf = RunFile::parse(&text)
-            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
+        let rf = RunFile::parse(&text).map_err(|e| Failure::input_in(f.display(), e))?;
         if rf.settings.software_gpu {
             // Planned onto a software Vulkan device: make it visible to llama.cpp, as the
             // probe does with --software-gpu (before the engine starts).
             let adapters = crate::hardware::adapters::probe(&mut Vec::new());
             crate::hardware::engine_gpus::expose_software_devices(&adapters);
         }
-        let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::BadInput)?;
+        let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::input)?;
         let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
         return Ok(Prepared {
@@ -135,9 +142,7 @@ fn prepare(args: &Args) -> Result<Prepared, Failure> {
             threads: rf.threads,
         });
     }
-    let mut a = args.plan.clone();
-    a.local_only = true;
-    let p = make_plan(&a)?;
+    let p = make_plan(&args.plan, Purpose::Run)?;
     if p.plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(
             "{}: cannot run at {} tokens on this machine: {}",
@@ -174,12 +179,12 @@ fn prepare(args: &Args) -> Result<Prepared, Failure> {
     })
 }
 
-pub fn run(args: Args) -> Result<u8, Failure> {
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let prep = prepare(&args)?;
     let interactive = std::io::stdin().is_terminal() && args.prompt.is_none();
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
         for d in &prep.degradations {
-            output::warning(d);
+            printer.warning(d);
         }
         if std::io::stdin().is_terminal() {
             let ok = dialoguer::Confirm::new()
@@ -196,7 +201,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         }
     }
     let s = &prep.settings;
-    let kv = s.kv_type().map_err(Failure::BadInput)?;
+    let kv = s.kv_type().map_err(Failure::input)?;
     let threads = args
         .threads
         .or(prep.threads)
@@ -236,8 +241,13 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     if let (Some(n), false) = (&session.template_note, args.raw) {
         output::note(n);
     }
-    let checks = self_check(&prep, &session.breakdown());
-    report_self_check(&checks, args.verify && !args.json);
+    let checks = crate::engine::self_check::self_check(
+        &prep.expected,
+        prep.repacked,
+        prep.shape.n_vocab,
+        &session.breakdown(),
+    );
+    report_self_check(&checks, args.verify && !args.json, printer);
 
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -251,24 +261,27 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     if let Some(sys) = &args.system {
         history.push(("system".into(), sys.clone()));
     }
-    let banner = degraded_banner(&prep);
-    let watch_vram = prep
-        .expected
-        .iter()
-        .any(|d| d.is_gpu && d.total_bytes > Bytes::ZERO);
+    let turn = Turn {
+        opts,
+        banner: degraded_banner(&prep),
+        stream: true,
+        raw: args.raw,
+        // VRAM is read (NVML) only when the plan put something on a GPU.
+        watch_vram: prep
+            .expected
+            .iter()
+            .any(|d| d.is_gpu && d.total_bytes > Bytes::ZERO),
+        printer,
+    };
     if let Some(q) = &args.prompt {
         history.push(("user".into(), q.clone()));
-        let (answer, stats) = answer(
-            &mut session,
-            &mut history,
-            &opts,
-            &banner,
-            !args.json,
-            args.raw,
-            watch_vram,
-        )?;
+        let turn = Turn {
+            stream: !args.json,
+            ..turn
+        };
+        let (answer, stats) = answer(&mut session, &mut history, &turn)?;
         if args.json {
-            output::json(&RunDoc {
+            printer.json(&RunDoc {
                 answer,
                 model: prep.label.clone(),
                 verdict: prep.verdict,
@@ -286,17 +299,17 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     if interactive {
-        println!(
+        printer.line(&format!(
             "chat with {} ({} tokens of context); /exit or Ctrl-D to quit, Ctrl-C stops an answer",
             prep.label,
             session.n_ctx()
-        );
+        ));
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
         if interactive {
-            print!("> ");
+            printer.raw("> ");
             let _ = std::io::stdout().flush();
         }
         let Some(Ok(line)) = lines.next() else { break };
@@ -308,15 +321,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             break;
         }
         history.push(("user".into(), line));
-        answer(
-            &mut session,
-            &mut history,
-            &opts,
-            &banner,
-            true,
-            args.raw,
-            watch_vram,
-        )?;
+        answer(&mut session, &mut history, &turn)?;
     }
     Ok(exit::OK)
 }
@@ -326,23 +331,31 @@ fn degraded_banner(prep: &Prepared) -> Option<String> {
         .then(|| format!("DEGRADED MODE: {}", prep.degradations.join("; ")))
 }
 
+/// How each answer is produced and shown.
+struct Turn<'a> {
+    opts: GenOptions,
+    /// The degraded-mode banner, shown before every answer.
+    banner: Option<String>,
+    /// Print the answer as it is generated (not with --json).
+    stream: bool,
+    raw: bool,
+    watch_vram: bool,
+    printer: &'a Printer,
+}
+
 /// One turn: trims history to fit, streams the answer, appends it to the history.
 fn answer(
     session: &mut Session,
     history: &mut Vec<(String, String)>,
-    opts: &GenOptions,
-    banner: &Option<String>,
-    stream: bool,
-    raw: bool,
-    watch_vram: bool,
+    turn: &Turn,
 ) -> Result<(String, GenStats), Failure> {
     let internal = |e: crate::engine::measure::EngineError| Failure::Internal(anyhow::anyhow!(e));
     let budget = session
         .n_ctx()
-        .saturating_sub(opts.max_tokens.min(session.n_ctx() / 2)) as usize;
+        .saturating_sub(turn.opts.max_tokens.min(session.n_ctx() / 2)) as usize;
     let mut trimmed = 0;
     let tokens = loop {
-        let text = if raw {
+        let text = if turn.raw {
             history
                 .iter()
                 .map(|m| m.1.as_str())
@@ -364,146 +377,61 @@ fn answer(
             "dropped the {trimmed} oldest message(s) to keep the conversation within the context"
         ));
     }
-    if let Some(b) = banner {
-        output::warning(b);
+    if let (Some(b), true) = (&turn.banner, turn.stream) {
+        turn.printer.warning(b);
     }
     STOP.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);
     let mut text = String::new();
     // Memory is checked every two seconds, not per token: an NVML query costs milliseconds.
     let mut last_check = std::time::Instant::now();
-    let result = session.generate(&tokens, opts, &STOP, &mut |piece| {
+    let result = session.generate(&tokens, &turn.opts, &STOP, &mut |piece| {
         text.push_str(piece);
-        if stream {
-            print!("{piece}");
+        if turn.stream {
+            turn.printer.raw(piece);
             let _ = std::io::stdout().flush();
         }
         if last_check.elapsed() >= std::time::Duration::from_secs(2) {
             last_check = std::time::Instant::now();
-            if let Some(alert) = memory_alert(watch_vram) {
+            if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
                 output::warning(&alert);
             }
         }
     });
     GENERATING.store(false, Ordering::SeqCst);
     let stats = result.map_err(internal)?;
-    if stream {
-        println!();
+    if turn.stream {
+        turn.printer.raw("\n");
         if stats.interrupted {
             output::note("answer stopped (Ctrl-C)");
         }
     }
-    if let Some(alert) = memory_alert(watch_vram) {
+    if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
         output::warning(&alert);
     }
     history.push(("assistant".into(), text.clone()));
     Ok((text, stats))
 }
 
-/// RAM or NVIDIA VRAM use at or above 95%: what is happening and what to do. VRAM is read
-/// through NVML only when the plan put something on a GPU.
-fn memory_alert(watch_vram: bool) -> Option<String> {
-    if watch_vram {
-        let mut notes = Vec::new();
-        for g in crate::hardware::nvidia::probe(&mut notes) {
-            let total = g.vram_total_bytes.get().max(1) as f64;
-            let used = 1.0 - g.vram_free_bytes.get() as f64 / total;
-            if used >= 0.95 {
-                return Some(format!(
-                    "VRAM on {} is {:.0}% used: close other GPU programs now, or restart with a smaller plan (the context is not lowered automatically)",
-                    g.name,
-                    used * 100.0
-                ));
-            }
-        }
-    }
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let field = |k: &str| -> Option<u64> {
-        info.lines()
-            .find(|l| l.starts_with(k))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    let (total, avail) = (field("MemTotal:")?, field("MemAvailable:")?);
-    let used = 1.0 - avail as f64 / total.max(1) as f64;
-    (used >= 0.95).then(|| {
-        format!(
-            "RAM is {:.0}% used: close other programs now, or restart with a smaller plan (the context is not lowered automatically)",
-            used * 100.0
-        )
-    })
-}
-
-/// Plan vs allocation per device: weights, KV cache, compute.
-fn self_check(prep: &Prepared, buffers: &[BufferUse]) -> Vec<Check> {
-    let output_buffer = Bytes(prep.shape.n_vocab * 4);
-    let mut checks = Vec::new();
-    let mut push = |device: &str, what: &'static str, planned: Bytes, allocated: Bytes| {
-        let diff = planned.get().abs_diff(allocated.get()) as f64;
-        let ok = diff <= 0.05 * planned.get().max(1) as f64
-            || (what == "compute" && diff <= 16.0 * 1048576.0);
-        checks.push(Check {
-            device: device.to_string(),
-            what,
-            planned,
-            allocated,
-            within_5_percent: ok,
-        });
-    };
-    let (host, gpu_buffers): (Vec<&BufferUse>, Vec<&BufferUse>) =
-        buffers.iter().partition(|b| b.is_host());
-    let sum = |v: &[&BufferUse], f: fn(&BufferUse) -> Bytes| v.iter().map(|b| f(b)).sum::<Bytes>();
-    let mut gpu_i = 0;
-    for d in &prep.expected {
-        if d.is_gpu {
-            let b: Vec<&BufferUse> = gpu_buffers.get(gpu_i).into_iter().copied().collect();
-            gpu_i += 1;
-            push(&d.device, "weights", d.weights_bytes, sum(&b, |x| x.model));
-            push(&d.device, "KV cache", d.kv_bytes, sum(&b, |x| x.context));
-            push(
-                &d.device,
-                "compute",
-                d.compute_bytes,
-                sum(&b, |x| x.compute),
-            );
-        } else {
-            // The file is mapped whole, so repacked weights appear in both buffers.
-            push(
-                &d.device,
-                "weights",
-                d.weights_bytes + prep.repacked,
-                sum(&host, |x| x.model),
-            );
-            push(&d.device, "KV cache", d.kv_bytes, sum(&host, |x| x.context));
-            push(
-                &d.device,
-                "compute",
-                d.compute_bytes.saturating_sub(output_buffer),
-                sum(&host, |x| x.compute),
-            );
-        }
-    }
-    checks
-}
-
-fn report_self_check(checks: &[Check], table: bool) {
+fn report_self_check(checks: &[Check], table: bool, printer: &Printer) {
     let planned: Bytes = checks.iter().map(|c| c.planned).sum();
     let allocated: Bytes = checks.iter().map(|c| c.allocated).sum();
     let bad: Vec<&Check> = checks.iter().filter(|c| !c.within_5_percent).collect();
     if table {
-        let mut t = output::table(&["device", "what", "planned", "llama.cpp allocated", "ok"]);
+        let mut t = printer.table(&["device", "what", "planned", "llama.cpp allocated", "ok"]);
         for c in checks {
-            t.add_row(vec![
-                c.device.clone(),
-                c.what.to_string(),
-                c.planned.to_string(),
-                c.allocated.to_string(),
-                if c.within_5_percent { "yes" } else { "DRIFT" }.to_string(),
-            ]);
+            printer.row(
+                &mut t,
+                vec![
+                    c.device.clone(),
+                    c.what.to_string(),
+                    c.planned.to_string(),
+                    c.allocated.to_string(),
+                    if c.within_5_percent { "yes" } else { "DRIFT" }.to_string(),
+                ],
+            );
         }
-        println!("{t}");
+        printer.print_table(t);
     }
     if bad.is_empty() {
         output::note(&format!(
@@ -511,7 +439,7 @@ fn report_self_check(checks: &[Check], table: bool) {
         ));
     } else {
         for c in bad {
-            output::warning(&format!(
+            printer.warning(&format!(
                 "self-check drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
                 c.device, c.what, c.planned, c.allocated
             ));

@@ -6,7 +6,7 @@
 //! and to self-check a real load (`run --verify`).
 
 use crate::bytes::Bytes;
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use crate::memory::CacheConfig;
 use llama_cpp_sys_2 as sys;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -63,7 +63,7 @@ impl MeasureRequest {
 }
 
 /// Bytes llama.cpp assigned to one buffer type (`CPU`, `CPU_REPACK`, `CUDA0`, `Vulkan0`, ...).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct BufferUse {
     pub name: String,
     pub model: Bytes,
@@ -81,7 +81,7 @@ impl BufferUse {
 }
 
 /// What llama.cpp reported for a configuration.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Measurement {
     /// `llama_model_size`: the sum of all weight tensors' bytes.
     pub model_size: Bytes,
@@ -144,7 +144,7 @@ static MEASURE: Mutex<()> = Mutex::new(());
 static BACKEND: Once = Once::new();
 /// `LAYERFIT_ENGINE_LOG=1` echoes llama.cpp's log to stderr (diagnosing a load or a buffer).
 static ECHO_LOG: std::sync::LazyLock<bool> =
-    std::sync::LazyLock::new(|| std::env::var_os("LAYERFIT_ENGINE_LOG").is_some_and(|v| v != "0"));
+    std::sync::LazyLock::new(|| crate::env_vars::switch("LAYERFIT_ENGINE_LOG"));
 
 unsafe extern "C" fn capture_log(_level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
     if text.is_null() {

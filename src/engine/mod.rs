@@ -2,6 +2,8 @@
 //! Everything that calls into C lives under this module.
 
 pub mod measure;
+pub mod monitor;
+pub mod self_check;
 pub mod session;
 
 use crate::bytes::Bytes;

@@ -4,7 +4,7 @@
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
 use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use llama_cpp_sys_2 as sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
@@ -44,7 +44,7 @@ pub struct GenOptions {
 }
 
 /// What one answer took.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct GenStats {
     pub prompt_tokens: u32,
     /// Prompt tokens reused from the previous turn's cache.

@@ -12,7 +12,7 @@ pub mod writer;
 
 pub use error::GgufError;
 pub use reader::{read_header, read_header_from, Header, TensorInfo};
-pub use source::{open_model, split_shard_paths, ModelFile};
+pub use source::{assemble, open_model, split_shard_paths, ModelFile};
 
 use std::collections::BTreeMap;
 

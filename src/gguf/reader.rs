@@ -6,7 +6,7 @@
 
 use super::{Array, GgufError, Metadata, Value, ValueType};
 use crate::bytes::Bytes;
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
 use std::path::{Path, PathBuf};

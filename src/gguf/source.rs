@@ -92,23 +92,39 @@ pub fn open_model(path: &Path) -> Result<ModelFile, GgufError> {
                 ),
             ));
         }
-        let h = read_header(p)?;
+        shards.push(read_header(p)?);
+    }
+    assemble(path, shards)
+}
+
+/// Checks that the headers of a split set (in shard order) belong together, as llama.cpp's
+/// loader does: each shard's `split.count` and `split.no` match its place, and no tensor
+/// appears twice. Pure, so the fuzzer can feed it headers read from memory.
+pub fn assemble(path: &Path, shards: Vec<Header>) -> Result<ModelFile, GgufError> {
+    let n = shards.len();
+    for (i, h) in shards.iter().enumerate() {
         let count = h.metadata.get("split.count").and_then(|v| v.as_u64());
         let no = h.metadata.get("split.no").and_then(|v| v.as_u64());
-        if count.is_some_and(|c| c != paths.len() as u64) || no.is_some_and(|n| n != i as u64) {
+        if count.is_some_and(|c| c != n as u64) || no.is_some_and(|x| x != i as u64) {
             return Err(GgufError::new(
-                p,
+                &h.path,
                 None,
                 format!(
                     "split metadata (split.no {:?}, split.count {:?}) does not match the file name (shard {} of {})",
                     no,
                     count,
                     i + 1,
-                    paths.len()
+                    n
                 ),
             ));
         }
-        shards.push(h);
+    }
+    if shards.is_empty() {
+        return Err(GgufError::new(
+            path,
+            None,
+            "a split set needs at least one shard",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for s in &shards {

@@ -3,7 +3,7 @@
 //! real weights: its dry run never reads tensor data, it only checks the file is long enough.
 
 use super::ValueType;
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;

@@ -19,7 +19,7 @@ pub mod whatif;
 use crate::bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Snapshot {
     pub ram: Ram,
     pub gpus: Vec<Gpu>,
@@ -40,7 +40,7 @@ pub struct Snapshot {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ram {
     pub total_bytes: Bytes,
     pub available_bytes: Bytes,
@@ -50,7 +50,7 @@ pub struct Ram {
     pub limit_source: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Vendor {
     Nvidia,
@@ -60,7 +60,7 @@ pub enum Vendor {
     Other,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Gpu {
     pub name: String,
     pub vendor: Vendor,
@@ -126,7 +126,7 @@ impl Gpu {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Adapter {
     pub name: String,
     pub vendor_id: u32,
@@ -140,7 +140,7 @@ pub struct Adapter {
     pub max_buffer_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Disk {
     pub path: String,
     pub mount_point: String,
@@ -148,7 +148,7 @@ pub struct Disk {
     pub total_bytes: Bytes,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cpu {
     pub model: String,
     pub physical_cores: usize,

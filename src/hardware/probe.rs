@@ -1,7 +1,7 @@
 //! Runs every probe and assembles a `Snapshot`. A missing source is a note, never a failure.
 
 use super::engine_gpus::{self, EngineGpu};
-use super::{adapters, cgroup, cpu, disk, nvidia, ram, sysfs, Snapshot};
+use super::{adapters, cpu, disk, nvidia, ram, sysfs, Snapshot};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
@@ -32,8 +32,7 @@ impl Default for ProbeOptions {
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join(".cache"));
         ProbeOptions {
-            models_dir: std::env::var_os("LAYERFIT_MODELS")
-                .map(PathBuf::from)
+            models_dir: crate::env_vars::path("LAYERFIT_MODELS")
                 .unwrap_or_else(|| cache.join("layerfit/models")),
             install_dir: std::env::var_os("CARGO_HOME")
                 .map(PathBuf::from)
@@ -45,23 +44,14 @@ impl Default for ProbeOptions {
             engine: true,
             software_gpu: false,
             sys_root: PathBuf::from("/sys"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroup_root: PathBuf::from(ram::CGROUP_ROOT),
         }
     }
 }
 
 pub fn probe(opts: &ProbeOptions) -> Snapshot {
     let mut notes = Vec::new();
-    let limit = cgroup::read_limit(&opts.cgroup_root);
-    let host = ram::host_memory().unwrap_or_else(|e| {
-        notes.push(format!("RAM could not be read ({e}); reported as 0"));
-        ram::HostMemory {
-            total: 0,
-            available: 0,
-            swap_total: 0,
-        }
-    });
-    let ram = ram::ram_from(host, limit.as_ref(), &mut notes);
+    let ram = ram::read(&opts.cgroup_root, &mut notes);
     let mut gpus = nvidia::probe(&mut notes);
     gpus.extend(sysfs::probe(&opts.sys_root, &mut notes));
     let adapters = if opts.adapters {

@@ -12,9 +12,33 @@ pub struct HostMemory {
     pub swap_total: u64,
 }
 
-/// `None` (with the reason) when the platform gives no memory figures.
-pub fn host_memory() -> Result<HostMemory, String> {
-    let mut sys = sysinfo::System::new().map_err(|e| e.to_string())?;
+/// The machine's RAM as a process here sees it: the host's figures capped by the container's
+/// cgroup limit. The one reader for the probe and for `run`'s memory monitor, so a 2 GiB
+/// container is a 2 GiB machine everywhere (bottom's `get_ram_usage` does the same).
+pub fn read(cgroup_root: &std::path::Path, notes: &mut Vec<String>) -> Ram {
+    let limit = super::cgroup::read_limit(cgroup_root);
+    let host = host_memory().unwrap_or_else(|e| {
+        notes.push(format!("RAM could not be read ({e}); reported as 0"));
+        HostMemory {
+            total: 0,
+            available: 0,
+            swap_total: 0,
+        }
+    });
+    ram_from(host, limit.as_ref(), notes)
+}
+
+/// The default cgroup filesystem root.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Why the platform gives no memory figures.
+#[derive(Debug, thiserror::Error)]
+#[error("the platform reports no memory figures: {0}")]
+pub struct NoMemoryFigures(String);
+
+/// Host figures, or why there are none.
+pub fn host_memory() -> Result<HostMemory, NoMemoryFigures> {
+    let mut sys = sysinfo::System::new().map_err(|e| NoMemoryFigures(e.to_string()))?;
     sys.refresh_memory();
     Ok(HostMemory {
         total: sys.total_memory(),

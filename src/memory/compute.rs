@@ -30,7 +30,7 @@ const ROWS_AT_FFN: u64 = 5;
 const FF_ROWS_AT_FFN: u64 = 3;
 
 /// Which part of the graph sets the compute buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Peak {
     Output,
@@ -38,10 +38,11 @@ pub enum Peak {
     FeedForward,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ComputeEstimate {
     /// The compute buffer for one device holding the whole model (CPU-only, or all layers
-    /// offloaded).
+    /// offloaded). Not serialized: documents that flatten this struct carry it themselves.
+    #[serde(skip)]
     pub bytes: Bytes,
     pub peak: Peak,
     pub n_tokens: u64,

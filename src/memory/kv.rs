@@ -5,13 +5,13 @@
 //! `llama_memory_recurrent` (f32 r/s state rows per sequence).
 
 use crate::bytes::Bytes;
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use crate::model::{MemoryKind, Shape};
 use serde::Serialize;
 use std::fmt;
 
 /// The context parameters that change cache sizes (llama.cpp's defaults in `Default`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CacheConfig {
     /// Requested context in tokens (`-c`).
     pub n_ctx: u64,
@@ -76,7 +76,7 @@ impl CacheConfig {
 }
 
 /// Why a cache type cannot be used with a model (llama.cpp refuses these too).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub enum KvError {
     /// A quantized V cache needs flash attention (`llama_init_from_model`).
     QuantizedVNeedsFlashAttention(GgmlType),
@@ -104,7 +104,7 @@ impl fmt::Display for KvError {
 }
 
 /// One layer's cache.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LayerKv {
     pub cells: u64,
     pub k: Bytes,
@@ -120,7 +120,7 @@ impl LayerKv {
 }
 
 /// The whole cache for a configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct KvEstimate {
     /// Cells of full-attention layers (the padded context).
     pub cells: u64,

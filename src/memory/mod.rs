@@ -2,7 +2,6 @@
 //! No I/O, no globals; every formula names the llama.cpp code it follows.
 
 pub mod compute;
-pub mod ggml_type;
 pub mod kv;
 pub mod weights;
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Where the weights are, as llama.cpp's offload rules need them: per repeating block
 /// (`blk.N.*`) and outside the blocks (token embeddings, output norm and head).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Weights {
     pub total: Bytes,
     pub per_block: Vec<Bytes>,
@@ -71,7 +71,7 @@ pub fn weights<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::ggml_type::GgmlType;
+    use crate::ggml_type::GgmlType;
 
     fn t(name: &str, dims: &[u64], ty: GgmlType) -> TensorInfo {
         TensorInfo {

@@ -16,7 +16,7 @@ pub enum MemoryKind {
 }
 
 /// Sliding-window flavour (`llama_swa_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SwaKind {
     None,

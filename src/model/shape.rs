@@ -19,7 +19,7 @@ impl fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 /// One block's attention geometry (`llama_hparams` per-layer accessors).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LayerShape {
     pub n_head: u32,
     pub n_head_kv: u32,
@@ -46,14 +46,14 @@ impl LayerShape {
 }
 
 /// The per-sequence state of recurrent layers (`n_embd_r`, `n_embd_s`, both f32).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RecurrentState {
     pub n_embd_r: u64,
     pub n_embd_s: u64,
 }
 
 /// Everything the memory model needs to know about a model, per layer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Shape {
     pub architecture: String,
     pub name: Option<String>,

@@ -16,7 +16,7 @@ pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
 pub use search::{cache_config, plan, plan_at, plan_gpu_unused, PlanInput};
 
 use crate::bytes::Bytes;
-use crate::memory::ggml_type::GgmlType;
+use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
 /// What the user needs.
@@ -55,7 +55,9 @@ impl Default for Requirements {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Compatible,
@@ -63,7 +65,7 @@ pub enum Verdict {
     Incompatible,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Mild,
@@ -72,7 +74,7 @@ pub enum Severity {
 }
 
 /// One way the plan runs below the best experience, and how badly.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Degradation {
     pub kind: &'static str,
     pub severity: Severity,
@@ -80,7 +82,7 @@ pub struct Degradation {
 }
 
 /// Memory one device uses under the plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceUse {
     pub device: String,
     pub is_gpu: bool,
@@ -95,7 +97,7 @@ pub struct DeviceUse {
 /// kernel, but they must stay resident to run at speed); everything else is anonymous memory
 /// counted in the process's RSS (KV cache, compute and output buffers, weights repacked for
 /// the CPU's SIMD kernels, weights on a unified-memory GPU).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RamUse {
     pub page_cache_bytes: Bytes,
     /// Weights the CPU backend repacks into its own (anonymous) buffers. With mmap their
@@ -108,7 +110,7 @@ pub struct RamUse {
 }
 
 /// Speed as ranges (tokens/s): decode is memory-bound, prompt processing compute-bound.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Speed {
     pub decode_tokens_per_s_low: f64,
     pub decode_tokens_per_s_high: f64,
@@ -122,7 +124,7 @@ pub struct Speed {
 }
 
 /// The chosen configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub verdict: Verdict,
     pub context: u64,

@@ -5,9 +5,9 @@ use super::{
     Budgets, Degradation, DeviceUse, Plan, RamUse, Requirements, Severity, Speed, Verdict,
 };
 use crate::bytes::Bytes;
+use crate::ggml_type::GgmlType;
 use crate::gguf::TensorInfo;
 use crate::hardware::Snapshot;
-use crate::memory::ggml_type::GgmlType;
 use crate::memory::weights::block_of;
 use crate::memory::{compute_buffers, kv_cache, CacheConfig, ComputeEstimate, KvEstimate, Weights};
 use crate::model::Shape;

@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 use layerfit::engine::measure::{measure, MeasureRequest};
+use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
 use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
-use layerfit::memory::ggml_type::GgmlType;
 use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
 use layerfit::model::Shape;
 use std::path::{Path, PathBuf};

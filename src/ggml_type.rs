@@ -120,6 +120,16 @@ impl Serialize for GgmlType {
     }
 }
 
+/// In JSON a ggml type is its name (`f16`, `q4_K`, ...).
+impl schemars::JsonSchema for GgmlType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GgmlType".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "a ggml type name"})
+    }
+}
+
 /// The KV cache types llama.cpp accepts for `-ctk`/`-ctv` (`kv_cache_types` in `common/arg.cpp`).
 pub const KV_CACHE_TYPES: &[GgmlType] = &[
     GgmlType::F32,

@@ -1,0 +1,136 @@
+//! The self-check after loading: the plan's per-device weights, KV cache and compute next to
+//! what llama.cpp allocated (`llama_get_memory_breakdown`). Pure arithmetic over the plan and
+//! the engine's buffer list, so it is tested without loading a model.
+
+use super::measure::BufferUse;
+use crate::bytes::Bytes;
+use crate::plan::DeviceUse;
+use serde::Serialize;
+
+/// One figure of the self-check.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Check {
+    pub device: String,
+    pub what: &'static str,
+    pub planned: Bytes,
+    pub allocated: Bytes,
+    pub within_5_percent: bool,
+}
+
+/// Plan vs allocation per device: weights, KV cache, compute.
+pub fn self_check(
+    expected: &[DeviceUse],
+    repacked: Bytes,
+    n_vocab: u64,
+    buffers: &[BufferUse],
+) -> Vec<Check> {
+    let output_buffer = Bytes(n_vocab.saturating_mul(4));
+    let mut checks = Vec::new();
+    let mut push = |device: &str, what: &'static str, planned: Bytes, allocated: Bytes| {
+        let diff = planned.get().abs_diff(allocated.get()) as f64;
+        let ok = diff <= 0.05 * planned.get().max(1) as f64
+            || (what == "compute" && diff <= 16.0 * 1048576.0);
+        checks.push(Check {
+            device: device.to_string(),
+            what,
+            planned,
+            allocated,
+            within_5_percent: ok,
+        });
+    };
+    let (host, gpu_buffers): (Vec<&BufferUse>, Vec<&BufferUse>) =
+        buffers.iter().partition(|b| b.is_host());
+    let sum = |v: &[&BufferUse], f: fn(&BufferUse) -> Bytes| v.iter().map(|b| f(b)).sum::<Bytes>();
+    let mut gpu_i = 0;
+    for d in expected {
+        if d.is_gpu {
+            let b: Vec<&BufferUse> = gpu_buffers.get(gpu_i).into_iter().copied().collect();
+            gpu_i += 1;
+            push(&d.device, "weights", d.weights_bytes, sum(&b, |x| x.model));
+            push(&d.device, "KV cache", d.kv_bytes, sum(&b, |x| x.context));
+            push(
+                &d.device,
+                "compute",
+                d.compute_bytes,
+                sum(&b, |x| x.compute),
+            );
+        } else {
+            // The file is mapped whole, so repacked weights appear in both buffers.
+            push(
+                &d.device,
+                "weights",
+                d.weights_bytes + repacked,
+                sum(&host, |x| x.model),
+            );
+            push(&d.device, "KV cache", d.kv_bytes, sum(&host, |x| x.context));
+            push(
+                &d.device,
+                "compute",
+                d.compute_bytes.saturating_sub(output_buffer),
+                sum(&host, |x| x.compute),
+            );
+        }
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn device(name: &str, is_gpu: bool, w: u64, kv: u64, c: u64) -> DeviceUse {
+        DeviceUse {
+            device: name.into(),
+            is_gpu,
+            weights_bytes: Bytes(w * MIB),
+            kv_bytes: Bytes(kv * MIB),
+            compute_bytes: Bytes(c * MIB),
+            total_bytes: Bytes((w + kv + c) * MIB),
+            budget_bytes: Bytes(1 << 40),
+        }
+    }
+
+    fn buffer(name: &str, w: u64, kv: u64, c: u64) -> BufferUse {
+        BufferUse {
+            name: name.into(),
+            model: Bytes(w * MIB),
+            context: Bytes(kv * MIB),
+            compute: Bytes(c * MIB),
+        }
+    }
+
+    #[test]
+    fn figures_within_five_percent_pass_and_a_drift_is_named() {
+        let expected = [
+            device("GPU", true, 100, 50, 40),
+            device("CPU", false, 10, 0, 20),
+        ];
+        // n_vocab 0: no output buffer to take off the host compute figure.
+        let ok = self_check(
+            &expected,
+            Bytes::ZERO,
+            0,
+            &[buffer("Vulkan0", 102, 50, 41), buffer("CPU", 10, 0, 20)],
+        );
+        assert_eq!(ok.len(), 6);
+        assert!(ok.iter().all(|c| c.within_5_percent), "{ok:?}");
+        let drift = self_check(
+            &expected,
+            Bytes::ZERO,
+            0,
+            &[buffer("Vulkan0", 100, 80, 40), buffer("CPU", 10, 0, 20)],
+        );
+        let bad: Vec<_> = drift.iter().filter(|c| !c.within_5_percent).collect();
+        assert_eq!(bad.len(), 1, "{drift:?}");
+        assert_eq!((bad[0].device.as_str(), bad[0].what), ("GPU", "KV cache"));
+    }
+
+    #[test]
+    fn compute_may_differ_by_16_mib_and_repacked_weights_count_on_the_host() {
+        let expected = [device("CPU", false, 100, 10, 20)];
+        let checks = self_check(&expected, Bytes(30 * MIB), 0, &[buffer("CPU", 130, 10, 35)]);
+        assert!(checks.iter().all(|c| c.within_5_percent), "{checks:?}");
+    }
+}
