@@ -20,8 +20,11 @@ runs="${RUNS:-10000000}"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --quiet --bins
-bin=target/release
+# With an explicit --target, RUSTFLAGS reach only the fuzzed code, not build scripts and
+# proc macros (which would need libFuzzer's symbols), as cargo-fuzz does it.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --release --quiet --bins --target "$host"
+bin="target/$host/release"
 
 models="${LAYERFIT_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/layerfit/models}"
 found=0

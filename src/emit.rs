@@ -27,6 +27,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("context {0} is out of range (1 to 16M tokens)")]
     ContextRange(u64),
+    #[error("tensor split {0:?}: each share must be a finite number of 0 or more")]
+    TensorSplit(Vec<f64>),
     #[error("not a layerfit run file")]
     Yaml(#[source] serde_norway::Error),
     #[error("unsupported run file version {0} (this layerfit reads version 1)")]
@@ -93,6 +95,13 @@ impl RunSettings {
         self.kv_type()?;
         if self.context == 0 || self.context > MAX_CONTEXT {
             return Err(ConfigError::ContextRange(self.context));
+        }
+        if self
+            .tensor_split
+            .iter()
+            .any(|x| !(x.is_finite() && *x >= 0.0))
+        {
+            return Err(ConfigError::TensorSplit(self.tensor_split.clone()));
         }
         Ok(())
     }

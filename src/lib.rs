@@ -10,6 +10,8 @@ pub mod cli;
 pub mod emit;
 pub mod engine;
 pub mod env_vars;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod ggml_type;
 pub mod gguf;
 pub mod hardware;

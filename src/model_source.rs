@@ -22,8 +22,8 @@ pub enum ModelSourceError {
         model: String,
         cause: crate::model::ShapeError,
     },
-    #[error("{0}")]
-    Catalog(String),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("{0}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)")]
     Unknown(String),
 }
@@ -84,7 +84,7 @@ impl ModelSource {
             s.catalog_name = Some(name);
             return Ok(s);
         }
-        let tensors = entry.tensors(ftype).map_err(ModelSourceError::Catalog)?;
+        let tensors = entry.tensors(ftype)?;
         let tensor_vocab = tensors
             .iter()
             .find(|t| t.name == "token_embd.weight")
@@ -139,7 +139,7 @@ pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, ModelS
     if path.exists() || spec.ends_with(".gguf") {
         return Ok(vec![ModelSource::from_file(path)?]);
     }
-    match catalog::lookup(spec).map_err(ModelSourceError::Catalog)? {
+    match catalog::lookup(spec)? {
         Some(r) => {
             let ftypes = match r.ftype {
                 Some(f) => vec![f],

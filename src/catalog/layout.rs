@@ -5,7 +5,7 @@
 use super::Entry;
 
 /// `(name, dims)` in file order: embeddings, blocks in order, then the output layer.
-pub fn tensors(e: &Entry) -> Result<Vec<(String, Vec<u64>)>, String> {
+pub fn tensors(e: &Entry) -> Result<Vec<(String, Vec<u64>)>, super::CatalogError> {
     let arch = e.architecture.as_str();
     let n_embd = e.embedding_length;
     let hd = e.head_dim() as u64;
@@ -32,11 +32,7 @@ pub fn tensors(e: &Entry) -> Result<Vec<(String, Vec<u64>)>, String> {
                 continue;
             }
             "llama" | "qwen2" | "qwen3" | "qwen3moe" | "gemma2" | "gemma3" => {}
-            other => {
-                return Err(format!(
-                    "the catalog cannot lay out architecture '{other}' (known: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3)"
-                ))
-            }
+            other => return Err(super::CatalogError::Architecture(other.to_string())),
         }
         push(b("attn_q.weight"), &[n_embd, q]);
         push(b("attn_k.weight"), &[n_embd, kv]);

@@ -78,23 +78,31 @@ impl Entry {
         v
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), CatalogError> {
+        let invalid = |what: String| CatalogError::Invalid {
+            entry: self.name.clone(),
+            what,
+        };
         if self.block_count == 0 || self.head_count == 0 || self.embedding_length == 0 {
-            return Err("block_count, head_count and embedding_length must be positive".into());
+            return Err(invalid(
+                "block_count, head_count and embedding_length must be positive".into(),
+            ));
         }
         if self.head_count_kv == 0 || !self.head_count.is_multiple_of(self.head_count_kv) {
-            return Err("head_count must be a multiple of head_count_kv".into());
+            return Err(invalid(
+                "head_count must be a multiple of head_count_kv".into(),
+            ));
         }
         for k in self.variants.keys() {
             if Ftype::from_name(k).is_none() {
-                return Err(format!(
+                return Err(invalid(format!(
                     "unknown variant '{k}' (known: {})",
                     Ftype::BY_QUALITY
                         .iter()
                         .map(|f| f.name())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
+                )));
             }
         }
         layout::tensors(self).map(|_| ())
@@ -157,7 +165,7 @@ impl Entry {
     }
 
     /// The tensors of the `ftype` variant, typed as llama-quantize would type them.
-    pub fn tensors(&self, ftype: Ftype) -> Result<Vec<TensorInfo>, String> {
+    pub fn tensors(&self, ftype: Ftype) -> Result<Vec<TensorInfo>, CatalogError> {
         let layout = layout::tensors(self)?;
         let mix = MixtureModel {
             n_layer: self.block_count,
@@ -189,7 +197,7 @@ impl Entry {
 
     /// A header llama.cpp can load for the `ftype` variant (placeholder tokenizer; write it
     /// with `Data::Sparse` to measure the variant without its weights).
-    pub fn header(&self, ftype: Ftype) -> Result<GgufWriter, String> {
+    pub fn header(&self, ftype: Ftype) -> Result<GgufWriter, CatalogError> {
         let mut w = GgufWriter::new();
         for (k, v) in &self.metadata(ftype) {
             let wv = match v {
@@ -212,18 +220,44 @@ impl Entry {
 
 /// Every embedded entry, or the first file that does not parse. Parsed once per process:
 /// lookups and variant searches call this for every model they resolve.
-pub fn entries() -> Result<Vec<Entry>, String> {
-    static PARSED: OnceLock<Result<Vec<Entry>, String>> = OnceLock::new();
+pub fn entries() -> Result<Vec<Entry>, CatalogError> {
+    static PARSED: OnceLock<Result<Vec<Entry>, CatalogError>> = OnceLock::new();
     PARSED
         .get_or_init(|| FILES.iter().map(|(f, text)| parse(f, text)).collect())
         .clone()
 }
 
 /// Parses and checks one catalog file.
-pub fn parse(file: &str, text: &str) -> Result<Entry, String> {
-    let e: Entry = serde_norway::from_str(text).map_err(|e| format!("{file}: {e}"))?;
-    e.check().map_err(|m| format!("{file}: {m}"))?;
+pub fn parse(file: &str, text: &str) -> Result<Entry, CatalogError> {
+    let e: Entry = serde_norway::from_str(text).map_err(|e| CatalogError::Yaml {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    e.check()?;
     Ok(e)
+}
+
+/// Why a catalog entry or name cannot be used. Cloneable: the parsed catalog (or its first
+/// error) is kept for the whole process.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog entry {entry}: {what}")]
+    Invalid { entry: String, what: String },
+    #[error("{file}: not a catalog entry: {message}")]
+    Yaml { file: String, message: String },
+    #[error("the catalog cannot lay out architecture '{0}' (known: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3)")]
+    Architecture(String),
+    #[error("{entry}: no variant '{variant}' in the catalog (has: {known})")]
+    NoVariant {
+        entry: String,
+        variant: String,
+        known: String,
+    },
+    #[error("'{0}' is neither a file nor a catalog model (see `layerfit catalog list`)")]
+    Unknown(String),
+    /// The file (or the entry) does not describe a model: the shape error, in words.
+    #[error("{0}")]
+    Shape(String),
 }
 
 /// A model named the way users and profiles name them: `family:size-variant`
@@ -236,7 +270,7 @@ pub struct CatalogRef {
 }
 
 /// Looks a name up; `Ok(None)` when it is not a catalog name at all.
-pub fn lookup(spec: &str) -> Result<Option<CatalogRef>, String> {
+pub fn lookup(spec: &str) -> Result<Option<CatalogRef>, CatalogError> {
     let spec = spec.trim().to_ascii_lowercase();
     if !spec.contains(':') {
         return Ok(None);
@@ -259,17 +293,15 @@ pub fn lookup(spec: &str) -> Result<Option<CatalogRef>, String> {
                     entry: e.clone(),
                     ftype: Some(f),
                 })),
-                None => Err(format!(
-                    "{}: no variant '{v}' in the catalog (has: {})",
-                    e.name,
-                    e.variants.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
+                None => Err(CatalogError::NoVariant {
+                    entry: e.name.clone(),
+                    variant: v.to_string(),
+                    known: e.variants.keys().cloned().collect::<Vec<_>>().join(", "),
+                }),
             };
         }
     }
-    Err(format!(
-        "'{spec}' is neither a file nor a catalog model (see `layerfit catalog list`)"
-    ))
+    Err(CatalogError::Unknown(spec))
 }
 
 #[cfg(test)]

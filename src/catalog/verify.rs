@@ -41,8 +41,9 @@ pub fn verify(
     metadata: &Metadata,
     tensors: &[TensorInfo],
     tensor_vocab: Option<u64>,
-) -> Result<Report, String> {
-    let file_shape = Shape::from_metadata(metadata, tensor_vocab).map_err(|e| e.to_string())?;
+) -> Result<Report, super::CatalogError> {
+    let shape_err = |e: crate::model::ShapeError| super::CatalogError::Shape(e.to_string());
+    let file_shape = Shape::from_metadata(metadata, tensor_vocab).map_err(shape_err)?;
     let file_ftype = metadata
         .get("general.file_type")
         .and_then(|v| v.as_u64())
@@ -54,7 +55,7 @@ pub fn verify(
         .find(|t| t.name == "token_embd.weight")
         .and_then(|t| t.dims.get(1).copied());
     let cat_shape =
-        Shape::from_metadata(&entry.metadata(probe_ftype), cat_vocab).map_err(|e| e.to_string())?;
+        Shape::from_metadata(&entry.metadata(probe_ftype), cat_vocab).map_err(shape_err)?;
     let mut diffs = Vec::new();
     let mut cmp = |what: &str, c: String, f: String| {
         if c != f {

@@ -79,8 +79,9 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
             .iter()
             .map(|s| {
                 let w = weights(&s.tensors, e.block_count as usize);
+                // Each variant and its size are one unit when a cell wraps.
                 format!(
-                    "{} {}",
+                    "{}\u{a0}{}",
                     s.catalog_name
                         .as_deref()
                         .and_then(|n| n.rsplit('-').next())

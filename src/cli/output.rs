@@ -15,8 +15,9 @@ use std::io::{IsTerminal, Write};
 /// The version of every JSON document's layout (`schema_version` at the top level).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A no-break space: glues a number to its unit so that wrapping never parts them.
-const GLUE: char = '\u{a0}';
+/// A no-break space: glues a number to its unit so that wrapping never parts them (a
+/// command may also glue words it wants kept together). Printed as a plain space.
+pub const GLUE: char = '\u{a0}';
 
 fn colour(stream_is_tty: bool) -> bool {
     stream_is_tty && !crate::env_vars::no_color()

@@ -127,7 +127,11 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let mut sources = Vec::new();
     for s in &specs {
         sources.extend(resolve(s, &models_dir).map_err(|e| {
-            let unknown = matches!(e, crate::model_source::ModelSourceError::Unknown(_));
+            use crate::model_source::ModelSourceError as E;
+            let unknown = matches!(
+                e,
+                E::Unknown(_) | E::Catalog(crate::catalog::CatalogError::Unknown(_))
+            );
             let f = Failure::input(e);
             if unknown {
                 f.with_hint(
