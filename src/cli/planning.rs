@@ -135,7 +135,7 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
             let f = Failure::input(e);
             if unknown {
                 f.with_hint(
-                    "`layerfit catalog list` shows the catalog's models; a file needs its path",
+                    "name a GGUF file by its path, or a catalog model such as qwen2.5-coder:7b-q4_k_m",
                 )
             } else {
                 f
