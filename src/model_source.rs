@@ -123,7 +123,10 @@ impl ModelSource {
     /// Average bits per weight of the file (the quality axis of variant search).
     pub fn bits_per_weight(&self) -> f64 {
         let bytes: u64 = self.tensors.iter().map(|t| t.n_bytes().get()).sum();
-        let n: u64 = self.tensors.iter().map(|t| t.n_elements()).sum();
+        let n: u64 = self
+            .tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.n_elements()));
         if n == 0 {
             0.0
         } else {

@@ -127,7 +127,9 @@ fn verify_file(
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
                 .to_string();
-            let n: u64 = tensors.iter().map(|t| t.n_elements()).sum();
+            let n: u64 = tensors
+                .iter()
+                .fold(0u64, |a, t| a.saturating_add(t.n_elements()));
             entries
                 .into_iter()
                 .filter(|e| e.architecture == arch)

@@ -36,13 +36,25 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Elements, saturating: the reader bounds the product of the dimensions, but a zero
+    /// dimension anywhere makes that bound say nothing about the others (found by fuzzing).
     pub fn n_elements(&self) -> u64 {
-        self.dims.iter().product()
+        if self.dims.contains(&0) {
+            return 0;
+        }
+        self.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d))
     }
 
     /// Bytes of the tensor's data (`ggml_nbytes`), block-exact.
     pub fn n_bytes(&self) -> Bytes {
-        let rows: u64 = self.dims.iter().skip(1).product();
+        if self.dims.contains(&0) {
+            return Bytes::ZERO;
+        }
+        let rows = self
+            .dims
+            .iter()
+            .skip(1)
+            .fold(1u64, |a, &d| a.saturating_mul(d));
         let row = self
             .ggml_type
             .row_size(self.dims.first().copied().unwrap_or(1))
