@@ -248,7 +248,16 @@ fn check_tensor_layout<R: BufRead + Seek>(
                 t.name, t.offset
             ))
         })?;
-        packed_end = end.div_ceil(alignment) * alignment;
+        // Padding the end to the alignment can pass u64::MAX too (found by fuzzing).
+        packed_end = end
+            .div_ceil(alignment)
+            .checked_mul(alignment)
+            .ok_or_else(|| {
+                r.err(format!(
+                    "tensor '{}' ends at {end}, beyond any file size",
+                    t.name
+                ))
+            })?;
     }
     Ok(end)
 }
