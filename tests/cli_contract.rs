@@ -309,6 +309,24 @@ fn assert_fits(text: &str, cols: usize, what: &str) {
             w[0], w[1]
         );
     }
+    // Nor is a unit itself cut ("762.49 M" / "iB"): no cell ends in a unit's first letters.
+    for line in &lines {
+        for cell in line.split(['│', '┆', '|']) {
+            let c = cell.trim();
+            let words: Vec<&str> = c.split(' ').collect();
+            let cut = words.len() >= 2
+                && words[words.len() - 2]
+                    .chars()
+                    .last()
+                    .is_some_and(|ch| ch.is_ascii_digit())
+                && ["G", "M", "K", "Gi", "Mi", "Ki", "t", "to", "tok"]
+                    .contains(&words[words.len() - 1]);
+            assert!(
+                !cut && !c.starts_with("iB"),
+                "{what}: a unit was cut: {line:?}"
+            );
+        }
+    }
 }
 
 #[test]

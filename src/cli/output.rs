@@ -203,7 +203,12 @@ impl Printer {
 
     /// Prints a table. On a terminal no column is narrower than its longest unbreakable word
     /// (a number with its unit), so cells wrap only at spaces.
-    pub fn print_table(&self, mut table: Table) {
+    pub fn print_table(&self, table: Table) {
+        let text = self.render_table(table);
+        write_stdout(&format!("{text}\n"));
+    }
+
+    fn render_table(&self, mut table: Table) -> String {
         if self.tty {
             let widths: Vec<u16> = table
                 .column_iter()
@@ -225,12 +230,13 @@ impl Printer {
                 .collect();
             for (i, w) in widths.into_iter().enumerate() {
                 if let Some(col) = table.column_mut(i) {
-                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(w)));
+                    // comfy-table's boundaries include the cell padding.
+                    let with_padding = w + col.padding_width();
+                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(with_padding)));
                 }
             }
         }
-        let text = table.to_string().replace(GLUE, " ");
-        write_stdout(&format!("{text}\n"));
+        table.to_string().replace(GLUE, " ")
     }
 
     /// Prints one JSON document with `schema_version` at the top level.
@@ -307,6 +313,50 @@ mod tests {
             assert!(!l.trim_end().ends_with(|c: char| c.is_ascii_digit()), "{w}");
         }
         assert!(w.contains("23.36 GiB"), "{w}");
+    }
+
+    /// A table on an 80-column terminal: glued words (a number and its unit, a variant and
+    /// its size) never break, even in a column narrower than the average.
+    #[test]
+    fn table_cells_keep_glued_words_whole() {
+        let p = Printer {
+            json: false,
+            tty: true,
+            width: Some(80),
+            colour: false,
+        };
+        let mut t = p.table(&[
+            "model",
+            "arch",
+            "blocks",
+            "trained ctx",
+            "variants (weights)",
+        ]);
+        let variants =
+            "f16 1.86 GiB, q8_0 1013.54 MiB, q6_k 958.64 MiB, q5_k_m 805.68 MiB, q4_k_m 762.49 MiB";
+        let glued = variants
+            .split(", ")
+            .map(|v| v.replacen(' ', "\u{a0}", 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        p.row(
+            &mut t,
+            vec![
+                "qwen2.5-coder:7b".into(),
+                "qwen2".into(),
+                "28".into(),
+                "32768".into(),
+                glued,
+            ],
+        );
+        let text = p.render_table(t);
+        eprintln!("{text}");
+        for l in text.lines() {
+            assert!(l.chars().count() <= 80, "{l}");
+        }
+        for v in variants.split(", ") {
+            assert!(text.contains(v), "{v} broken:\n{text}");
+        }
     }
 
     #[test]
