@@ -5,7 +5,8 @@ use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::probe::{probe, ProbeOptions};
 use crate::hardware::whatif::{
-    amend, describe, parse_description, parse_size, Amendments, Description, DescriptionError,
+    amend, describe, parse_description, parse_nonzero_size, Amendments, Description,
+    DescriptionError,
 };
 use crate::hardware::{cpu, Snapshot};
 use std::path::PathBuf;
@@ -37,14 +38,6 @@ pub struct HardwareArgs {
     /// [env: LAYERFIT_SOFTWARE_GPU=1].
     #[arg(long)]
     pub software_gpu: bool,
-}
-
-/// A size that must be above zero (RAM, VRAM): "0" machines are a typo, not a plan.
-fn parse_nonzero_size(s: &str) -> Result<u64, crate::hardware::whatif::SizeError> {
-    match parse_size(s)? {
-        0 => Err(crate::hardware::whatif::SizeError::Zero(s.to_string())),
-        n => Ok(n),
-    }
 }
 
 impl HardwareArgs {

@@ -131,21 +131,11 @@ impl Printer {
     }
 
     fn labelled(&self, label: &str, code: &str, text: &str) {
-        let plain = format!("{label}: {text}");
         if self.json {
-            write_stderr(&format!("{plain}\n"));
+            write_stderr(&format!("{label}: {text}\n"));
             return;
         }
-        let wrapped = match self.width {
-            Some(w) => wrap(&plain, w, label.len() + 2),
-            None => plain,
-        };
-        if self.colour {
-            let rest = &wrapped[label.len()..];
-            write_stdout(&format!("\x1b[{code}m{label}\x1b[0m{rest}\n"));
-        } else {
-            write_stdout(&format!("{wrapped}\n"));
-        }
+        write_stdout(&labelled_line(label, code, text, self.width, self.colour));
     }
 
     /// A warning that is part of the answer (a degradation, a drift).
@@ -257,18 +247,27 @@ impl Printer {
 /// A labelled line on stderr, wrapped to the terminal when stderr is one.
 fn line(label: &str, code: &str, msg: &str) {
     let tty = std::io::stderr().is_terminal();
-    let plain = format!("{label}: {msg}");
-    let text = match terminal_width(2).filter(|_| tty) {
+    let width = terminal_width(2).filter(|_| tty);
+    write_stderr(&labelled_line(label, code, msg, width, colour(tty)));
+}
+
+/// `label: text`, wrapped to `width` with continuations under the text, the label coloured.
+fn labelled_line(
+    label: &str,
+    code: &str,
+    text: &str,
+    width: Option<usize>,
+    colour: bool,
+) -> String {
+    let plain = format!("{label}: {text}");
+    let wrapped = match width {
         Some(w) => wrap(&plain, w, label.len() + 2),
         None => plain,
     };
-    if colour(tty) {
-        write_stderr(&format!(
-            "\x1b[{code}m{label}\x1b[0m{}\n",
-            &text[label.len()..]
-        ));
+    if colour {
+        format!("\x1b[{code}m{label}\x1b[0m{}\n", &wrapped[label.len()..])
     } else {
-        write_stderr(&format!("{text}\n"));
+        format!("{wrapped}\n")
     }
 }
 

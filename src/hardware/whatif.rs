@@ -189,6 +189,14 @@ pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     Ok(v as u64)
 }
 
+/// A size that must be above zero (RAM, VRAM): a zero-memory machine is a typo, not a plan.
+pub fn parse_nonzero_size(s: &str) -> Result<u64, SizeError> {
+    match parse_size(s)? {
+        0 => Err(SizeError::Zero(s.to_string())),
+        n => Ok(n),
+    }
+}
+
 fn size(field: &'static str, s: &str) -> Result<u64, DescriptionError> {
     parse_size(s).map_err(|source| DescriptionError::Size { field, source })
 }
@@ -231,13 +239,10 @@ fn gpu_from_table(name: &str) -> Result<Gpu, DescriptionError> {
 /// Builds a snapshot from a description. The CPU, when not described, is `cpu` (usually
 /// this machine's, since a plan needs one).
 pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, DescriptionError> {
-    let ram = size("ram", &d.ram)?;
-    if ram == 0 {
-        return Err(DescriptionError::Size {
-            field: "ram",
-            source: SizeError::Zero(d.ram.clone()),
-        });
-    }
+    let ram = parse_nonzero_size(&d.ram).map_err(|source| DescriptionError::Size {
+        field: "ram",
+        source,
+    })?;
     let ram_available = d
         .ram_available
         .as_deref()
