@@ -6,6 +6,8 @@ use crate::catalog::{self, quant::Ftype};
 use crate::gguf::{open_model, Metadata, TensorInfo};
 use crate::memory::weights;
 use crate::model::Shape;
+use crate::bytes::Bytes;
+use crate::plan::choose::ModelOption;
 use crate::plan::PlanInput;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,9 @@ pub struct ModelSource {
     pub metadata: Metadata,
     pub tensors: Vec<TensorInfo>,
     pub tensor_vocab: Option<u64>,
+    /// Tensor data the file on disk lacks (a partial download); 0 for a complete file and
+    /// for a catalog model.
+    pub missing_bytes: u64,
 }
 
 impl ModelSource {
@@ -64,6 +69,7 @@ impl ModelSource {
             metadata: f.metadata().clone(),
             tensor_vocab: f.tensor_vocab(),
             tensors: f.tensors().cloned().collect(),
+            missing_bytes: f.missing_bytes(),
         })
     }
 
@@ -100,6 +106,7 @@ impl ModelSource {
             metadata: entry.metadata(ftype),
             tensors,
             tensor_vocab,
+            missing_bytes: 0,
         })
     }
 
@@ -117,7 +124,41 @@ impl ModelSource {
     pub fn plan_input(&self, cpu_simd: &[String]) -> Result<PlanInput, ModelSourceError> {
         let shape = self.shape()?;
         let w = weights(&self.tensors, shape.block_count as usize);
-        Ok(PlanInput::new(shape, w, &self.tensors, cpu_simd))
+        let mut input = PlanInput::new(shape, w, &self.tensors, cpu_simd);
+        input.quant = self.quant();
+        Ok(input)
+    }
+
+    /// The whole file is on disk.
+    pub fn downloaded(&self) -> bool {
+        matches!(self.origin, Origin::File { .. }) && self.missing_bytes == 0
+    }
+
+    /// What the chooser needs: the planner input and the state of the file.
+    pub fn option(&self, cpu_simd: &[String]) -> Result<ModelOption, ModelSourceError> {
+        let tensor_bytes = Bytes(self.tensors.iter().map(|t| t.n_bytes().get()).sum());
+        Ok(ModelOption {
+            input: self.plan_input(cpu_simd)?,
+            downloaded: self.downloaded(),
+            to_download: match self.origin {
+                Origin::Catalog { .. } => tensor_bytes,
+                Origin::File { .. } => Bytes(self.missing_bytes),
+            },
+            incomplete: (self.missing_bytes > 0).then_some(Bytes(self.missing_bytes)),
+        })
+    }
+
+    /// The file's quantization name (`q4_k_m`): the catalog variant, else the header's
+    /// `general.file_type`.
+    pub fn quant(&self) -> Option<String> {
+        if let Origin::Catalog { variant, .. } = &self.origin {
+            return Some(variant.clone());
+        }
+        self.metadata
+            .get("general.file_type")
+            .and_then(|v| v.as_u64())
+            .and_then(Ftype::from_id)
+            .map(|f| f.name().to_string())
     }
 
     /// Average bits per weight of the file (the quality axis of variant search).

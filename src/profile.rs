@@ -35,6 +35,10 @@ pub struct Profile {
     /// A hard cap on the RAM the model may use (a process or container budget), e.g. `512M`.
     #[serde(default, deserialize_with = "opt_size_text")]
     pub memory_limit: Option<String>,
+    /// Speed floor (generated tokens/s): better quality is worth speed only down to it
+    /// (`--min-speed`; 0 turns it off) [default: 5].
+    #[serde(default)]
+    pub min_speed: Option<f64>,
     /// CPU threads the engine may use (a small machine's limit).
     #[serde(default)]
     pub threads: Option<u32>,
@@ -137,6 +141,9 @@ fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         .is_some_and(|b| !(b.is_finite() && b > 0.0))
     {
         return Err(invalid("min_bits_per_weight must be a positive number"));
+    }
+    if p.min_speed.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
+        return Err(invalid("min_speed must be a number of tokens/s, 0 or more"));
     }
     p.kv()?;
     p.app_reserve_bytes()?;

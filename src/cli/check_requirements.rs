@@ -3,8 +3,8 @@
 //! On a terminal, a degraded verdict asks before going on (unless `--yes`).
 
 use super::output::{self, Printer};
-use super::plan_report::print_plan;
-use super::planning::{make_plan, Candidate, PlanArgs, Planned, Purpose};
+use super::plan_report::{print_candidates, print_plan};
+use super::planning::{make_plan, Candidate, PlanArgs, Planned, Purpose, ThisBinary};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
@@ -34,6 +34,8 @@ pub(super) struct Doc<'a> {
     warnings: Vec<String>,
     tips: Vec<String>,
     candidates: &'a [Candidate],
+    /// When this binary cannot drive a GPU of the machine: what it would do instead.
+    this_binary: Option<&'a ThisBinary>,
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
@@ -56,6 +58,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             warnings,
             tips,
             candidates: &p.candidates,
+            this_binary: p.this_binary.as_ref(),
         })?;
         return Ok(code);
     }
@@ -107,70 +110,64 @@ fn report(p: &Planned, tips: &[String], printer: &Printer) {
         h.cpu.physical_cores
     ));
     print_plan(p, printer);
-    if p.candidates.len() > 1 {
-        let mut t = printer.table(&["candidate", "bits/weight", "outcome"]);
-        for c in &p.candidates {
-            let outcome = match (&c.skipped, c.verdict) {
-                (Some(why), _) => format!("skipped: {why}"),
-                (None, Some(v)) => format!(
-                    "{} (-ngl {}, {} cache)",
-                    format!("{v:?}").to_lowercase(),
-                    c.n_gpu_layers.unwrap_or(0),
-                    c.kv_type.clone().unwrap_or_default()
-                ),
-                (None, None) => "not needed (a better candidate fits)".into(),
-            };
-            printer.row(
-                &mut t,
-                vec![
-                    c.model.clone(),
-                    format!("{:.2}", c.bits_per_weight),
-                    outcome,
-                ],
-            );
-        }
-        printer.print_table(t);
-    }
+    print_candidates(&p.candidates, printer);
     for tip in tips {
         printer.tip(tip);
     }
 }
 
-/// Advice that follows from the figures: what would remove a degradation.
+/// Advice that follows from the figures and agrees with the verdict. A machine that is not
+/// this one as probed (a description, flags) is never told to close programs.
 fn tips(p: &Planned) -> Vec<String> {
     let plan = &p.plan;
+    let here = p.hardware.source == "probe";
     let mut v = Vec::new();
-    for d in &plan.devices {
-        if d.is_gpu && d.total_bytes > d.budget_bytes {
-            v.push(format!(
-                "{} needs {} more free VRAM: close other GPU programs or use a smaller model",
+    let short: Vec<String> = plan
+        .devices
+        .iter()
+        .filter(|d| d.is_gpu && d.total_bytes > d.budget_bytes)
+        .map(|d| {
+            format!(
+                "{} {}",
                 d.device,
                 d.total_bytes.saturating_sub(d.budget_bytes)
+            )
+        })
+        .collect();
+    let ram_short = plan.ram.total_bytes.saturating_sub(plan.ram.budget_bytes);
+    if plan.verdict == Verdict::Incompatible {
+        if !short.is_empty() || ram_short > Bytes::ZERO {
+            let mut need = short;
+            if ram_short > Bytes::ZERO {
+                need.push(format!("RAM {ram_short}"));
+            }
+            v.push(format!(
+                "this needs more memory ({}): {}a smaller model or variant, a shorter --ctx, or a machine with more memory",
+                need.join(", "),
+                if here { "free it (close other programs), or use " } else { "use " }
             ));
         }
+        return v;
     }
     let headroom = plan.ram.budget_bytes.saturating_sub(plan.ram.total_bytes);
-    if plan.ram.total_bytes > plan.ram.budget_bytes {
-        v.push(format!(
-            "free {} of RAM (close other programs) or add RAM",
-            plan.ram.total_bytes.saturating_sub(plan.ram.budget_bytes)
-        ));
-    } else if headroom < Bytes(1 << 30) {
+    if here && headroom < Bytes(1 << 30) {
         v.push(format!(
             "only {headroom} of RAM is left beyond the plan: close browsers and other large programs before running"
         ));
     }
+    let ram_for_lock = plan.ram.page_cache_bytes <= headroom;
     if plan.cpu_blocks > 0 && plan.ram.page_cache_bytes > Bytes::ZERO {
         v.push(format!(
-            "{} of weights are read from the mapped file on the CPU side: keep the model on an SSD and that RAM free, or use --mlock",
-            plan.ram.page_cache_bytes
+            "{} of weights are read from the mapped file on the CPU side: keep the model on an SSD{}",
+            plan.ram.page_cache_bytes,
+            if ram_for_lock { " and that RAM free, or use --mlock" } else { "" }
         ));
     }
-    if plan.kv_type.name() != "f16" {
-        v.push(format!(
-            "the KV cache is {}: more free VRAM/RAM would allow f16 (better long-context quality)",
-            plan.kv_type
-        ));
+    if plan.kv_type.name() == "q4_0" {
+        v.push(
+            "the KV cache is q4_0 (a measurable loss): more free memory would allow q8_0 or f16"
+                .to_string(),
+        );
     }
     v
 }

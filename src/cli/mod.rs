@@ -12,6 +12,7 @@ mod plan_report;
 mod planning;
 mod profiles;
 mod run;
+mod run_prepare;
 mod schemas;
 
 pub use schemas::json_schemas;

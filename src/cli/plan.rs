@@ -2,9 +2,10 @@
 //! machine, and a runnable llama.cpp command line.
 
 use super::output::Printer;
-use super::plan_report::print_plan;
-use super::planning::{make_plan, Candidate, PlanArgs, Purpose};
-use super::{exit, Failure};
+use super::plan_report::{print_candidates, print_plan};
+use super::planning::{make_plan, Candidate, PlanArgs, Purpose, ThisBinary};
+use super::Failure;
+use std::collections::BTreeMap;
 use crate::emit::{RunFile, RunSettings};
 use crate::model_source::Origin;
 use crate::plan::{Plan, Verdict};
@@ -21,6 +22,29 @@ pub struct Args {
     /// Print one JSON document instead of the report (docs/json-schema.md).
     #[arg(long, conflicts_with = "emit")]
     pub json: bool,
+    /// Also answer "how much context fits?": per KV cache type, the largest context (a
+    /// multiple of 256) this machine holds with the chosen placement. The plan's own
+    /// required context is unchanged.
+    #[arg(long, conflicts_with = "emit")]
+    pub max_context: bool,
+}
+
+/// The KV cache types `--max-context` reports.
+const MAX_CONTEXT_TYPES: [crate::ggml_type::GgmlType; 3] = [
+    crate::ggml_type::GgmlType::F16,
+    crate::ggml_type::GgmlType::Q8_0,
+    crate::ggml_type::GgmlType::Q4_0,
+];
+
+/// Per KV type, the largest context that fits (`None`: not even 256 tokens).
+fn max_contexts(p: &super::planning::Planned) -> BTreeMap<String, Option<u64>> {
+    MAX_CONTEXT_TYPES
+        .iter()
+        .map(|&t| {
+            let n = crate::plan::max_context(&p.input, &p.hardware, &p.requirements, &p.plan, t);
+            (t.name().to_string(), n)
+        })
+        .collect()
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -31,6 +55,12 @@ pub(super) struct PlanDoc<'a> {
     profile: Option<&'a str>,
     plan: &'a Plan,
     candidates: &'a [Candidate],
+    /// When this binary cannot drive a GPU of the machine: what it would do instead.
+    this_binary: Option<&'a ThisBinary>,
+    /// With `--max-context`: per KV cache type, the largest context that fits with the
+    /// plan's placement (null: not even 256 tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_context: Option<BTreeMap<String, Option<u64>>>,
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
@@ -101,7 +131,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 printer.raw(&format!("{env}{tool} {}\n", quoted.join(" ")));
             }
         }
-        return Ok(exit::OK);
+        return Ok(super::verdict_code(p.plan.verdict));
     }
     if args.json {
         printer.json(&PlanDoc {
@@ -111,9 +141,27 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             profile: p.profile.as_ref().map(|x| x.name.as_str()),
             plan: &p.plan,
             candidates: &p.candidates,
+            this_binary: p.this_binary.as_ref(),
+            max_context: args.max_context.then(|| max_contexts(&p)),
         })?;
     } else {
         print_plan(&p, printer);
+        print_candidates(&p.candidates, printer);
+        if args.max_context {
+            let mut t = printer.table(&["KV cache", "largest context that fits"]);
+            for (kv, n) in max_contexts(&p) {
+                let text = match n {
+                    Some(n) => format!("{n} tokens"),
+                    None => "not even 256 tokens".into(),
+                };
+                printer.row(&mut t, vec![kv, text]);
+            }
+            printer.print_table(t);
+            printer.note(&format!(
+                "with -ngl {} as planned; the plan still holds {} tokens",
+                p.plan.n_gpu_layers, p.plan.context
+            ));
+        }
     }
     Ok(super::verdict_code(p.plan.verdict))
 }

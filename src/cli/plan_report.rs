@@ -2,8 +2,11 @@
 //! `plan` and `check-requirements`.
 
 use super::output::Printer;
-use super::planning::Planned;
+use super::planning::{Candidate, Planned};
 use crate::plan::Verdict;
+
+/// Runners-up shown in the table (JSON holds every option).
+const SHOWN_RUNNERS_UP: usize = 5;
 
 pub fn print_plan(p: &Planned, printer: &Printer) {
     let plan = &p.plan;
@@ -70,6 +73,65 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
     }
     if let Some(m) = &plan.missing {
         printer.missing(m);
+    }
+    if let Some(b) = &p.this_binary {
+        for u in &b.unusable {
+            printer.warning(&format!("{}: {}", u.gpu, u.reason));
+        }
+        printer.line(&format!(
+            "this binary would run {} with -ngl {} and a {} cache ({}){}",
+            b.model,
+            b.plan.n_gpu_layers,
+            b.plan.kv_type,
+            verdict_word(b.plan.verdict).to_lowercase(),
+            b.plan
+                .speed
+                .as_ref()
+                .map(|s| format!(", about {:.1} tokens/s", s.expected_decode()))
+                .unwrap_or_default()
+        ));
+    }
+}
+
+/// The recommendation and the runners-up: quality loss, expected speed, why each lost.
+pub fn print_candidates(cands: &[Candidate], printer: &Printer) {
+    if cands.len() < 2 {
+        return;
+    }
+    let mut t = printer.table(&[
+        "#", "candidate", "KV", "-ngl", "verdict", "loss KLD", "tokens/s", "why not first",
+    ]);
+    let ranked = cands.iter().filter(|c| c.rank.is_some());
+    for c in ranked.clone().take(SHOWN_RUNNERS_UP + 1) {
+        printer.row(
+            &mut t,
+            vec![
+                c.rank.map(|r| r.to_string()).unwrap_or_default(),
+                format!("{}{}", c.model, if c.downloaded { "" } else { " (not downloaded)" }),
+                c.kv_type.clone().unwrap_or_default(),
+                c.n_gpu_layers.map(|n| n.to_string()).unwrap_or_default(),
+                c.verdict
+                    .map(|v| format!("{v:?}").to_lowercase())
+                    .unwrap_or_default(),
+                c.quality_kld.map(|k| format!("{k:.4}")).unwrap_or_default(),
+                c.decode_tokens_per_s
+                    .map(|s| format!("{s:.1}"))
+                    .unwrap_or_else(|| "?".into()),
+                c.lost_because.clone().unwrap_or_else(|| "recommended".into()),
+            ],
+        );
+    }
+    printer.print_table(t);
+    let more = ranked.count().saturating_sub(SHOWN_RUNNERS_UP + 1);
+    if more > 0 {
+        printer.note(&format!("{more} more options ranked lower (--json lists them all)"));
+    }
+    for c in cands.iter().filter(|c| c.skipped.is_some()) {
+        printer.note(&format!(
+            "{}: skipped: {}",
+            c.model,
+            c.skipped.clone().unwrap_or_default()
+        ));
     }
 }
 

@@ -11,10 +11,22 @@ use crate::hardware::cpu;
 use crate::hardware::whatif::{describe, parse_size};
 use crate::hardware::Snapshot;
 use crate::model::Shape;
-use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource, Origin};
-use crate::plan::{plan, plan_at, plan_gpu_unused, Plan, Requirements, Verdict};
+use crate::hardware::usable::{built_backends, for_this_binary, Unusable};
+use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource};
+use crate::plan::choose::{choose, Forced, Ranked};
+use crate::plan::{DegradationKind, Plan, PlanInput, Requirements, Verdict, DEFAULT_MIN_SPEED};
 use crate::profile::Profile;
 use serde::Serialize;
+
+/// A speed floor: a finite number of tokens/s, 0 or more.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a speed: give tokens per second, e.g. 5 (0 turns the floor off)"
+        )),
+    }
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
@@ -57,76 +69,85 @@ pub struct PlanArgs {
     /// Do not keep MoE experts on the CPU (for engines without --n-cpu-moe, e.g. Ollama).
     #[arg(long, hide = true)]
     pub no_cpu_moe: bool,
+    /// Speed floor in generated tokens/s: better quality is worth speed only down to it;
+    /// slower plans are degraded [default: the profile's, else 5; 0: no floor].
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_speed)]
+    pub min_speed: Option<f64>,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
 
-/// One model considered, and how it came out.
+/// One option considered (a model at a cache type and placement), and how it came out.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Candidate {
     pub model: String,
     pub bits_per_weight: f64,
+    /// 1 is the recommendation; absent for a model that was not planned.
+    pub rank: Option<usize>,
     pub verdict: Option<Verdict>,
     pub kv_type: Option<String>,
     pub n_gpu_layers: Option<u32>,
+    /// Measured quality loss the ranking compares (weights + KV cache, mean KLD).
+    pub quality_kld: Option<f64>,
+    /// Expected decode speed (tokens/s); absent when a device's bandwidth is unknown.
+    pub decode_tokens_per_s: Option<f64>,
+    /// The whole file is on disk.
+    pub downloaded: bool,
+    pub degradations: Vec<DegradationKind>,
+    /// Why the recommendation beat it (the first rule it lost on).
+    pub lost_because: Option<String>,
     /// Why it was not planned (below the profile's quality floor).
     pub skipped: Option<String>,
 }
 
-/// The model, the machine and the plan, for `plan` and `check-requirements`.
+/// What this binary would do when the machine has GPUs it cannot drive.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct ThisBinary {
+    pub unusable: Vec<Unusable>,
+    pub model: String,
+    pub plan: Plan,
+}
+
+/// The model, the machine and the plan, for `plan`, `check-requirements` and `run`.
 pub struct Planned {
     pub model: ModelSource,
     pub shape: Shape,
+    /// The machine planned on (for `run`: only the GPUs this binary can drive).
     pub hardware: Snapshot,
     pub plan: Plan,
     pub profile: Option<Profile>,
     pub candidates: Vec<Candidate>,
+    /// Report only: the answer of this binary, when it cannot drive a GPU of the machine.
+    pub this_binary: Option<ThisBinary>,
+    /// Run only: GPUs left out because this binary cannot drive them.
+    pub unusable: Vec<Unusable>,
+    pub requirements: Requirements,
+    pub input: PlanInput,
 }
 
-fn plan_one(
-    src: &ModelSource,
-    hardware: &Snapshot,
-    req: &Requirements,
-    forced: Option<(GgmlType, Option<u32>, u32)>,
-) -> Result<(Shape, Plan), Failure> {
-    let input = src.plan_input(&hardware.cpu.simd).map_err(Failure::input)?;
-    let shape = input.shape.clone();
-    let plan = match forced {
-        Some((t, Some(ngl), moe)) => plan_at(&input, hardware, req, t, ngl, moe),
-        Some((t, None, _)) => plan_gpu_unused(&input, hardware, req, t),
-        None => plan(&input, hardware, req),
-    };
-    Ok((shape, plan))
-}
-
-/// What the plan is for: a report may plan a model before it is downloaded; a run needs the
-/// file, so catalog-only candidates are skipped.
+/// What the plan is for: a report plans on the machine as described (GPU plans for the
+/// build that can drive them); a run plans only on what this binary drives and needs the
+/// file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     Report,
     Run,
 }
 
-pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
-    let profile = a
-        .profile
-        .as_deref()
-        .map(crate::profile::load)
-        .transpose()
-        .map_err(Failure::input)?;
+fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<ModelSource>, Failure> {
     let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
     let specs: Vec<String> = if !a.model.is_empty() {
         a.model.clone()
-    } else if let Some(p) = &profile {
+    } else if let Some(p) = profile {
         p.models.clone()
     } else {
         return Err(Failure::BadInput(
             "no model given: use --model FILE.gguf, --model a catalog name, or --profile".into(),
         ));
     };
-    let mut sources = Vec::new();
+    let mut out = Vec::new();
     for s in &specs {
-        sources.extend(resolve(s, &models_dir).map_err(|e| {
+        out.extend(resolve(s, &models_dir).map_err(|e| {
             use crate::model_source::ModelSourceError as E;
             let unknown = matches!(
                 e,
@@ -142,16 +163,10 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
             }
         })?);
     }
-    let hardware = match (&profile, a.on_target) {
-        (Some(p), true) => {
-            let mut c = cpu::probe();
-            c.memory_bandwidth_gbps = None;
-            describe(&p.target, &format!("profile:{}", p.name), c)
-                .map_err(|e| Failure::input_in(format!("profile {}", p.name), e))?
-        }
-        _ => a.hw.snapshot()?,
-    };
-    let pr = profile.as_ref();
+    Ok(out)
+}
+
+fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Requirements, Failure> {
     let kv_types = if !a.kv.is_empty() {
         a.kv.clone()
     } else if let Some(p) = pr {
@@ -160,9 +175,13 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
         vec![GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0]
     };
     let bytes = |r: Result<u64, crate::profile::ProfileError>| r.map_err(Failure::input);
-    let req = Requirements {
+    let floor = a
+        .min_speed
+        .or(pr.and_then(|p| p.min_speed))
+        .unwrap_or(DEFAULT_MIN_SPEED);
+    Ok(Requirements {
         min_context: a.ctx.or(pr.map(|p| p.min_context)).unwrap_or(32768),
-        kv_types: kv_types.clone(),
+        kv_types,
         app_reserve: Bytes(match (a.reserve, pr) {
             (Some(r), _) => r,
             (None, Some(p)) => bytes(p.app_reserve_bytes())?,
@@ -178,102 +197,213 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
             None => None,
         },
         allow_cpu_moe: !a.no_cpu_moe,
+        min_decode_tokens_per_s: (floor > 0.0).then_some(floor),
         ..Requirements::default()
-    };
-    let floor = pr.and_then(|p| p.min_bits_per_weight);
+    })
+}
+
+fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure> {
+    match (profile, a.on_target) {
+        (Some(p), true) => {
+            let mut c = cpu::probe();
+            c.memory_bandwidth_gbps = None;
+            describe(&p.target, &format!("profile:{}", p.name), c)
+                .map_err(|e| Failure::input_in(format!("profile {}", p.name), e))
+        }
+        _ => a.hw.snapshot(),
+    }
+}
+
+fn candidate(src: &ModelSource, r: Option<&Ranked>) -> Candidate {
+    let bpw = src.bits_per_weight();
+    let label = src.catalog_name.clone().unwrap_or_else(|| src.label.clone());
+    Candidate {
+        model: label,
+        bits_per_weight: (bpw * 100.0).round() / 100.0,
+        rank: r.map(|r| r.place),
+        verdict: r.map(|r| r.plan.verdict),
+        kv_type: r.map(|r| r.plan.kv_type.name().into()),
+        n_gpu_layers: r.map(|r| r.plan.n_gpu_layers),
+        quality_kld: r.map(|r| (r.plan.quality.effective_kld * 1e6).round() / 1e6),
+        decode_tokens_per_s: r
+            .and_then(|r| r.plan.speed.as_ref())
+            .map(|s| (s.expected_decode() * 10.0).round() / 10.0),
+        downloaded: src.downloaded(),
+        degradations: r
+            .map(|r| r.plan.degradations.iter().map(|d| d.kind).collect())
+            .unwrap_or_default(),
+        lost_because: r.and_then(|r| r.lost_because.clone()),
+        skipped: None,
+    }
+}
+
+/// The one answer: every candidate model's options ranked together (`plan::choose`).
+pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
+    let profile = a
+        .profile
+        .as_deref()
+        .map(crate::profile::load)
+        .transpose()
+        .map_err(Failure::input)?;
+    let pr = profile.as_ref();
+    let all = sources(a, pr)?;
+    let machine = hardware(a, pr)?;
+    let req = requirements(a, pr)?;
     let forced = match (a.ngl, a.dev.is_some()) {
-        (Some(n), _) => Some((kv_types[0], Some(n), a.n_cpu_moe)),
-        (None, true) => Some((kv_types[0], None, 0)),
+        (Some(ngl), _) => Some(Forced::Layers {
+            kv: req.kv_types[0],
+            ngl,
+            cpu_moe: a.n_cpu_moe,
+        }),
+        (None, true) => Some(Forced::GpusUnused {
+            kv: req.kv_types[0],
+        }),
         (None, false) => None,
     };
-    let mut candidates = Vec::new();
-    let mut chosen: Option<(ModelSource, Shape, Plan)> = None;
-    let mut first: Option<(ModelSource, Shape, Plan)> = None;
-    for src in sources {
+    let floor = pr.and_then(|p| p.min_bits_per_weight);
+    let mut skipped = Vec::new();
+    let mut srcs = Vec::new();
+    let mut opts = Vec::new();
+    for src in all {
         let bpw = src.bits_per_weight();
-        let mut c = Candidate {
-            model: src
-                .catalog_name
-                .clone()
-                .unwrap_or_else(|| src.label.clone()),
-            bits_per_weight: (bpw * 100.0).round() / 100.0,
-            verdict: None,
-            kv_type: None,
-            n_gpu_layers: None,
-            skipped: None,
-        };
         if let Some(f) = floor.filter(|&f| bpw < f) {
+            let mut c = candidate(&src, None);
             c.skipped = Some(format!(
                 "{bpw:.2} bits per weight is below the profile's floor of {f}"
             ));
-            candidates.push(c);
+            skipped.push(c);
             continue;
         }
-        if chosen.is_some() {
-            candidates.push(c);
-            continue;
-        }
-        if purpose == Purpose::Run && matches!(src.origin, Origin::Catalog { .. }) {
-            c.skipped = Some(format!(
-                "not downloaded (expected at {})",
-                src.path.display()
-            ));
-            candidates.push(c);
-            continue;
-        }
-        let (shape, plan) = plan_one(&src, &hardware, &req, forced)?;
-        c.verdict = Some(plan.verdict);
-        c.kv_type = Some(plan.kv_type.name().into());
-        c.n_gpu_layers = Some(plan.n_gpu_layers);
-        candidates.push(c);
-        if plan.verdict != Verdict::Incompatible {
-            chosen = Some((src, shape, plan));
-        } else if first.is_none() {
-            first = Some((src, shape, plan));
-        }
+        opts.push(src.option(&machine.cpu.simd).map_err(Failure::input)?);
+        srcs.push(src);
     }
-    let (model, shape, mut plan) = match chosen.or(first) {
-        Some(x) => x,
-        None => {
-            let why: Vec<String> = candidates
-                .iter()
-                .map(|c| format!("{}: {}", c.model, c.skipped.clone().unwrap_or_default()))
-                .collect();
-            return Err(Failure::BadInput(format!(
-                "no candidate model can be planned ({})",
-                why.join("; ")
-            )));
-        }
+    if srcs.is_empty() {
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|c| format!("{}: {}", c.model, c.skipped.clone().unwrap_or_default()))
+            .collect();
+        return Err(Failure::BadInput(format!(
+            "no candidate model can be planned ({})",
+            why.join("; ")
+        )));
+    }
+    let (usable, unusable) = for_this_binary(&machine, &built_backends());
+    let hardware = if purpose == Purpose::Run {
+        usable.clone()
+    } else {
+        machine
     };
-    if plan.verdict == Verdict::Incompatible && forced.is_none() {
-        // Say what would fit instead: a smaller variant of the same catalog model.
-        for alt in smaller_variants(&model, &models_dir) {
-            if floor.is_some_and(|f| alt.bits_per_weight() < f) {
-                continue;
-            }
-            let (_, p) = plan_one(&alt, &hardware, &req, None)?;
-            if p.verdict != Verdict::Incompatible {
-                let hint = format!(
-                    "{} would fit ({}, -ngl {}, {} cache)",
-                    alt.label,
-                    format!("{:?}", p.verdict).to_lowercase(),
-                    p.n_gpu_layers,
-                    p.kv_type
-                );
-                plan.missing = Some(match plan.missing.take() {
-                    Some(m) => format!("{m}; {hint}"),
-                    None => hint,
-                });
-                break;
-            }
+    let ranked = choose(&opts, &hardware, &req, forced);
+    let best = &ranked[0];
+    if purpose == Purpose::Run {
+        refuse_what_cannot_run(&srcs, &ranked)?;
+    }
+    let this_binary = (purpose == Purpose::Report && !unusable.is_empty()).then(|| {
+        let mine = choose(&opts, &usable, &req, forced).swap_remove(0);
+        ThisBinary {
+            unusable: unusable.clone(),
+            model: srcs[mine.model].label.clone(),
+            plan: mine.plan,
         }
+    });
+    let mut candidates: Vec<Candidate> = ranked
+        .iter()
+        .map(|r| candidate(&srcs[r.model], Some(r)))
+        .collect();
+    candidates.extend(skipped);
+    let mut plan = best.plan.clone();
+    let model = srcs[best.model].clone();
+    if plan.verdict == Verdict::Incompatible && forced.is_none() {
+        hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a)?;
     }
     Ok(Planned {
+        shape: opts[best.model].input.shape.clone(),
+        input: opts[best.model].input.clone(),
         model,
-        shape,
         hardware,
         plan,
         profile,
         candidates,
+        this_binary,
+        unusable: if purpose == Purpose::Run {
+            unusable
+        } else {
+            Vec::new()
+        },
+        requirements: req,
     })
+}
+
+/// `run` needs the recommendation's file, whole: a download or a partial file is bad input
+/// (exit 2) naming the best option that is on disk.
+fn refuse_what_cannot_run(srcs: &[ModelSource], ranked: &[Ranked]) -> Result<(), Failure> {
+    let best = &ranked[0];
+    let src = &srcs[best.model];
+    if src.downloaded() {
+        return Ok(());
+    }
+    let name = src.catalog_name.clone().unwrap_or_else(|| src.label.clone());
+    let problem = if src.missing_bytes > 0 {
+        format!(
+            "{}: the file is incomplete ({} of tensor data missing): it cannot run until the download completes",
+            src.label,
+            Bytes(src.missing_bytes)
+        )
+    } else {
+        format!(
+            "{name} is the recommendation but it is not downloaded: put the file at {}",
+            src.path.display()
+        )
+    };
+    let alternative = ranked
+        .iter()
+        .find(|r| srcs[r.model].downloaded() && r.plan.verdict != Verdict::Incompatible)
+        .map(|r| {
+            let s = &srcs[r.model];
+            format!(
+                "the best option on disk is {} (ranked {}): run it with --model {}",
+                s.catalog_name.clone().unwrap_or_else(|| s.label.clone()),
+                r.place,
+                s.catalog_name.clone().unwrap_or_else(|| s.label.clone())
+            )
+        });
+    let f = Failure::BadInput(problem);
+    Err(match alternative {
+        Some(h) => f.with_hint(h),
+        None => f,
+    })
+}
+
+/// An incompatible catalog variant: say which smaller variant of it would fit.
+fn hint_smaller_variant(
+    model: &ModelSource,
+    hardware: &Snapshot,
+    req: &Requirements,
+    floor: Option<f64>,
+    plan: &mut Plan,
+    a: &PlanArgs,
+) -> Result<(), Failure> {
+    let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
+    for alt in smaller_variants(model, &models_dir) {
+        if floor.is_some_and(|f| alt.bits_per_weight() < f) {
+            continue;
+        }
+        let opt = alt.option(&hardware.cpu.simd).map_err(Failure::input)?;
+        let p = choose(&[opt], hardware, req, None).swap_remove(0).plan;
+        if p.verdict != Verdict::Incompatible {
+            let hint = format!(
+                "{} would fit ({}, -ngl {}, {} cache)",
+                alt.label,
+                format!("{:?}", p.verdict).to_lowercase(),
+                p.n_gpu_layers,
+                p.kv_type
+            );
+            plan.missing = Some(match plan.missing.take() {
+                Some(m) => format!("{m}; {hint}"),
+                None => hint,
+            });
+            break;
+        }
+    }
+    Ok(())
 }

@@ -4,16 +4,13 @@
 //! memory while generating.
 
 use super::output::{self, Printer};
-use super::planning::{make_plan, PlanArgs, Purpose};
+use super::planning::PlanArgs;
 use super::{exit, Failure};
 use crate::bytes::Bytes;
-use crate::emit::{RunFile, RunSettings};
 use crate::engine::self_check::Check;
 use crate::engine::session::{fallback_template, GenOptions, GenStats, Session, SessionConfig};
 use crate::ggml_type::GgmlType;
-use crate::model::Shape;
-use crate::model_source::{ModelSource, Origin};
-use crate::plan::{DeviceUse, Verdict};
+use crate::plan::Verdict;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
@@ -105,82 +102,8 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
 }
 
-/// What to run: the settings, the promises, and the model's header.
-struct Prepared {
-    settings: RunSettings,
-    verdict: Verdict,
-    degradations: Vec<String>,
-    expected: Vec<DeviceUse>,
-    repacked: Bytes,
-    shape: Shape,
-    threads: Option<u32>,
-    label: String,
-}
-
-fn prepare(args: &Args) -> Result<Prepared, Failure> {
-    if let Some(f) = &args.plan_file {
-        let text = crate::hardware::whatif::read_bounded(f)
-            .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
-        let rf = RunFile::parse(&text).map_err(|e| Failure::input_in(f.display(), e))?;
-        if rf.settings.software_gpu {
-            // Planned onto a software Vulkan device: make it visible to llama.cpp, as the
-            // probe does with --software-gpu (before the engine starts).
-            let adapters = crate::hardware::adapters::probe(&mut Vec::new());
-            crate::hardware::engine_gpus::expose_software_devices(&adapters);
-        }
-        let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::input)?;
-        let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab)
-            .map_err(|e| Failure::BadInput(format!("{}: {e}", src.label)))?;
-        return Ok(Prepared {
-            label: rf.catalog_name.clone().unwrap_or(src.label),
-            settings: rf.settings,
-            verdict: rf.verdict,
-            degradations: rf.degradations,
-            expected: rf.expected,
-            repacked: rf.repacked_bytes,
-            shape,
-            threads: rf.threads,
-        });
-    }
-    let p = make_plan(&args.plan, Purpose::Run)?;
-    if p.plan.verdict == Verdict::Incompatible {
-        return Err(Failure::Infeasible(format!(
-            "{}: cannot run at {} tokens on this machine: {}",
-            p.model.label,
-            p.plan.context,
-            p.plan.missing.clone().unwrap_or_default()
-        )));
-    }
-    if let Origin::Catalog { .. } = p.model.origin {
-        return Err(Failure::BadInput(format!(
-            "{} is planned from the catalog but not downloaded: put the file at {}",
-            p.model.label,
-            p.model.path.display()
-        )));
-    }
-    Ok(Prepared {
-        settings: RunSettings::from_plan(&p.plan, p.model.path.clone()),
-        verdict: p.plan.verdict,
-        degradations: p
-            .plan
-            .degradations
-            .iter()
-            .map(|d| d.message.clone())
-            .collect(),
-        expected: p.plan.devices.clone(),
-        repacked: p.plan.ram.repacked_bytes,
-        threads: p.profile.as_ref().and_then(|x| x.threads),
-        label: p
-            .model
-            .catalog_name
-            .clone()
-            .unwrap_or(p.model.label.clone()),
-        shape: p.shape,
-    })
-}
-
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
-    let prep = prepare(&args)?;
+    let prep = super::run_prepare::prepare(&args)?;
     let interactive = std::io::stdin().is_terminal() && args.prompt.is_none();
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
         for d in &prep.degradations {
@@ -326,7 +249,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-fn degraded_banner(prep: &Prepared) -> Option<String> {
+fn degraded_banner(prep: &super::run_prepare::Prepared) -> Option<String> {
     (prep.verdict == Verdict::Degraded)
         .then(|| format!("DEGRADED MODE: {}", prep.degradations.join("; ")))
 }

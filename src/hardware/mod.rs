@@ -14,6 +14,7 @@ pub mod nvidia;
 pub mod probe;
 pub mod ram;
 pub mod sysfs;
+pub mod usable;
 pub mod whatif;
 
 use crate::bytes::Bytes;

@@ -10,10 +10,19 @@
 //! free memory.
 
 mod budget;
+mod input;
+mod layout;
+pub mod quality;
+pub mod choose;
+pub mod rank;
 mod search;
+mod speed;
+mod verdict;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
-pub use search::{cache_config, plan, plan_at, plan_gpu_unused, PlanInput};
+pub use input::PlanInput;
+pub use search::{cache_config, max_context, options, plan, plan_at, plan_gpu_unused};
+pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
@@ -38,7 +47,14 @@ pub struct Requirements {
     /// Lock weights in RAM (`--mlock`): page cache becomes pinned memory.
     pub mlock: bool,
     pub n_ubatch: u32,
+    /// Decode speed (tokens/s) below which a plan counts as degraded (`--min-speed`, a
+    /// profile's `min_speed`); `None`: no floor.
+    pub min_decode_tokens_per_s: Option<f64>,
 }
+
+/// The default speed floor for interactive use: about reading speed (250 words a minute at
+/// roughly 1.3 tokens a word is 5.4 tokens/s).
+pub const DEFAULT_MIN_SPEED: f64 = 5.0;
 
 impl Default for Requirements {
     fn default() -> Self {
@@ -51,6 +67,7 @@ impl Default for Requirements {
             allow_cpu_moe: true,
             mlock: false,
             n_ubatch: 512,
+            min_decode_tokens_per_s: Some(DEFAULT_MIN_SPEED),
         }
     }
 }
@@ -63,22 +80,6 @@ pub enum Verdict {
     Compatible,
     Degraded,
     Incompatible,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Mild,
-    Moderate,
-    Severe,
-}
-
-/// One way the plan runs below the best experience, and how badly.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Degradation {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub message: String,
 }
 
 /// Memory one device uses under the plan.
@@ -123,6 +124,14 @@ pub struct Speed {
     pub basis: String,
 }
 
+impl Speed {
+    /// One decode figure to rank by: the geometric mean of the range (the range's ends are
+    /// an empty context at full bandwidth and a full one at 60%).
+    pub fn expected_decode(&self) -> f64 {
+        (self.decode_tokens_per_s_low * self.decode_tokens_per_s_high).sqrt()
+    }
+}
+
 /// The chosen configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
@@ -144,6 +153,7 @@ pub struct Plan {
     pub devices: Vec<DeviceUse>,
     pub ram: RamUse,
     pub speed: Option<Speed>,
+    pub quality: Quality,
     pub degradations: Vec<Degradation>,
     /// When incompatible: what is missing, in words.
     pub missing: Option<String>,

@@ -1,0 +1,132 @@
+//! What `run` runs: the recommendation planned on the devices this binary drives, or a run
+//! file re-planned on this machine as it is now.
+
+use super::output;
+use super::planning::{make_plan, Purpose};
+use super::run::Args;
+use super::Failure;
+use crate::bytes::Bytes;
+use crate::emit::{RunFile, RunSettings};
+use crate::hardware::usable::{built_backends, for_this_binary};
+use crate::model::Shape;
+use crate::model_source::ModelSource;
+use crate::plan::{plan_at, plan_gpu_unused, DeviceUse, Requirements, Verdict};
+
+/// What to run: the settings, the promises, and the model's header.
+pub(super) struct Prepared {
+    pub settings: RunSettings,
+    pub verdict: Verdict,
+    pub degradations: Vec<String>,
+    pub expected: Vec<DeviceUse>,
+    pub repacked: Bytes,
+    pub shape: Shape,
+    pub threads: Option<u32>,
+    pub label: String,
+}
+
+pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
+    if let Some(f) = &args.plan_file {
+        return replan_run_file(f, args);
+    }
+    let p = make_plan(&args.plan, Purpose::Run)?;
+    for u in &p.unusable {
+        output::warning(&format!("{}: {}; this run plans without it", u.gpu, u.reason));
+    }
+    if p.plan.verdict == Verdict::Incompatible {
+        return Err(Failure::Infeasible(format!(
+            "{}: cannot run at {} tokens on this machine: {}",
+            p.model.label,
+            p.plan.context,
+            p.plan.missing.clone().unwrap_or_default()
+        )));
+    }
+    let label = p
+        .model
+        .catalog_name
+        .clone()
+        .unwrap_or(p.model.label.clone());
+    output::note(&format!(
+        "running {label} ({}) with a {} KV cache and -ngl {}: the recommendation for this machine (`layerfit plan` shows the ranking)",
+        p.model.quant().unwrap_or_else(|| "unknown quantization".into()),
+        p.plan.kv_type,
+        p.plan.n_gpu_layers
+    ));
+    Ok(Prepared {
+        settings: RunSettings::from_plan(&p.plan, p.model.path.clone()),
+        verdict: p.plan.verdict,
+        degradations: messages(&p.plan),
+        expected: p.plan.devices.clone(),
+        repacked: p.plan.ram.repacked_bytes,
+        threads: p.profile.as_ref().and_then(|x| x.threads),
+        label,
+        shape: p.shape,
+    })
+}
+
+fn messages(plan: &crate::plan::Plan) -> Vec<String> {
+    plan.degradations.iter().map(|d| d.message.clone()).collect()
+}
+
+/// A run file is re-planned on this machine as it is now, at the file's settings: what no
+/// longer fits is refused (exit 20), an incomplete model file is bad input (exit 2), and
+/// the self-check compares against the fresh figures, not the file's.
+fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure> {
+    let text = crate::hardware::whatif::read_bounded(f)
+        .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
+    let rf = RunFile::parse(&text).map_err(|e| Failure::input_in(f.display(), e))?;
+    if rf.settings.software_gpu {
+        // Planned onto a software Vulkan device: make it visible to llama.cpp, as the
+        // probe does with --software-gpu (before the engine starts).
+        let adapters = crate::hardware::adapters::probe(&mut Vec::new());
+        crate::hardware::engine_gpus::expose_software_devices(&adapters);
+    }
+    let src = ModelSource::from_file(&rf.settings.model).map_err(Failure::input)?;
+    if src.missing_bytes > 0 {
+        return Err(Failure::BadInput(format!(
+            "{}: the file is incomplete ({} of tensor data missing): it cannot run until the download completes",
+            src.label,
+            Bytes(src.missing_bytes)
+        )));
+    }
+    let machine = args.plan.hw.snapshot()?;
+    let (hardware, unusable) = for_this_binary(&machine, &built_backends());
+    for u in &unusable {
+        output::warning(&format!("{}: {}; this run plans without it", u.gpu, u.reason));
+    }
+    let input = src.plan_input(&hardware.cpu.simd).map_err(Failure::input)?;
+    let s = &rf.settings;
+    let kv = s.kv_type().map_err(|e| Failure::input_in(f.display(), e))?;
+    let req = Requirements {
+        min_context: s.context,
+        kv_types: vec![kv],
+        ..Requirements::default()
+    };
+    let plan = if s.gpu_unused {
+        plan_gpu_unused(&input, &hardware, &req, kv)
+    } else {
+        plan_at(&input, &hardware, &req, kv, s.n_gpu_layers, s.n_cpu_moe)
+    };
+    if plan.verdict == Verdict::Incompatible {
+        return Err(Failure::Infeasible(format!(
+            "{}: the run file's settings no longer fit this machine ({} tokens, {} cache, -ngl {}): {}",
+            f.display(),
+            s.context,
+            kv,
+            s.n_gpu_layers,
+            plan.missing.clone().unwrap_or_default()
+        )));
+    }
+    let mut settings = RunSettings::from_plan(&plan, src.path.clone());
+    settings.software_gpu = s.software_gpu;
+    Ok(Prepared {
+        label: rf.catalog_name.clone().unwrap_or(src.label.clone()),
+        settings,
+        verdict: plan.verdict,
+        degradations: messages(&plan),
+        expected: plan.devices.clone(),
+        repacked: plan.ram.repacked_bytes,
+        shape: input.shape,
+        threads: rf.threads,
+    })
+}
+

@@ -1,0 +1,90 @@
+//! What the planner needs about a model, as plain data, built from its tensor list.
+
+use crate::bytes::Bytes;
+use crate::ggml_type::GgmlType;
+use crate::gguf::TensorInfo;
+use crate::memory::weights::block_of;
+use crate::memory::Weights;
+use crate::model::Shape;
+
+/// Weight types llama.cpp repacks into anonymous `CPU_REPACK` buffers on x86 with AVX2
+/// (`ggml/src/ggml-cpu/repack.cpp`); measured on Gemma 3 270M: exactly its q4_K tensors.
+const REPACKED: &[GgmlType] = &[GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Iq4Nl];
+
+/// Everything the planner needs about a model, as plain data.
+#[derive(Clone, Debug)]
+pub struct PlanInput {
+    pub shape: Shape,
+    pub weights: Weights,
+    /// No `output.weight`: the output reuses the embeddings (a copy on an offloaded output).
+    pub tied_output: bool,
+    /// Bytes per block that the CPU backend repacks (anonymous memory when on the CPU).
+    pub repacked_per_block: Vec<Bytes>,
+    pub repacked_output: Bytes,
+    pub cpu_repacks: bool,
+    /// The largest tensor of each block: under offload llama.cpp copies host-resident weights
+    /// into the GPU's compute buffer one at a time, so the largest sets that buffer's share.
+    pub largest_tensor_per_block: Vec<Bytes>,
+    /// `output.weight` alone (zero when tied): the output layer's other tensors (its norm)
+    /// follow `-ngl` even when the projection is too large for the device.
+    pub output_projection: Bytes,
+    /// The file's quantization (`q4_k_m`, from `general.file_type` or the catalog variant),
+    /// for the quality loss; `None`: judged by bits per weight.
+    pub quant: Option<String>,
+}
+
+impl PlanInput {
+    pub fn new<'a>(
+        shape: Shape,
+        weights: Weights,
+        tensors: impl IntoIterator<Item = &'a TensorInfo>,
+        cpu_simd: &[String],
+    ) -> PlanInput {
+        let n = shape.block_count as usize;
+        let mut repacked_per_block = vec![Bytes::ZERO; n];
+        let mut repacked_output = Bytes::ZERO;
+        let mut tied_output = true;
+        let mut largest_tensor_per_block = vec![Bytes::ZERO; n];
+        let mut output_projection = Bytes::ZERO;
+        for t in tensors {
+            if let Some(b) = block_of(&t.name).filter(|&b| b < n) {
+                largest_tensor_per_block[b] = largest_tensor_per_block[b].max(t.n_bytes());
+            }
+            if t.name == "output.weight" {
+                tied_output = false;
+                output_projection = t.n_bytes();
+            }
+            if t.dims.len() < 2
+                || !REPACKED.contains(&t.ggml_type)
+                || t.name.starts_with("token_embd")
+            {
+                continue;
+            }
+            match block_of(&t.name).filter(|&b| b < n) {
+                Some(b) => repacked_per_block[b] += t.n_bytes(),
+                None if t.name.starts_with("output") => repacked_output += t.n_bytes(),
+                None => {}
+            }
+        }
+        let cpu_repacks = cpu_simd.iter().any(|s| s == "avx2");
+        PlanInput {
+            shape,
+            weights,
+            tied_output,
+            repacked_per_block,
+            repacked_output,
+            cpu_repacks,
+            largest_tensor_per_block,
+            output_projection,
+            quant: None,
+        }
+    }
+
+    /// Average bits per weight of the whole file.
+    pub fn bits_per_weight(&self) -> f64 {
+        if self.weights.n_params == 0 {
+            return 16.0;
+        }
+        self.weights.total.get() as f64 * 8.0 / self.weights.n_params as f64
+    }
+}

@@ -1,0 +1,318 @@
+//! One configuration on the devices: where each block's weights, KV cache and the compute
+//! buffers land under llama.cpp's offload rules, and whether that fits every budget.
+
+use super::input::PlanInput;
+use super::{Budgets, DeviceUse, RamUse};
+use crate::bytes::Bytes;
+use crate::hardware::Snapshot;
+use crate::memory::{CacheConfig, ComputeEstimate, KvEstimate};
+
+/// Everything fixed while placements are tried: the model, the machine, the cache.
+pub(super) struct Setup<'a> {
+    pub inp: &'a PlanInput,
+    pub snap: &'a Snapshot,
+    pub budgets: &'a Budgets,
+    pub cfg: CacheConfig,
+    pub kv: KvEstimate,
+    pub comp: ComputeEstimate,
+}
+
+/// Where the work goes: llama.cpp's `-ngl`, `--n-cpu-moe`, and whether the GPUs are in its
+/// device list at all (`-dev none` hides them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Placement {
+    pub ngl: u32,
+    pub cpu_moe: u32,
+    pub gpus_used: bool,
+}
+
+impl Placement {
+    pub fn layers(ngl: u32) -> Placement {
+        Placement {
+            ngl,
+            cpu_moe: 0,
+            gpus_used: true,
+        }
+    }
+}
+
+/// Memory of one configuration, per device.
+pub(super) struct Layout {
+    pub gpu: Vec<DeviceUse>,
+    pub cpu: DeviceUse,
+    pub ram: RamUse,
+    pub gpu_blocks: u32,
+    pub output_on_gpu: bool,
+    pub split: Vec<f64>,
+    pub cpu_moe: u32,
+    /// Why llama.cpp would refuse this layout outright (a block's cache tensor larger than
+    /// its device can address: it aborts at context creation).
+    pub impossible: Option<String>,
+}
+
+
+/// The memory of placement `p`, per device (docs/memory-model.md).
+pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
+    let Setup {
+        inp,
+        snap,
+        budgets,
+        ..
+    } = *s;
+    let (kv, comp, cfg) = (&s.kv, &s.comp, &s.cfg);
+    let Placement {
+        ngl,
+        cpu_moe,
+        gpus_used,
+    } = p;
+    let n = inp.shape.block_count as usize;
+    // Every GPU of the plan is in llama.cpp's device list, so even at -ngl 0 it gets a compute
+    // buffer (op offload, below), unless the plan hides them from llama.cpp (`-dev none`).
+    let n_gpus = if gpus_used { budgets.gpus.len() } else { 0 };
+    let start = (n + 1).saturating_sub(ngl as usize);
+    let act = (ngl as usize).min(n + 1);
+    // llama.cpp splits layers by free memory: cumulative fractions, upper_bound lookup.
+    let free: Vec<f64> = snap
+        .gpus
+        .iter()
+        .map(|g| g.vram_free_bytes.get().max(1) as f64)
+        .collect();
+    let sum: f64 = free.iter().sum();
+    let mut cum = Vec::new();
+    let mut acc = 0.0;
+    for f in &free {
+        acc += f / sum;
+        cum.push(acc);
+    }
+    let device_of = |il: usize| -> Option<usize> {
+        if n_gpus == 0 || il < start || il - start >= act {
+            return None;
+        }
+        let x = (il - start) as f64 / act as f64;
+        Some(cum.iter().position(|&c| c > x).unwrap_or(n_gpus - 1))
+    };
+    let limit = |d: usize| {
+        snap.gpus
+            .get(d)
+            .and_then(|g| g.max_tensor_bytes)
+            .unwrap_or(Bytes(u64::MAX))
+    };
+    let w = &inp.weights;
+    // The output projection's weight: its own tensor, or (tied) a copy of the embeddings.
+    let output_weight = if inp.tied_output {
+        w.token_embd
+    } else {
+        inp.output_projection
+    };
+    // A device takes the output only if the weight and the logits it produces fit its
+    // largest tensor (llama.cpp's `select_weight_buft` tries the op at 512 tokens).
+    let output_fits = |d: usize| output_weight <= limit(d) && comp.logits <= limit(d);
+    let mut gw = vec![Bytes::ZERO; n_gpus];
+    let mut gk = vec![Bytes::ZERO; n_gpus];
+    let mut layers_on = vec![0usize; n_gpus];
+    let (mut cw, mut ck, mut c_repacked) = (w.token_embd, Bytes::ZERO, Bytes::ZERO);
+    // Host-resident blocks: their largest tensor and KV (copied to the GPU under op offload
+    // when the GPU can address them).
+    let (mut host_largest, mut host_kv_max) = (Bytes::ZERO, Bytes::ZERO);
+    let mut host_kv_tensor = Bytes::ZERO;
+    let kv_tensor = |il: usize| {
+        let l = &kv.per_layer[il];
+        l.k.max(l.v).max(l.state)
+    };
+    let mut impossible = None;
+    let addressable0 = |b: Bytes| if b <= limit(0) { b } else { Bytes::ZERO };
+    for il in 0..n {
+        let lkv = kv.per_layer[il].total();
+        match device_of(il) {
+            Some(d) if (il as u32) < cpu_moe => {
+                // `--n-cpu-moe`: this block's expert tensors stay in host memory.
+                let experts = w.experts_per_block[il];
+                gw[d] += w.per_block[il].saturating_sub(experts);
+                cw += experts;
+                gk[d] += lkv;
+                layers_on[d] += 1;
+                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
+            }
+            Some(d) => {
+                gw[d] += w.per_block[il];
+                gk[d] += lkv;
+                layers_on[d] += 1;
+            }
+            None => {
+                cw += w.per_block[il];
+                ck += lkv;
+                c_repacked += inp.repacked_per_block[il];
+                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
+                host_kv_max = host_kv_max.max(lkv);
+                host_kv_tensor = host_kv_tensor.max(kv_tensor(il));
+            }
+        }
+        if let Some(d) = device_of(il) {
+            if kv_tensor(il) > limit(d) && impossible.is_none() {
+                impossible = Some(format!(
+                    "block {il}'s cache tensor ({}) is larger than {} can address ({}): llama.cpp aborts; keep the blocks on the CPU (-ngl 1 or 0) or use a smaller context or cache type",
+                    kv_tensor(il),
+                    budgets.gpus[d].0,
+                    limit(d)
+                ));
+            }
+        }
+    }
+    let out_dev = device_of(n).filter(|&d| output_fits(d));
+    // The output layer without its projection (the norm) follows -ngl in any case.
+    let output_rest = w.output.saturating_sub(inp.output_projection);
+    match (device_of(n), out_dev) {
+        (Some(d), Some(_)) => gw[d] += output_rest + output_weight,
+        (Some(d), None) => {
+            gw[d] += output_rest;
+            cw += inp.output_projection;
+        }
+        (None, _) => {
+            cw += w.output;
+            c_repacked += inp.repacked_output;
+        }
+    }
+    let gpu_blocks: usize = layers_on.iter().sum();
+    let host_blocks = n - gpu_blocks;
+    // Compute buffers with GPUs (docs/memory-model.md, measured on llama.cpp's Vulkan
+    // backend): the graph inputs (masks) are made on the host; with op offload (n_ubatch >= 32)
+    // every matrix multiplication and attention of a host-resident layer runs on the first GPU,
+    // which receives copies of the weight and the layer's K/V views and keeps its own copy
+    // of the masks; the logits are computed on the output's GPU, or on the first GPU from a
+    // copy of a host-resident output weight, unless a tensor is too large for the device.
+    let rows = Bytes(inp.shape.n_embd * comp.n_tokens * 4);
+    let attn_width = inp
+        .shape
+        .layers
+        .iter()
+        .map(|l| l.n_head as u64 * l.head_dim_k as u64)
+        .max()
+        .unwrap_or(0)
+        .max(inp.shape.n_embd);
+    let attn_rows = Bytes(attn_width * comp.n_tokens * 4);
+    let scores_if_no_fa = if cfg.flash_attn {
+        Bytes::ZERO
+    } else {
+        comp.attention_scores
+    };
+    let offload_ops = n_gpus > 0 && comp.n_tokens >= 32;
+    // Host layers' attention moves to the first GPU only if it can address their K/V views
+    // and the masks; otherwise it runs on the host, and the GPU needs no copy of the masks
+    // unless it holds blocks of its own.
+    let attention_offloaded =
+        offload_ops && host_blocks > 0 && host_kv_tensor <= limit(0) && comp.masks <= limit(0);
+    // Where the logits are computed, and whether the weight is copied there for it.
+    let (logits_dev, output_copied) = match out_dev {
+        Some(d) => (Some(d), false),
+        None if offload_ops && output_fits(0) => (Some(0), true),
+        None => (None, false),
+    };
+    let mut gc = vec![Bytes::ZERO; n_gpus];
+    for (d, c) in gc.iter_mut().enumerate() {
+        let mut peak = Bytes::ZERO;
+        if layers_on[d] > 0 {
+            peak = peak.max(comp.feed_forward + comp.masks + rows.times(4) + scores_if_no_fa);
+        }
+        if logits_dev == Some(d) {
+            let mut p = comp.logits + rows.times(4);
+            if gpu_blocks == n {
+                p += comp.masks;
+            }
+            if output_copied {
+                p += output_weight;
+            }
+            peak = peak.max(p);
+        }
+        if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0) {
+            let masks = if attention_offloaded || layers_on[d] > 0 {
+                comp.masks
+            } else {
+                Bytes::ZERO
+            };
+            if attention_offloaded {
+                peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4));
+            }
+            peak = peak.max(comp.feed_forward + masks + rows.times(4) + host_largest);
+        }
+        *c = peak;
+    }
+    let cpu_compute = if n_gpus == 0 {
+        comp.bytes
+    } else {
+        let mut base = comp.masks + rows.times(4);
+        if host_blocks > 0 && !attention_offloaded {
+            base += attn_rows.times(2);
+        }
+        if logits_dev.is_none() {
+            base.max(comp.logits + rows.times(2))
+        } else {
+            base
+        }
+    };
+    let mut gpu = Vec::new();
+    let mut unified_on_ram = Bytes::ZERO;
+    for d in 0..n_gpus {
+        let total = gw[d] + gk[d] + gc[d];
+        if budgets.gpus[d].2 {
+            unified_on_ram += total;
+        }
+        gpu.push(DeviceUse {
+            device: budgets.gpus[d].0.clone(),
+            is_gpu: true,
+            weights_bytes: gw[d],
+            kv_bytes: gk[d],
+            compute_bytes: gc[d],
+            total_bytes: total,
+            budget_bytes: budgets.gpus[d].1,
+        });
+    }
+    let output_buffer = comp.output_buffer;
+    let cpu_total = cw + ck + cpu_compute + output_buffer;
+    // With a GPU in llama.cpp's device list, host weights go to its host buffer type (or the
+    // plain CPU buffer under mmap), never to CPU_REPACK (`make_cpu_buft_list`).
+    let repacked = if inp.cpu_repacks && n_gpus == 0 {
+        c_repacked
+    } else {
+        Bytes::ZERO
+    };
+    let page_cache = cw.saturating_sub(repacked);
+    let anonymous = repacked + ck + cpu_compute + output_buffer + unified_on_ram;
+    let split = if n_gpus > 1 && gpu_blocks > 0 {
+        layers_on
+            .iter()
+            .map(|&l| l as f64 / gpu_blocks as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Layout {
+        gpu,
+        cpu: DeviceUse {
+            device: "CPU".into(),
+            is_gpu: false,
+            weights_bytes: cw,
+            kv_bytes: ck,
+            compute_bytes: cpu_compute + output_buffer,
+            total_bytes: cpu_total,
+            budget_bytes: budgets.ram,
+        },
+        ram: RamUse {
+            page_cache_bytes: page_cache,
+            repacked_bytes: repacked,
+            anonymous_bytes: anonymous,
+            total_bytes: page_cache + anonymous,
+            budget_bytes: budgets.ram,
+        },
+        gpu_blocks: gpu_blocks as u32,
+        output_on_gpu: out_dev.is_some(),
+        split,
+        cpu_moe: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_moe },
+        impossible,
+    }
+}
+
+pub(super) fn fits(l: &Layout) -> bool {
+    l.impossible.is_none()
+        && l.gpu.iter().all(|g| g.total_bytes <= g.budget_bytes)
+        && l.ram.total_bytes <= l.ram.budget_bytes
+}

@@ -1,0 +1,167 @@
+//! The ranking every command shares (docs/ranking.md): feasible before infeasible; then
+//! fewer and milder degradations; then the smaller measured quality loss (losses within
+//! measurement noise are equal) unless the plan is below the speed floor, where the faster
+//! wins; then the faster; then a downloaded file over a download; then less memory.
+
+use super::{DegradationKind, Plan, Severity, Verdict};
+use crate::bytes::Bytes;
+use std::cmp::Ordering;
+
+/// One option to rank: a plan, and whether its file is already on disk.
+#[derive(Clone, Copy, Debug)]
+pub struct Contender<'a> {
+    pub plan: &'a Plan,
+    pub downloaded: bool,
+}
+
+/// A contender's place: its index in the input, and (for every place but the first) the
+/// first rule by which the winner beat it, in words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub index: usize,
+    pub lost_because: Option<String>,
+}
+
+fn counts(p: &Plan) -> (usize, usize, usize) {
+    let n = |s: Severity| p.degradations.iter().filter(|d| d.severity == s).count();
+    (
+        n(Severity::Severe),
+        n(Severity::Moderate),
+        n(Severity::Mild),
+    )
+}
+
+fn below_floor(p: &Plan) -> bool {
+    p.degradations
+        .iter()
+        .any(|d| d.kind == DegradationKind::BelowSpeedFloor)
+}
+
+fn memory(p: &Plan) -> Bytes {
+    p.devices.iter().map(|d| d.total_bytes).sum()
+}
+
+/// Decode speed where known; `None` when a device's bandwidth is unknown.
+fn speed(p: &Plan) -> Option<f64> {
+    p.speed.as_ref().map(|s| s.expected_decode())
+}
+
+/// Faster first: by the expected figure when both are known, else by the share of blocks on
+/// a GPU and then the fewer bytes of weights read per token.
+fn faster(a: &Plan, b: &Plan) -> Ordering {
+    match (speed(a), speed(b)) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        _ => b.gpu_share.total_cmp(&a.gpu_share).then_with(|| {
+            let w = |p: &Plan| -> Bytes { p.devices.iter().map(|d| d.weights_bytes).sum() };
+            w(a).cmp(&w(b))
+        }),
+    }
+}
+
+/// The rules in order, each a comparison and what losing it means.
+fn rules<'a>() -> [(&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering); 6] {
+    [
+        ("does not fit", |a, b| infeasible(a).cmp(&infeasible(b))),
+        ("more or worse degradations", |a, b| {
+            counts(a.plan).cmp(&counts(b.plan))
+        }),
+        ("lower quality", |a, b| {
+            if below_floor(a.plan) && below_floor(b.plan) {
+                return Ordering::Equal;
+            }
+            a.plan
+                .quality
+                .effective_kld
+                .total_cmp(&b.plan.quality.effective_kld)
+        }),
+        ("slower", |a, b| faster(a.plan, b.plan)),
+        ("not downloaded", |a, b| b.downloaded.cmp(&a.downloaded)),
+        ("needs more memory", |a, b| {
+            memory(a.plan).cmp(&memory(b.plan))
+        }),
+    ]
+}
+
+fn infeasible(c: &Contender) -> bool {
+    c.plan.verdict == Verdict::Incompatible
+}
+
+fn compare(a: &Contender, b: &Contender) -> Ordering {
+    // Among plans that do not fit, the one that needs the least memory is the nearest to
+    // fitting: its shortfall is what the report states.
+    if infeasible(a) && infeasible(b) {
+        return memory(a.plan).cmp(&memory(b.plan));
+    }
+    rules()
+        .iter()
+        .map(|(_, f)| f(a, b))
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Why `loser` ranks below `winner`, in words with the figures.
+fn why_lost(winner: &Contender, loser: &Contender) -> String {
+    if infeasible(loser) {
+        return if infeasible(winner) {
+            format!(
+                "does not fit either, and needs more memory: {} against {}",
+                memory(loser.plan),
+                memory(winner.plan)
+            )
+        } else {
+            "does not fit".into()
+        };
+    }
+    let rule = rules()
+        .iter()
+        .find(|(_, f)| f(winner, loser) == Ordering::Less)
+        .map(|(name, _)| *name)
+        .unwrap_or("ranked later (an equal option)");
+    let (w, l) = (winner.plan, loser.plan);
+    match rule {
+        "more or worse degradations" => {
+            let kinds: Vec<String> = l
+                .degradations
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} ({})",
+                        serde_json::to_value(d.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        format!("{:?}", d.severity).to_lowercase()
+                    )
+                })
+                .collect();
+            format!("{rule}: {}", kinds.join(", "))
+        }
+        "lower quality" => format!(
+            "{rule}: KLD {:.4} against {:.4}",
+            l.quality.effective_kld, w.quality.effective_kld
+        ),
+        "slower" => match (speed(l), speed(w)) {
+            (Some(x), Some(y)) => format!("{rule}: about {x:.1} against {y:.1} tokens/s"),
+            _ => format!(
+                "{rule}: {}/{} blocks on a GPU against {}/{}",
+                l.gpu_blocks, l.block_count, w.gpu_blocks, w.block_count
+            ),
+        },
+        "needs more memory" => format!("{rule}: {} against {}", memory(l), memory(w)),
+        other => other.to_string(),
+    }
+}
+
+/// The contenders best first. Stable: equal contenders keep their input order.
+pub fn rank(cs: &[Contender]) -> Vec<Standing> {
+    let mut order: Vec<usize> = (0..cs.len()).collect();
+    order.sort_by(|&a, &b| compare(&cs[a], &cs[b]));
+    order
+        .iter()
+        .enumerate()
+        .map(|(place, &i)| Standing {
+            index: i,
+            lost_because: (place > 0).then(|| why_lost(&cs[order[0]], &cs[i])),
+        })
+        .collect()
+}
