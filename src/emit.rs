@@ -73,7 +73,10 @@ impl RunSettings {
             flash_attn: plan.flash_attn,
             tensor_split: plan.tensor_split.clone(),
             gpu_unused: plan.gpu_unused,
-            software_gpu: plan.degradations.iter().any(|d| d.kind == crate::plan::DegradationKind::SoftwareGpu),
+            software_gpu: plan
+                .degradations
+                .iter()
+                .any(|d| d.kind == crate::plan::DegradationKind::SoftwareGpu),
         }
     }
 

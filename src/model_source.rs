@@ -2,11 +2,11 @@
 //! (`qwen2.5-coder:7b-q4_k_m`, or `qwen2.5-coder:7b` for every variant). A catalog variant
 //! whose usual file is in the models folder is read from that file: a real header wins.
 
+use crate::bytes::Bytes;
 use crate::catalog::{self, quant::Ftype};
 use crate::gguf::{open_model, Metadata, TensorInfo};
 use crate::memory::weights;
 use crate::model::Shape;
-use crate::bytes::Bytes;
 use crate::plan::choose::ModelOption;
 use crate::plan::PlanInput;
 use serde::Serialize;
@@ -145,6 +145,7 @@ impl ModelSource {
                 Origin::File { .. } => Bytes(self.missing_bytes),
             },
             incomplete: (self.missing_bytes > 0).then_some(Bytes(self.missing_bytes)),
+            preference: 0,
         })
     }
 

@@ -6,7 +6,7 @@ mod common;
 use layerfit::bytes::Bytes;
 use layerfit::ggml_type::GgmlType;
 use layerfit::model_source::ModelSource;
-use layerfit::plan::{plan, plan_at, PlanInput, Requirements, Verdict};
+use layerfit::plan::{plan, plan_at, DegradationKind, PlanInput, Requirements, Verdict};
 use std::path::Path;
 
 fn input(path: &Path) -> PlanInput {
@@ -88,9 +88,18 @@ fn no_gpu_means_cpu_only_and_a_4gb_machine_runs_gemma_at_32k() {
     let m = common::machine("ram: 4G\n");
     let p = plan(&inp, &m, &Requirements::default());
     assert_eq!(p.n_gpu_layers, 0);
-    assert_eq!(p.kv_type, GgmlType::F16, "f16 fits: no need to quantize");
+    // f16 fits too, but a q8_0 cache loses nothing measurable (KLD within noise) and reads
+    // half the bytes per token: as good, and faster.
+    assert_eq!(
+        p.kv_type,
+        GgmlType::Q8_0,
+        "q8_0 is as good as f16 and faster"
+    );
     assert_eq!(p.verdict, Verdict::Degraded);
-    assert!(p.degradations.iter().any(|d| d.kind == "cpu_only"));
+    assert!(p
+        .degradations
+        .iter()
+        .any(|d| d.kind == DegradationKind::CpuOnly));
     assert!(within_budgets(&p));
     // Repacked q4_K weights are anonymous memory, the rest of the mapped file is page cache.
     assert!(p.ram.anonymous_bytes >= Bytes(13271040));
@@ -109,12 +118,15 @@ fn a_512mb_budget_needs_a_q4_0_cache_for_smollm2_at_32k() {
         GgmlType::Q4_0,
         "f16 (720 MiB) and q8_0 (382 MiB) caches do not fit"
     );
-    assert!(p.degradations.iter().any(|d| d.kind == "kv_quantized"));
+    assert!(p
+        .degradations
+        .iter()
+        .any(|d| d.kind == DegradationKind::KvQuantized));
     assert!(within_budgets(&p));
     assert!(
         p.degradations
             .iter()
-            .any(|d| d.kind == "beyond_trained_context"),
+            .any(|d| d.kind == DegradationKind::BeyondTrainedContext),
         "SmolLM2 was trained on 8K"
     );
 }

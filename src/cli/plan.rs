@@ -5,11 +5,11 @@ use super::output::Printer;
 use super::plan_report::{print_candidates, print_plan};
 use super::planning::{make_plan, Candidate, PlanArgs, Purpose, ThisBinary};
 use super::Failure;
-use std::collections::BTreeMap;
 use crate::emit::{RunFile, RunSettings};
 use crate::model_source::Origin;
 use crate::plan::{Plan, Verdict};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

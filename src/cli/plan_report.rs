@@ -79,11 +79,11 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
             printer.warning(&format!("{}: {}", u.gpu, u.reason));
         }
         printer.line(&format!(
-            "this binary would run {} with -ngl {} and a {} cache ({}){}",
+            "this binary would run {} with -ngl {} and a {} cache: {}{}",
             b.model,
             b.plan.n_gpu_layers,
             b.plan.kv_type,
-            verdict_word(b.plan.verdict).to_lowercase(),
+            format!("{:?}", b.plan.verdict).to_lowercase(),
             b.plan
                 .speed
                 .as_ref()
@@ -98,18 +98,24 @@ pub fn print_candidates(cands: &[Candidate], printer: &Printer) {
     if cands.len() < 2 {
         return;
     }
-    let mut t = printer.table(&[
-        "#", "candidate", "KV", "-ngl", "verdict", "loss KLD", "tokens/s", "why not first",
-    ]);
+    let mut t = printer.table(&["#", "option", "verdict", "KLD", "tok/s", "why not first"]);
     let ranked = cands.iter().filter(|c| c.rank.is_some());
     for c in ranked.clone().take(SHOWN_RUNNERS_UP + 1) {
         printer.row(
             &mut t,
             vec![
                 c.rank.map(|r| r.to_string()).unwrap_or_default(),
-                format!("{}{}", c.model, if c.downloaded { "" } else { " (not downloaded)" }),
-                c.kv_type.clone().unwrap_or_default(),
-                c.n_gpu_layers.map(|n| n.to_string()).unwrap_or_default(),
+                format!(
+                    "{}, {} KV, -ngl {}{}",
+                    c.model,
+                    c.kv_type.clone().unwrap_or_default(),
+                    c.n_gpu_layers.unwrap_or(0),
+                    if c.downloaded {
+                        ""
+                    } else {
+                        " (not downloaded)"
+                    }
+                ),
                 c.verdict
                     .map(|v| format!("{v:?}").to_lowercase())
                     .unwrap_or_default(),
@@ -117,14 +123,18 @@ pub fn print_candidates(cands: &[Candidate], printer: &Printer) {
                 c.decode_tokens_per_s
                     .map(|s| format!("{s:.1}"))
                     .unwrap_or_else(|| "?".into()),
-                c.lost_because.clone().unwrap_or_else(|| "recommended".into()),
+                c.lost_because
+                    .clone()
+                    .unwrap_or_else(|| "recommended".into()),
             ],
         );
     }
     printer.print_table(t);
     let more = ranked.count().saturating_sub(SHOWN_RUNNERS_UP + 1);
     if more > 0 {
-        printer.note(&format!("{more} more options ranked lower (--json lists them all)"));
+        printer.note(&format!(
+            "{more} more options ranked lower (--json lists them all)"
+        ));
     }
     for c in cands.iter().filter(|c| c.skipped.is_some()) {
         printer.note(&format!(

@@ -8,10 +8,10 @@ use super::{parse_tokens, Failure};
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
 use crate::hardware::cpu;
+use crate::hardware::usable::{built_backends, for_this_binary, Unusable};
 use crate::hardware::whatif::{describe, parse_size};
 use crate::hardware::Snapshot;
 use crate::model::Shape;
-use crate::hardware::usable::{built_backends, for_this_binary, Unusable};
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource};
 use crate::plan::choose::{choose, Forced, Ranked};
 use crate::plan::{DegradationKind, Plan, PlanInput, Requirements, Verdict, DEFAULT_MIN_SPEED};
@@ -134,7 +134,8 @@ pub enum Purpose {
     Run,
 }
 
-fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<ModelSource>, Failure> {
+/// Every candidate model with its place in the list (the variants of one name share it).
+fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<(usize, ModelSource)>, Failure> {
     let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
     let specs: Vec<String> = if !a.model.is_empty() {
         a.model.clone()
@@ -146,8 +147,8 @@ fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<ModelSource>, 
         ));
     };
     let mut out = Vec::new();
-    for s in &specs {
-        out.extend(resolve(s, &models_dir).map_err(|e| {
+    for (place, s) in specs.iter().enumerate() {
+        let found = resolve(s, &models_dir).map_err(|e| {
             use crate::model_source::ModelSourceError as E;
             let unknown = matches!(
                 e,
@@ -161,7 +162,8 @@ fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<ModelSource>, 
             } else {
                 f
             }
-        })?);
+        })?;
+        out.extend(found.into_iter().map(|m| (place, m)));
     }
     Ok(out)
 }
@@ -216,7 +218,10 @@ fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure
 
 fn candidate(src: &ModelSource, r: Option<&Ranked>) -> Candidate {
     let bpw = src.bits_per_weight();
-    let label = src.catalog_name.clone().unwrap_or_else(|| src.label.clone());
+    let label = src
+        .catalog_name
+        .clone()
+        .unwrap_or_else(|| src.label.clone());
     Candidate {
         model: label,
         bits_per_weight: (bpw * 100.0).round() / 100.0,
@@ -264,7 +269,7 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let mut skipped = Vec::new();
     let mut srcs = Vec::new();
     let mut opts = Vec::new();
-    for src in all {
+    for (place, src) in all {
         let bpw = src.bits_per_weight();
         if let Some(f) = floor.filter(|&f| bpw < f) {
             let mut c = candidate(&src, None);
@@ -274,7 +279,9 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
             skipped.push(c);
             continue;
         }
-        opts.push(src.option(&machine.cpu.simd).map_err(Failure::input)?);
+        let mut opt = src.option(&machine.cpu.simd).map_err(Failure::input)?;
+        opt.preference = place;
+        opts.push(opt);
         srcs.push(src);
     }
     if srcs.is_empty() {
@@ -342,7 +349,10 @@ fn refuse_what_cannot_run(srcs: &[ModelSource], ranked: &[Ranked]) -> Result<(),
     if src.downloaded() {
         return Ok(());
     }
-    let name = src.catalog_name.clone().unwrap_or_else(|| src.label.clone());
+    let name = src
+        .catalog_name
+        .clone()
+        .unwrap_or_else(|| src.label.clone());
     let problem = if src.missing_bytes > 0 {
         format!(
             "{}: the file is incomplete ({} of tensor data missing): it cannot run until the download completes",

@@ -30,7 +30,10 @@ pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
     }
     let p = make_plan(&args.plan, Purpose::Run)?;
     for u in &p.unusable {
-        output::warning(&format!("{}: {}; this run plans without it", u.gpu, u.reason));
+        output::warning(&format!(
+            "{}: {}; this run plans without it",
+            u.gpu, u.reason
+        ));
     }
     if p.plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(
@@ -64,7 +67,10 @@ pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
 }
 
 fn messages(plan: &crate::plan::Plan) -> Vec<String> {
-    plan.degradations.iter().map(|d| d.message.clone()).collect()
+    plan.degradations
+        .iter()
+        .map(|d| d.message.clone())
+        .collect()
 }
 
 /// A run file is re-planned on this machine as it is now, at the file's settings: what no
@@ -91,7 +97,10 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     let machine = args.plan.hw.snapshot()?;
     let (hardware, unusable) = for_this_binary(&machine, &built_backends());
     for u in &unusable {
-        output::warning(&format!("{}: {}; this run plans without it", u.gpu, u.reason));
+        output::warning(&format!(
+            "{}: {}; this run plans without it",
+            u.gpu, u.reason
+        ));
     }
     let input = src.plan_input(&hardware.cpu.simd).map_err(Failure::input)?;
     let s = &rf.settings;
@@ -129,4 +138,3 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
         threads: rf.threads,
     })
 }
-

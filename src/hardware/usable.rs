@@ -103,7 +103,11 @@ mod tests {
         assert!(s.gpus.is_empty());
         assert_eq!(why.len(), 1);
         assert_eq!(why[0].needs_feature.as_deref(), Some("cuda"));
-        assert!(why[0].reason.contains("--features cuda"), "{}", why[0].reason);
+        assert!(
+            why[0].reason.contains("--features cuda"),
+            "{}",
+            why[0].reason
+        );
     }
 
     #[test]

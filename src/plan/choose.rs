@@ -19,6 +19,8 @@ pub struct ModelOption {
     pub to_download: Bytes,
     /// Tensor data the file on disk lacks (a partial download): it cannot run.
     pub incomplete: Option<Bytes>,
+    /// The model's place in the user's list, best first (variants of one model share it).
+    pub preference: usize,
 }
 
 /// Marks `p` incompatible when its file cannot run or cannot be stored here.
@@ -100,6 +102,7 @@ pub fn choose(
         .map(|(i, p)| Contender {
             plan: p,
             downloaded: models[*i].downloaded,
+            preference: models[*i].preference,
         })
         .collect();
     let order = rank(&contenders);

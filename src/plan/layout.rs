@@ -50,14 +50,10 @@ pub(super) struct Layout {
     pub impossible: Option<String>,
 }
 
-
 /// The memory of placement `p`, per device (docs/memory-model.md).
 pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let Setup {
-        inp,
-        snap,
-        budgets,
-        ..
+        inp, snap, budgets, ..
     } = *s;
     let (kv, comp, cfg) = (&s.kv, &s.comp, &s.cfg);
     let Placement {

@@ -10,10 +10,10 @@
 //! free memory.
 
 mod budget;
+pub mod choose;
 mod input;
 mod layout;
 pub mod quality;
-pub mod choose;
 pub mod rank;
 mod search;
 mod speed;

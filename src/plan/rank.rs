@@ -1,5 +1,6 @@
 //! The ranking every command shares (docs/ranking.md): feasible before infeasible; then
-//! fewer and milder degradations; then the smaller measured quality loss (losses within
+//! fewer and milder degradations; then the model listed first; then the smaller measured
+//! quality loss (losses within
 //! measurement noise are equal) unless the plan is below the speed floor, where the faster
 //! wins; then the faster; then a downloaded file over a download; then less memory.
 
@@ -7,11 +8,14 @@ use super::{DegradationKind, Plan, Severity, Verdict};
 use crate::bytes::Bytes;
 use std::cmp::Ordering;
 
-/// One option to rank: a plan, and whether its file is already on disk.
+/// One option to rank: a plan, whether its file is already on disk, and where its model
+/// stands in the user's list (models are listed best first: a 7B before its 3B fallback;
+/// the variants of one model share a place).
 #[derive(Clone, Copy, Debug)]
 pub struct Contender<'a> {
     pub plan: &'a Plan,
     pub downloaded: bool,
+    pub preference: usize,
 }
 
 /// A contender's place: its index in the input, and (for every place but the first) the
@@ -59,11 +63,14 @@ fn faster(a: &Plan, b: &Plan) -> Ordering {
 }
 
 /// The rules in order, each a comparison and what losing it means.
-fn rules<'a>() -> [(&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering); 6] {
+fn rules<'a>() -> [(&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering); 7] {
     [
         ("does not fit", |a, b| infeasible(a).cmp(&infeasible(b))),
         ("more or worse degradations", |a, b| {
             counts(a.plan).cmp(&counts(b.plan))
+        }),
+        ("a model listed after it", |a, b| {
+            a.preference.cmp(&b.preference)
         }),
         ("lower quality", |a, b| {
             if below_floor(a.plan) && below_floor(b.plan) {

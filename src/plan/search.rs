@@ -128,6 +128,7 @@ pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
         .map(|p| Contender {
             plan: p,
             downloaded: true,
+            preference: 0,
         })
         .collect();
     let best = rank(&contenders)[0].index;
