@@ -12,7 +12,7 @@ CHECK_ONLY=0
 FEATURES=""
 FEATURES_SET=0
 PROFILE=""
-MIN_CONTEXT=32768
+MIN_CONTEXT=""
 MODEL=""
 HARDWARE="${LAYERFIT_HARDWARE:-}"
 BIN="${LAYERFIT_BIN:-}"
@@ -25,8 +25,8 @@ usage: install/install.sh [--yes] [--features cpu|cuda|vulkan|metal|rocm] [--pro
                           [--bin PATH]
   --yes           install missing prerequisites and accept a degraded machine without asking
   --features F    engine features instead of the detected ones (cpu = none)
-  --profile P     gate on this profile (default: the best coding tier that works here)
-  --min-context N context the gate requires (default 32768)
+  --profile P     gate on this profile (default: layerfit ranks every tier and recommends one)
+  --min-context N context the gate requires (default: each profile's own)
   --model M       gate on this model (file or catalog name) instead of a profile's models
   --hardware FILE simulate a machine (also LAYERFIT_HARDWARE)
   --check-only    only run the gate, with an already-built binary (--bin, LAYERFIT_BIN,
@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-case "$MIN_CONTEXT" in ''|*[!0-9kKmM]*) err "--min-context needs a token count, got '$MIN_CONTEXT'"; exit 2 ;; esac
+case "$MIN_CONTEXT" in '') ;; *[!0-9kKmM]*) err "--min-context needs a token count, got '$MIN_CONTEXT'"; exit 2 ;; esac
 if [ -n "$HARDWARE" ] && [ ! -r "$HARDWARE" ]; then
   err "hardware description '$HARDWARE' cannot be read"; exit 2
 fi
@@ -101,43 +101,33 @@ find_binary() {
   if [ -x "$REPO/target/release/layerfit" ]; then echo "$REPO/target/release/layerfit"; return; fi
 }
 
-# gate BIN: runs check-requirements and acts on its exit code.
+# gate BIN: runs check-requirements and acts on its exit code. The choice of tier, model,
+# variant and placement is layerfit's own (the same ranking as plan and run): without
+# --profile or --model it ranks every built-in tier; this script keeps no ranking.
 gate() {
-  local bin="$1" args=(check-requirements --min-context "$MIN_CONTEXT" --yes)
+  local bin="$1" args=(check-requirements --yes)
+  [ -n "$MIN_CONTEXT" ] && args+=(--ctx "$MIN_CONTEXT")
   [ -n "$HARDWARE" ] && args+=(--hardware "$HARDWARE")
   [ -n "$MODEL" ] && args+=(--model "$MODEL")
-  local profiles=()
-  if [ -n "$PROFILE" ]; then profiles=("$PROFILE")
-  elif [ -z "$MODEL" ]; then profiles=(premium_24gb standard_16gb basic_12gb hybrid_8gb)
-  else profiles=("")
-  fi
-  local code=20 chosen="" out="" p
-  for p in "${profiles[@]}"; do
-    local a=("${args[@]}"); [ -n "$p" ] && a+=(--profile "$p")
-    out="$("$bin" "${a[@]}" 2>&1)"; code=$?
-    case $code in
-      0|10) chosen="$p"; break ;;
-      20) ;;
-      *) say "$out"; err "layerfit check-requirements failed (exit $code)"; exit "$code" ;;
-    esac
-  done
-  if [ -z "$chosen" ] && [ $code = 20 ]; then
-    say "$out"
-    err "this machine cannot run the required ${MIN_CONTEXT}-token context${PROFILE:+ with profile $PROFILE}: see what is missing above"
-    exit 20
-  fi
+  [ -n "$PROFILE" ] && args+=(--profile "$PROFILE")
+  local out code
+  out="$("$bin" "${args[@]}" 2>&1)"; code=$?
   say "$out"
-  local run_line="layerfit run${chosen:+ --profile $chosen}${MODEL:+ --model $MODEL} --ctx $MIN_CONTEXT"
-  if [ $code = 10 ]; then
-    say "degraded: layerfit will run, with the warnings above (every answer will say so)"
-    if ask "Continue with degraded experience?"; then
-      say "accepted. Recommended profile: ${chosen:-(model $MODEL)}; start with: $run_line --accept-degraded"
-      return 0
-    fi
-    err "degraded machine not accepted (use --yes to accept it non-interactively)"
-    exit 10
-  fi
-  say "compatible. Recommended profile: ${chosen:-(model $MODEL)}; start with: $run_line"
+  case $code in
+    0) say "compatible: run the 'start it with' line above" ;;
+    10)
+      say "degraded: layerfit will run, with the warnings above (every answer will say so)"
+      if ask "Continue with degraded experience?"; then
+        say "accepted: run the 'start it with' line above"
+        return 0
+      fi
+      err "degraded machine not accepted (use --yes to accept it non-interactively)"
+      exit 10 ;;
+    20)
+      err "this machine cannot run the required context${PROFILE:+ with profile $PROFILE}${MODEL:+ with $MODEL}: see what is missing above"
+      exit 20 ;;
+    *) err "layerfit check-requirements failed (exit $code)"; exit "$code" ;;
+  esac
 }
 
 if [ "$CHECK_ONLY" = 1 ]; then

@@ -54,6 +54,8 @@ pub struct ModelSource {
     /// Tensor data the file on disk lacks (a partial download); 0 for a complete file and
     /// for a catalog model.
     pub missing_bytes: u64,
+    /// Where the catalog says a real file of this variant is published (sourced).
+    pub upstream: Option<String>,
 }
 
 impl ModelSource {
@@ -70,6 +72,7 @@ impl ModelSource {
             tensor_vocab: f.tensor_vocab(),
             tensors: f.tensors().cloned().collect(),
             missing_bytes: f.missing_bytes(),
+            upstream: None,
         })
     }
 
@@ -85,9 +88,14 @@ impl ModelSource {
             .and_then(|v| v.file.clone())
             .unwrap_or_else(|| format!("{}.gguf", name.replace(':', "-")));
         let path = models_dir.join(&file_name);
+        let upstream = entry
+            .variants
+            .get(ftype.name())
+            .and_then(|v| v.upstream.clone());
         if path.is_file() {
             let mut s = ModelSource::from_file(&path)?;
             s.catalog_name = Some(name);
+            s.upstream = upstream;
             return Ok(s);
         }
         let tensors = entry.tensors(ftype)?;
@@ -107,6 +115,7 @@ impl ModelSource {
             tensors,
             tensor_vocab,
             missing_bytes: 0,
+            upstream,
         })
     }
 
@@ -127,6 +136,17 @@ impl ModelSource {
         let mut input = PlanInput::new(shape, w, &self.tensors, cpu_simd);
         input.quant = self.quant();
         Ok(input)
+    }
+
+    /// Where to get the file and where to put it, for a model that is not on disk.
+    pub fn where_to_get(&self) -> String {
+        match &self.upstream {
+            Some(u) => format!("get it from {u} and put it at {}", self.path.display()),
+            None => format!(
+                "the catalog names no sourced download for it: put a GGUF of it at {} (`layerfit catalog verify FILE` checks a file against the entry)",
+                self.path.display()
+            ),
+        }
     }
 
     /// The whole file is on disk.

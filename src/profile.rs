@@ -182,9 +182,105 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
         })
 }
 
+/// The built-in tiers, best experience first: without a model, `check-requirements` plans
+/// them all and, other rules equal, prefers the earlier (docs/ranking.md).
+pub const TIERS: &[&str] = &[
+    "workstation_4090",
+    "premium_24gb",
+    "standard_16gb",
+    "basic_12gb",
+    "hybrid_8gb",
+    "lowram_mmap_7b",
+    "chat_4gb_cpu",
+    "chromebook_512mb",
+];
+
+/// An application's own tiers: `layerfit.yaml` with `profiles:`, best first; each a
+/// built-in name or a profile file relative to the `layerfit.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppTiers {
+    profiles: Vec<String>,
+}
+
+/// The tiers to rank and where they come from: the `profiles:` of `layerfit.yaml` in `cwd`,
+/// else in `config_dir` (the user's `~/.config/layerfit`), else the built-in `TIERS`.
+pub fn tiers(
+    cwd: &Path,
+    config_dir: Option<&Path>,
+) -> Result<(Vec<String>, Option<std::path::PathBuf>), ProfileError> {
+    let candidates = std::iter::once(cwd.join("layerfit.yaml"))
+        .chain(config_dir.map(|d| d.join("layerfit.yaml")));
+    for file in candidates.filter(|f| f.is_file()) {
+        let name = file.display().to_string();
+        let text =
+            crate::hardware::whatif::read_bounded(&file).map_err(|source| ProfileError::Read {
+                file: name.clone(),
+                source,
+            })?;
+        let app: AppTiers = serde_norway::from_str(&text).map_err(|source| ProfileError::Yaml {
+            file: name.clone(),
+            source,
+        })?;
+        if app.profiles.is_empty() {
+            return Err(ProfileError::Invalid {
+                file: name,
+                what: "profiles: lists no profile",
+            });
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        let list = app
+            .profiles
+            .iter()
+            .map(|p| {
+                if p.ends_with(".yaml") || p.contains('/') {
+                    base.join(p).display().to_string()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        return Ok((list, Some(file)));
+    }
+    let mut list: Vec<String> = TIERS.iter().map(|s| s.to_string()).collect();
+    for p in builtin()? {
+        if !list.contains(&p.name) {
+            list.push(p.name);
+        }
+    }
+    Ok((list, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_come_from_an_application_file_else_the_builtins() {
+        let dir = std::env::temp_dir().join(format!("layerfit-tiers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (list, from) = tiers(&dir, None).unwrap();
+        assert_eq!(from, None);
+        assert_eq!(list[0], "workstation_4090");
+        assert_eq!(list.len(), builtin().unwrap().len());
+        std::fs::write(
+            dir.join("layerfit.yaml"),
+            "profiles: [mine.yaml, chat_4gb_cpu]\n",
+        )
+        .unwrap();
+        let (list, from) = tiers(&dir, None).unwrap();
+        assert_eq!(from, Some(dir.join("layerfit.yaml")));
+        assert_eq!(
+            list,
+            vec![
+                dir.join("mine.yaml").display().to_string(),
+                "chat_4gb_cpu".into()
+            ]
+        );
+        std::fs::write(dir.join("layerfit.yaml"), "profiles: []\n").unwrap();
+        assert!(tiers(&dir, None).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn builtin_profiles_parse_and_name_catalog_models() {

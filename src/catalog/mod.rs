@@ -59,6 +59,10 @@ pub struct Variant {
     /// The usual file name; when it is in the models folder, its real header is used.
     #[serde(default)]
     pub file: Option<String>,
+    /// Where a real file of this variant is published, as a sourced fact (repository and
+    /// file, with the source key of CATALOG-FACTS.md or docs/seeds); absent when unknown.
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 impl Entry {

@@ -1,10 +1,12 @@
 //! `layerfit check-requirements`: probe, plan, and answer with an exit code scripts and the
 //! installer act on: 0 compatible, 10 degraded, 20 incompatible (2 bad input, 1 internal).
-//! On a terminal, a degraded verdict asks before going on (unless `--yes`).
+//! On a terminal, a degraded verdict asks before going on (unless `--yes`). Without a model
+//! or profile it ranks every tier (cli/tiers.rs) and recommends one.
 
 use super::output::{self, Printer};
 use super::plan_report::{print_candidates, print_plan};
 use super::planning::{make_plan, Candidate, PlanArgs, Planned, Purpose, ThisBinary};
+use super::tiers::{plan_tiers, TierVerdict};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
@@ -36,10 +38,19 @@ pub(super) struct Doc<'a> {
     candidates: &'a [Candidate],
     /// When this binary cannot drive a GPU of the machine: what it would do instead.
     this_binary: Option<&'a ThisBinary>,
+    /// Without a model or profile: every tier's verdict, best first (`profile` names the
+    /// recommendation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profiles: Option<&'a [TierVerdict]>,
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
-    let p = make_plan(&args.plan, Purpose::Report)?;
+    let (p, tiers) = if args.plan.model.is_empty() && args.plan.profile.is_none() {
+        let t = plan_tiers(&args.plan)?;
+        (t.best, Some((t.verdicts, t.from)))
+    } else {
+        (make_plan(&args.plan, Purpose::Report)?, None)
+    };
     let code = super::verdict_code(p.plan.verdict);
     let warnings: Vec<String> = p
         .plan
@@ -59,10 +70,17 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             tips,
             candidates: &p.candidates,
             this_binary: p.this_binary.as_ref(),
+            profiles: tiers.as_ref().map(|t| t.0.as_slice()),
         })?;
         return Ok(code);
     }
+    if let Some((verdicts, from)) = &tiers {
+        report_tiers(verdicts, from.as_deref(), printer);
+    }
     report(&p, &tips, printer);
+    if p.plan.verdict != Verdict::Incompatible {
+        printer.line(&format!("start it with: {}", run_line(&p, &args.plan)));
+    }
     if p.plan.verdict == Verdict::Degraded && !args.yes && std::io::stdin().is_terminal() {
         let go_on = dialoguer::Confirm::new()
             .with_prompt("Continue with degraded experience?")
@@ -75,6 +93,71 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
     }
     Ok(code)
+}
+
+/// The `layerfit run` command that runs this answer (the same choice: plan/choose.rs).
+fn run_line(p: &Planned, a: &PlanArgs) -> String {
+    let mut line = String::from("layerfit run");
+    match &p.profile {
+        Some(pr) if a.model.is_empty() => line.push_str(&format!(" --profile {}", pr.name)),
+        _ => line.push_str(&format!(
+            " --model {}",
+            p.model
+                .catalog_name
+                .clone()
+                .unwrap_or_else(|| p.model.path.display().to_string())
+        )),
+    }
+    if let Some(c) = a.ctx {
+        line.push_str(&format!(" --ctx {c}"));
+    }
+    if p.plan.verdict == Verdict::Degraded {
+        line.push_str(" --accept-degraded");
+    }
+    line
+}
+
+fn report_tiers(verdicts: &[TierVerdict], from: Option<&std::path::Path>, printer: &Printer) {
+    printer.line(&format!(
+        "tiers: {} on this machine, best first",
+        match from {
+            Some(f) => format!("the profiles of {}", f.display()),
+            None => "the built-in profiles".to_string(),
+        }
+    ));
+    let mut t = printer.table(&["#", "profile", "verdict", "model", "tok/s", "why not first"]);
+    for v in verdicts {
+        printer.row(
+            &mut t,
+            vec![
+                v.rank.to_string(),
+                v.profile.clone(),
+                format!("{:?}", v.verdict).to_lowercase(),
+                format!(
+                    "{}, {} KV, -ngl {}{}",
+                    v.model,
+                    v.kv_type,
+                    v.n_gpu_layers,
+                    if v.downloaded {
+                        ""
+                    } else {
+                        " (not downloaded)"
+                    }
+                ),
+                v.decode_tokens_per_s
+                    .map(|s| format!("{s:.1}"))
+                    .unwrap_or_else(|| "?".into()),
+                v.lost_because.clone().unwrap_or_else(|| {
+                    if v.verdict == Verdict::Incompatible {
+                        "nearest to fitting".into()
+                    } else {
+                        "recommended".into()
+                    }
+                }),
+            ],
+        );
+    }
+    printer.print_table(t);
 }
 
 fn report(p: &Planned, tips: &[String], printer: &Printer) {

@@ -14,6 +14,7 @@ mod profiles;
 mod run;
 mod run_prepare;
 mod schemas;
+mod tiers;
 
 pub use schemas::json_schemas;
 

@@ -74,6 +74,16 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
     if let Some(m) = &plan.missing {
         printer.missing(m);
     }
+    if !p.model.downloaded() && p.model.missing_bytes == 0 {
+        printer.note(&format!(
+            "{} is not downloaded: {}",
+            p.model
+                .catalog_name
+                .clone()
+                .unwrap_or(p.model.label.clone()),
+            p.model.where_to_get()
+        ));
+    }
     if let Some(b) = &p.this_binary {
         for u in &b.unusable {
             printer.warning(&format!("{}: {}", u.gpu, u.reason));

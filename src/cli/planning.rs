@@ -361,8 +361,8 @@ fn refuse_what_cannot_run(srcs: &[ModelSource], ranked: &[Ranked]) -> Result<(),
         )
     } else {
         format!(
-            "{name} is the recommendation but it is not downloaded: put the file at {}",
-            src.path.display()
+            "{name} is the recommendation but it is not downloaded: {}",
+            src.where_to_get()
         )
     };
     let alternative = ranked
