@@ -1,6 +1,7 @@
 //! The bundled inference engine (llama.cpp through `llama-cpp-2` / `llama-cpp-sys-2`).
 //! Everything that calls into C lives under this module.
 
+pub mod fit;
 pub mod measure;
 pub mod monitor;
 pub mod self_check;
