@@ -40,6 +40,8 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
         model: path.to_path_buf(),
         n_ctx: N_CTX,
         n_gpu_layers: 0,
+        n_cpu_moe: 0,
+        n_cpu_ffn: 0,
         no_gpu_devices: false,
         type_k: GgmlType::F16,
         type_v: GgmlType::F16,

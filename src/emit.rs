@@ -47,6 +47,9 @@ pub struct RunSettings {
     pub n_gpu_layers: u32,
     #[serde(default)]
     pub n_cpu_moe: u32,
+    /// Blocks whose dense feed-forward weights stay on the CPU (`-ot`, `--n-cpu-ffn`).
+    #[serde(default)]
+    pub n_cpu_ffn: u32,
     pub cache_type_k: String,
     pub cache_type_v: String,
     pub flash_attn: bool,
@@ -68,6 +71,7 @@ impl RunSettings {
             context: plan.context,
             n_gpu_layers: plan.n_gpu_layers,
             n_cpu_moe: plan.n_cpu_moe,
+            n_cpu_ffn: plan.n_cpu_ffn,
             cache_type_k: plan.kv_type.name().into(),
             cache_type_v: plan.kv_type.name().into(),
             flash_attn: plan.flash_attn,
@@ -133,6 +137,10 @@ impl RunSettings {
             v.push("--n-cpu-moe".into());
             v.push(self.n_cpu_moe.to_string());
         }
+        if self.n_cpu_ffn > 0 {
+            v.push("-ot".into());
+            v.push(crate::engine::overrides::ffn_override_arg(self.n_cpu_ffn));
+        }
         if !self.tensor_split.is_empty() {
             v.push("-ts".into());
             v.push(
@@ -153,6 +161,7 @@ impl RunSettings {
             context: 0,
             n_gpu_layers: 0,
             n_cpu_moe: 0,
+            n_cpu_ffn: 0,
             cache_type_k: "f16".into(),
             cache_type_v: "f16".into(),
             flash_attn: false,
@@ -181,6 +190,14 @@ impl RunSettings {
                 }
                 "--n-cpu-moe" | "-ncmoe" => {
                     s.n_cpu_moe = num(it.next(), a)?.min(u32::MAX as u64) as u32
+                }
+                "--n-cpu-ffn" | "-ncffn" => {
+                    s.n_cpu_ffn = num(it.next(), a)?.min(u32::MAX as u64) as u32
+                }
+                "-ot" | "--override-tensor" => {
+                    let v = it.next().ok_or(ConfigError::MissingValue("-ot"))?;
+                    s.n_cpu_ffn = crate::engine::overrides::parse_ffn_override_arg(v)
+                        .ok_or_else(|| ConfigError::UnexpectedArgument(format!("-ot {v}")))?;
                 }
                 "-dev" | "--device" => match it.next().map(String::as_str) {
                     Some("none") => s.gpu_unused = true,
@@ -265,6 +282,7 @@ impl RunSettings {
             context: ctx.ok_or(ConfigError::Missing("the Modelfile has no num_ctx"))?,
             n_gpu_layers: ngl.ok_or(ConfigError::Missing("the Modelfile has no num_gpu"))?,
             n_cpu_moe: 0,
+            n_cpu_ffn: 0,
             cache_type_k: kv.clone(),
             cache_type_v: kv,
             flash_attn: get("OLLAMA_FLASH_ATTENTION").as_deref() == Some("1"),

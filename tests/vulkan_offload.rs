@@ -370,7 +370,8 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
             "--emit",
             tool,
         ]);
-        assert_eq!(code, 0, "{err}");
+        // `--emit` exits with the verdict: a software GPU is a degradation.
+        assert_eq!(code, 10, "{err}");
         out
     };
     // llama.cpp needs the device named to see it; the command says so and parses back.
@@ -398,6 +399,39 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
     for c in checks {
         assert_eq!(c["within_5_percent"], true, "{c}");
     }
+    let cpu_weights = |checks: &[serde_json::Value]| {
+        checks
+            .iter()
+            .find(|c| c["what"] == "weights" && c["device"] == "CPU")
+            .map(|c| c["allocated"].as_u64().unwrap())
+            .unwrap()
+    };
+    let all_on_gpu = cpu_weights(checks);
+
+    // The same run with the dense feed-forward weights of the first 12 blocks kept on the
+    // CPU (`--n-cpu-ffn`, `-ot`): the engine's tensor overrides move exactly what the plan
+    // moved, per device.
+    let yaml = plan("profile");
+    assert!(yaml.contains("n_cpu_ffn: 0"), "{yaml}");
+    let file = dir.join("smollm2-ffn.yaml");
+    std::fs::write(&file, yaml.replace("n_cpu_ffn: 0", "n_cpu_ffn: 12")).unwrap();
+    let (code, d, err) = ask(&["--plan", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let checks = d["self_check"].as_array().unwrap();
+    for c in checks {
+        assert_eq!(c["within_5_percent"], true, "{c}");
+    }
+    let degradations = d["degradations"].as_array().unwrap();
+    assert!(
+        degradations
+            .iter()
+            .any(|x| x.as_str().unwrap().contains("feed-forward")),
+        "{degradations:?}"
+    );
+    assert!(
+        cpu_weights(checks) > all_on_gpu,
+        "the CPU holds the moved weights"
+    );
 }
 
 #[test]

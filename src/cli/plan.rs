@@ -66,11 +66,17 @@ pub(super) struct PlanDoc<'a> {
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let mut p = make_plan(&args.plan, Purpose::Report)?;
     if let Some(tool) = &args.emit {
-        if tool == "ollama" && p.plan.n_cpu_moe > 0 {
-            // Ollama cannot keep experts on the CPU: plan whole blocks instead.
+        let overrides = p.plan.n_cpu_moe > 0 || p.plan.n_cpu_ffn > 0;
+        if tool == "ollama" && overrides {
+            // Ollama cannot keep experts or feed-forward weights on the CPU: plan whole
+            // blocks instead, and say so.
             let mut a = args.plan.clone();
             a.no_cpu_moe = true;
             p = make_plan(&a, Purpose::Report)?;
+            printer.raw(&format!(
+                "# note: Ollama cannot keep some tensors of a block on the CPU (llama.cpp's --n-cpu-moe/-ot); planned whole blocks instead: -ngl {}\n",
+                p.plan.n_gpu_layers
+            ));
         }
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(

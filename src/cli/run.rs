@@ -133,6 +133,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         model: s.model.clone(),
         n_ctx: s.context as u32,
         n_gpu_layers: s.n_gpu_layers as i32,
+        n_cpu_moe: s.n_cpu_moe,
+        n_cpu_ffn: s.n_cpu_ffn,
         no_gpu_devices: s.gpu_unused,
         type_k: kv,
         type_v: kv,
@@ -146,8 +148,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         use_mlock: args.mlock,
         fallback_template: fallback_template(&prep.shape.architecture).into(),
     };
-    if s.n_cpu_moe > 0 && crate::engine::gpu_backends().is_empty() {
-        output::note("--n-cpu-moe has no effect in a CPU-only build: every tensor is on the CPU");
+    if (s.n_cpu_moe > 0 || s.n_cpu_ffn > 0) && crate::engine::gpu_backends().is_empty() {
+        output::note(
+            "tensor overrides have no effect in a CPU-only build: every tensor is on the CPU",
+        );
     }
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() || args.json {

@@ -10,7 +10,7 @@ use crate::emit::{RunFile, RunSettings};
 use crate::hardware::usable::{built_backends, for_this_binary};
 use crate::model::Shape;
 use crate::model_source::ModelSource;
-use crate::plan::{plan_at, plan_gpu_unused, DeviceUse, Requirements, Verdict};
+use crate::plan::{plan_fixed, plan_gpu_unused, DeviceUse, Requirements, Verdict};
 
 /// What to run: the settings, the promises, and the model's header.
 pub(super) struct Prepared {
@@ -113,7 +113,15 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     let plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
     } else {
-        plan_at(&input, &hardware, &req, kv, s.n_gpu_layers, s.n_cpu_moe)
+        plan_fixed(
+            &input,
+            &hardware,
+            &req,
+            kv,
+            s.n_gpu_layers,
+            s.n_cpu_moe,
+            s.n_cpu_ffn,
+        )
     };
     if plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(

@@ -4,6 +4,7 @@
 pub mod fit;
 pub mod measure;
 pub mod monitor;
+pub mod overrides;
 pub mod self_check;
 pub mod session;
 

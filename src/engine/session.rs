@@ -17,6 +17,9 @@ pub struct SessionConfig {
     pub model: PathBuf,
     pub n_ctx: u32,
     pub n_gpu_layers: i32,
+    /// Blocks whose MoE experts / dense feed-forward weights stay in CPU memory.
+    pub n_cpu_moe: u32,
+    pub n_cpu_ffn: u32,
     /// Hide every GPU from llama.cpp (`-dev none`): no buffer at all on a GPU.
     pub no_gpu_devices: bool,
     pub type_k: GgmlType,
@@ -109,10 +112,33 @@ impl Session {
                 (false, true) => sys::LLAMA_LOAD_MODE_MLOCK,
                 (false, false) => sys::LLAMA_LOAD_MODE_NONE,
             };
+            // Tensors the plan keeps in CPU memory (`--n-cpu-moe`, `--n-cpu-ffn`): one
+            // pattern per block, NULL-terminated; the strings live until the model is loaded.
+            let patterns: Vec<CString> =
+                super::overrides::per_block_patterns(cfg.n_cpu_moe, cfg.n_cpu_ffn)
+                    .into_iter()
+                    .filter_map(|p| CString::new(p).ok())
+                    .collect();
+            let mut overrides: Vec<sys::llama_model_tensor_buft_override> = patterns
+                .iter()
+                .map(|p| sys::llama_model_tensor_buft_override {
+                    pattern: p.as_ptr(),
+                    buft: sys::ggml_backend_cpu_buffer_type(),
+                })
+                .collect();
+            overrides.push(sys::llama_model_tensor_buft_override {
+                pattern: std::ptr::null(),
+                buft: std::ptr::null_mut(),
+            });
+            if !patterns.is_empty() {
+                mp.tensor_buft_overrides = overrides.as_ptr();
+            }
             let mut cb: &mut dyn FnMut(f32) = on_progress;
             mp.progress_callback = Some(progress_trampoline);
             mp.progress_callback_user_data = &mut cb as *mut &mut dyn FnMut(f32) as *mut c_void;
             let model = sys::llama_model_load_from_file(c_path.as_ptr(), mp);
+            drop(overrides);
+            drop(patterns);
             if model.is_null() {
                 return Err(EngineError(format!(
                     "{}: llama.cpp could not load the model",

@@ -18,6 +18,10 @@ pub struct Weights {
     pub output: Bytes,
     /// Bytes of expert tensors (`*_exps`) per block, for MoE placement.
     pub experts_per_block: Vec<Bytes>,
+    /// Bytes of the dense feed-forward tensors per block (llama.cpp's `--n-cpu-ffn` regex
+    /// `\.ffn_(up|down|gate)\.`), which may stay on the CPU while attention and the KV
+    /// cache go to the GPU.
+    pub ffn_per_block: Vec<Bytes>,
     pub n_tensors: usize,
     pub n_params: u64,
 }
@@ -25,6 +29,14 @@ pub struct Weights {
 /// The block index of a tensor named `blk.N.<rest>`.
 pub fn block_of(name: &str) -> Option<usize> {
     name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+}
+
+/// A dense feed-forward tensor as llama.cpp's `--n-cpu-ffn` matches it
+/// (`\.ffn_(up|down|gate)\.`, common/common.h `LLM_FFN_DENSE_REGEX`).
+pub fn is_dense_ffn(name: &str) -> bool {
+    [".ffn_up.", ".ffn_down.", ".ffn_gate."]
+        .iter()
+        .any(|p| name.contains(p))
 }
 
 /// Sums tensor sizes into `Weights`. Tensors of blocks beyond `block_count` (which a valid
@@ -40,6 +52,7 @@ pub fn weights<'a>(
         token_embd: Bytes::ZERO,
         output: Bytes::ZERO,
         experts_per_block: vec![Bytes::ZERO; block_count],
+        ffn_per_block: vec![Bytes::ZERO; block_count],
         n_tensors: 0,
         n_params: 0,
     };
@@ -53,6 +66,9 @@ pub fn weights<'a>(
                 w.per_block[i] += b;
                 if t.name.contains("_exps.") || t.name.contains("_exps_") {
                     w.experts_per_block[i] += b;
+                }
+                if is_dense_ffn(&t.name) {
+                    w.ffn_per_block[i] += b;
                 }
             }
             None => {

@@ -17,12 +17,14 @@ pub(super) struct Setup<'a> {
     pub comp: ComputeEstimate,
 }
 
-/// Where the work goes: llama.cpp's `-ngl`, `--n-cpu-moe`, and whether the GPUs are in its
-/// device list at all (`-dev none` hides them).
+/// Where the work goes: llama.cpp's `-ngl`, `--n-cpu-moe`, `--n-cpu-ffn` (dense
+/// feed-forward weights of the first blocks on the CPU, `-ot` for older llama.cpp), and
+/// whether the GPUs are in its device list at all (`-dev none` hides them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Placement {
     pub ngl: u32,
     pub cpu_moe: u32,
+    pub cpu_ffn: u32,
     pub gpus_used: bool,
 }
 
@@ -31,12 +33,14 @@ impl Placement {
         Placement {
             ngl,
             cpu_moe: 0,
+            cpu_ffn: 0,
             gpus_used: true,
         }
     }
 }
 
 /// Memory of one configuration, per device.
+#[derive(Clone)]
 pub(super) struct Layout {
     pub gpu: Vec<DeviceUse>,
     pub cpu: DeviceUse,
@@ -45,6 +49,7 @@ pub(super) struct Layout {
     pub output_on_gpu: bool,
     pub split: Vec<f64>,
     pub cpu_moe: u32,
+    pub cpu_ffn: u32,
     /// Why llama.cpp would refuse this layout outright (a block's cache tensor larger than
     /// its device can address: it aborts at context creation).
     pub impossible: Option<String>,
@@ -59,6 +64,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let Placement {
         ngl,
         cpu_moe,
+        cpu_ffn,
         gpus_used,
     } = p;
     let n = inp.shape.block_count as usize;
@@ -125,6 +131,16 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
                 let experts = w.experts_per_block[il];
                 gw[d] += w.per_block[il].saturating_sub(experts);
                 cw += experts;
+                gk[d] += lkv;
+                layers_on[d] += 1;
+                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
+            }
+            Some(d) if (il as u32) < cpu_ffn => {
+                // `--n-cpu-ffn`: the dense feed-forward weights stay in host memory; the
+                // attention and this block's KV cache stay on the GPU.
+                let ffn = w.ffn_per_block[il];
+                gw[d] += w.per_block[il].saturating_sub(ffn);
+                cw += ffn;
                 gk[d] += lkv;
                 layers_on[d] += 1;
                 host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
@@ -219,7 +235,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
             }
             peak = peak.max(p);
         }
-        if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0) {
+        if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0 || cpu_ffn > 0) {
             let masks = if attention_offloaded || layers_on[d] > 0 {
                 comp.masks
             } else {
@@ -303,6 +319,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         output_on_gpu: out_dev.is_some(),
         split,
         cpu_moe: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_moe },
+        cpu_ffn: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_ffn },
         impossible,
     }
 }

@@ -21,7 +21,7 @@ mod verdict;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
 pub use input::PlanInput;
-pub use search::{cache_config, max_context, options, plan, plan_at, plan_gpu_unused};
+pub use search::{cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused};
 pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 
 use crate::bytes::Bytes;
@@ -147,6 +147,10 @@ pub struct Plan {
     pub output_on_gpu: bool,
     /// llama.cpp's `--n-cpu-moe`: blocks whose expert tensors stay on the CPU.
     pub n_cpu_moe: u32,
+    /// llama.cpp's `--n-cpu-ffn` (`-ot "blk\.(0|..)\.ffn_(up|down|gate)\.=CPU"`): blocks whose
+    /// dense feed-forward weights stay on the CPU while their attention and KV cache are on
+    /// the GPU.
+    pub n_cpu_ffn: u32,
     pub gpu_share: f64,
     /// Fraction of layers per GPU (llama.cpp's `--tensor-split`), when more than one.
     pub tensor_split: Vec<f64>,

@@ -50,15 +50,29 @@ fn speed(p: &Plan) -> Option<f64> {
     p.speed.as_ref().map(|s| s.expected_decode())
 }
 
-/// Faster first: by the expected figure when both are known, else by the share of blocks on
-/// a GPU and then the fewer bytes of weights read per token.
+/// The share of the bytes read per token (weights and KV cache) that a GPU reads.
+fn gpu_byte_share(p: &Plan) -> f64 {
+    let read = |d: &super::DeviceUse| (d.weights_bytes + d.kv_bytes).get() as f64;
+    let all: f64 = p.devices.iter().map(read).sum();
+    let gpu: f64 = p.devices.iter().filter(|d| d.is_gpu).map(read).sum();
+    if all > 0.0 {
+        gpu / all
+    } else {
+        0.0
+    }
+}
+
+/// Faster first: by the expected figure when both are known, else by the share of the bytes
+/// read per token that a GPU reads, then the fewer bytes of weights.
 fn faster(a: &Plan, b: &Plan) -> Ordering {
     match (speed(a), speed(b)) {
         (Some(x), Some(y)) => y.total_cmp(&x),
-        _ => b.gpu_share.total_cmp(&a.gpu_share).then_with(|| {
-            let w = |p: &Plan| -> Bytes { p.devices.iter().map(|d| d.weights_bytes).sum() };
-            w(a).cmp(&w(b))
-        }),
+        _ => gpu_byte_share(b)
+            .total_cmp(&gpu_byte_share(a))
+            .then_with(|| {
+                let w = |p: &Plan| -> Bytes { p.devices.iter().map(|d| d.weights_bytes).sum() };
+                w(a).cmp(&w(b))
+            }),
     }
 }
 
@@ -150,8 +164,9 @@ fn why_lost(winner: &Contender, loser: &Contender) -> String {
         "slower" => match (speed(l), speed(w)) {
             (Some(x), Some(y)) => format!("{rule}: about {x:.1} against {y:.1} tokens/s"),
             _ => format!(
-                "{rule}: {}/{} blocks on a GPU against {}/{}",
-                l.gpu_blocks, l.block_count, w.gpu_blocks, w.block_count
+                "{rule}: a GPU reads {:.0}% of the bytes per token against {:.0}%",
+                gpu_byte_share(l) * 100.0,
+                gpu_byte_share(w) * 100.0
             ),
         },
         "needs more memory" => format!("{rule}: {} against {}", memory(l), memory(w)),

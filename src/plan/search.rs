@@ -46,45 +46,62 @@ fn setup<'a>(
     })
 }
 
-/// The best placement at one cache type: everything on the GPUs; else (MoE) the experts of
-/// the first blocks on the CPU; else the largest `-ngl` that fits; else the GPUs hidden.
-fn best_placement(s: &Setup, req: &Requirements) -> Option<(Placement, Layout, bool)> {
+/// The placements worth ranking at one cache type: everything on the GPUs when it fits;
+/// else the ways to put less there, each at its most offloaded: MoE experts of the first
+/// blocks on the CPU, dense feed-forward weights of the first blocks on the CPU (attention
+/// and the KV cache stay on the GPU), whole blocks on the CPU (`-ngl`), and the GPUs hidden.
+/// The ranking (speed among them) decides between them.
+fn placements(s: &Setup, req: &Requirements) -> Vec<(Placement, Layout, bool)> {
     let n = s.inp.shape.block_count;
     let max_ngl = if s.snap.gpus.is_empty() { 0 } else { n + 1 };
     let full = layout(s, Placement::layers(max_ngl));
     if fits(&full) {
-        return Some((Placement::layers(max_ngl), full, false));
+        return vec![(Placement::layers(max_ngl), full, false)];
     }
+    let mut out = Vec::new();
+    let spill = |p: &dyn Fn(u32) -> Placement| {
+        (1..=n).find_map(|k| {
+            let l = layout(s, p(k));
+            fits(&l).then(|| (p(k), l, false))
+        })
+    };
     if req.allow_cpu_moe && max_ngl > 0 && s.inp.shape.n_expert > 1 {
-        for k in 1..=n {
-            let p = Placement {
-                cpu_moe: k,
-                ..Placement::layers(max_ngl)
-            };
-            let l = layout(s, p);
-            if fits(&l) {
-                return Some((p, l, false));
-            }
-        }
+        let moe = |k| Placement {
+            cpu_moe: k,
+            ..Placement::layers(max_ngl)
+        };
+        out.extend(spill(&moe));
     }
-    for ngl in (0..max_ngl).rev() {
-        let l = layout(s, Placement::layers(ngl));
-        if fits(&l) {
-            return Some((Placement::layers(ngl), l, false));
-        }
+    let has_ffn = s.inp.weights.ffn_per_block.iter().any(|b| b.get() > 0);
+    if req.allow_cpu_moe && max_ngl > 0 && s.inp.shape.n_expert <= 1 && has_ffn {
+        let ffn = |k| Placement {
+            cpu_ffn: k,
+            ..Placement::layers(max_ngl)
+        };
+        out.extend(spill(&ffn));
+    }
+    if let Some(ngl) = (0..max_ngl)
+        .rev()
+        .find(|&ngl| fits(&layout(s, Placement::layers(ngl))))
+    {
+        out.push((
+            Placement::layers(ngl),
+            layout(s, Placement::layers(ngl)),
+            false,
+        ));
     }
     // A GPU too small for even the -ngl 0 offload buffers: hide it from llama.cpp.
-    if max_ngl > 0 {
+    if out.is_empty() && max_ngl > 0 {
         let p = Placement {
             gpus_used: false,
             ..Placement::layers(0)
         };
         let l = layout(s, p);
         if fits(&l) {
-            return Some((p, l, true));
+            out.push((p, l, true));
         }
     }
-    None
+    out
 }
 
 /// One plan per allowed cache type, each at its best placement; a type that fits nowhere
@@ -97,14 +114,15 @@ pub fn options(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Vec<Plan
         let Some(s) = setup(inp, snap, &budgets, cache_config(req, t)) else {
             continue;
         };
-        match best_placement(&s, req) {
-            Some((p, l, hidden)) => out.push(finish(&s, req, t, p.ngl, l, None, hidden)),
-            None => {
-                let ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
-                let l = layout(&s, Placement::layers(ngl));
-                let missing = describe_shortfall(&s);
-                out.push(finish(&s, req, t, ngl, l, Some(missing), false));
-            }
+        let found = placements(&s, req);
+        for (p, l, hidden) in &found {
+            out.push(finish(&s, req, t, p.ngl, l.clone(), None, *hidden));
+        }
+        if found.is_empty() {
+            let ngl = if snap.gpus.is_empty() { 0 } else { n + 1 };
+            let l = layout(&s, Placement::layers(ngl));
+            let missing = describe_shortfall(&s);
+            out.push(finish(&s, req, t, ngl, l, Some(missing), false));
         }
     }
     if out.is_empty() {
@@ -145,6 +163,19 @@ pub fn plan_at(
     ngl: u32,
     cpu_moe: u32,
 ) -> Plan {
+    plan_fixed(inp, snap, req, kv_type, ngl, cpu_moe, 0)
+}
+
+/// `plan_at` with `--n-cpu-ffn` too (a run file's placement).
+pub fn plan_fixed(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    kv_type: GgmlType,
+    ngl: u32,
+    cpu_moe: u32,
+    cpu_ffn: u32,
+) -> Plan {
     let budgets = Budgets::from_snapshot(snap, req);
     let ngl = if snap.gpus.is_empty() {
         0
@@ -165,6 +196,7 @@ pub fn plan_at(
         &s,
         Placement {
             cpu_moe,
+            cpu_ffn,
             ..Placement::layers(ngl)
         },
     );
@@ -238,6 +270,7 @@ pub fn max_context(
     let placement = Placement {
         ngl: plan.n_gpu_layers,
         cpu_moe: plan.n_cpu_moe,
+        cpu_ffn: plan.n_cpu_ffn,
         gpus_used: !plan.gpu_unused,
     };
     let fits_at = |ctx: u64| {

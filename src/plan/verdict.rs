@@ -28,6 +28,8 @@ pub enum DegradationKind {
     CpuOnly,
     /// MoE expert tensors of some blocks stay on the CPU (`--n-cpu-moe`).
     ExpertsOnCpu,
+    /// Dense feed-forward weights of some blocks stay on the CPU (`--n-cpu-ffn`, `-ot`).
+    FfnOnCpu,
     /// Some blocks (weights and their KV cache) run on the CPU.
     PartialOffload,
     /// Offloaded to a software Vulkan device (no speed-up).
@@ -122,6 +124,15 @@ pub(super) fn finish(
                     l.cpu_moe, n, l.cpu_moe
                 ),
             ));
+        } else if l.cpu_ffn > 0 {
+            deg.push(degradation(
+                K::FfnOnCpu,
+                if l.cpu_ffn * 2 <= n { Moderate } else { Severe },
+                format!(
+                    "feed-forward weights of the first {}/{} blocks run on the CPU (--n-cpu-ffn {}); attention and the KV cache stay on the GPU",
+                    l.cpu_ffn, n, l.cpu_ffn
+                ),
+            ));
         } else if l.gpu_blocks < n || !l.output_on_gpu {
             deg.push(degradation(
                 K::PartialOffload,
@@ -206,6 +217,7 @@ pub(super) fn finish(
         cpu_blocks: n - l.gpu_blocks,
         output_on_gpu: l.output_on_gpu,
         n_cpu_moe: l.cpu_moe,
+        n_cpu_ffn: l.cpu_ffn,
         gpu_share: l.gpu_blocks as f64 / n.max(1) as f64,
         tensor_split: l.split,
         devices,
