@@ -8,6 +8,7 @@ use layerfit::hardware::{cpu, Cpu};
 use layerfit::memory::{kv_cache, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};
+use layerfit::plan::choose::choose;
 use layerfit::plan::{plan, Plan, Requirements};
 
 /// The seed's rows: VRAM GB, RAM GB, GPU it implies, model, layers, context, speed.
@@ -33,10 +34,37 @@ fn source(name: &str) -> ModelSource {
     resolve(name, &empty).unwrap().remove(0)
 }
 
-fn plan_for(src: &ModelSource, vram: u32, ram: u32, gpu: &str, ctx: u64, cpu: &Cpu) -> Plan {
+fn machine(vram: u32, ram: u32, gpu: &str, cpu: &Cpu) -> layerfit::hardware::Snapshot {
     let yaml = format!("ram: {ram}G\ngpus: [{{name: '{gpu}', vram: {vram}G}}]\n");
     let d: Description = serde_norway::from_str(&yaml).unwrap();
-    let snap = describe(&d, "seed 001 row", cpu.clone()).unwrap();
+    describe(&d, "seed 001 row", cpu.clone()).unwrap()
+}
+
+/// layerfit's recommendation among every catalog variant of the 7B, then the 3B (listed in
+/// that order: the 7B is preferred when all else is equal), through the shared chooser.
+fn recommend(vram: u32, ram: u32, gpu: &str, ctx: u64, cpu: &Cpu) -> String {
+    let empty = std::env::temp_dir().join("layerfit-seed-table-no-models");
+    let mut labels = Vec::new();
+    let mut opts = Vec::new();
+    for (place, name) in ["qwen2.5-coder:7b", "qwen2.5-coder:3b"].iter().enumerate() {
+        for src in resolve(name, &empty).unwrap() {
+            let mut o = src.option(&cpu.simd).unwrap();
+            o.preference = place;
+            o.to_download = layerfit::bytes::Bytes::ZERO;
+            labels.push(src.label.clone());
+            opts.push(o);
+        }
+    }
+    let req = Requirements {
+        min_context: ctx,
+        ..Requirements::default()
+    };
+    let best = choose(&opts, &machine(vram, ram, gpu, cpu), &req, None).swap_remove(0);
+    format!("**{}** · {}", labels[best.model], cell(&best.plan))
+}
+
+fn plan_for(src: &ModelSource, vram: u32, ram: u32, gpu: &str, ctx: u64, cpu: &Cpu) -> Plan {
+    let snap = machine(vram, ram, gpu, cpu);
     let inp = src.plan_input(&cpu.simd).unwrap();
     plan(
         &inp,
@@ -101,10 +129,10 @@ fn main() {
     println!(
         "`profiles/gpus.yaml` where the card is named; the 6 GB card is unnamed so no speed);"
     );
-    println!("the CPU side assumes 40 GB/s (dual-channel DDR4). Context: 32K f16 cache first, as");
-    println!(
-        "layerfit never lowers the context and quantizes the cache only when f16 does not fit.\n"
-    );
+    println!("the CPU side assumes 40 GB/s (dual-channel DDR4). The context is the seed's, never lowered;");
+    println!("the cache type and placement are ranked (docs/ranking.md): a q8_0 cache is as good as f16");
+    println!("(within measurement noise) and faster. The last column is layerfit's recommendation among");
+    println!("every catalog variant of the 7B and the 3B (the 7B listed first).\n");
     println!("Why the seed is wrong: it assumed a 7B needs **16 GB** of KV cache at 32K (and the 3B 8 GB).");
     println!(
         "Qwen2.5-Coder-7B has 28 blocks with 4 KV heads of 128 (grouped-query attention): its f16 cache at 32K is **{}**; the 3B's (36 blocks, 2 KV heads) is **{}**. The seed also counts 32 layers; the 7B has 28 blocks plus the output layer (`-ngl 29` = everything).\n",
@@ -112,19 +140,20 @@ fn main() {
         kv(&q3, 32768)
     );
     println!(
-        "| VRAM + RAM | seed's claim | layerfit: Qwen2.5-Coder 7B | layerfit: Qwen2.5-Coder 3B |"
+        "| VRAM + RAM | seed's claim | layerfit: Qwen2.5-Coder 7B | layerfit: Qwen2.5-Coder 3B | layerfit's recommendation |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for &(vram, ram, gpu, model, layers, ctx, speed) in ROWS {
         let big = if model.contains("F16") { &q7f } else { &q7 };
         let p7 = plan_for(big, vram, ram, gpu, ctx, &c);
         let p3 = plan_for(&q3, vram, ram, gpu, ctx, &c);
         println!(
-            "| {vram} GB + {ram} GB ({gpu}) | {model}, {layers} layers, {}K, {speed} | {} ({}) | {} |",
+            "| {vram} GB + {ram} GB ({gpu}) | {model}, {layers} layers, {}K, {speed} | {} ({}) | {} | {} |",
             ctx / 1024,
             cell(&p7),
             big.label,
-            cell(&p3)
+            cell(&p3),
+            recommend(vram, ram, gpu, ctx, &c)
         );
     }
     println!(

@@ -94,7 +94,11 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
             Bytes(src.missing_bytes)
         )));
     }
-    let machine = args.plan.hw.snapshot()?;
+    // A file planned onto a software Vulkan device is re-planned with it (as the probe
+    // lists it with --software-gpu).
+    let mut hw = args.plan.hw.clone();
+    hw.software_gpu |= rf.settings.software_gpu;
+    let machine = hw.snapshot()?;
     let (hardware, unusable) = for_this_binary(&machine, &built_backends());
     for u in &unusable {
         output::warning(&format!(
