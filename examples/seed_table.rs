@@ -130,8 +130,12 @@ fn main() {
         "`profiles/gpus.yaml` where the card is named; the 6 GB card is unnamed so no speed);"
     );
     println!("the CPU side assumes 40 GB/s (dual-channel DDR4). The context is the seed's, never lowered;");
-    println!("the cache type and placement are ranked (docs/ranking.md): a q8_0 cache is as good as f16");
-    println!("(within measurement noise) and faster. The last column is layerfit's recommendation among");
+    println!(
+        "the cache type and placement are ranked (docs/ranking.md): a q8_0 cache is as good as f16"
+    );
+    println!(
+        "(within measurement noise) and faster. The last column is layerfit's recommendation among"
+    );
     println!("every catalog variant of the 7B and the 3B (the 7B listed first).\n");
     println!("Why the seed is wrong: it assumed a 7B needs **16 GB** of KV cache at 32K (and the 3B 8 GB).");
     println!(

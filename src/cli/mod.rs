@@ -1,6 +1,7 @@
 //! The command line: clap types, one module per command, and the single place where
 //! outcomes become exit codes (documented in `docs/user-guide.md`).
 
+mod candidates;
 mod catalog;
 mod check_requirements;
 mod completions;

@@ -2,6 +2,8 @@
 //! answer: which model (of the candidates given or the profile's), on which machine, with
 //! which plan. Not a command: the commands call it with their parsed flags and print.
 
+use super::candidates::candidate;
+pub use super::candidates::{Candidate, ThisBinary};
 use super::hardware::HardwareArgs;
 use super::inspect::parse_cache_type;
 use super::{parse_tokens, Failure};
@@ -14,9 +16,8 @@ use crate::hardware::Snapshot;
 use crate::model::Shape;
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource};
 use crate::plan::choose::{choose, Forced, Ranked};
-use crate::plan::{DegradationKind, Plan, PlanInput, Requirements, Verdict, DEFAULT_MIN_SPEED};
+use crate::plan::{Plan, PlanInput, Requirements, Verdict, DEFAULT_MIN_SPEED};
 use crate::profile::Profile;
-use serde::Serialize;
 
 /// A speed floor: a finite number of tokens/s, 0 or more.
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -75,37 +76,6 @@ pub struct PlanArgs {
     pub min_speed: Option<f64>,
     #[command(flatten)]
     pub hw: HardwareArgs,
-}
-
-/// One option considered (a model at a cache type and placement), and how it came out.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
-pub struct Candidate {
-    pub model: String,
-    pub bits_per_weight: f64,
-    /// 1 is the recommendation; absent for a model that was not planned.
-    pub rank: Option<usize>,
-    pub verdict: Option<Verdict>,
-    pub kv_type: Option<String>,
-    pub n_gpu_layers: Option<u32>,
-    /// Measured quality loss the ranking compares (weights + KV cache, mean KLD).
-    pub quality_kld: Option<f64>,
-    /// Expected decode speed (tokens/s); absent when a device's bandwidth is unknown.
-    pub decode_tokens_per_s: Option<f64>,
-    /// The whole file is on disk.
-    pub downloaded: bool,
-    pub degradations: Vec<DegradationKind>,
-    /// Why the recommendation beat it (the first rule it lost on).
-    pub lost_because: Option<String>,
-    /// Why it was not planned (below the profile's quality floor).
-    pub skipped: Option<String>,
-}
-
-/// What this binary would do when the machine has GPUs it cannot drive.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
-pub struct ThisBinary {
-    pub unusable: Vec<Unusable>,
-    pub model: String,
-    pub plan: Plan,
 }
 
 /// The model, the machine and the plan, for `plan`, `check-requirements` and `run`.
@@ -213,32 +183,6 @@ fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure
                 .map_err(|e| Failure::input_in(format!("profile {}", p.name), e))
         }
         _ => a.hw.snapshot(),
-    }
-}
-
-fn candidate(src: &ModelSource, r: Option<&Ranked>) -> Candidate {
-    let bpw = src.bits_per_weight();
-    let label = src
-        .catalog_name
-        .clone()
-        .unwrap_or_else(|| src.label.clone());
-    Candidate {
-        model: label,
-        bits_per_weight: (bpw * 100.0).round() / 100.0,
-        rank: r.map(|r| r.place),
-        verdict: r.map(|r| r.plan.verdict),
-        kv_type: r.map(|r| r.plan.kv_type.name().into()),
-        n_gpu_layers: r.map(|r| r.plan.n_gpu_layers),
-        quality_kld: r.map(|r| (r.plan.quality.effective_kld * 1e6).round() / 1e6),
-        decode_tokens_per_s: r
-            .and_then(|r| r.plan.speed.as_ref())
-            .map(|s| (s.expected_decode() * 10.0).round() / 10.0),
-        downloaded: src.downloaded(),
-        degradations: r
-            .map(|r| r.plan.degradations.iter().map(|d| d.kind).collect())
-            .unwrap_or_default(),
-        lost_because: r.and_then(|r| r.lost_because.clone()),
-        skipped: None,
     }
 }
 

@@ -38,6 +38,45 @@ pub fn parse_ffn_override_arg(v: &str) -> Option<u32> {
     (blocks.iter().copied().eq(0..n) && n > 0).then_some(n)
 }
 
+/// The overrides in the form llama.cpp's model parameters take: patterns and a
+/// NULL-terminated array pointing at them, both owned here.
+pub struct CpuOverrides {
+    _patterns: Vec<std::ffi::CString>,
+    array: Vec<llama_cpp_sys_2::llama_model_tensor_buft_override>,
+}
+
+impl CpuOverrides {
+    pub fn new(n_cpu_moe: u32, n_cpu_ffn: u32) -> CpuOverrides {
+        use llama_cpp_sys_2 as sys;
+        let patterns: Vec<std::ffi::CString> = per_block_patterns(n_cpu_moe, n_cpu_ffn)
+            .into_iter()
+            .filter_map(|p| std::ffi::CString::new(p).ok())
+            .collect();
+        let mut array: Vec<sys::llama_model_tensor_buft_override> = patterns
+            .iter()
+            .map(|p| sys::llama_model_tensor_buft_override {
+                pattern: p.as_ptr(),
+                // SAFETY: returns a pointer to ggml's static CPU buffer type.
+                buft: unsafe { sys::ggml_backend_cpu_buffer_type() },
+            })
+            .collect();
+        array.push(sys::llama_model_tensor_buft_override {
+            pattern: std::ptr::null(),
+            buft: std::ptr::null_mut(),
+        });
+        CpuOverrides {
+            _patterns: patterns,
+            array,
+        }
+    }
+
+    /// The NULL-terminated array for `llama_model_params::tensor_buft_overrides`; `None`
+    /// when there is nothing to override (llama.cpp's default placement).
+    pub fn as_ptr(&self) -> Option<*const llama_cpp_sys_2::llama_model_tensor_buft_override> {
+        (self.array.len() > 1).then(|| self.array.as_ptr())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,33 +112,17 @@ impl Session {
                 (false, true) => sys::LLAMA_LOAD_MODE_MLOCK,
                 (false, false) => sys::LLAMA_LOAD_MODE_NONE,
             };
-            // Tensors the plan keeps in CPU memory (`--n-cpu-moe`, `--n-cpu-ffn`): one
-            // pattern per block, NULL-terminated; the strings live until the model is loaded.
-            let patterns: Vec<CString> =
-                super::overrides::per_block_patterns(cfg.n_cpu_moe, cfg.n_cpu_ffn)
-                    .into_iter()
-                    .filter_map(|p| CString::new(p).ok())
-                    .collect();
-            let mut overrides: Vec<sys::llama_model_tensor_buft_override> = patterns
-                .iter()
-                .map(|p| sys::llama_model_tensor_buft_override {
-                    pattern: p.as_ptr(),
-                    buft: sys::ggml_backend_cpu_buffer_type(),
-                })
-                .collect();
-            overrides.push(sys::llama_model_tensor_buft_override {
-                pattern: std::ptr::null(),
-                buft: std::ptr::null_mut(),
-            });
-            if !patterns.is_empty() {
-                mp.tensor_buft_overrides = overrides.as_ptr();
+            // Tensors the plan keeps in CPU memory (`--n-cpu-moe`, `--n-cpu-ffn`); the list
+            // lives until the model is loaded.
+            let overrides = super::overrides::CpuOverrides::new(cfg.n_cpu_moe, cfg.n_cpu_ffn);
+            if let Some(p) = overrides.as_ptr() {
+                mp.tensor_buft_overrides = p;
             }
             let mut cb: &mut dyn FnMut(f32) = on_progress;
             mp.progress_callback = Some(progress_trampoline);
             mp.progress_callback_user_data = &mut cb as *mut &mut dyn FnMut(f32) as *mut c_void;
             let model = sys::llama_model_load_from_file(c_path.as_ptr(), mp);
             drop(overrides);
-            drop(patterns);
             if model.is_null() {
                 return Err(EngineError(format!(
                     "{}: llama.cpp could not load the model",

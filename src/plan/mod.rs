@@ -165,3 +165,6 @@ pub struct Plan {
     /// llama.cpp gives it at `-ngl 0`.
     pub gpu_unused: bool,
 }
+
+#[cfg(test)]
+mod tests;
