@@ -211,7 +211,7 @@ pub fn tiers(
 ) -> Result<(Vec<String>, Option<std::path::PathBuf>), ProfileError> {
     let candidates = std::iter::once(cwd.join("layerfit.yaml"))
         .chain(config_dir.map(|d| d.join("layerfit.yaml")));
-    for file in candidates.filter(|f| f.is_file()) {
+    if let Some(file) = candidates.into_iter().find(|f| f.is_file()) {
         let name = file.display().to_string();
         let text =
             crate::hardware::whatif::read_bounded(&file).map_err(|source| ProfileError::Read {

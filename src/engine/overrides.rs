@@ -73,7 +73,7 @@ impl CpuOverrides {
     /// The NULL-terminated array for `llama_model_params::tensor_buft_overrides`; `None`
     /// when there is nothing to override (llama.cpp's default placement).
     pub fn as_ptr(&self) -> Option<*const llama_cpp_sys_2::llama_model_tensor_buft_override> {
-        (self.array.len() > 1).then(|| self.array.as_ptr())
+        (self.array.len() > 1).then_some(self.array.as_ptr())
     }
 }
 

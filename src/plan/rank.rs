@@ -76,8 +76,11 @@ fn faster(a: &Plan, b: &Plan) -> Ordering {
     }
 }
 
-/// The rules in order, each a comparison and what losing it means.
-fn rules<'a>() -> [(&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering); 7] {
+/// One rule: what losing it means, and the comparison (`Less`: the first is better).
+type Rule<'a> = (&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering);
+
+/// The rules in order.
+fn rules<'a>() -> [Rule<'a>; 7] {
     [
         ("does not fit", |a, b| infeasible(a).cmp(&infeasible(b))),
         ("more or worse degradations", |a, b| {
