@@ -80,12 +80,13 @@ fn a_q8_0_cache_fully_on_the_gpu_beats_an_f16_cache_split_with_the_cpu() {
     assert_eq!(d["plan"]["kv_type"], "q8_0");
     assert_eq!(d["plan"]["n_gpu_layers"], 29);
     assert_eq!(d["plan"]["verdict"], "compatible");
+    // The f16 cache needs a spill: whole blocks or feed-forward weights on the CPU.
     let f16 = candidate(&d, "qwen2.5-coder:7b-q4_k_m", "f16");
-    assert!(f16["n_gpu_layers"].as_u64().unwrap() < 29);
-    assert!(f16["lost_because"]
-        .as_str()
-        .unwrap()
-        .contains("partial_offload"));
+    let why = f16["lost_because"].as_str().unwrap();
+    assert!(
+        why.contains("partial_offload") || why.contains("ffn_on_cpu"),
+        "{why}"
+    );
 }
 
 #[test]

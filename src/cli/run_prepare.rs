@@ -10,7 +10,7 @@ use crate::emit::{RunFile, RunSettings};
 use crate::hardware::usable::{built_backends, for_this_binary};
 use crate::model::Shape;
 use crate::model_source::ModelSource;
-use crate::plan::{plan_fixed, plan_gpu_unused, DeviceUse, Requirements, Verdict};
+use crate::plan::{plan_fixed, plan_gpu_unused, DeviceUse, Fixed, Requirements, Verdict};
 
 /// What to run: the settings, the promises, and the model's header.
 pub(super) struct Prepared {
@@ -117,15 +117,13 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     let plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
     } else {
-        plan_fixed(
-            &input,
-            &hardware,
-            &req,
-            kv,
-            s.n_gpu_layers,
-            s.n_cpu_moe,
-            s.n_cpu_ffn,
-        )
+        let fixed = Fixed {
+            kv_type: kv,
+            ngl: s.n_gpu_layers,
+            cpu_moe: s.n_cpu_moe,
+            cpu_ffn: s.n_cpu_ffn,
+        };
+        plan_fixed(&input, &hardware, &req, fixed)
     };
     if plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(

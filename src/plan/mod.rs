@@ -21,7 +21,9 @@ mod verdict;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
 pub use input::PlanInput;
-pub use search::{cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused};
+pub use search::{
+    cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
+};
 pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 
 use crate::bytes::Bytes;

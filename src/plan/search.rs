@@ -163,19 +163,33 @@ pub fn plan_at(
     ngl: u32,
     cpu_moe: u32,
 ) -> Plan {
-    plan_fixed(inp, snap, req, kv_type, ngl, cpu_moe, 0)
+    let fixed = Fixed {
+        kv_type,
+        ngl,
+        cpu_moe,
+        cpu_ffn: 0,
+    };
+    plan_fixed(inp, snap, req, fixed)
 }
 
-/// `plan_at` with `--n-cpu-ffn` too (a run file's placement).
-pub fn plan_fixed(
-    inp: &PlanInput,
-    snap: &Snapshot,
-    req: &Requirements,
-    kv_type: GgmlType,
-    ngl: u32,
-    cpu_moe: u32,
-    cpu_ffn: u32,
-) -> Plan {
+/// A placement fixed by the user or a run file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fixed {
+    pub kv_type: GgmlType,
+    /// llama.cpp's `-ngl`, `--n-cpu-moe`, `--n-cpu-ffn`.
+    pub ngl: u32,
+    pub cpu_moe: u32,
+    pub cpu_ffn: u32,
+}
+
+/// `plan_at` with every part of a placement (a run file's).
+pub fn plan_fixed(inp: &PlanInput, snap: &Snapshot, req: &Requirements, f: Fixed) -> Plan {
+    let Fixed {
+        kv_type,
+        ngl,
+        cpu_moe,
+        cpu_ffn,
+    } = f;
     let budgets = Budgets::from_snapshot(snap, req);
     let ngl = if snap.gpus.is_empty() {
         0
