@@ -42,6 +42,7 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
         n_gpu_layers: 0,
         n_cpu_moe: 0,
         n_cpu_ffn: 0,
+        no_repack: false,
         no_gpu_devices: false,
         type_k: GgmlType::F16,
         type_v: GgmlType::F16,

@@ -50,6 +50,9 @@ pub struct RunSettings {
     /// Blocks whose dense feed-forward weights stay on the CPU (`-ot`, `--n-cpu-ffn`).
     #[serde(default)]
     pub n_cpu_ffn: u32,
+    /// `--no-repack`: weights stay in the mapped file's pages.
+    #[serde(default)]
+    pub no_repack: bool,
     pub cache_type_k: String,
     pub cache_type_v: String,
     pub flash_attn: bool,
@@ -72,6 +75,7 @@ impl RunSettings {
             n_gpu_layers: plan.n_gpu_layers,
             n_cpu_moe: plan.n_cpu_moe,
             n_cpu_ffn: plan.n_cpu_ffn,
+            no_repack: plan.no_repack,
             cache_type_k: plan.kv_type.name().into(),
             cache_type_v: plan.kv_type.name().into(),
             flash_attn: plan.flash_attn,
@@ -137,6 +141,9 @@ impl RunSettings {
             v.push("--n-cpu-moe".into());
             v.push(self.n_cpu_moe.to_string());
         }
+        if self.no_repack {
+            v.push("--no-repack".into());
+        }
         if self.n_cpu_ffn > 0 {
             v.push("-ot".into());
             v.push(crate::engine::overrides::ffn_override_arg(self.n_cpu_ffn));
@@ -162,6 +169,7 @@ impl RunSettings {
             n_gpu_layers: 0,
             n_cpu_moe: 0,
             n_cpu_ffn: 0,
+            no_repack: false,
             cache_type_k: "f16".into(),
             cache_type_v: "f16".into(),
             flash_attn: false,
@@ -191,6 +199,7 @@ impl RunSettings {
                 "--n-cpu-moe" | "-ncmoe" => {
                     s.n_cpu_moe = num(it.next(), a)?.min(u32::MAX as u64) as u32
                 }
+                "--no-repack" | "-nr" => s.no_repack = true,
                 "--n-cpu-ffn" | "-ncffn" => {
                     s.n_cpu_ffn = num(it.next(), a)?.min(u32::MAX as u64) as u32
                 }
@@ -283,6 +292,7 @@ impl RunSettings {
             n_gpu_layers: ngl.ok_or(ConfigError::Missing("the Modelfile has no num_gpu"))?,
             n_cpu_moe: 0,
             n_cpu_ffn: 0,
+            no_repack: false,
             cache_type_k: kv.clone(),
             cache_type_v: kv,
             flash_attn: get("OLLAMA_FLASH_ATTENTION").as_deref() == Some("1"),

@@ -401,3 +401,82 @@ fn an_intel_igpu_without_vram_files_draws_on_ram() {
     assert_eq!(b.gpus[0].1, b.ram);
     assert!(b.ram > Bytes(10 << 30));
 }
+
+#[test]
+fn the_mmap_route_runs_when_only_the_anonymous_memory_fits_and_no_repack_is_real() {
+    // Seed 003: Mistral 7B Q4_K_M at 32K on a 5 GB machine: the whole plan does not fit,
+    // its anonymous memory does; the weights that do not fit are re-read from disk.
+    let (code, d) = json(&[
+        "plan",
+        "--profile",
+        "lowram_mmap_7b",
+        "--ram",
+        "5G",
+        "--no-gpu",
+        "--json",
+    ]);
+    assert_eq!(code, 10, "{d}");
+    let plan = &d["plan"];
+    assert_eq!(plan["no_repack"], true);
+    assert!(plan["speed"].is_null(), "disk-bound: no figure");
+    let kinds: Vec<&str> = plan["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"weights_paged") && kinds.contains(&"no_repack"),
+        "{kinds:?}"
+    );
+    assert!(plan["ram"]["anonymous_bytes"].as_u64() <= plan["ram"]["budget_bytes"].as_u64());
+
+    // --no-repack on the real engine: Gemma's q4_K weights are not copied into CPU_REPACK
+    // buffers, and the self-check against the plan holds.
+    let g = common::gemma3();
+    let (_, yaml, _) = run(&[
+        "plan",
+        "--model",
+        g.to_str().unwrap(),
+        "--ctx",
+        "2048",
+        "--emit",
+        "profile",
+    ]);
+    let dir = common::tempdir("norepack");
+    let cpu_weights = |yaml: &str, name: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, yaml).unwrap();
+        let (code, d) = json(&[
+            "run",
+            "--plan",
+            f.to_str().unwrap(),
+            "--prompt",
+            "Hi",
+            "--max-tokens",
+            "2",
+            "--accept-degraded",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{d}");
+        for c in d["self_check"].as_array().unwrap() {
+            assert_eq!(c["within_5_percent"], true, "{c}");
+        }
+        d["self_check"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["what"] == "weights")
+            .unwrap()["allocated"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(yaml.contains("no_repack: false"), "{yaml}");
+    let repacked = cpu_weights(&yaml, "repack.yaml");
+    let mapped = cpu_weights(
+        &yaml.replace("no_repack: false", "no_repack: true"),
+        "mapped.yaml",
+    );
+    // Gemma 3 270M repacks 12.66 MiB of q4_K weights (docs/memory-model.md).
+    assert_eq!(repacked - mapped, 13_271_040, "{repacked} vs {mapped}");
+}

@@ -485,3 +485,116 @@ fn synthetic_cache_tensors_too_large_for_the_device_stay_on_the_host() {
     assert_eq!(all.verdict, layerfit::plan::Verdict::Incompatible);
     assert!(all.missing.unwrap().contains("llama.cpp aborts"));
 }
+
+/// llama.cpp's own fitter (`common_fit_params`) and layerfit, given the same free memory on
+/// lavapipe: for the real models and catalog layouts (header + sparse files), at budgets of
+/// 30%, 60% and 90% of what the whole model needs on the device, both choose `-ngl`. Where
+/// they differ, both settings are loaded for real and the device's allocation is compared
+/// with the budget. Prints every case and the agreement.
+#[test]
+fn llama_cpp_fitter_and_layerfit_choose_the_offload_for_the_same_budget() {
+    use layerfit::catalog::{self, quant::Ftype};
+    use layerfit::engine::fit::llama_fit;
+    use layerfit::gguf::writer::Data;
+    use layerfit::plan::{plan, VRAM_MARGIN};
+    let snap = machine();
+    let dev_free = snap.gpus[0].vram_free_bytes;
+    let dir = common::tempdir("vk-fitter");
+    let mut models = vec![common::smollm2(), common::gemma3()];
+    for name in ["qwen2.5-coder:1.5b", "qwen3:0.6b", "llama3.2:1b"] {
+        let e = catalog::entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == name)
+            .unwrap();
+        let path = dir.join(format!("{}.gguf", name.replace(':', "-")));
+        e.header(Ftype::Q4KM)
+            .unwrap()
+            .write(&path, Data::Sparse)
+            .unwrap();
+        models.push(path);
+    }
+    let (mut cases, mut agree) = (0, 0);
+    let mut report = Vec::new();
+    for path in &models {
+        let inp = ModelSource::from_file(path)
+            .unwrap()
+            .plan_input(&snap.cpu.simd)
+            .unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for ctx in [4096u64, 16384] {
+            // Whole blocks only (as the fitter's -ngl), one cache type, no speed floor.
+            let req = Requirements {
+                min_context: ctx,
+                kv_types: vec![GgmlType::F16],
+                allow_cpu_moe: false,
+                min_decode_tokens_per_s: None,
+                ..Requirements::default()
+            };
+            let all = plan_at(
+                &inp,
+                snap,
+                &req,
+                GgmlType::F16,
+                inp.shape.block_count + 1,
+                0,
+            );
+            let need = all.devices[0].total_bytes;
+            for share in [0.3, 0.6, 0.9] {
+                let budget = Bytes((need.get() as f64 * share) as u64);
+                let mut dev = snap.clone();
+                let g = &mut dev.gpus[0];
+                g.unified_memory = false;
+                g.vram_free_bytes = budget + VRAM_MARGIN;
+                g.vram_total_bytes = g.vram_total_bytes.max(g.vram_free_bytes);
+                let ours = plan(&inp, &dev, &req).n_gpu_layers;
+                let margin = dev_free.saturating_sub(budget).get();
+                let fit = llama_fit(path, ctx as u32, GgmlType::F16, 512, margin).unwrap();
+                let theirs = fit.n_gpu_layers.max(0) as u32;
+                cases += 1;
+                // The fitter may also put part of one more layer on the device.
+                let same = ours == theirs || (fit.overrides > 0 && theirs == ours + 1);
+                let line = format!(
+                    "{name} ctx {ctx} budget {budget}: layerfit -ngl {ours}, fitter -ngl {theirs} ({} overrides)",
+                    fit.overrides
+                );
+                if same {
+                    agree += 1;
+                    report.push(format!("{line}: agree"));
+                    continue;
+                }
+                // They differ: what does llama.cpp allocate on the device for each?
+                let on_device = |ngl: u32| {
+                    let m = measure(
+                        path,
+                        &MeasureRequest {
+                            n_ctx: ctx as u32,
+                            flash_attn: Some(true),
+                            n_gpu_layers: ngl as i32,
+                            dry_run: false,
+                            ..MeasureRequest::default()
+                        },
+                    )
+                    .unwrap();
+                    let [gpu, _] = split(&m);
+                    gpu.0 + gpu.1 + gpu.2
+                };
+                let (a, b) = (on_device(ours), on_device(theirs));
+                report.push(format!(
+                    "{line}: differ; on the device layerfit's {a} ({}), the fitter's {b} ({})",
+                    if a <= budget { "within" } else { "OVER" },
+                    if b <= budget { "within" } else { "OVER" }
+                ));
+                assert!(
+                    a <= budget,
+                    "{line}: layerfit's choice allocates {a} > {budget}"
+                );
+            }
+        }
+    }
+    for r in &report {
+        eprintln!("{r}");
+    }
+    eprintln!("llama.cpp's fitter and layerfit agree in {agree} of {cases} cases");
+    assert!(cases >= 30);
+}

@@ -135,6 +135,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         n_gpu_layers: s.n_gpu_layers as i32,
         n_cpu_moe: s.n_cpu_moe,
         n_cpu_ffn: s.n_cpu_ffn,
+        no_repack: s.no_repack,
         no_gpu_devices: s.gpu_unused,
         type_k: kv,
         type_v: kv,

@@ -122,6 +122,7 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
             ngl: s.n_gpu_layers,
             cpu_moe: s.n_cpu_moe,
             cpu_ffn: s.n_cpu_ffn,
+            no_repack: s.no_repack,
         };
         plan_fixed(&input, &hardware, &req, fixed)
     };

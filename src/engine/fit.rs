@@ -23,6 +23,8 @@ pub struct FitAnswer {
     pub n_gpu_layers: i32,
     /// Fraction of layers per GPU, when it set a split.
     pub tensor_split: Vec<f32>,
+    /// Tensor buffer overrides it set (parts of a layer kept off a device).
+    pub overrides: usize,
     pub n_ctx: u32,
 }
 
@@ -78,6 +80,10 @@ pub fn llama_fit(
             0 | 1 => Ok(FitAnswer {
                 fits: status == 0,
                 n_gpu_layers: mp.n_gpu_layers,
+                overrides: overrides
+                    .iter()
+                    .take_while(|o| !o.pattern.is_null())
+                    .count(),
                 tensor_split: split.into_iter().filter(|x| *x > 0.0).collect(),
                 n_ctx: cp.n_ctx,
             }),

@@ -20,6 +20,8 @@ pub struct SessionConfig {
     /// Blocks whose MoE experts / dense feed-forward weights stay in CPU memory.
     pub n_cpu_moe: u32,
     pub n_cpu_ffn: u32,
+    /// `--no-repack`: no CPU_REPACK copies of the weights.
+    pub no_repack: bool,
     /// Hide every GPU from llama.cpp (`-dev none`): no buffer at all on a GPU.
     pub no_gpu_devices: bool,
     pub type_k: GgmlType,
@@ -101,6 +103,7 @@ impl Session {
         unsafe {
             let mut mp = sys::llama_model_default_params();
             mp.n_gpu_layers = cfg.n_gpu_layers;
+            mp.use_extra_bufts = !cfg.no_repack;
             // An empty, NULL-terminated device list (a NULL list means "every device").
             let mut no_devices: [sys::ggml_backend_dev_t; 1] = [std::ptr::null_mut()];
             if cfg.no_gpu_devices {

@@ -26,6 +26,9 @@ pub(super) struct Placement {
     pub cpu_moe: u32,
     pub cpu_ffn: u32,
     pub gpus_used: bool,
+    /// llama.cpp's `--no-repack`: weights stay in the mapped file's pages instead of being
+    /// copied into anonymous `CPU_REPACK` buffers (less RAM, slower CPU kernels).
+    pub no_repack: bool,
 }
 
 impl Placement {
@@ -35,6 +38,7 @@ impl Placement {
             cpu_moe: 0,
             cpu_ffn: 0,
             gpus_used: true,
+            no_repack: false,
         }
     }
 }
@@ -50,6 +54,10 @@ pub(super) struct Layout {
     pub split: Vec<f64>,
     pub cpu_moe: u32,
     pub cpu_ffn: u32,
+    pub no_repack: bool,
+    /// Mapped weights that do not fit in RAM and are re-read from disk (the mmap route;
+    /// set by the search when only that fits).
+    pub paged: Bytes,
     /// Why llama.cpp would refuse this layout outright (a block's cache tensor larger than
     /// its device can address: it aborts at context creation).
     pub impossible: Option<String>,
@@ -66,6 +74,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         cpu_moe,
         cpu_ffn,
         gpus_used,
+        no_repack,
     } = p;
     let n = inp.shape.block_count as usize;
     // Every GPU of the plan is in llama.cpp's device list, so even at -ngl 0 it gets a compute
@@ -282,7 +291,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let cpu_total = cw + ck + cpu_compute + output_buffer;
     // With a GPU in llama.cpp's device list, host weights go to its host buffer type (or the
     // plain CPU buffer under mmap), never to CPU_REPACK (`make_cpu_buft_list`).
-    let repacked = if inp.cpu_repacks && n_gpus == 0 {
+    let repacked = if inp.cpu_repacks && n_gpus == 0 && !no_repack {
         c_repacked
     } else {
         Bytes::ZERO
@@ -320,6 +329,8 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         split,
         cpu_moe: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_moe },
         cpu_ffn: if n_gpus == 0 || ngl == 0 { 0 } else { cpu_ffn },
+        no_repack: no_repack && c_repacked > Bytes::ZERO,
+        paged: Bytes::ZERO,
         impossible,
     }
 }

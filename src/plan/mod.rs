@@ -153,6 +153,8 @@ pub struct Plan {
     /// dense feed-forward weights stay on the CPU while their attention and KV cache are on
     /// the GPU.
     pub n_cpu_ffn: u32,
+    /// llama.cpp's `--no-repack`: weights stay page cache instead of a repacked copy.
+    pub no_repack: bool,
     pub gpu_share: f64,
     /// Fraction of layers per GPU (llama.cpp's `--tensor-split`), when more than one.
     pub tensor_split: Vec<f64>,

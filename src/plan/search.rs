@@ -90,6 +90,21 @@ fn placements(s: &Setup, req: &Requirements) -> Vec<(Placement, Layout, bool)> {
             false,
         ));
     }
+    // On the CPU alone, when the whole plan does not fit in RAM but its anonymous memory
+    // does: the mapped weights that do not fit are re-read from disk as they are needed
+    // (seed 003's mmap route), with no repacked copies (`--no-repack`), which would be
+    // anonymous memory. Runs, at the disk's pace.
+    if out.is_empty() && max_ngl == 0 {
+        let p = Placement {
+            no_repack: s.inp.cpu_repacks,
+            ..Placement::layers(0)
+        };
+        let mut l = layout(s, p);
+        if l.impossible.is_none() && l.ram.anonymous_bytes <= l.ram.budget_bytes {
+            l.paged = l.ram.total_bytes.saturating_sub(l.ram.budget_bytes);
+            out.push((p, l, false));
+        }
+    }
     // A GPU too small for even the -ngl 0 offload buffers: hide it from llama.cpp.
     if out.is_empty() && max_ngl > 0 {
         let p = Placement {
@@ -168,6 +183,7 @@ pub fn plan_at(
         ngl,
         cpu_moe,
         cpu_ffn: 0,
+        no_repack: false,
     };
     plan_fixed(inp, snap, req, fixed)
 }
@@ -180,6 +196,8 @@ pub struct Fixed {
     pub ngl: u32,
     pub cpu_moe: u32,
     pub cpu_ffn: u32,
+    /// `--no-repack`.
+    pub no_repack: bool,
 }
 
 /// `plan_at` with every part of a placement (a run file's).
@@ -189,6 +207,7 @@ pub fn plan_fixed(inp: &PlanInput, snap: &Snapshot, req: &Requirements, f: Fixed
         ngl,
         cpu_moe,
         cpu_ffn,
+        no_repack,
     } = f;
     let budgets = Budgets::from_snapshot(snap, req);
     let ngl = if snap.gpus.is_empty() {
@@ -211,6 +230,7 @@ pub fn plan_fixed(inp: &PlanInput, snap: &Snapshot, req: &Requirements, f: Fixed
         Placement {
             cpu_moe,
             cpu_ffn,
+            no_repack,
             ..Placement::layers(ngl)
         },
     );
@@ -286,6 +306,7 @@ pub fn max_context(
         cpu_moe: plan.n_cpu_moe,
         cpu_ffn: plan.n_cpu_ffn,
         gpus_used: !plan.gpu_unused,
+        no_repack: plan.no_repack,
     };
     let fits_at = |ctx: u64| {
         let cfg = CacheConfig {

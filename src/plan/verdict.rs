@@ -5,6 +5,7 @@ use super::layout::{Layout, Setup};
 use super::quality::{kv_loss, weights_loss, weights_severity, Loss};
 use super::speed::speed;
 use super::{Plan, Requirements, Verdict};
+use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,10 @@ pub enum DegradationKind {
     ExpertsOnCpu,
     /// Dense feed-forward weights of some blocks stay on the CPU (`--n-cpu-ffn`, `-ot`).
     FfnOnCpu,
+    /// Weights are not repacked for the CPU's SIMD kernels (`--no-repack`), to save RAM.
+    NoRepack,
+    /// Mapped weights do not all fit in RAM: they are re-read from disk (mmap).
+    WeightsPaged,
     /// Some blocks (weights and their KV cache) run on the CPU.
     PartialOffload,
     /// Offloaded to a software Vulkan device (no speed-up).
@@ -86,7 +91,8 @@ pub(super) fn finish(
     let n = inp.shape.block_count;
     let weights = weights_loss(inp.quant.as_deref(), inp.bits_per_weight());
     let kv = kv_loss(t);
-    let speed = speed(inp, s.snap, &l, &s.cfg, &s.kv);
+    // Paged weights run at the disk's pace, which no figure here knows.
+    let speed = speed(inp, s.snap, &l, &s.cfg, &s.kv).filter(|_| l.paged == Bytes::ZERO);
     let mut deg = Vec::new();
     if missing.is_none() {
         match t {
@@ -149,6 +155,23 @@ pub(super) fn finish(
                 ),
             ));
         }
+        if l.paged > Bytes::ZERO {
+            deg.push(degradation(
+                K::WeightsPaged,
+                Severe,
+                format!(
+                    "{} of the mapped weights do not fit in RAM: llama.cpp re-reads them from disk for every token (mmap), so speed is bounded by the disk",
+                    l.paged
+                ),
+            ));
+        }
+        if l.no_repack {
+            deg.push(degradation(
+                K::NoRepack,
+                Mild,
+                "weights are not repacked for the CPU (--no-repack): they stay in the page cache, slower matrix products but no second copy in RAM".into(),
+            ));
+        }
         let on_gpu = l.gpu_blocks > 0 || l.output_on_gpu;
         if let Some(g) = s.snap.gpus.iter().find(|g| g.software).filter(|_| on_gpu) {
             deg.push(degradation(K::SoftwareGpu, Moderate, format!(
@@ -157,7 +180,7 @@ pub(super) fn finish(
             )));
         }
         let headroom = l.ram.budget_bytes.saturating_sub(l.ram.total_bytes);
-        if headroom.get() < l.ram.budget_bytes.get() / 10 {
+        if headroom.get() < l.ram.budget_bytes.get() / 10 && l.paged == Bytes::ZERO {
             deg.push(degradation(
                 K::ThinRamHeadroom,
                 Mild,
@@ -218,6 +241,7 @@ pub(super) fn finish(
         output_on_gpu: l.output_on_gpu,
         n_cpu_moe: l.cpu_moe,
         n_cpu_ffn: l.cpu_ffn,
+        no_repack: l.no_repack,
         gpu_share: l.gpu_blocks as f64 / n.max(1) as f64,
         tensor_split: l.split,
         devices,
