@@ -24,6 +24,30 @@ pub(super) struct Prepared {
     pub label: String,
 }
 
+/// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
+/// mapped file range of the host weights, not their sum (`self_check::mapped_host_span`).
+fn expected_on_devices(
+    plan: &crate::plan::Plan,
+    src: &ModelSource,
+    s: &RunSettings,
+) -> Vec<DeviceUse> {
+    let mut expected = plan.devices.clone();
+    let overrides = s.n_cpu_moe > 0 || s.n_cpu_ffn > 0;
+    if overrides && s.n_gpu_layers > 0 && expected.iter().any(|d| d.is_gpu) {
+        let span = crate::engine::self_check::mapped_host_span(
+            &src.tensors,
+            plan.block_count,
+            s.n_gpu_layers,
+            s.n_cpu_moe,
+            s.n_cpu_ffn,
+        );
+        for d in expected.iter_mut().filter(|d| !d.is_gpu) {
+            d.weights_bytes = span;
+        }
+    }
+    expected
+}
+
 pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
     if let Some(f) = &args.plan_file {
         return replan_run_file(f, args);
@@ -54,11 +78,12 @@ pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
         p.plan.kv_type,
         p.plan.n_gpu_layers
     ));
+    let settings = RunSettings::from_plan(&p.plan, p.model.path.clone());
     Ok(Prepared {
-        settings: RunSettings::from_plan(&p.plan, p.model.path.clone()),
+        expected: expected_on_devices(&p.plan, &p.model, &settings),
+        settings,
         verdict: p.plan.verdict,
         degradations: messages(&p.plan),
-        expected: p.plan.devices.clone(),
         repacked: p.plan.ram.repacked_bytes,
         threads: p.profile.as_ref().and_then(|x| x.threads),
         label,
@@ -140,10 +165,10 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     settings.software_gpu = s.software_gpu;
     Ok(Prepared {
         label: rf.catalog_name.clone().unwrap_or(src.label.clone()),
+        expected: expected_on_devices(&plan, &src, &settings),
         settings,
         verdict: plan.verdict,
         degradations: messages(&plan),
-        expected: plan.devices.clone(),
         repacked: plan.ram.repacked_bytes,
         shape: input.shape,
         threads: rf.threads,

@@ -79,6 +79,37 @@ pub fn self_check(
     checks
 }
 
+/// The host weights as llama.cpp maps them when per-tensor overrides (`--n-cpu-moe`,
+/// `--n-cpu-ffn`) interleave host and GPU tensors: one range of the file per buffer type,
+/// from the first host tensor to the end of the last, the GPU tensors between them included
+/// (`llama_model_loader::get_mapping_range`). Its buffer report counts that range; the RAM
+/// actually resident is only the host tensors' pages (the plan's figure).
+pub fn mapped_host_span(
+    tensors: &[crate::gguf::TensorInfo],
+    n_layer: u32,
+    ngl: u32,
+    cpu_moe: u32,
+    cpu_ffn: u32,
+) -> Bytes {
+    use crate::memory::weights::{block_of, is_dense_ffn};
+    let start = (n_layer + 1).saturating_sub(ngl) as usize;
+    let host = |t: &crate::gguf::TensorInfo| match block_of(&t.name) {
+        _ if t.name.starts_with("token_embd") => true,
+        Some(il) if il < n_layer as usize => {
+            il < start
+                || (il < cpu_moe as usize && t.name.contains("_exps"))
+                || (il < cpu_ffn as usize && is_dense_ffn(&t.name))
+        }
+        _ => ngl == 0,
+    };
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for t in tensors.iter().filter(|t| host(t)) {
+        first = first.min(t.offset);
+        last = last.max(t.offset.saturating_add(t.n_bytes().get()));
+    }
+    Bytes(last.saturating_sub(first.min(last)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +161,32 @@ mod tests {
         let bad: Vec<_> = drift.iter().filter(|c| !c.within_5_percent).collect();
         assert_eq!(bad.len(), 1, "{drift:?}");
         assert_eq!((bad[0].device.as_str(), bad[0].what), ("GPU", "KV cache"));
+    }
+
+    #[test]
+    fn interleaved_host_tensors_are_mapped_as_one_range() {
+        use crate::gguf::TensorInfo;
+        let t = |name: &str, offset: u64| TensorInfo {
+            name: name.into(),
+            dims: vec![1024],
+            ggml_type: crate::ggml_type::GgmlType::F32,
+            offset,
+        };
+        // token_embd, then per block attention and feed-forward, 4 KiB each.
+        let tensors = vec![
+            t("token_embd.weight", 0),
+            t("blk.0.attn_q.weight", 4096),
+            t("blk.0.ffn_up.weight", 8192),
+            t("blk.1.attn_q.weight", 12288),
+            t("blk.1.ffn_up.weight", 16384),
+            t("output_norm.weight", 20480),
+        ];
+        // Everything on the GPU but block 0's feed-forward: token_embd to blk.0.ffn_up.
+        assert_eq!(mapped_host_span(&tensors, 2, 3, 0, 1), Bytes(12288));
+        // Both blocks' feed-forward: up to the end of blk.1.ffn_up, attention between.
+        assert_eq!(mapped_host_span(&tensors, 2, 3, 0, 2), Bytes(20480));
+        // Nothing offloaded: the whole file.
+        assert_eq!(mapped_host_span(&tensors, 2, 0, 0, 0), Bytes(24576));
     }
 
     #[test]
