@@ -72,6 +72,12 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{file}: not a tier list (`profiles: [NAME or FILE.yaml, ...]`, best first)")]
+    AppTiers {
+        file: String,
+        #[source]
+        source: serde_norway::Error,
+    },
     #[error("no profile '{name}' (built in: {known})")]
     Unknown { name: String, known: String },
 }
@@ -218,10 +224,11 @@ pub fn tiers(
                 file: name.clone(),
                 source,
             })?;
-        let app: AppTiers = serde_norway::from_str(&text).map_err(|source| ProfileError::Yaml {
-            file: name.clone(),
-            source,
-        })?;
+        let app: AppTiers =
+            serde_norway::from_str(&text).map_err(|source| ProfileError::AppTiers {
+                file: name.clone(),
+                source,
+            })?;
         if app.profiles.is_empty() {
             return Err(ProfileError::Invalid {
                 file: name,

@@ -162,6 +162,26 @@ fn every_document_is_valid_against_its_schema() {
         ],
         &[0, 10, 20],
     );
+    // Without a model: every tier ranked (`profiles[]`), with `this_binary` for the GPU.
+    check_document(
+        "check-requirements",
+        &["check-requirements", "--hardware", m, "--json"],
+        &[0, 10, 20],
+    );
+    // The placements beyond -ngl and the usable context.
+    check_document(
+        "plan",
+        &[
+            "plan",
+            "--model",
+            "qwen2.5-coder:7b-q8_0",
+            "--hardware",
+            m,
+            "--max-context",
+            "--json",
+        ],
+        &[0, 10],
+    );
     check_document("profiles", &["profiles", "--json"], &[0]);
     check_document("catalog-list", &["catalog", "list", "--json"], &[0]);
     check_document(

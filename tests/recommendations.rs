@@ -160,6 +160,22 @@ fn an_application_ships_its_own_tiers_in_layerfit_yaml() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.contains(&"chat_4gb_cpu") && names.contains(&"chromebook_512mb"));
+    // A broken tier list is bad input naming the file.
+    for bad in ["profiles: [no_such_tier]\n", "tiers: 3\n", "profiles: []\n"] {
+        std::fs::write(dir.join("layerfit.yaml"), bad).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
+            .args(["check-requirements", "--ram", "16G", "--no-gpu"])
+            .current_dir(&dir)
+            .env_remove("LAYERFIT_HARDWARE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("layerfit.yaml"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

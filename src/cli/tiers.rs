@@ -48,6 +48,12 @@ pub fn plan_tiers(args: &PlanArgs) -> Result<Tiers, Failure> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (names, from) =
         crate::profile::tiers(&cwd, config_dir().as_deref()).map_err(Failure::input)?;
+    if let Some(file) = &from {
+        // A tier the application's file names must exist: say which file names it.
+        for name in &names {
+            crate::profile::load(name).map_err(|e| Failure::input_in(file.display(), e))?;
+        }
+    }
     let mut planned = Vec::new();
     for name in &names {
         let mut a = args.clone();
