@@ -77,10 +77,17 @@ fn gate_on_compatible_degraded_and_incompatible_machines() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("--accept-degraded"), "{out}");
 
-    // 2 GB still runs the 512 MB tier; 768 MB runs no tier at its context: exit 20.
+    // 2 GB still runs a small tier (degraded); 768 MB runs no tier at its context: exit 20.
     let (code, out) = gate(&machine("ram2g", "ram: 2G\n"), &["--yes"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("profile chromebook_512mb"), "{out}");
+    assert!(
+        out.contains("start it with: layerfit run --profile"),
+        "{out}"
+    );
+    assert!(
+        out.contains("profile chat_4gb_cpu") || out.contains("profile chromebook_512mb"),
+        "{out}"
+    );
     let (code, out) = gate(&machine("ram768m", "ram: 768M\n"), &[]);
     assert_eq!(code, 20, "{out}");
     assert!(out.contains("cannot run the required context"), "{out}");

@@ -434,7 +434,9 @@ fn the_mmap_route_runs_when_only_the_anonymous_memory_fits_and_no_repack_is_real
     assert_eq!(code, 10, "{d}");
     let plan = &d["plan"];
     assert_eq!(plan["no_repack"], true);
-    assert!(plan["speed"].is_null(), "disk-bound: no figure");
+    // Bounded by the disk: 1.85 GiB per token at the fastest consumer NVMe's 7.45 GB/s.
+    let high = plan["speed"]["decode_tokens_per_s_high"].as_f64().unwrap();
+    assert!(high < 7.45e9 / (1.85 * (1u64 << 30) as f64), "{high}");
     let kinds: Vec<&str> = plan["degradations"]
         .as_array()
         .unwrap()
@@ -445,6 +447,7 @@ fn the_mmap_route_runs_when_only_the_anonymous_memory_fits_and_no_repack_is_real
         kinds.contains(&"weights_paged") && kinds.contains(&"no_repack"),
         "{kinds:?}"
     );
+    assert!(kinds.contains(&"below_speed_floor"), "{kinds:?}");
     assert!(plan["ram"]["anonymous_bytes"].as_u64() <= plan["ram"]["budget_bytes"].as_u64());
 
     // --no-repack on the real engine: Gemma's q4_K weights are not copied into CPU_REPACK
