@@ -499,3 +499,21 @@ fn the_mmap_route_runs_when_only_the_anonymous_memory_fits_and_no_repack_is_real
     // Gemma 3 270M repacks 12.66 MiB of q4_K weights (docs/memory-model.md).
     assert_eq!(repacked - mapped, 13_271_040, "{repacked} vs {mapped}");
 }
+
+#[test]
+fn on_target_with_hardware_flags_is_bad_usage_not_a_silent_choice() {
+    let (code, _, err) = run(&[
+        "plan",
+        "--profile",
+        "hybrid_8gb",
+        "--on-target",
+        "--ram",
+        "4G",
+        "--json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--on-target") && err.contains("--ram"),
+        "{err}"
+    );
+}

@@ -40,8 +40,13 @@ pub struct PlanArgs {
     /// context, cache types and reserves, unless flags say otherwise.
     #[arg(long)]
     pub profile: Option<String>,
-    /// Plan on the profile's target machine instead of this one.
-    #[arg(long, requires = "profile")]
+    /// Plan on the profile's target machine instead of this one (not with hardware flags,
+    /// which describe another machine).
+    #[arg(
+        long,
+        requires = "profile",
+        conflicts_with_all = ["hardware", "ram", "vram", "gpu", "no_gpu"]
+    )]
     pub on_target: bool,
     /// Context the plan must hold (never lowered) [default: the profile's, else 32768].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_tokens, alias = "min-context")]

@@ -118,6 +118,24 @@ mod tests {
     }
 
     #[test]
+    fn an_amd_card_found_in_sysfs_needs_rocm_or_vulkan() {
+        let mut m = machine("RTX 4090");
+        m.gpus[0].vendor = Vendor::Amd;
+        m.gpus[0].source = "sysfs".into();
+        let (s, why) = for_this_binary(&m, &[]);
+        assert!(s.gpus.is_empty());
+        assert_eq!(why[0].needs_feature.as_deref(), Some("rocm"));
+        // A Vulkan build drives it; when its engine still does not list it, that is the reason.
+        let (_, why) = for_this_binary(&m, &["vulkan"]);
+        assert_eq!(why[0].needs_feature, None);
+        assert!(
+            why[0].reason.contains("does not list it"),
+            "{}",
+            why[0].reason
+        );
+    }
+
+    #[test]
     fn an_engine_listed_gpu_is_kept() {
         let mut m = machine("RTX 4090");
         m.gpus[0].engine_device = Some("CUDA0".into());
