@@ -135,29 +135,24 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     for il in 0..n {
         let lkv = kv.per_layer[il].total();
         match device_of(il) {
-            Some(d) if (il as u32) < cpu_moe => {
-                // `--n-cpu-moe`: this block's expert tensors stay in host memory.
-                let experts = w.experts_per_block[il];
-                gw[d] += w.per_block[il].saturating_sub(experts);
-                cw += experts;
-                gk[d] += lkv;
-                layers_on[d] += 1;
-                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
-            }
-            Some(d) if (il as u32) < cpu_ffn => {
-                // `--n-cpu-ffn`: the dense feed-forward weights stay in host memory; the
-                // attention and this block's KV cache stay on the GPU.
-                let ffn = w.ffn_per_block[il];
-                gw[d] += w.per_block[il].saturating_sub(ffn);
-                cw += ffn;
-                gk[d] += lkv;
-                layers_on[d] += 1;
-                host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
-            }
             Some(d) => {
-                gw[d] += w.per_block[il];
+                // `--n-cpu-moe` keeps this block's expert tensors in host memory,
+                // `--n-cpu-ffn` its dense feed-forward weights; attention and the block's KV
+                // cache stay on the GPU either way.
+                let spilled = if (il as u32) < cpu_moe {
+                    w.experts_per_block[il]
+                } else if (il as u32) < cpu_ffn {
+                    w.ffn_per_block[il]
+                } else {
+                    Bytes::ZERO
+                };
+                gw[d] += w.per_block[il].saturating_sub(spilled);
+                cw += spilled;
                 gk[d] += lkv;
                 layers_on[d] += 1;
+                if (il as u32) < cpu_moe.max(cpu_ffn) {
+                    host_largest = host_largest.max(addressable0(inp.largest_tensor_per_block[il]));
+                }
             }
             None => {
                 cw += w.per_block[il];

@@ -139,23 +139,37 @@ pub(super) fn finish(
                 Severe,
                 "nothing fits on the GPU: everything runs on the CPU".into(),
             ));
-        } else if l.cpu_moe > 0 {
+        } else if l.cpu_moe > 0 || l.cpu_ffn > 0 {
+            // Tensors of the first blocks on the CPU, attention on the GPU: experts are read
+            // only in part per token (milder), dense feed-forward weights whole.
+            let (kind, k, flag, what, severity) = if l.cpu_moe > 0 {
+                let sev = if l.cpu_moe * 2 <= n { Mild } else { Moderate };
+                (
+                    K::ExpertsOnCpu,
+                    l.cpu_moe,
+                    "--n-cpu-moe",
+                    "expert tensors",
+                    sev,
+                )
+            } else {
+                let sev = if l.cpu_ffn * 2 <= n { Moderate } else { Severe };
+                (
+                    K::FfnOnCpu,
+                    l.cpu_ffn,
+                    "--n-cpu-ffn",
+                    "feed-forward weights",
+                    sev,
+                )
+            };
+            let rest = if kind == K::ExpertsOnCpu {
+                "attention and the rest stay on the GPU"
+            } else {
+                "attention and the KV cache stay on the GPU"
+            };
             deg.push(degradation(
-                K::ExpertsOnCpu,
-                if l.cpu_moe * 2 <= n { Mild } else { Moderate },
-                format!(
-                    "expert tensors of the first {}/{} blocks run on the CPU (--n-cpu-moe {}); attention and the rest stay on the GPU",
-                    l.cpu_moe, n, l.cpu_moe
-                ),
-            ));
-        } else if l.cpu_ffn > 0 {
-            deg.push(degradation(
-                K::FfnOnCpu,
-                if l.cpu_ffn * 2 <= n { Moderate } else { Severe },
-                format!(
-                    "feed-forward weights of the first {}/{} blocks run on the CPU (--n-cpu-ffn {}); attention and the KV cache stay on the GPU",
-                    l.cpu_ffn, n, l.cpu_ffn
-                ),
+                kind,
+                severity,
+                format!("{what} of the first {k}/{n} blocks run on the CPU ({flag} {k}); {rest}"),
             ));
         } else if l.gpu_blocks < n || !l.output_on_gpu {
             deg.push(degradation(
