@@ -248,23 +248,16 @@ fn main() {
         );
         if let Some(s) = &p.speed {
             println!(
-                "{name}: planner's range on this machine: decode {:.1}-{:.1} tok/s (measured {:.1}: {}), prompt {}",
+                "{name}: planner on this machine: decode about {:.1} tok/s ({:.1}-{:.1}; measured {:.1}), prompt about {:.0} ({:.0}-{:.0}; measured {:.1}); {} figures (the speed_model bench compares position by position)",
+                s.decode_tokens_per_s,
                 s.decode_tokens_per_s_low,
                 s.decode_tokens_per_s_high,
                 lf.decode,
-                if lf.decode >= s.decode_tokens_per_s_low && lf.decode <= s.decode_tokens_per_s_high {
-                    "inside"
-                } else {
-                    "OUTSIDE"
-                },
-                match (s.prompt_tokens_per_s_low, s.prompt_tokens_per_s_high) {
-                    (Some(lo), Some(hi)) => format!(
-                        "{lo:.0}-{hi:.0} tok/s (measured {:.1}: {})",
-                        lf.prompt,
-                        if lf.prompt >= lo && lf.prompt <= hi { "inside" } else { "OUTSIDE" }
-                    ),
-                    _ => "n/a (no CPU clock figure)".into(),
-                }
+                s.prompt_tokens_per_s,
+                s.prompt_tokens_per_s_low,
+                s.prompt_tokens_per_s_high,
+                lf.prompt,
+                s.source
             );
         }
     }

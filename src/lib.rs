@@ -21,3 +21,4 @@ pub mod model;
 pub mod model_source;
 pub mod plan;
 pub mod profile;
+pub mod speed;

@@ -1,6 +1,8 @@
 //! The command line: clap types, one module per command, and the single place where
 //! outcomes become exit codes (documented in `docs/user-guide.md`).
 
+mod bench;
+pub mod calibration;
 mod candidates;
 mod catalog;
 mod check_requirements;
@@ -90,6 +92,9 @@ enum Command {
     Profiles(profiles::Args),
     /// The model catalog: list entries, verify one against a real file.
     Catalog(catalog::Args),
+    /// Measure this machine's speed figures through the bundled engine (a few seconds);
+    /// plans use them for their expected tokens/s.
+    Bench(bench::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(completions::Args),
 }
@@ -200,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, &printer),
         Command::Catalog(a) => catalog::run(a, &printer),
         Command::Completions(a) => completions::run(a),
+        Command::Bench(a) => bench::run(a, &printer),
     };
     let (code, head, causes, hint) = match result {
         Ok(code) => return ExitCode::from(code),
@@ -232,6 +238,7 @@ impl Command {
             Command::Plan(a) => a.json,
             Command::CheckRequirements(a) => a.json,
             Command::Profiles(a) => a.json,
+            Command::Bench(a) => a.json,
             Command::Run(a) => a.json,
             Command::Catalog(a) => catalog::wants_json(a),
             Command::Completions(_) => false,

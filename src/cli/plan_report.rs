@@ -53,15 +53,12 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         plan.ram.anonymous_bytes
     ));
     if let Some(s) = &plan.speed {
-        printer.line(&format!(
-            "expected decode speed: {:.1} to {:.1} tokens/s{}",
-            s.decode_tokens_per_s_low,
-            s.decode_tokens_per_s_high,
-            match (s.prompt_tokens_per_s_low, s.prompt_tokens_per_s_high) {
-                (Some(lo), Some(hi)) => format!("; prompt {lo:.0} to {hi:.0} tokens/s"),
-                _ => String::new(),
-            }
-        ));
+        for line in speed_lines(s, plan.context) {
+            printer.line(&line);
+        }
+        if let Some(b) = &s.busy {
+            printer.warning(&busy_line(b));
+        }
     }
     printer.line(&format!("verdict: {}", verdict_word(plan.verdict)));
     for d in &plan.degradations {
@@ -161,4 +158,46 @@ pub fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Degraded => "DEGRADED (runs, with the warnings below)",
         Verdict::Incompatible => "INCOMPATIBLE",
     }
+}
+
+/// A rate as people read it: whole tokens/s from 10 up, one decimal below.
+pub fn rate(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// The speed in two lines: decode at the start and at the full context, then prompt
+/// processing, each an expected figure with its band.
+pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
+    vec![
+        format!(
+            "expected decode: about {} tokens/s ({} to {}) at the start, about {} ({} to {}) with {context} tokens in context",
+            rate(s.decode_tokens_per_s),
+            rate(s.decode_tokens_per_s_low),
+            rate(s.decode_tokens_per_s_high),
+            rate(s.decode_tokens_per_s_at_context),
+            rate(s.decode_at_context_low),
+            rate(s.decode_at_context_high),
+        ),
+        format!(
+            "expected prompt processing: about {} tokens/s ({} to {}); {} thread{}, {} figures",
+            rate(s.prompt_tokens_per_s),
+            rate(s.prompt_tokens_per_s_low),
+            rate(s.prompt_tokens_per_s_high),
+            s.threads,
+            if s.threads == 1 { "" } else { "s" },
+            s.source
+        ),
+    ]
+}
+
+/// The warning for a loaded machine.
+pub fn busy_line(b: &crate::plan::Busy) -> String {
+    format!(
+        "this machine is busy (load average {:.1} on {} physical cores): the figures assume idle cores; use --threads {} so the engine does not fight the other work",
+        b.load_average, b.physical_cores, b.recommended_threads
+    )
 }

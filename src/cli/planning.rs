@@ -79,6 +79,10 @@ pub struct PlanArgs {
     /// slower plans are degraded [default: the profile's, else 5; 0: no floor].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_speed)]
     pub min_speed: Option<f64>,
+    /// CPU threads, at least 1 [default: the profile's, else the physical cores, as
+    /// llama.cpp]; the expected speed is computed for them.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
@@ -179,6 +183,20 @@ fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Requirements, Fail
     })
 }
 
+/// Threads, calibration and load for the speed figures. This machine's calibration and
+/// load apply only when the CPU planned for is this one (not a described machine or a
+/// profile's target).
+pub fn speed_inputs(a: &PlanArgs, pr: Option<&Profile>, machine: &Snapshot, req: &mut Requirements) {
+    req.threads = a.threads.or(pr.and_then(|p| p.threads));
+    let here = !a.on_target && !machine.source.starts_with("file");
+    if here {
+        req.calibration = super::calibration::load(&machine.cpu).map(std::sync::Arc::new);
+        req.load_average = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+    }
+}
+
 fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure> {
     match (profile, a.on_target) {
         (Some(p), true) => {
@@ -202,7 +220,8 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let pr = profile.as_ref();
     let all = sources(a, pr)?;
     let machine = hardware(a, pr)?;
-    let req = requirements(a, pr)?;
+    let mut req = requirements(a, pr)?;
+    speed_inputs(a, pr, &machine, &mut req);
     let forced = match (a.ngl, a.dev.is_some()) {
         (Some(ngl), _) => Some(Forced::Layers {
             kv: req.kv_types[0],

@@ -39,9 +39,6 @@ pub struct Args {
     /// Random seed for sampling (the same seed and prompt give the same answer).
     #[arg(long, default_value = "42", allow_negative_numbers = true)]
     pub seed: u32,
-    /// CPU threads, at least 1 [default: the profile's, else the physical cores].
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
-    pub threads: Option<u32>,
     /// Run a degraded plan without asking.
     #[arg(long)]
     pub accept_degraded: bool,
@@ -126,6 +123,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let s = &prep.settings;
     let kv = s.kv_type().map_err(Failure::input)?;
     let threads = args
+        .plan
         .threads
         .or(prep.threads)
         .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);

@@ -31,6 +31,11 @@ pub struct PlanInput {
     /// The file's quantization (`q4_k_m`, from `general.file_type` or the catalog variant),
     /// for the quality loss; `None`: judged by bits per weight.
     pub quant: Option<String>,
+    /// Matrix weights of the blocks by type, summed over all blocks (the speed model's
+    /// kernels run per type).
+    pub block_types: Vec<(GgmlType, Bytes)>,
+    /// The output projection's type (the embeddings' when tied): read whole every step.
+    pub output_type: GgmlType,
 }
 
 impl PlanInput {
@@ -46,13 +51,25 @@ impl PlanInput {
         let mut tied_output = true;
         let mut largest_tensor_per_block = vec![Bytes::ZERO; n];
         let mut output_projection = Bytes::ZERO;
+        let mut block_types: Vec<(GgmlType, Bytes)> = Vec::new();
+        let (mut output_type, mut embd_type) = (None, GgmlType::F16);
         for t in tensors {
+            if t.dims.len() >= 2 && block_of(&t.name).is_some_and(|b| b < n) {
+                match block_types.iter_mut().find(|e| e.0 == t.ggml_type) {
+                    Some(e) => e.1 += t.n_bytes(),
+                    None => block_types.push((t.ggml_type, t.n_bytes())),
+                }
+            }
+            if t.name == "token_embd.weight" {
+                embd_type = t.ggml_type;
+            }
             if let Some(b) = block_of(&t.name).filter(|&b| b < n) {
                 largest_tensor_per_block[b] = largest_tensor_per_block[b].max(t.n_bytes());
             }
             if t.name == "output.weight" {
                 tied_output = false;
                 output_projection = t.n_bytes();
+                output_type = Some(t.ggml_type);
             }
             if t.dims.len() < 2
                 || !REPACKED.contains(&t.ggml_type)
@@ -77,6 +94,8 @@ impl PlanInput {
             largest_tensor_per_block,
             output_projection,
             quant: None,
+            block_types,
+            output_type: output_type.unwrap_or(embd_type),
         }
     }
 

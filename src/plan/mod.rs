@@ -16,7 +16,7 @@ mod layout;
 pub mod quality;
 pub mod rank;
 mod search;
-mod speed;
+pub mod speed;
 mod verdict;
 
 pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
@@ -52,6 +52,14 @@ pub struct Requirements {
     /// Decode speed (tokens/s) below which a plan counts as degraded (`--min-speed`, a
     /// profile's `min_speed`); `None`: no floor.
     pub min_decode_tokens_per_s: Option<f64>,
+    /// CPU threads (`--threads`); `None`: the physical cores, as llama.cpp.
+    pub threads: Option<u32>,
+    /// This machine's speed calibration; `None` for described machines or when none is
+    /// cached (rough figures, said so in the plan's speed basis).
+    pub calibration: Option<std::sync::Arc<crate::speed::Calibration>>,
+    /// The 1-minute load average of this machine before layerfit ran (other work on the
+    /// cores the engine's threads need); `None` for described machines.
+    pub load_average: Option<f64>,
 }
 
 /// The default speed floor for interactive use: about reading speed (250 words a minute at
@@ -70,6 +78,9 @@ impl Default for Requirements {
             mlock: false,
             n_ubatch: 512,
             min_decode_tokens_per_s: Some(DEFAULT_MIN_SPEED),
+            threads: None,
+            calibration: None,
+            load_average: None,
         }
     }
 }
@@ -112,26 +123,48 @@ pub struct RamUse {
     pub budget_bytes: Bytes,
 }
 
-/// Speed as ranges (tokens/s): decode is memory-bound, prompt processing compute-bound.
+/// Expected speed (tokens/s), each figure with its band: decode at the start of a
+/// conversation and with the cache filled to the context (attention over every cached
+/// token slows each step), prompt processing in micro-batches from an empty cache.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Speed {
+    /// CPU threads the figures assume (`--threads`, else the physical cores).
+    pub threads: u32,
+    /// Set when other work keeps this machine's cores busy (load average at least half a
+    /// core): the figures assume idle cores, and fewer threads are recommended.
+    pub busy: Option<Busy>,
+    pub decode_tokens_per_s: f64,
     pub decode_tokens_per_s_low: f64,
     pub decode_tokens_per_s_high: f64,
+    pub decode_tokens_per_s_at_context: f64,
+    pub decode_at_context_low: f64,
+    pub decode_at_context_high: f64,
+    pub prompt_tokens_per_s: f64,
+    pub prompt_tokens_per_s_low: f64,
+    pub prompt_tokens_per_s_high: f64,
     /// Bytes read per generated token at an empty and at a full context.
     pub bytes_per_token_low: Bytes,
     pub bytes_per_token_high: Bytes,
-    /// Prompt processing (tokens/s), compute-bound; absent when a device's peak is unknown.
-    pub prompt_tokens_per_s_low: Option<f64>,
-    pub prompt_tokens_per_s_high: Option<f64>,
+    /// `measured` (this machine's calibration), `published` (GPU spec table x published
+    /// efficiency), `rough` (no calibration, or a GPU without figures).
+    pub source: String,
     pub basis: String,
 }
 
 impl Speed {
-    /// One decode figure to rank by: the geometric mean of the range (the range's ends are
-    /// an empty context at full bandwidth and a full one at 60%).
+    /// The decode figure plans are ranked and judged by: with the cache filled to the
+    /// required context, what a long session lives with.
     pub fn expected_decode(&self) -> f64 {
-        (self.decode_tokens_per_s_low * self.decode_tokens_per_s_high).sqrt()
+        self.decode_tokens_per_s_at_context
     }
+}
+
+/// A loaded machine: the 1-minute load average and the threads recommended for it.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Busy {
+    pub load_average: f64,
+    pub physical_cores: usize,
+    pub recommended_threads: u32,
 }
 
 /// The chosen configuration.

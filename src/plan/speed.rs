@@ -1,135 +1,334 @@
-//! Expected speed of a layout: decode is memory-bound, prompt processing compute-bound.
+//! Expected speed of a placement: the model split into one part per device (its weights by
+//! type, its attention layers, its blocks), each part timed with that device's rates
+//! (`crate::speed`), summed per step, plus a copy of the activations at each device
+//! boundary. Decode at the start and with the cache filled to the context; prompt
+//! processing in micro-batches of `n_ubatch`.
 
 use super::input::PlanInput;
-use super::layout::Layout;
-use super::Speed;
+use super::{DeviceUse, Requirements, Speed};
 use crate::bytes::Bytes;
+use crate::ggml_type::GgmlType;
 use crate::hardware::Snapshot;
-use crate::memory::{CacheConfig, KvEstimate};
+use crate::memory::CacheConfig;
+use crate::speed::model::{bytes_per_step, decode_seconds, prompt_seconds};
+use crate::speed::{published, AttnLayer, Basis, Part, Rates};
 
-/// Decode is memory-bound: each token reads the weights on every device (only the used
-/// experts of MoE layers; one row of the embeddings) and the KV cache filled so far.
-/// High end: empty context at the device's full bandwidth; low end: full context at 60%.
-///
-/// Prompt processing is compute-bound: 2 FLOPs per active weight per token, plus attention
-/// (4 x heads x head size per cached token and layer). High end: empty context at 50% of the
-/// device's peak; low end: attention over a full context at 20%. A device without a known
-/// bandwidth (or peak) leaves that figure out rather than guessing.
-pub(super) fn speed(
+/// One activation copy between devices per step (PCIe latency dominates the few KiB);
+/// an assumption, not a measurement (docs/speed.md).
+const BOUNDARY_SECONDS: f64 = 20e-6;
+
+/// Where the model sits: the parts of a layout or of a finished plan the speed needs.
+pub struct Placed<'a> {
+    pub gpus: &'a [DeviceUse],
+    pub cpu: &'a DeviceUse,
+    pub gpu_blocks: u32,
+    pub output_on_gpu: bool,
+}
+
+struct Device<'a> {
+    part: Part,
+    rates: Rates<'a>,
+    /// A GPU that borrows host weights for prompt batches (llama.cpp's op offload).
+    pcie: Option<(f64, Rates<'a>)>,
+}
+
+/// The figures of one placement, or `None` when nothing is placed.
+pub(crate) struct Timing<'a> {
+    devices: Vec<Device<'a>>,
+    boundaries: usize,
+    pub basis: Basis,
+    pub threads: u32,
+    notes: Vec<String>,
+}
+
+impl Timing<'_> {
+    /// Seconds of a decode step with `pos` cells filled.
+    pub fn decode(&self, pos: f64) -> Option<f64> {
+        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS;
+        for d in &self.devices {
+            t += decode_seconds(&d.part, &d.rates, pos)?;
+        }
+        Some(t)
+    }
+
+    /// Seconds of a prompt micro-batch of `batch` tokens from `pos`.
+    pub fn prompt(&self, pos: f64, batch: f64) -> Option<f64> {
+        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS;
+        for d in &self.devices {
+            match &d.pcie {
+                // Host weights go over the link to the GPU for each batch; the host keeps
+                // the attention over its own cache.
+                Some((link, gpu)) => {
+                    let weights: f64 = d.part.weights.iter().map(|w| w.1).sum();
+                    let moved = Part {
+                        attn: Vec::new(),
+                        output: None,
+                        blocks: 0.0,
+                        has_outside: false,
+                        ..d.part.clone()
+                    };
+                    let attn_only = Part {
+                        weights: Vec::new(),
+                        ..d.part.clone()
+                    };
+                    t += weights / link
+                        + prompt_seconds(&moved, gpu, pos, batch)?
+                        + prompt_seconds(&attn_only, &d.rates, pos, batch)?;
+                }
+                None => t += prompt_seconds(&d.part, &d.rates, pos, batch)?,
+            }
+        }
+        Some(t)
+    }
+
+    pub fn bytes(&self, pos: f64) -> f64 {
+        self.devices.iter().map(|d| bytes_per_step(&d.part, pos)).sum()
+    }
+}
+
+/// The parts and rates of a placement.
+pub(crate) fn timing<'a>(
     inp: &PlanInput,
-    snap: &Snapshot,
-    l: &Layout,
+    snap: &'a Snapshot,
+    req: &'a Requirements,
+    at: &Placed,
     cfg: &CacheConfig,
-    kv: &KvEstimate,
-) -> Option<Speed> {
+) -> Timing<'a> {
+    let threads = req
+        .threads
+        .unwrap_or_else(|| crate::speed::default_threads(snap.cpu.physical_cores));
+    let mut notes = Vec::new();
+    let (cpu_rates, cpu_basis) = match req.calibration.as_deref().and_then(|c| c.at(threads)) {
+        Some(r) => (Rates::Measured(r), Basis::Measured),
+        None => (published::cpu_rates(&snap.cpu, threads), Basis::Rough),
+    };
+    let mut basis = cpu_basis;
+    let total_kv: f64 = at.gpus.iter().chain([at.cpu]).map(|d| d.kv_bytes.get() as f64).sum();
     let expert_fraction = if inp.shape.n_expert > 0 {
         inp.shape.n_expert_used as f64 / inp.shape.n_expert as f64
     } else {
         1.0
     };
-    let experts: Bytes = inp.weights.experts_per_block.iter().copied().sum();
-    let total_w = inp.weights.total.get().max(1) as f64;
-    // Bytes of a device's weights read per token (inactive experts skipped).
-    let active = |w: Bytes| {
-        let share = w.get() as f64 / total_w;
-        (w.get() as f64 - experts.get() as f64 * share * (1.0 - expert_fraction)).max(0.0)
+    let block_total: f64 = inp.block_types.iter().map(|t| t.1.get() as f64).sum();
+    let experts: f64 = inp.weights.experts_per_block.iter().map(|b| b.get() as f64).sum();
+    let tied_bytes = inp.weights.token_embd.get() as f64;
+    let output_bytes = if inp.tied_output {
+        tied_bytes
+    } else {
+        inp.output_projection.get() as f64
     };
-    // Weights per parameter, to turn bytes into FLOPs.
-    let bytes_per_param = total_w / inp.weights.n_params.max(1) as f64;
-    let attn_flops_per_ctx: f64 = inp
+    let attn: Vec<AttnLayer> = inp
         .shape
         .layers
         .iter()
-        .filter(|x| x.has_kv)
-        .map(|x| 4.0 * x.n_head as f64 * x.head_dim_k as f64)
-        .sum::<f64>();
-    let filled = cfg.n_ctx as f64 / kv.cells.max(1) as f64;
-    let n_blocks = inp.shape.block_count.max(1) as f64;
-    let (mut t_low, mut t_high, mut b_low, mut b_high) = (0.0, 0.0, 0.0, 0.0);
-    let (mut p_low, mut p_high) = (Some(0.0), Some(0.0));
-    // `out`: bytes of the output projection on this device; a prompt batch computes logits
-    // for its last token only, so prompt FLOPs leave it out.
-    let mut add = |w: f64, out: f64, k: f64, bw: Option<f64>, flops: Option<f64>, blocks: f64| {
-        b_high += w;
-        b_low += w + k;
-        let f_w = 2.0 * w / bytes_per_param;
-        let f_a = attn_flops_per_ctx * (blocks / n_blocks) * cfg.n_ctx as f64;
-        // A decoded token is bounded by memory (bytes over bandwidth) or, for small models on
-        // CPUs, by the matrix-vector products (10-30% of peak FLOP/s): whichever is slower.
-        match bw {
-            Some(bw) => {
-                let (c_hi, c_lo) = match flops {
-                    Some(f) => (f_w / (f * 0.3), (f_w + f_a) / (f * 0.1)),
-                    None => (0.0, 0.0),
-                };
-                t_high += (w / bw).max(c_hi);
-                t_low += ((w + k) / (bw * 0.6)).max(c_lo);
-            }
-            None if w + k > 0.0 => t_high = f64::NAN,
-            None => {}
-        }
-        match flops {
-            Some(f) => {
-                let f_p = 2.0 * (w - out).max(0.0) / bytes_per_param;
-                p_high = p_high.map(|t| t + f_p / (f * 0.5));
-                p_low = p_low.map(|t| t + (f_p + f_a) / (f * 0.2));
-            }
-            None if w > 0.0 => {
-                p_high = None;
-                p_low = None;
-            }
-            None => {}
-        }
-    };
-    let output_proj = (if inp.tied_output {
-        inp.weights.token_embd
-    } else {
-        inp.weights.output
-    })
-    .get() as f64;
-    let out_gpu = l.gpu.len().saturating_sub(1);
-    for (i, g) in l.gpu.iter().enumerate() {
-        let gpu = snap.gpus.get(i)?;
-        let share = g.weights_bytes.get() as f64 / total_w;
-        add(
-            active(g.weights_bytes),
-            if l.output_on_gpu && i == out_gpu {
-                output_proj
+        .filter(|l| l.has_kv)
+        .map(|l| AttnLayer {
+            n_head: l.n_head,
+            head_dim: l.head_dim_k,
+            window: (l.is_swa && inp.shape.n_swa > 0).then_some(inp.shape.n_swa as u64),
+            kv_bytes_per_cell: kv_bytes(l.n_embd_k_gqa(), cfg.type_k)
+                + kv_bytes(l.n_embd_v_gqa(), cfg.type_v),
+        })
+        .collect();
+    let n_blocks = inp.shape.block_count as f64;
+    let part = |d: &DeviceUse, outside: f64, output: bool, blocks: f64| {
+        let block_bytes = (d.weights_bytes.get() as f64 - outside).max(0.0);
+        let share = if block_total > 0.0 {
+            (block_bytes / block_total).min(1.0)
+        } else {
+            0.0
+        };
+        // Inactive experts are not read: scale by the active share of the block bytes.
+        let active = if block_total > 0.0 {
+            1.0 - experts / block_total * (1.0 - expert_fraction)
+        } else {
+            1.0
+        };
+        Part {
+            weights: inp
+                .block_types
+                .iter()
+                .map(|&(t, b)| (t, b.get() as f64 * share * active))
+                .collect(),
+            output: output.then_some((inp.output_type, output_bytes)),
+            attn: attn.clone(),
+            attn_share: if total_kv > 0.0 {
+                d.kv_bytes.get() as f64 / total_kv
             } else {
                 0.0
             },
-            g.kv_bytes.get() as f64 * filled,
-            gpu.bandwidth_gbps.map(|b| b * 1e9),
-            gpu.fp16_tflops.map(|t| t * 1e12),
-            n_blocks * share,
-        );
-    }
-    // Only one embedding row is read per token, unless the output layer is tied to the
-    // embeddings and runs here: then the whole matrix is read by the output projection.
-    let cpu_w = if inp.tied_output && !l.output_on_gpu {
-        l.cpu.weights_bytes
-    } else {
-        l.cpu.weights_bytes.saturating_sub(inp.weights.token_embd)
+            kv_type: cfg.type_k,
+            blocks,
+            has_outside: output,
+        }
     };
-    add(
-        active(cpu_w),
-        if l.output_on_gpu { 0.0 } else { output_proj },
-        l.cpu.kv_bytes.get() as f64 * filled,
-        snap.cpu.memory_bandwidth_gbps.map(|b| b * 1e9),
-        snap.cpu.peak_flops(),
-        n_blocks - l.gpu_blocks as f64,
-    );
-    if t_high.is_nan() || t_high <= 0.0 {
+    let mut devices = Vec::new();
+    let last = at.gpus.len().saturating_sub(1);
+    let gpu_weights: f64 = at.gpus.iter().map(|g| g.weights_bytes.get() as f64).sum();
+    for (i, d) in at.gpus.iter().enumerate() {
+        let Some(g) = snap.gpus.get(i) else { continue };
+        let output = at.output_on_gpu && i == last;
+        let blocks = if gpu_weights > 0.0 {
+            at.gpu_blocks as f64 * d.weights_bytes.get() as f64 / gpu_weights
+        } else {
+            0.0
+        };
+        let (rates, b) = if g.software {
+            // llvmpipe/lavapipe computes on this CPU's cores: the CPU's own rates at all
+            // of them (its thread pool), not a GPU's.
+            let all = crate::speed::default_threads(snap.cpu.physical_cores);
+            match req.calibration.as_deref().and_then(|c| c.at(all)) {
+                Some(r) => (Rates::Measured(r), Basis::Measured),
+                None => (published::cpu_rates(&snap.cpu, all), Basis::Rough),
+            }
+        } else {
+            published::gpu_rates(g)
+        };
+        if g.bandwidth_gbps.is_none() && !g.software {
+            notes.push(format!(
+                "{} has no bandwidth figure: assumed {} GB/s",
+                g.name,
+                published::UNKNOWN_GPU_BANDWIDTH_GBPS
+            ));
+        }
+        basis = basis.worst(b);
+        let outside = if output { output_bytes } else { 0.0 };
+        devices.push(Device {
+            part: part(d, outside, output, blocks),
+            rates,
+            pcie: None,
+        });
+    }
+    let cpu_outside = tied_bytes
+        + if at.output_on_gpu || inp.tied_output {
+            0.0
+        } else {
+            output_bytes
+        };
+    let cpu_blocks = (n_blocks - at.gpu_blocks as f64).max(0.0);
+    let mut cpu = Device {
+        part: part(at.cpu, cpu_outside, !at.output_on_gpu, cpu_blocks),
+        rates: cpu_rates,
+        pcie: None,
+    };
+    // llama.cpp runs a prompt batch's host matrix products on the first real GPU
+    // (op offload), moving the host weights over PCIe each batch.
+    if let Some((i, g)) = snap
+        .gpus
+        .iter()
+        .enumerate()
+        .find(|(i, g)| !g.software && *i < at.gpus.len())
+    {
+        let _ = i;
+        cpu.pcie = Some((published::pcie_bytes_per_s(g), published::gpu_rates(g).0));
+    }
+    let boundaries = devices.len()
+        - usize::from(cpu.part.weights.iter().all(|w| w.1 == 0.0) && cpu.part.attn_share == 0.0);
+    devices.push(cpu);
+    Timing {
+        devices,
+        boundaries,
+        basis,
+        threads,
+        notes,
+    }
+}
+
+fn kv_bytes(n: u64, t: GgmlType) -> f64 {
+    t.row_size(n).map_or(0.0, |b| b.get() as f64)
+}
+
+/// The speed of a placement: decode at the start and at the full context, prompt batches
+/// from an empty cache, each with its band.
+pub(super) fn speed(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    at: &Placed,
+    cfg: &CacheConfig,
+) -> Option<Speed> {
+    let t = timing(inp, snap, req, at, cfg);
+    let ctx = cfg.n_ctx as f64;
+    let start = t.decode(0.0)?;
+    let full = t.decode((ctx - 1.0).max(0.0))?;
+    let batch = cfg.n_ubatch.max(1) as f64;
+    let prompt = batch / t.prompt(0.0, batch)?;
+    let (db, pb) = t.basis.band();
+    let ok = |x: f64| x.is_finite() && x > 0.0;
+    if !(ok(start) && ok(full) && ok(prompt)) {
         return None;
     }
-    let rate = |t: Option<f64>| t.filter(|&t| t > 0.0).map(|t| 1.0 / t);
+    let mut basis = match t.basis {
+        Basis::Measured => format!(
+            "this machine's calibration (layerfit bench) at {} thread{}",
+            t.threads,
+            if t.threads == 1 { "" } else { "s" }
+        ),
+        Basis::Published => "GPU spec table x efficiency fitted to published llama.cpp results (docs/speed.md); CPU from this machine's calibration".to_string(),
+        Basis::Rough => "rough figures: no calibration for this CPU (memory bandwidth x 70%, SIMD peak x 25%); run `layerfit bench` on the machine".to_string(),
+    };
+    for n in &t.notes {
+        basis.push_str("; ");
+        basis.push_str(n);
+    }
+    // A busy machine: only when the thread count is the default (an explicit --threads is
+    // the user's choice) and other work would leave fewer free cores than threads.
+    let cores = snap.cpu.physical_cores;
+    let busy = req
+        .load_average
+        .filter(|_| req.threads.is_none())
+        .and_then(|load| {
+            crate::speed::threads_for_load(cores, load).map(|n| super::Busy {
+                load_average: load,
+                physical_cores: cores,
+                recommended_threads: n,
+            })
+        });
     Some(Speed {
-        decode_tokens_per_s_low: 1.0 / t_low,
-        decode_tokens_per_s_high: 1.0 / t_high,
-        bytes_per_token_low: Bytes(b_high as u64),
-        bytes_per_token_high: Bytes(b_low as u64),
-        prompt_tokens_per_s_low: rate(p_low),
-        prompt_tokens_per_s_high: rate(p_high),
-        basis: "decode: bytes read per token over device bandwidth (GPU table/NVML; CPU measured); prompt: FLOPs per token over peak FLOP/s (GPU table; CPU cores x SIMD x clock)".into(),
+        threads: t.threads,
+        busy,
+        decode_tokens_per_s: 1.0 / start,
+        decode_tokens_per_s_low: (1.0 - db) / start,
+        decode_tokens_per_s_high: (1.0 + db) / start,
+        decode_tokens_per_s_at_context: 1.0 / full,
+        decode_at_context_low: (1.0 - db) / full,
+        decode_at_context_high: (1.0 + db) / full,
+        prompt_tokens_per_s: prompt,
+        prompt_tokens_per_s_low: prompt * (1.0 - pb),
+        prompt_tokens_per_s_high: prompt * (1.0 + pb),
+        bytes_per_token_low: Bytes(t.bytes(0.0) as u64),
+        bytes_per_token_high: Bytes(t.bytes(ctx) as u64),
+        source: t.basis.name().to_string(),
+        basis,
     })
+}
+
+/// Seconds of a decode step at cache position `pos` and of a prompt micro-batch of `batch`
+/// tokens from `pos`, for a finished plan (the speed benchmark compares these with the
+/// engine at the same positions).
+pub fn step_seconds(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    plan: &super::Plan,
+    pos: f64,
+    batch: f64,
+) -> Option<(f64, f64)> {
+    let (cpu, gpus) = plan.devices.split_last()?;
+    let placed = Placed {
+        gpus,
+        cpu,
+        gpu_blocks: plan.gpu_blocks,
+        output_on_gpu: plan.output_on_gpu,
+    };
+    let cfg = CacheConfig {
+        n_ctx: plan.context,
+        type_k: plan.kv_type,
+        type_v: plan.kv_type,
+        flash_attn: plan.flash_attn,
+        n_ubatch: req.n_ubatch,
+        ..CacheConfig::default()
+    };
+    let t = timing(inp, snap, req, &placed, &cfg);
+    Some((t.decode(pos)?, t.prompt(pos, batch)?))
 }

@@ -85,8 +85,17 @@ fn paged_bound(mut sp: super::Speed, paged: Bytes) -> super::Speed {
         return sp;
     }
     let disk = paged.get() as f64 / FASTEST_DISK_READ;
-    sp.decode_tokens_per_s_low = 1.0 / (1.0 / sp.decode_tokens_per_s_low + disk);
-    sp.decode_tokens_per_s_high = 1.0 / (1.0 / sp.decode_tokens_per_s_high + disk);
+    let slow = |x: &mut f64| *x = 1.0 / (1.0 / *x + disk);
+    for x in [
+        &mut sp.decode_tokens_per_s,
+        &mut sp.decode_tokens_per_s_low,
+        &mut sp.decode_tokens_per_s_high,
+        &mut sp.decode_tokens_per_s_at_context,
+        &mut sp.decode_at_context_low,
+        &mut sp.decode_at_context_high,
+    ] {
+        slow(x);
+    }
     sp.basis.push_str(&format!(
         "; {paged} of weights re-read from disk per token, at most at 7.45 GB/s (the fastest consumer NVMe)"
     ));
@@ -110,7 +119,18 @@ pub(super) fn finish(
     let n = inp.shape.block_count;
     let weights = weights_loss(inp.quant.as_deref(), inp.bits_per_weight());
     let kv = kv_loss(t);
-    let speed = speed(inp, s.snap, &l, &s.cfg, &s.kv).map(|sp| paged_bound(sp, l.paged));
+    let placed = super::speed::Placed {
+        gpus: &l.gpu,
+        cpu: &l.cpu,
+        gpu_blocks: l.gpu_blocks,
+        output_on_gpu: l.output_on_gpu,
+    };
+    // A context that does not fit gets no speed: there is nothing to run.
+    let speed = missing
+        .is_none()
+        .then(|| speed(inp, s.snap, req, &placed, &s.cfg))
+        .flatten()
+        .map(|sp| paged_bound(sp, l.paged));
     let mut deg = Vec::new();
     if missing.is_none() {
         match t {

@@ -1,0 +1,232 @@
+//! The speed model against the engine: for both real models, at ctx 4096 and 32768, with the
+//! KV cache about empty and about half full, at 1 and 2 threads, the planner's expected
+//! decode and prompt tokens/s next to what the bundled llama.cpp then does (a raw C-API loop:
+//! a 512-token prompt batch, then 16 greedy decode steps, at the cache position measured).
+//! Targets: decode within 15%, prompt within 25%, every row.
+//! Run: `cargo bench --bench speed_model` (after `bash tests/fetch-models.sh`); the planner
+//! uses this machine's calibration (`layerfit bench`), measured first when absent.
+
+use layerfit::cli::calibration;
+use layerfit::engine::calibrate::{calibrate, Depth};
+use layerfit::engine::measure::init_backend;
+use layerfit::ggml_type::GgmlType;
+use layerfit::hardware::probe::{probe, ProbeOptions};
+use layerfit::model_source::ModelSource;
+use layerfit::plan::{plan, speed::step_seconds, Requirements};
+use std::sync::Arc;
+use llama_cpp_sys_2 as sys;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const PROMPT_BATCH: usize = 512;
+const DECODE_STEPS: usize = 24;
+
+/// One measured row: where in the cache, how fast.
+struct Measured {
+    threads: u32,
+    prompt_pos: u64,
+    prompt_tokens_per_s: f64,
+    decode_pos: u64,
+    decode_tokens_per_s: f64,
+}
+
+struct Engine {
+    model: *mut sys::llama_model,
+    ctx: *mut sys::llama_context,
+    vocab: *const sys::llama_vocab,
+    pos: usize,
+    filler: Vec<sys::llama_token>,
+}
+
+impl Engine {
+    fn load(path: &Path, n_ctx: u32) -> Engine {
+        init_backend();
+        unsafe {
+            let c = CString::new(path.to_str().unwrap()).unwrap();
+            let mut mp = sys::llama_model_default_params();
+            mp.n_gpu_layers = 0;
+            let model = sys::llama_model_load_from_file(c.as_ptr(), mp);
+            assert!(!model.is_null(), "cannot load {}", path.display());
+            let mut cp = sys::llama_context_default_params();
+            cp.n_ctx = n_ctx;
+            cp.n_batch = 2048;
+            cp.n_ubatch = 512;
+            cp.n_seq_max = 1;
+            cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_ENABLED;
+            let ctx = sys::llama_init_from_model(model, cp);
+            assert!(!ctx.is_null());
+            let vocab = sys::llama_model_get_vocab(model);
+            let text = "The quick brown fox jumps over the lazy dog while the river flows to the sea. ";
+            let mut toks = vec![0; 256];
+            let n = sys::llama_tokenize(
+                vocab,
+                text.as_ptr() as *const _,
+                text.len() as i32,
+                toks.as_mut_ptr(),
+                toks.len() as i32,
+                false,
+                false,
+            );
+            toks.truncate(n.max(1) as usize);
+            Engine {
+                model,
+                ctx,
+                vocab,
+                pos: 0,
+                filler: toks,
+            }
+        }
+    }
+
+    fn tokens(&self, n: usize) -> Vec<sys::llama_token> {
+        self.filler.iter().copied().cycle().take(n).collect()
+    }
+
+    fn decode(&mut self, toks: &mut [sys::llama_token]) {
+        for chunk in toks.chunks_mut(2048) {
+            let rc = unsafe {
+                sys::llama_decode(self.ctx, sys::llama_batch_get_one(chunk.as_mut_ptr(), chunk.len() as i32))
+            };
+            assert_eq!(rc, 0, "llama_decode failed at position {}", self.pos);
+            self.pos += chunk.len();
+        }
+    }
+
+    fn fill_to(&mut self, pos: usize) {
+        if pos > self.pos {
+            let mut t = self.tokens(pos - self.pos);
+            self.decode(&mut t);
+        }
+    }
+
+    fn measure(&mut self, threads: u32) -> Measured {
+        unsafe { sys::llama_set_n_threads(self.ctx, threads as i32, threads as i32) };
+        let prompt_pos = self.pos as u64;
+        let mut t = self.tokens(PROMPT_BATCH);
+        let start = Instant::now();
+        self.decode(&mut t);
+        let prompt = PROMPT_BATCH as f64 / start.elapsed().as_secs_f64();
+        let decode_pos = self.pos as u64;
+        let mut steps = Vec::new();
+        unsafe {
+            let smpl = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
+            sys::llama_sampler_chain_add(smpl, sys::llama_sampler_init_greedy());
+            for _ in 0..DECODE_STEPS {
+                let start = Instant::now();
+                let mut tok = sys::llama_sampler_sample(smpl, self.ctx, -1);
+                if sys::llama_vocab_is_eog(self.vocab, tok) {
+                    tok = self.filler[0];
+                }
+                self.decode(std::slice::from_mut(&mut tok));
+                steps.push(start.elapsed().as_secs_f64());
+            }
+            sys::llama_sampler_free(smpl);
+        }
+        // The median step: one slow step (another process, a page fault) does not move it.
+        steps.sort_by(f64::total_cmp);
+        let decode = 1.0 / steps[steps.len() / 2];
+        Measured {
+            threads,
+            prompt_pos,
+            prompt_tokens_per_s: prompt,
+            decode_pos,
+            decode_tokens_per_s: decode,
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        unsafe {
+            sys::llama_free(self.ctx);
+            sys::llama_model_free(self.model);
+        }
+    }
+}
+
+/// The calibration the planner uses: the cached one, else measured now (and cached).
+fn calibration_for(snap: &layerfit::hardware::Snapshot) -> layerfit::speed::Calibration {
+    if let Some(c) = calibration::load(&snap.cpu) {
+        return c;
+    }
+    println!("no calibration cached: measuring one (layerfit bench)");
+    let n = snap.cpu.physical_cores.max(1) as u32;
+    let c = calibrate(
+        &[1, (n / 2).max(1), n],
+        Depth::Full,
+        1 << 30,
+        calibration::machine_key(&snap.cpu),
+        calibration::engine_key(),
+        &mut |_, _, _| {},
+    )
+    .expect("calibration");
+    calibration::save(&snap.cpu, &c).expect("cache the calibration");
+    c
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("speed_model: run with `cargo bench --bench speed_model`");
+        return;
+    }
+    let dir = std::env::var_os("LAYERFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/layerfit/models")
+        });
+    let snap = probe(&ProbeOptions::default());
+    let cal = Arc::new(calibration_for(&snap));
+    println!(
+        "speed model vs engine: CPU {}, f16 cache, flash attention, {PROMPT_BATCH}-token prompt batch, {DECODE_STEPS} decode steps (median step)",
+        snap.cpu.model
+    );
+    println!(
+        "{:<34} {:>6} {:>3} {:>6} {:>9} {:>9} {:>7} {:>6} {:>9} {:>9} {:>7}",
+        "model", "ctx", "thr", "pos", "decode", "predicted", "error", "pos", "prompt", "predicted", "error"
+    );
+    let (mut worst_decode, mut worst_prompt) = (0.0f64, 0.0f64);
+    for name in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
+        let path = dir.join(name);
+        if !path.exists() {
+            eprintln!("skipping {name}: run `bash tests/fetch-models.sh` first");
+            continue;
+        }
+        let src = ModelSource::from_file(&path).unwrap();
+        let inp = src.plan_input(&snap.cpu.simd).unwrap();
+        for n_ctx in [4096u32, 32768] {
+            let mut e = Engine::load(&path, n_ctx);
+            for fill in [0usize, n_ctx as usize / 2] {
+                e.fill_to(fill);
+                for threads in [1u32, 2] {
+                    let m = e.measure(threads);
+                    let req = Requirements {
+                        min_context: n_ctx as u64,
+                        kv_types: vec![GgmlType::F16],
+                        threads: Some(threads),
+                        calibration: Some(cal.clone()),
+                        ..Requirements::default()
+                    };
+                    let p = plan(&inp, &snap, &req);
+                    let (d, _) = step_seconds(&inp, &snap, &req, &p, m.decode_pos as f64, 1.0).unwrap();
+                    let (_, pr) = step_seconds(&inp, &snap, &req, &p, m.prompt_pos as f64, PROMPT_BATCH as f64).unwrap();
+                    let (pd, pp) = (1.0 / d, PROMPT_BATCH as f64 / pr);
+                    let ed = pd / m.decode_tokens_per_s - 1.0;
+                    let ep = pp / m.prompt_tokens_per_s - 1.0;
+                    worst_decode = worst_decode.max(ed.abs());
+                    worst_prompt = worst_prompt.max(ep.abs());
+                    println!(
+                        "{:<34} {:>6} {:>3} {:>6} {:>9.1} {:>9.1} {:>+6.1}% {:>6} {:>9.1} {:>9.1} {:>+6.1}%",
+                        name, n_ctx, m.threads, m.decode_pos, m.decode_tokens_per_s, pd, ed * 100.0,
+                        m.prompt_pos, m.prompt_tokens_per_s, pp, ep * 100.0
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "worst decode error {:.1}% (target 15%), worst prompt error {:.1}% (target 25%)",
+        worst_decode * 100.0,
+        worst_prompt * 100.0
+    );
+}

@@ -1,0 +1,175 @@
+//! `layerfit bench`: calibrates the speed model on this machine through the bundled
+//! engine (a few seconds) and caches the figures for `plan`, `check-requirements` and `run`.
+
+use super::calibration;
+use super::output::Printer;
+use super::plan_report::rate;
+use super::{exit, Failure};
+use crate::engine::calibrate::{calibrate, Depth};
+use crate::speed::{default_threads, Calibration};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also measure at this many CPU threads (at least 1; repeatable). Always measured: 1,
+    /// half the physical cores, all of them.
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Vec<u32>,
+    /// Print the cached calibration without measuring (exit 2 when there is none).
+    #[arg(long)]
+    pub show: bool,
+    /// Print one JSON document (the calibration and where it is cached).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Doc {
+    path: String,
+    calibration: Calibration,
+}
+
+/// Measures at 1, half and all physical cores plus `extra`, with a progress bar on a
+/// terminal; `short` for a plan that found no calibration.
+pub fn measure(cpu: &crate::hardware::Cpu, extra: &[u32], depth: Depth, show_bar: bool) -> Result<Calibration, Failure> {
+    let all = default_threads(cpu.physical_cores);
+    let mut threads = vec![1, (all / 2).max(1), all];
+    threads.extend(extra);
+    if depth == Depth::Short {
+        threads = vec![extra.first().copied().unwrap_or(all)];
+    }
+    let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr());
+    if !show_bar || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("calibrating [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let avail = crate::hardware::ram::read(
+        &crate::hardware::probe::ProbeOptions::default().cgroup_root,
+        &mut Vec::new(),
+    )
+    .available_bytes
+    .get();
+    let result = calibrate(
+        &threads,
+        depth,
+        avail / 8,
+        calibration::machine_key(cpu),
+        calibration::engine_key(),
+        &mut |done, total, what| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(what.to_string());
+        },
+    );
+    bar.finish_and_clear();
+    result.map_err(|e| Failure::Internal(anyhow::anyhow!(e)))
+}
+
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    let cpu = crate::hardware::cpu::probe();
+    let path = calibration::path(&cpu);
+    let cal = if args.show {
+        calibration::load(&cpu).ok_or_else(|| {
+            Failure::BadInput(format!(
+                "no calibration for this machine and engine build at {}",
+                path.display()
+            ))
+            .with_hint("run `layerfit bench` to measure one")
+        })?
+    } else {
+        let c = measure(&cpu, &args.threads, Depth::Full, true)?;
+        calibration::save(&cpu, &c).map_err(|e| {
+            Failure::Internal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        })?;
+        c
+    };
+    if args.json {
+        printer.json(&Doc {
+            path: path.display().to_string(),
+            calibration: cal,
+        })?;
+        return Ok(exit::OK);
+    }
+    print_table(&cal, printer);
+    printer.line(&format!(
+        "{} calibration of {} ({:.1} s), cached in {}",
+        cal.kind,
+        cal.machine,
+        cal.seconds_taken,
+        path.display()
+    ));
+    printer.line("plans on this machine now use these figures; run `layerfit bench` again after a hardware or engine change");
+    Ok(exit::OK)
+}
+
+fn print_table(cal: &Calibration, printer: &Printer) {
+    let mut header = vec!["measured".to_string()];
+    header.extend(cal.points.iter().map(|p| format!("{} thr", p.threads)));
+    let refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = printer.table(&refs);
+    let Some(first) = cal.points.first() else {
+        return;
+    };
+    let row = |label: String, f: &dyn Fn(&crate::speed::ThreadRates) -> Option<f64>, unit: &str| {
+        let mut cells = vec![label];
+        cells.extend(
+            cal.points
+                .iter()
+                .map(|p| f(p).map_or("-".into(), |v| format!("{} {unit}", rate(v)))),
+        );
+        cells
+    };
+    for r in &first.matvec_gb_per_s {
+        let name = r.type_name.clone();
+        let cells = row(
+            format!("{name} decode"),
+            &|p| p.matvec_gb_per_s.iter().find(|x| x.type_name == name).map(|x| x.value),
+            "GB/s",
+        );
+        printer.row(&mut t, cells);
+    }
+    for r in &first.matmul_gflop_per_s {
+        let name = r.type_name.clone();
+        let cells = row(
+            format!("{name} prompt"),
+            &|p| p.matmul_gflop_per_s.iter().find(|x| x.type_name == name).map(|x| x.value),
+            "GFLOP/s",
+        );
+        printer.row(&mut t, cells);
+    }
+    for w in &first.working_set_curve {
+        let size = w.working_set_bytes;
+        let cells = row(
+            format!("memory, {} MiB read", size >> 20),
+            &|p| {
+                p.working_set_curve
+                    .iter()
+                    .find(|x| x.working_set_bytes == size)
+                    .map(|x| x.gb_per_s)
+            },
+            "GB/s",
+        );
+        printer.row(&mut t, cells);
+    }
+    for a in first.attn_decode_ns.iter().filter(|a| a.head_dim == 128) {
+        let name = a.type_name.clone();
+        let cells = row(
+            format!("attention, {name} cache"),
+            &|p| {
+                p.attn_decode_ns
+                    .iter()
+                    .find(|x| x.type_name == name && x.head_dim == 128)
+                    .map(|x| x.ns * 1000.0)
+            },
+            "ps/unit",
+        );
+        printer.row(&mut t, cells);
+    }
+    let cells = row("graph node".into(), &|p| Some(p.node_seconds * 1e6), "us");
+    printer.row(&mut t, cells);
+    printer.print_table(t);
+}

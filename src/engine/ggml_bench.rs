@@ -1,0 +1,276 @@
+//! Timing single ggml operations on the CPU back-end of the bundled engine: matrix products
+//! of each weight type (in the buffer type llama.cpp would load them into, repacked where it
+//! repacks), flash attention over a KV cache of each cache type, and graphs of tiny nodes
+//! (the per-node cost of a decode step). `calibrate` turns these into the speed model's
+//! figures; nothing here knows about models.
+
+use super::measure::init_backend;
+use crate::ggml_type::GgmlType;
+use llama_cpp_sys_2 as sys;
+use std::ffi::c_void;
+use std::time::{Duration, Instant};
+
+type ExtraBufts = unsafe extern "C" fn(sys::ggml_backend_dev_t) -> *mut sys::ggml_backend_buffer_type_t;
+
+/// The engine's CPU back-end at a thread count, with the weight buffer types llama.cpp
+/// tries first (its "extra" types: repacked layouts for the CPU's SIMD kernels).
+pub struct CpuBackend {
+    backend: sys::ggml_backend_t,
+    dev: sys::ggml_backend_dev_t,
+    extra: Vec<sys::ggml_backend_buffer_type_t>,
+}
+
+impl CpuBackend {
+    pub fn new(threads: u32) -> Option<CpuBackend> {
+        init_backend();
+        unsafe {
+            let backend = sys::ggml_backend_cpu_init();
+            if backend.is_null() {
+                return None;
+            }
+            sys::ggml_backend_cpu_set_n_threads(backend, threads.max(1) as i32);
+            let dev = sys::ggml_backend_get_device(backend);
+            let reg = sys::ggml_backend_dev_backend_reg(dev);
+            let mut extra = Vec::new();
+            let f = sys::ggml_backend_reg_get_proc_address(
+                reg,
+                c"ggml_backend_dev_get_extra_bufts".as_ptr(),
+            );
+            if !f.is_null() {
+                let f: ExtraBufts = std::mem::transmute(f);
+                let mut p = f(dev);
+                while !p.is_null() && !(*p).is_null() {
+                    extra.push(*p);
+                    p = p.add(1);
+                }
+            }
+            Some(CpuBackend {
+                backend,
+                dev,
+                extra,
+            })
+        }
+    }
+
+    /// Seconds for `y = W x` with W of `ty` (`k` x `m`, `copies` distinct matrices used in
+    /// turn, so the working set is `copies` times one matrix) and x of `n_tokens` columns.
+    pub fn mul_mat(
+        &self,
+        ty: GgmlType,
+        k: u64,
+        m: u64,
+        n_tokens: u64,
+        copies: usize,
+        budget: Duration,
+    ) -> Option<f64> {
+        let mut g = Graph::new(copies * 3 + 8)?;
+        unsafe {
+            let weights: Vec<_> = (0..copies)
+                .map(|_| sys::ggml_new_tensor_2d(g.ctx, ty.id(), k as i64, m as i64))
+                .collect();
+            let mut x = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F32, k as i64, n_tokens as i64);
+            g.inputs.push(x);
+            let mut outs = Vec::new();
+            for &w in &weights {
+                let y = sys::ggml_mul_mat(g.ctx, w, x);
+                outs.push(y);
+                x = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F32, k as i64, n_tokens as i64);
+                g.inputs.push(x);
+            }
+            let buft = self.weight_buft(weights[0], outs[0]);
+            g.alloc_weights(&weights, buft)?;
+            for y in outs {
+                g.expand(y);
+            }
+        }
+        g.run(self, budget)
+    }
+
+    /// Seconds for one flash-attention op: `n_q` query tokens over `n_kv` cached cells of
+    /// `kv` type, `n_head` query heads sharing `n_head_kv` KV heads of `head_dim`.
+    pub fn flash_attn(
+        &self,
+        kv: GgmlType,
+        head_dim: u64,
+        n_head: u64,
+        n_head_kv: u64,
+        n_kv: u64,
+        n_q: u64,
+        budget: Duration,
+    ) -> Option<f64> {
+        let mut g = Graph::new(16)?;
+        unsafe {
+            let d = head_dim as i64;
+            let q = sys::ggml_new_tensor_3d(g.ctx, sys::GGML_TYPE_F32, d, n_q as i64, n_head as i64);
+            let k = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_kv as i64, n_head_kv as i64);
+            let v = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_kv as i64, n_head_kv as i64);
+            let mask = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F16, n_kv as i64, n_q as i64);
+            g.inputs.extend([q, k, v, mask]);
+            let out = sys::ggml_flash_attn_ext(g.ctx, q, k, v, mask, 1.0 / (d as f32).sqrt(), 0.0, 0.0);
+            sys::ggml_flash_attn_ext_set_prec(out, sys::GGML_PREC_F32);
+            g.expand(out);
+        }
+        g.run(self, budget)
+    }
+
+    /// Seconds per node of a chain of `n` element-wise ops on `width`-wide rows: the cost a
+    /// decode step pays per graph node (thread wake-up and barrier) whatever the work.
+    pub fn tiny_nodes(&self, n: usize, width: u64, budget: Duration) -> Option<f64> {
+        let mut g = Graph::new(n + 8)?;
+        unsafe {
+            let a = sys::ggml_new_tensor_1d(g.ctx, sys::GGML_TYPE_F32, width as i64);
+            let b = sys::ggml_new_tensor_1d(g.ctx, sys::GGML_TYPE_F32, width as i64);
+            g.inputs.extend([a, b]);
+            let mut x = a;
+            for _ in 0..n {
+                x = sys::ggml_add(g.ctx, x, b);
+            }
+            g.expand(x);
+        }
+        g.run(self, budget).map(|t| t / n as f64)
+    }
+
+    /// The first buffer type llama.cpp would load this weight into for this op.
+    unsafe fn weight_buft(
+        &self,
+        w: *mut sys::ggml_tensor,
+        op: *mut sys::ggml_tensor,
+    ) -> sys::ggml_backend_buffer_type_t {
+        for &buft in &self.extra {
+            (*w).buffer = sys::ggml_backend_buft_alloc_buffer(buft, 0);
+            let ok = sys::ggml_backend_dev_supports_op(self.dev, op);
+            sys::ggml_backend_buffer_free((*w).buffer);
+            (*w).buffer = std::ptr::null_mut();
+            if ok {
+                return buft;
+            }
+        }
+        sys::ggml_backend_dev_buffer_type(self.dev)
+    }
+}
+
+impl Drop for CpuBackend {
+    fn drop(&mut self) {
+        unsafe { sys::ggml_backend_free(self.backend) }
+    }
+}
+
+/// A ggml context, its graph and buffers, freed together.
+struct Graph {
+    ctx: *mut sys::ggml_context,
+    graph: *mut sys::ggml_cgraph,
+    inputs: Vec<*mut sys::ggml_tensor>,
+    buffers: Vec<sys::ggml_backend_buffer_t>,
+}
+
+impl Graph {
+    fn new(n_tensors: usize) -> Option<Graph> {
+        unsafe {
+            let size = sys::ggml_tensor_overhead() * (n_tensors + 16)
+                + sys::ggml_graph_overhead_custom(n_tensors.max(16) * 2, false);
+            let ctx = sys::ggml_init(sys::ggml_init_params {
+                mem_size: size,
+                mem_buffer: std::ptr::null_mut(),
+                no_alloc: true,
+            });
+            if ctx.is_null() {
+                return None;
+            }
+            let graph = sys::ggml_new_graph_custom(ctx, n_tensors.max(16) * 2, false);
+            Some(Graph {
+                ctx,
+                graph,
+                inputs: Vec::new(),
+                buffers: Vec::new(),
+            })
+        }
+    }
+
+    unsafe fn expand(&mut self, t: *mut sys::ggml_tensor) {
+        sys::ggml_build_forward_expand(self.graph, t);
+    }
+
+    /// Weights get their own buffer of `buft` (a repacking type converts on write); they
+    /// hold zeros, which cost the kernels exactly what real values cost.
+    unsafe fn alloc_weights(
+        &mut self,
+        weights: &[*mut sys::ggml_tensor],
+        buft: sys::ggml_backend_buffer_type_t,
+    ) -> Option<()> {
+        let size: usize = weights
+            .iter()
+            .map(|&w| sys::ggml_backend_buft_get_alloc_size(buft, w) + 256)
+            .sum();
+        let buf = sys::ggml_backend_buft_alloc_buffer(buft, size);
+        if buf.is_null() {
+            return None;
+        }
+        self.buffers.push(buf);
+        let base = sys::ggml_backend_buffer_get_base(buf) as usize;
+        let align = sys::ggml_backend_buffer_get_alignment(buf).max(1);
+        let mut offset = 0usize;
+        for &w in weights {
+            let addr = (base + offset).div_ceil(align) * align;
+            if sys::ggml_backend_tensor_alloc(buf, w, addr as *mut c_void) != sys::GGML_STATUS_SUCCESS
+            {
+                return None;
+            }
+            let zeros = vec![0u8; sys::ggml_nbytes(w)];
+            sys::ggml_backend_tensor_set(w, zeros.as_ptr() as *const c_void, 0, zeros.len());
+            offset = addr - base + sys::ggml_backend_buft_get_alloc_size(buft, w);
+        }
+        Some(())
+    }
+
+    /// Allocates what is left in a CPU buffer, fills inputs with small values, then runs the
+    /// graph until `budget` is spent (at least 3 times) and returns the median seconds.
+    fn run(&mut self, be: &CpuBackend, budget: Duration) -> Option<f64> {
+        unsafe {
+            let buft = sys::ggml_backend_dev_buffer_type(be.dev);
+            let buf = sys::ggml_backend_alloc_ctx_tensors_from_buft(self.ctx, buft);
+            if !buf.is_null() {
+                self.buffers.push(buf);
+            }
+            for &t in &self.inputs {
+                if (*t).data.is_null() {
+                    return None;
+                }
+                let n = sys::ggml_nbytes(t);
+                let fill: Vec<u8> = match (*t).type_ {
+                    sys::GGML_TYPE_F32 => (0..n / 4)
+                        .flat_map(|i| (((i % 7) as f32 - 3.0) * 0.01).to_ne_bytes())
+                        .collect(),
+                    _ => vec![0u8; n],
+                };
+                sys::ggml_backend_tensor_set(t, fill.as_ptr() as *const c_void, 0, n);
+            }
+            let mut times = Vec::new();
+            let start = Instant::now();
+            while times.len() < 3 || (start.elapsed() < budget && times.len() < 1000) {
+                let t = Instant::now();
+                if sys::ggml_backend_graph_compute(be.backend, self.graph) != sys::GGML_STATUS_SUCCESS
+                {
+                    return None;
+                }
+                times.push(t.elapsed().as_secs_f64());
+            }
+            // The first run warms caches and pages: leave it out when there are more.
+            if times.len() > 3 {
+                times.remove(0);
+            }
+            times.sort_by(f64::total_cmp);
+            Some(times[times.len() / 2])
+        }
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        unsafe {
+            for &b in &self.buffers {
+                sys::ggml_backend_buffer_free(b);
+            }
+            sys::ggml_free(self.ctx);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! What `layerfit bench` measured on this machine through the bundled engine, as plain data:
+//! per thread count, the rate of each weight type in a decode step (matrix x vector) and in
+//! a prompt batch (matrix x 512 columns), flash attention per cache type, and the cost of a
+//! graph node. The speed model reads it; the CLI stores it (XDG cache).
+
+use crate::ggml_type::GgmlType;
+use serde::{Deserialize, Serialize};
+
+/// Bump when the measured figures change meaning: older files are measured again.
+pub const CALIBRATION_VERSION: u32 = 1;
+
+/// One figure per ggml type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TypeRate {
+    /// ggml's type name (`q4_K`, `f16`).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub value: f64,
+}
+
+/// A decode step's weight rate at one working-set size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkingSetRate {
+    pub working_set_bytes: u64,
+    pub gb_per_s: f64,
+}
+
+/// Everything measured at one thread count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ThreadRates {
+    pub threads: u32,
+    /// Matrix x vector (a decode step), GB of weights per second, working set
+    /// `matvec_working_set_bytes`, each type in the buffer llama.cpp loads it into.
+    pub matvec_gb_per_s: Vec<TypeRate>,
+    pub matvec_working_set_bytes: u64,
+    /// How the matrix x vector rate of q8_0 changes with the bytes a step reads (caches,
+    /// then memory): the other types scale by the same curve.
+    pub working_set_curve: Vec<WorkingSetRate>,
+    /// Matrix x 512-column batch (a prompt micro-batch), GFLOP/s.
+    pub matmul_gflop_per_s: Vec<TypeRate>,
+    /// Flash attention of one query token (decode), nanoseconds per query head x cached
+    /// cell x head dimension, by cache type, at head size 64 and 128 and 256.
+    pub attn_decode_ns: Vec<AttnRate>,
+    /// Flash attention of a 512-token batch (prompt), nanoseconds per query token x query
+    /// head x visible cell x head dimension.
+    pub attn_prompt_ns: Vec<AttnRate>,
+    /// Seconds per graph node that does almost nothing (thread wake-up and barrier).
+    pub node_seconds: f64,
+}
+
+/// Attention cost at one cache type and head size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AttnRate {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub head_dim: u32,
+    pub ns: f64,
+}
+
+/// A machine's calibration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Calibration {
+    pub version: u32,
+    /// What it was measured on (CPU model, cores, RAM) and with (engine build): a cached
+    /// calibration is used only when both still match.
+    pub machine: String,
+    pub engine: String,
+    /// Unix seconds.
+    pub measured_at: u64,
+    /// `full` (`layerfit bench`) or `short` (measured by a plan that found none).
+    pub kind: String,
+    pub seconds_taken: f64,
+    pub points: Vec<ThreadRates>,
+}
+
+fn lookup(v: &[TypeRate], t: GgmlType) -> Option<f64> {
+    v.iter()
+        .find(|r| r.type_name == t.name())
+        .map(|r| r.value)
+        .filter(|x| x.is_finite() && *x > 0.0)
+}
+
+/// The measured type nearest in kernel and size when a type was not measured: k-quants
+/// share kernels by family; everything else falls back to q8_0.
+fn stand_in(t: GgmlType) -> GgmlType {
+    use GgmlType as T;
+    match t {
+        T::Q2K | T::Q3K | T::Q5K | T::Iq2Xxs | T::Iq2Xs | T::Iq2S | T::Iq3Xxs | T::Iq3S
+        | T::Iq1S | T::Iq1M => T::Q4K,
+        T::Q5_1 | T::Iq4Nl | T::Iq4Xs => T::Q5_0,
+        T::Bf16 | T::F32 => T::F16,
+        _ => T::Q8_0,
+    }
+}
+
+impl ThreadRates {
+    /// Weight bytes per second of a decode step for `t` when a step reads `working_set`
+    /// bytes in all.
+    pub fn matvec_bytes_per_s(&self, t: GgmlType, working_set: f64) -> Option<f64> {
+        let at_mid = lookup(&self.matvec_gb_per_s, t)
+            .or_else(|| lookup(&self.matvec_gb_per_s, stand_in(t)))
+            .or_else(|| lookup(&self.matvec_gb_per_s, GgmlType::Q8_0))?;
+        let scale = self.curve(working_set) / self.curve(self.matvec_working_set_bytes as f64);
+        Some(at_mid * 1e9 * if scale.is_finite() { scale } else { 1.0 })
+    }
+
+    /// The working-set curve at `bytes`: linear in log(bytes) between measured sizes,
+    /// flat beyond them.
+    fn curve(&self, bytes: f64) -> f64 {
+        let c = &self.working_set_curve;
+        let (Some(first), Some(last)) = (c.first(), c.last()) else {
+            return 1.0;
+        };
+        if bytes <= first.working_set_bytes as f64 {
+            return first.gb_per_s;
+        }
+        if bytes >= last.working_set_bytes as f64 {
+            return last.gb_per_s;
+        }
+        for w in c.windows(2) {
+            let (a, b) = (w[0].working_set_bytes as f64, w[1].working_set_bytes as f64);
+            if bytes <= b {
+                let f = (bytes.ln() - a.ln()) / (b.ln() - a.ln());
+                return w[0].gb_per_s + f * (w[1].gb_per_s - w[0].gb_per_s);
+            }
+        }
+        last.gb_per_s
+    }
+
+    /// FLOP/s of a prompt micro-batch for weights of `t`.
+    pub fn matmul_flops(&self, t: GgmlType) -> Option<f64> {
+        lookup(&self.matmul_gflop_per_s, t)
+            .or_else(|| lookup(&self.matmul_gflop_per_s, stand_in(t)))
+            .or_else(|| lookup(&self.matmul_gflop_per_s, GgmlType::Q8_0))
+            .map(|g| g * 1e9)
+    }
+
+    /// Seconds per unit of attention work at cache type `kv` and `head_dim`, for a decode
+    /// step (`prompt` false) or a prompt batch: linear between the measured head sizes.
+    pub fn attn_seconds(&self, kv: GgmlType, head_dim: u32, prompt: bool) -> Option<f64> {
+        let rows: Vec<&AttnRate> = if prompt {
+            &self.attn_prompt_ns
+        } else {
+            &self.attn_decode_ns
+        }
+        .iter()
+        .filter(|r| r.type_name == kv.name() && r.ns.is_finite() && r.ns > 0.0)
+        .collect();
+        let below = rows.iter().filter(|r| r.head_dim <= head_dim).max_by_key(|r| r.head_dim);
+        let above = rows.iter().filter(|r| r.head_dim >= head_dim).min_by_key(|r| r.head_dim);
+        let ns = match (below, above) {
+            (Some(a), Some(b)) if a.head_dim == b.head_dim => a.ns,
+            (Some(a), Some(b)) => {
+                let f = (head_dim - a.head_dim) as f64 / (b.head_dim - a.head_dim) as f64;
+                a.ns + f * (b.ns - a.ns)
+            }
+            (Some(a), None) | (None, Some(a)) => a.ns,
+            (None, None) => return None,
+        };
+        Some(ns * 1e-9)
+    }
+}
+
+impl Calibration {
+    /// The figures at `threads`: the measured point with that count, else the nearest
+    /// measured below it (more threads than measured never count as faster).
+    pub fn at(&self, threads: u32) -> Option<&ThreadRates> {
+        self.points
+            .iter()
+            .filter(|p| p.threads <= threads.max(1))
+            .max_by_key(|p| p.threads)
+            .or_else(|| self.points.iter().min_by_key(|p| p.threads))
+    }
+}

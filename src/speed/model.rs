@@ -1,0 +1,158 @@
+//! Seconds per decoded token and per prompt micro-batch for one device's share of a model,
+//! from that device's rates. Pure arithmetic: the plan splits the model into parts, the
+//! rates come from a calibration (this CPU), a spec table (GPUs) or rough figures.
+
+use super::calibration::ThreadRates;
+use crate::ggml_type::GgmlType;
+
+/// Graph nodes llama.cpp's CPU back-end runs per transformer block in a decode step (norms,
+/// projections, rope, cache writes, attention, feed-forward, residuals: 26 to 33 in the
+/// "graph nodes" line of llama.cpp's log for the llama and gemma3 graphs, divided by the
+/// block count), and outside the blocks (embeddings, output norm and projection).
+pub const NODES_PER_BLOCK: f64 = 30.0;
+pub const NODES_OUTSIDE: f64 = 6.0;
+
+/// One attention layer as the speed model sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnLayer {
+    pub n_head: u32,
+    pub head_dim: u32,
+    /// Cells it can see at most (sliding window); `None`: the whole context.
+    pub window: Option<u64>,
+    /// K and V bytes per cell (read for every visible cell of a decode step).
+    pub kv_bytes_per_cell: f64,
+}
+
+impl AttnLayer {
+    /// Cells the token at position `pos` attends to.
+    fn visible(&self, pos: f64) -> f64 {
+        let all = pos + 1.0;
+        self.window.map_or(all, |w| all.min(w as f64))
+    }
+}
+
+/// One device's share of the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// Block weight bytes read per decode step, by type (only the active experts of MoE
+    /// blocks); every prompt token multiplies by them too.
+    pub weights: Vec<(GgmlType, f64)>,
+    /// The output projection when it runs here: read whole by every step, but a prompt
+    /// batch computes logits for its last token only.
+    pub output: Option<(GgmlType, f64)>,
+    pub attn: Vec<AttnLayer>,
+    /// Fraction of each attention layer's heads here (layers are whole, so 1 or 0, but a
+    /// share keeps multi-GPU splits simple).
+    pub attn_share: f64,
+    pub kv_type: GgmlType,
+    /// Blocks here (graph nodes per step).
+    pub blocks: f64,
+    /// Holds the embeddings/output (the graph's nodes outside the blocks).
+    pub has_outside: bool,
+}
+
+/// A device's throughput, however it is known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rates<'a> {
+    /// This machine's CPU, measured by `layerfit bench`.
+    Measured(&'a ThreadRates),
+    /// From published figures: bytes/s a decode step streams, FLOP/s a prompt batch
+    /// reaches, attention FLOP/s, and the fixed cost per block of a step (kernel launches).
+    Spec {
+        bytes_per_s: f64,
+        flops: f64,
+        attn_flops: f64,
+        seconds_per_block: f64,
+    },
+}
+
+fn params(t: GgmlType, bytes: f64) -> f64 {
+    bytes * 8.0 / t.bits_per_weight().max(0.5)
+}
+
+/// Bytes a decode step reads on this part at position `pos`: weights and the visible cache.
+pub fn bytes_per_step(part: &Part, pos: f64) -> f64 {
+    let weights: f64 = part.weights.iter().map(|w| w.1).sum::<f64>()
+        + part.output.map_or(0.0, |o| o.1);
+    let kv: f64 = part
+        .attn
+        .iter()
+        .map(|a| a.kv_bytes_per_cell * a.visible(pos))
+        .sum();
+    weights + part.attn_share * kv
+}
+
+/// Attention work of one query token at `pos`: query heads x visible cells x head size.
+fn attn_units(part: &Part, pos: f64) -> Vec<(u32, f64)> {
+    part.attn
+        .iter()
+        .map(|a| {
+            (
+                a.head_dim,
+                part.attn_share * a.n_head as f64 * a.visible(pos) * a.head_dim as f64,
+            )
+        })
+        .collect()
+}
+
+/// Seconds of one decode step at cache position `pos` (cells already filled).
+pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
+    let nodes = part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };
+    match rates {
+        Rates::Measured(r) => {
+            let ws = bytes_per_step(part, pos);
+            let mut t = 0.0;
+            for &(ty, b) in part.weights.iter().chain(&part.output) {
+                t += b / r.matvec_bytes_per_s(ty, ws)?;
+            }
+            for (dim, units) in attn_units(part, pos) {
+                t += units * r.attn_seconds(part.kv_type, dim, false)?;
+            }
+            Some(t + nodes * r.node_seconds)
+        }
+        Rates::Spec {
+            bytes_per_s,
+            seconds_per_block,
+            ..
+        } => Some(bytes_per_step(part, pos) / bytes_per_s + part.blocks * seconds_per_block),
+    }
+}
+
+/// Seconds of one prompt micro-batch of `batch` tokens starting at cache position `pos`.
+pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Option<f64> {
+    // Each query of the batch sees the cells before it: on average those at its middle.
+    let mid = pos + batch / 2.0;
+    let flops_weights = |ty: GgmlType, b: f64| 2.0 * params(ty, b) * batch;
+    match rates {
+        Rates::Measured(r) => {
+            let mut t = 0.0;
+            for &(ty, b) in &part.weights {
+                t += flops_weights(ty, b) / r.matmul_flops(ty)?;
+            }
+            if let Some((ty, b)) = part.output {
+                t += b / r.matvec_bytes_per_s(ty, b)?;
+            }
+            for (dim, units) in attn_units(part, mid) {
+                t += batch * units * r.attn_seconds(part.kv_type, dim, true)?;
+            }
+            let nodes =
+                part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };
+            Some(t + nodes * r.node_seconds)
+        }
+        Rates::Spec {
+            bytes_per_s,
+            flops,
+            attn_flops,
+            seconds_per_block,
+        } => {
+            let w: f64 = part
+                .weights
+                .iter()
+                .map(|&(ty, b)| flops_weights(ty, b))
+                .sum();
+            let a: f64 = attn_units(part, mid).iter().map(|u| 4.0 * u.1 * batch).sum();
+            let out = part.output.map_or(0.0, |o| o.1 / bytes_per_s);
+            Some(w / flops + a / attn_flops + out + part.blocks * seconds_per_block)
+        }
+    }
+}
