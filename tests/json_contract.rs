@@ -183,6 +183,23 @@ fn every_document_is_valid_against_its_schema() {
         &[0, 10],
     );
     check_document("profiles", &["profiles", "--json"], &[0]);
+    // `bench` measures into its own cache folder (the user's calibration stays as it is).
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "--quick", "--json"])
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema_file("bench")).unwrap();
+    assert!(
+        validator.is_valid(&doc),
+        "bench --json against bench.schema.json"
+    );
     check_document("catalog-list", &["catalog", "list", "--json"], &[0]);
     check_document(
         "catalog-verify",

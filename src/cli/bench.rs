@@ -17,8 +17,12 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Vec<u32>,
     /// Print the cached calibration without measuring (exit 2 when there is none).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["threads", "quick"])]
     pub show: bool,
+    /// Measure only at the default thread count, in one pass (a few seconds; less steady
+    /// on a busy machine).
+    #[arg(long)]
+    pub quick: bool,
     /// Print one JSON document (the calibration and where it is cached).
     #[arg(long)]
     pub json: bool,
@@ -30,15 +34,20 @@ pub(super) struct Doc {
     calibration: Calibration,
 }
 
-/// Measures at 1, half and all physical cores plus `extra`, with a progress bar on a
-/// terminal; `short` for a plan that found no calibration.
-pub fn measure(cpu: &crate::hardware::Cpu, extra: &[u32], depth: Depth, show_bar: bool) -> Result<Calibration, Failure> {
+/// Measures at 1, half and all physical cores plus `extra` (`Quick`: all cores plus
+/// `extra`), with a progress bar on a terminal.
+pub fn measure(
+    cpu: &crate::hardware::Cpu,
+    extra: &[u32],
+    depth: Depth,
+    show_bar: bool,
+) -> Result<Calibration, Failure> {
     let all = default_threads(cpu.physical_cores);
-    let mut threads = vec![1, (all / 2).max(1), all];
+    let mut threads = match depth {
+        Depth::Full => vec![1, (all / 2).max(1), all],
+        Depth::Quick => vec![all],
+    };
     threads.extend(extra);
-    if depth == Depth::Short {
-        threads = vec![extra.first().copied().unwrap_or(all)];
-    }
     let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr());
     if !show_bar || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -81,7 +90,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             .with_hint("run `layerfit bench` to measure one")
         })?
     } else {
-        let c = measure(&cpu, &args.threads, Depth::Full, true)?;
+        let depth = if args.quick {
+            Depth::Quick
+        } else {
+            Depth::Full
+        };
+        let c = measure(&cpu, &args.threads, depth, true)?;
         calibration::save(&cpu, &c).map_err(|e| {
             Failure::Internal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
         })?;
@@ -127,7 +141,12 @@ fn print_table(cal: &Calibration, printer: &Printer) {
         let name = r.type_name.clone();
         let cells = row(
             format!("{name} decode"),
-            &|p| p.matvec_gb_per_s.iter().find(|x| x.type_name == name).map(|x| x.value),
+            &|p| {
+                p.matvec_gb_per_s
+                    .iter()
+                    .find(|x| x.type_name == name)
+                    .map(|x| x.value)
+            },
             "GB/s",
         );
         printer.row(&mut t, cells);
@@ -136,7 +155,12 @@ fn print_table(cal: &Calibration, printer: &Printer) {
         let name = r.type_name.clone();
         let cells = row(
             format!("{name} prompt"),
-            &|p| p.matmul_gflop_per_s.iter().find(|x| x.type_name == name).map(|x| x.value),
+            &|p| {
+                p.matmul_gflop_per_s
+                    .iter()
+                    .find(|x| x.type_name == name)
+                    .map(|x| x.value)
+            },
             "GFLOP/s",
         );
         printer.row(&mut t, cells);

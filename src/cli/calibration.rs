@@ -64,7 +64,10 @@ pub fn save(cpu: &Cpu, c: &Calibration) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(c).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(c).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, &file)?;
     Ok(file)
 }

@@ -186,7 +186,12 @@ fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Requirements, Fail
 /// Threads, calibration and load for the speed figures. This machine's calibration and
 /// load apply only when the CPU planned for is this one (not a described machine or a
 /// profile's target).
-pub fn speed_inputs(a: &PlanArgs, pr: Option<&Profile>, machine: &Snapshot, req: &mut Requirements) {
+pub fn speed_inputs(
+    a: &PlanArgs,
+    pr: Option<&Profile>,
+    machine: &Snapshot,
+    req: &mut Requirements,
+) {
     req.threads = a.threads.or(pr.and_then(|p| p.threads));
     let here = !a.on_target && !machine.source.starts_with("file");
     if here {

@@ -86,6 +86,8 @@ pub(super) struct RunDoc<'a> {
     peak_rss_bytes: Option<u64>,
     context: u32,
     threads: u32,
+    /// The plan's expected speed (docs/speed.md), to set beside the measured rates.
+    expected_speed: Option<&'a crate::plan::Speed>,
 }
 
 static GENERATING: AtomicBool = AtomicBool::new(false);
@@ -151,6 +153,19 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         output::note(
             "tensor overrides have no effect in a CPU-only build: every tensor is on the CPU",
         );
+    }
+    if let Some(sp) = &prep.speed {
+        output::note(&format!(
+            "expected: about {} tokens/s at the start, {} with the context full; prompt about {} tokens/s ({} threads, {} figures)",
+            super::plan_report::rate(sp.decode_tokens_per_s),
+            super::plan_report::rate(sp.decode_tokens_per_s_at_context),
+            super::plan_report::rate(sp.prompt_tokens_per_s),
+            sp.threads,
+            sp.source
+        ));
+        if let Some(b) = &sp.busy {
+            output::warning(&super::plan_report::busy_line(b));
+        }
     }
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() || args.json {
@@ -220,6 +235,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 peak_rss_bytes: peak_rss(),
                 context: session.n_ctx(),
                 threads,
+                expected_speed: prep.speed.as_ref(),
             })?;
         }
         return Ok(exit::OK);

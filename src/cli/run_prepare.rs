@@ -22,6 +22,8 @@ pub(super) struct Prepared {
     pub shape: Shape,
     pub threads: Option<u32>,
     pub label: String,
+    /// The plan's expected speed, for the note before the answer and `run --json`.
+    pub speed: Option<crate::plan::Speed>,
 }
 
 /// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
@@ -88,6 +90,7 @@ pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
         threads: p.profile.as_ref().and_then(|x| x.threads),
         label,
         shape: p.shape,
+        speed: p.plan.speed.clone(),
     })
 }
 
@@ -134,11 +137,13 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     let input = src.plan_input(&hardware.cpu.simd).map_err(Failure::input)?;
     let s = &rf.settings;
     let kv = s.kv_type().map_err(|e| Failure::input_in(f.display(), e))?;
-    let req = Requirements {
+    let mut req = Requirements {
         min_context: s.context,
         kv_types: vec![kv],
         ..Requirements::default()
     };
+    super::planning::speed_inputs(&args.plan, None, &hardware, &mut req);
+    req.threads = req.threads.or(rf.threads);
     let plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
     } else {
@@ -172,5 +177,6 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
         repacked: plan.ram.repacked_bytes,
         shape: input.shape,
         threads: rf.threads,
+        speed: plan.speed.clone(),
     })
 }

@@ -60,6 +60,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema::<super::catalog::ListDoc<'static>>("layerfit catalog list --json"),
         ),
         (
+            "bench",
+            schema::<super::bench::Doc>("layerfit bench --json"),
+        ),
+        (
             "catalog-verify",
             schema::<crate::catalog::verify::Report>("layerfit catalog verify FILE --json"),
         ),

@@ -1,7 +1,10 @@
 //! `layerfit bench`: measures the speed model's figures on this CPU through the bundled
-//! engine's own kernels (`ggml_bench`), at the thread counts plans use.
+//! engine's own kernels (`ggml_bench`), at the thread counts plans use. Every figure is
+//! measured in several passes over the whole list, spread over the run, and the median pass
+//! kept: a shared machine's slow phases (a neighbour's burst, a clock change) then move a
+//! figure only when they last most of the run.
 
-use super::ggml_bench::CpuBackend;
+use super::ggml_bench::{AttnShape, CpuBackend};
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{
     AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate, CALIBRATION_VERSION,
@@ -26,23 +29,141 @@ pub const WEIGHT_TYPES: &[GgmlType] = &[
 ];
 pub const KV_TYPES: &[GgmlType] = &[GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];
 const HEAD_DIMS: &[u32] = &[64, 128, 256];
-/// Rows of the measured matrices (a typical hidden size).
+/// Columns of the measured matrices (a typical hidden size; a multiple of every block).
 const K: u64 = 2048;
 const MID_WORKING_SET: u64 = 64 << 20;
+/// Cache bytes of the long-context attention measurement.
+const LARGE_CACHE: u64 = 128 << 20;
 
-/// How long to spend: `Full` for `layerfit bench`, `Short` for a plan that found none.
+/// How long to spend: `Full` for `layerfit bench`, `Quick` for `layerfit bench --quick`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Depth {
     Full,
-    Short,
+    Quick,
 }
 
 impl Depth {
-    fn budget(self) -> Duration {
+    fn passes(self) -> usize {
         match self {
-            Depth::Full => Duration::from_millis(120),
-            Depth::Short => Duration::from_millis(40),
+            Depth::Full => 3,
+            Depth::Quick => 1,
         }
+    }
+
+    fn budget(self) -> Duration {
+        Duration::from_millis(30)
+    }
+}
+
+/// One figure to measure at one thread count.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    MatVec(GgmlType),
+    MatMul(GgmlType),
+    Curve(u64),
+    Attn(AttnShape),
+    AttnPrompt(AttnShape),
+    AttnLarge(AttnShape),
+    Node,
+}
+
+/// Grouped-query shapes of real models at each head size (SmolLM2, Llama 3, Gemma 3): the
+/// kernels' cost per unit depends on the group.
+fn decode_shape(kv: GgmlType, d: u32) -> AttnShape {
+    let (n_head, n_head_kv) = match d {
+        64 => (9, 3),
+        128 => (8, 2),
+        _ => (4, 1),
+    };
+    AttnShape {
+        kv,
+        head_dim: d as u64,
+        n_head,
+        n_head_kv,
+        n_kv: 4096,
+        n_q: 1,
+        copies: 1,
+    }
+}
+
+fn items(max_working_set: u64) -> Vec<Item> {
+    let mut v = Vec::new();
+    for &t in WEIGHT_TYPES {
+        v.push(Item::MatVec(t));
+        v.push(Item::MatMul(t));
+    }
+    for s in [8u64 << 20, MID_WORKING_SET, 256 << 20] {
+        if s <= max_working_set.max(MID_WORKING_SET) {
+            v.push(Item::Curve(s));
+        }
+    }
+    for &kv in KV_TYPES {
+        for &d in HEAD_DIMS {
+            let hot = decode_shape(kv, d);
+            v.push(Item::Attn(hot));
+            v.push(Item::AttnPrompt(AttnShape {
+                n_kv: 512,
+                n_q: 64,
+                ..hot
+            }));
+        }
+    }
+    // The long-context figure is measured on the f16 cache; the others slow by the same
+    // ratio (calibration::attn_decode_seconds).
+    let one = AttnShape {
+        n_kv: 16384,
+        ..decode_shape(GgmlType::F16, 128)
+    };
+    let copies = (LARGE_CACHE.min(max_working_set) / one.cache_bytes().max(1)).max(1);
+    v.push(Item::AttnLarge(AttnShape {
+        copies: copies as usize,
+        ..one
+    }));
+    v.push(Item::Node);
+    v
+}
+
+fn label(item: &Item) -> String {
+    match item {
+        Item::MatVec(t) => format!("{} x vector", t.name()),
+        Item::MatMul(t) => format!("{} x batch", t.name()),
+        Item::Curve(s) => format!("memory at {} MiB", s >> 20),
+        Item::Attn(a) => format!("attention, {} cache, head {}", a.kv.name(), a.head_dim),
+        Item::AttnPrompt(a) => format!(
+            "prompt attention, {} cache, head {}",
+            a.kv.name(),
+            a.head_dim
+        ),
+        Item::AttnLarge(a) => format!("long-context attention, {} cache", a.kv.name()),
+        Item::Node => "graph nodes".into(),
+    }
+}
+
+/// The figure of `item`: GB/s, GFLOP/s, ns per attention unit or seconds per node.
+fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
+    let row = |t: GgmlType| t.row_size(K).map_or(1, |b| b.get());
+    match *item {
+        Item::MatVec(_) | Item::Curve(_) => {
+            let (t, ws) = match *item {
+                Item::MatVec(t) => (t, MID_WORKING_SET),
+                Item::Curve(s) => (GgmlType::Q8_0, s),
+                _ => return None,
+            };
+            let one = row(t) * 1024;
+            let copies = (ws / one).max(1);
+            let s = be.mul_mat(t, K, 1024, 1, copies as usize, budget)?;
+            Some((one * copies) as f64 / s / 1e9)
+        }
+        // Two matrices in turn, so each batch finds its weights outside the core's own
+        // cache as a model's next layer does; 256 columns fill the kernels' tiles as 512 do.
+        Item::MatMul(t) => {
+            let s = be.mul_mat(t, 1024, 1024, 256, 2, budget)?;
+            Some(2.0 * (1024 * 1024 * 256 * 2) as f64 / s / 1e9)
+        }
+        Item::Attn(a) | Item::AttnPrompt(a) | Item::AttnLarge(a) => {
+            Some(be.flash_attn(&a, budget)? * 1e9 / a.units())
+        }
+        Item::Node => be.tiny_nodes(500, 2048, budget),
     }
 }
 
@@ -60,78 +181,41 @@ pub fn calibrate(
     let mut counts: Vec<u32> = threads.iter().map(|&t| t.max(1)).collect();
     counts.sort_unstable();
     counts.dedup();
-    let sizes: Vec<u64> = [8u64 << 20, 32 << 20, 128 << 20, 512 << 20]
-        .into_iter()
-        .filter(|&s| s <= max_working_set.max(8 << 20))
-        .collect();
-    let per_point = WEIGHT_TYPES.len() * 2 + sizes.len() + KV_TYPES.len() * HEAD_DIMS.len() * 2 + 1;
-    let total = per_point * counts.len();
-    let mut done = 0usize;
-    let mut points = Vec::new();
-    for &n in &counts {
-        let be = CpuBackend::new(n).ok_or("the engine's CPU back-end did not start")?;
-        let budget = depth.budget();
-        let mut step = |what: &str| {
-            done += 1;
-            progress(done, total, &format!("{n} thread{}: {what}", if n == 1 { "" } else { "s" }));
-        };
-        let mut matvec = Vec::new();
-        let mut matmul = Vec::new();
-        for &t in WEIGHT_TYPES {
-            let row = t.row_size(K).map_or(0, |b| b.get());
-            let m = 1024u64;
-            let copies = (MID_WORKING_SET / (row * m).max(1)).max(1) as usize;
-            if let Some(s) = be.mul_mat(t, K, m, 1, copies, budget) {
-                let bytes = (row * m) as f64 * copies as f64;
-                matvec.push(rate(t, bytes / s / 1e9));
-            }
-            step(&format!("{} x vector", t.name()));
-            if let Some(s) = be.mul_mat(t, K, K, 512, 1, budget) {
-                matmul.push(rate(t, 2.0 * (K * K * 512) as f64 / s / 1e9));
-            }
-            step(&format!("{} x 512", t.name()));
-        }
-        let mut curve = Vec::new();
-        for &size in &sizes {
-            let t = GgmlType::Q8_0;
-            let one = t.row_size(K).map_or(1, |b| b.get()) * 1024;
-            let copies = (size / one).max(1) as usize;
-            if let Some(s) = be.mul_mat(t, K, 1024, 1, copies, budget) {
-                curve.push(WorkingSetRate {
-                    working_set_bytes: one * copies as u64,
-                    gb_per_s: (one * copies as u64) as f64 / s / 1e9,
-                });
-            }
-            step(&format!("memory at {} MiB", size >> 20));
-        }
-        let (mut decode, mut prompt) = (Vec::new(), Vec::new());
-        for &kv in KV_TYPES {
-            for &d in HEAD_DIMS {
-                let (h, hkv, cells) = (8u64, 2u64, 4096u64);
-                if let Some(s) = be.flash_attn(kv, d as u64, h, hkv, cells, 1, budget) {
-                    decode.push(attn(kv, d, s / (h * cells * d as u64) as f64));
+    let list = items(max_working_set);
+    let backends: Vec<CpuBackend> = counts
+        .iter()
+        .map(|&n| CpuBackend::new(n).ok_or("the engine's CPU back-end did not start"))
+        .collect::<Result<_, _>>()?;
+    let total = list.len() * counts.len() * depth.passes();
+    let mut results = vec![vec![Vec::new(); list.len()]; counts.len()];
+    let mut done = 0;
+    for _ in 0..depth.passes() {
+        for (i, item) in list.iter().enumerate() {
+            for (j, be) in backends.iter().enumerate() {
+                if let Some(x) =
+                    measure(be, item, depth.budget()).filter(|x| x.is_finite() && *x > 0.0)
+                {
+                    results[j][i].push(x);
                 }
-                step(&format!("attention over a {} cache, head {d}", kv.name()));
-                let (q, cells) = (256u64, 1024u64);
-                if let Some(s) = be.flash_attn(kv, d as u64, h, hkv, cells, q, budget) {
-                    prompt.push(attn(kv, d, s / (q * h * cells * d as u64) as f64));
-                }
-                step(&format!("prompt attention, {} cache, head {d}", kv.name()));
+                done += 1;
+                let n = counts[j];
+                progress(
+                    done,
+                    total,
+                    &format!(
+                        "{n} thread{}: {}",
+                        if n == 1 { "" } else { "s" },
+                        label(item)
+                    ),
+                );
             }
         }
-        let node = be.tiny_nodes(500, 2048, budget).unwrap_or(1e-6);
-        step("graph nodes");
-        points.push(ThreadRates {
-            threads: n,
-            matvec_gb_per_s: matvec,
-            matvec_working_set_bytes: MID_WORKING_SET,
-            working_set_curve: curve,
-            matmul_gflop_per_s: matmul,
-            attn_decode_ns: decode,
-            attn_prompt_ns: prompt,
-            node_seconds: node,
-        });
     }
+    let points = counts
+        .iter()
+        .zip(results)
+        .map(|(&n, figures)| point(n, &list, figures))
+        .collect();
     Ok(Calibration {
         version: CALIBRATION_VERSION,
         machine,
@@ -141,7 +225,7 @@ pub fn calibrate(
             .map_or(0, |d| d.as_secs()),
         kind: match depth {
             Depth::Full => "full",
-            Depth::Short => "short",
+            Depth::Quick => "quick",
         }
         .into(),
         seconds_taken: start.elapsed().as_secs_f64(),
@@ -149,17 +233,69 @@ pub fn calibrate(
     })
 }
 
-fn rate(t: GgmlType, value: f64) -> TypeRate {
-    TypeRate {
-        type_name: t.name().into(),
-        value,
-    }
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
-fn attn(t: GgmlType, head_dim: u32, seconds: f64) -> AttnRate {
-    AttnRate {
+/// One thread count's figures from the passes' measurements.
+fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
+    let mut p = ThreadRates {
+        threads,
+        matvec_gb_per_s: Vec::new(),
+        matvec_working_set_bytes: MID_WORKING_SET,
+        working_set_curve: Vec::new(),
+        matmul_gflop_per_s: Vec::new(),
+        attn_decode_ns: Vec::new(),
+        attn_decode_large_ns: Vec::new(),
+        attn_prompt_ns: Vec::new(),
+        node_seconds: 1e-6,
+    };
+    let rate = |t: GgmlType, value: f64| TypeRate {
         type_name: t.name().into(),
-        head_dim,
-        ns: seconds * 1e9,
+        value,
+    };
+    let attn = |a: &AttnShape, ns: f64| AttnRate {
+        type_name: a.kv.name().into(),
+        head_dim: a.head_dim as u32,
+        ns,
+        cache_bytes: a.cache_bytes(),
+    };
+    for (item, xs) in list.iter().zip(figures) {
+        let Some(x) = median(xs) else { continue };
+        match item {
+            Item::MatVec(t) => p.matvec_gb_per_s.push(rate(*t, x)),
+            Item::MatMul(t) => p.matmul_gflop_per_s.push(rate(*t, x)),
+            Item::Curve(s) => {
+                let one = GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024;
+                p.working_set_curve.push(WorkingSetRate {
+                    working_set_bytes: (s / one).max(1) * one,
+                    gb_per_s: x,
+                })
+            }
+            Item::Attn(a) => p.attn_decode_ns.push(attn(a, x)),
+            Item::AttnPrompt(a) => p.attn_prompt_ns.push(attn(a, x)),
+            Item::AttnLarge(a) => p.attn_decode_large_ns.push(attn(a, x)),
+            Item::Node => p.node_seconds = x,
+        }
     }
+    let one = GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024;
+    let mid = (MID_WORKING_SET / one).max(1) * one;
+    p.matvec_working_set_bytes = mid;
+    // The mid working set is measured twice (the q8_0 rate and the curve's point): the
+    // curve's point is replaced by the per-type figure so both agree.
+    let q8 = p
+        .matvec_gb_per_s
+        .iter()
+        .find(|r| r.type_name == GgmlType::Q8_0.name())
+        .map(|r| r.value);
+    if let (Some(q8), Some(w)) = (
+        q8,
+        p.working_set_curve
+            .iter_mut()
+            .find(|w| w.working_set_bytes == mid),
+    ) {
+        w.gb_per_s = q8;
+    }
+    p
 }

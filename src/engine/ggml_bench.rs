@@ -10,7 +10,8 @@ use llama_cpp_sys_2 as sys;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
 
-type ExtraBufts = unsafe extern "C" fn(sys::ggml_backend_dev_t) -> *mut sys::ggml_backend_buffer_type_t;
+type ExtraBufts =
+    unsafe extern "C" fn(sys::ggml_backend_dev_t) -> *mut sys::ggml_backend_buffer_type_t;
 
 /// The engine's CPU back-end at a thread count, with the weight buffer types llama.cpp
 /// tries first (its "extra" types: repacked layouts for the CPU's SIMD kernels).
@@ -63,12 +64,16 @@ impl CpuBackend {
         copies: usize,
         budget: Duration,
     ) -> Option<f64> {
+        if !k.is_multiple_of(ty.block_size()) {
+            return None;
+        }
         let mut g = Graph::new(copies * 3 + 8)?;
         unsafe {
             let weights: Vec<_> = (0..copies)
                 .map(|_| sys::ggml_new_tensor_2d(g.ctx, ty.id(), k as i64, m as i64))
                 .collect();
-            let mut x = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F32, k as i64, n_tokens as i64);
+            let mut x =
+                sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F32, k as i64, n_tokens as i64);
             g.inputs.push(x);
             let mut outs = Vec::new();
             for &w in &weights {
@@ -86,29 +91,46 @@ impl CpuBackend {
         g.run(self, budget)
     }
 
-    /// Seconds for one flash-attention op: `n_q` query tokens over `n_kv` cached cells of
-    /// `kv` type, `n_head` query heads sharing `n_head_kv` KV heads of `head_dim`.
-    pub fn flash_attn(
-        &self,
-        kv: GgmlType,
-        head_dim: u64,
-        n_head: u64,
-        n_head_kv: u64,
-        n_kv: u64,
-        n_q: u64,
-        budget: Duration,
-    ) -> Option<f64> {
-        let mut g = Graph::new(16)?;
+    /// Seconds for `shape.copies` flash-attention ops (one per layer, each over its own
+    /// cache, so the working set is the copies' caches together).
+    pub fn flash_attn(&self, shape: &AttnShape, budget: Duration) -> Option<f64> {
+        let AttnShape {
+            kv,
+            head_dim,
+            n_head,
+            n_head_kv,
+            n_kv,
+            n_q,
+            copies,
+        } = *shape;
+        let mut g = Graph::new(8 + copies * 8)?;
         unsafe {
             let d = head_dim as i64;
-            let q = sys::ggml_new_tensor_3d(g.ctx, sys::GGML_TYPE_F32, d, n_q as i64, n_head as i64);
-            let k = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_kv as i64, n_head_kv as i64);
-            let v = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_kv as i64, n_head_kv as i64);
+            let q =
+                sys::ggml_new_tensor_3d(g.ctx, sys::GGML_TYPE_F32, d, n_q as i64, n_head as i64);
             let mask = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F16, n_kv as i64, n_q as i64);
-            g.inputs.extend([q, k, v, mask]);
-            let out = sys::ggml_flash_attn_ext(g.ctx, q, k, v, mask, 1.0 / (d as f32).sqrt(), 0.0, 0.0);
-            sys::ggml_flash_attn_ext_set_prec(out, sys::GGML_PREC_F32);
-            g.expand(out);
+            g.inputs.extend([q, mask]);
+            for _ in 0..copies.max(1) {
+                // As llama.cpp's cache holds them: one row of all KV heads per cell, viewed
+                // per head (each head's cells strided by the whole row).
+                let kc = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_head_kv as i64, n_kv as i64);
+                let vc = sys::ggml_new_tensor_3d(g.ctx, kv.id(), d, n_head_kv as i64, n_kv as i64);
+                g.inputs.extend([kc, vc]);
+                let k = sys::ggml_permute(g.ctx, kc, 0, 2, 1, 3);
+                let v = sys::ggml_permute(g.ctx, vc, 0, 2, 1, 3);
+                let out = sys::ggml_flash_attn_ext(
+                    g.ctx,
+                    q,
+                    k,
+                    v,
+                    mask,
+                    1.0 / (d as f32).sqrt(),
+                    0.0,
+                    0.0,
+                );
+                sys::ggml_flash_attn_ext_set_prec(out, sys::GGML_PREC_F32);
+                g.expand(out);
+            }
         }
         g.run(self, budget)
     }
@@ -155,6 +177,34 @@ impl Drop for CpuBackend {
     }
 }
 
+/// One attention measurement: cache type, heads, cells, query tokens, layers.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub kv: GgmlType,
+    pub head_dim: u64,
+    pub n_head: u64,
+    pub n_head_kv: u64,
+    pub n_kv: u64,
+    pub n_q: u64,
+    pub copies: usize,
+}
+
+impl AttnShape {
+    /// Cache bytes of all copies (K and V).
+    pub fn cache_bytes(&self) -> u64 {
+        let row = self
+            .kv
+            .row_size(self.head_dim * self.n_head_kv)
+            .map_or(0, |b| b.get());
+        2 * row * self.n_kv * self.copies.max(1) as u64
+    }
+
+    /// Query heads x cells x head size x copies: the unit attention costs are quoted in.
+    pub fn units(&self) -> f64 {
+        (self.n_q * self.n_head * self.n_kv * self.head_dim) as f64 * self.copies.max(1) as f64
+    }
+}
+
 /// A ggml context, its graph and buffers, freed together.
 struct Graph {
     ctx: *mut sys::ggml_context,
@@ -190,8 +240,9 @@ impl Graph {
         sys::ggml_build_forward_expand(self.graph, t);
     }
 
-    /// Weights get their own buffer of `buft` (a repacking type converts on write); they
-    /// hold zeros, which cost the kernels exactly what real values cost.
+    /// Weights get their own buffer of `buft`, cleared to zeros: the kernels have no
+    /// data-dependent branches, so zeros cost what real values cost (and a repacked layout
+    /// of zeros is zeros), without writing every byte through the repacking path.
     unsafe fn alloc_weights(
         &mut self,
         weights: &[*mut sys::ggml_tensor],
@@ -206,58 +257,59 @@ impl Graph {
             return None;
         }
         self.buffers.push(buf);
+        sys::ggml_backend_buffer_clear(buf, 0);
         let base = sys::ggml_backend_buffer_get_base(buf) as usize;
         let align = sys::ggml_backend_buffer_get_alignment(buf).max(1);
         let mut offset = 0usize;
         for &w in weights {
             let addr = (base + offset).div_ceil(align) * align;
-            if sys::ggml_backend_tensor_alloc(buf, w, addr as *mut c_void) != sys::GGML_STATUS_SUCCESS
+            if sys::ggml_backend_tensor_alloc(buf, w, addr as *mut c_void)
+                != sys::GGML_STATUS_SUCCESS
             {
                 return None;
             }
-            let zeros = vec![0u8; sys::ggml_nbytes(w)];
-            sys::ggml_backend_tensor_set(w, zeros.as_ptr() as *const c_void, 0, zeros.len());
             offset = addr - base + sys::ggml_backend_buft_get_alloc_size(buft, w);
         }
         Some(())
     }
 
     /// Allocates what is left in a CPU buffer, fills inputs with small values, then runs the
-    /// graph until `budget` is spent (at least 3 times) and returns the median seconds.
+    /// graph until `budget` is spent (at least 3 times after a warm-up run) and returns the
+    /// median seconds.
     fn run(&mut self, be: &CpuBackend, budget: Duration) -> Option<f64> {
         unsafe {
             let buft = sys::ggml_backend_dev_buffer_type(be.dev);
             let buf = sys::ggml_backend_alloc_ctx_tensors_from_buft(self.ctx, buft);
             if !buf.is_null() {
+                sys::ggml_backend_buffer_clear(buf, 0);
                 self.buffers.push(buf);
             }
+            // Activations get small values (zeros elsewhere: caches, masks).
             for &t in &self.inputs {
                 if (*t).data.is_null() {
                     return None;
                 }
-                let n = sys::ggml_nbytes(t);
-                let fill: Vec<u8> = match (*t).type_ {
-                    sys::GGML_TYPE_F32 => (0..n / 4)
+                if (*t).type_ == sys::GGML_TYPE_F32 {
+                    let n = sys::ggml_nbytes(t);
+                    let fill: Vec<u8> = (0..n / 4)
                         .flat_map(|i| (((i % 7) as f32 - 3.0) * 0.01).to_ne_bytes())
-                        .collect(),
-                    _ => vec![0u8; n],
-                };
-                sys::ggml_backend_tensor_set(t, fill.as_ptr() as *const c_void, 0, n);
+                        .collect();
+                    sys::ggml_backend_tensor_set(t, fill.as_ptr() as *const c_void, 0, n);
+                }
             }
             let mut times = Vec::new();
             let start = Instant::now();
-            while times.len() < 3 || (start.elapsed() < budget && times.len() < 1000) {
+            while times.len() < 4 || (start.elapsed() < budget && times.len() < 1000) {
                 let t = Instant::now();
-                if sys::ggml_backend_graph_compute(be.backend, self.graph) != sys::GGML_STATUS_SUCCESS
+                if sys::ggml_backend_graph_compute(be.backend, self.graph)
+                    != sys::GGML_STATUS_SUCCESS
                 {
                     return None;
                 }
                 times.push(t.elapsed().as_secs_f64());
             }
             // The first run warms caches and pages: leave it out when there are more.
-            if times.len() > 3 {
-                times.remove(0);
-            }
+            times.remove(0);
             times.sort_by(f64::total_cmp);
             Some(times[times.len() / 2])
         }

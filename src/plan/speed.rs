@@ -82,7 +82,10 @@ impl Timing<'_> {
     }
 
     pub fn bytes(&self, pos: f64) -> f64 {
-        self.devices.iter().map(|d| bytes_per_step(&d.part, pos)).sum()
+        self.devices
+            .iter()
+            .map(|d| bytes_per_step(&d.part, pos))
+            .sum()
     }
 }
 
@@ -103,14 +106,24 @@ pub(crate) fn timing<'a>(
         None => (published::cpu_rates(&snap.cpu, threads), Basis::Rough),
     };
     let mut basis = cpu_basis;
-    let total_kv: f64 = at.gpus.iter().chain([at.cpu]).map(|d| d.kv_bytes.get() as f64).sum();
+    let total_kv: f64 = at
+        .gpus
+        .iter()
+        .chain([at.cpu])
+        .map(|d| d.kv_bytes.get() as f64)
+        .sum();
     let expert_fraction = if inp.shape.n_expert > 0 {
         inp.shape.n_expert_used as f64 / inp.shape.n_expert as f64
     } else {
         1.0
     };
     let block_total: f64 = inp.block_types.iter().map(|t| t.1.get() as f64).sum();
-    let experts: f64 = inp.weights.experts_per_block.iter().map(|b| b.get() as f64).sum();
+    let experts: f64 = inp
+        .weights
+        .experts_per_block
+        .iter()
+        .map(|b| b.get() as f64)
+        .sum();
     let tied_bytes = inp.weights.token_embd.get() as f64;
     let output_bytes = if inp.tied_output {
         tied_bytes

@@ -7,7 +7,7 @@ use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 1;
+pub const CALIBRATION_VERSION: u32 = 2;
 
 /// One figure per ggml type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -41,8 +41,11 @@ pub struct ThreadRates {
     /// Flash attention of one query token (decode), nanoseconds per query head x cached
     /// cell x head dimension, by cache type, at head size 64 and 128 and 256.
     pub attn_decode_ns: Vec<AttnRate>,
-    /// Flash attention of a 512-token batch (prompt), nanoseconds per query token x query
-    /// head x visible cell x head dimension.
+    /// Decode attention over many layers' caches at once (a long context: the cache comes
+    /// from memory, not the CPU's caches), head size 128, by cache type; `ns` per unit.
+    pub attn_decode_large_ns: Vec<AttnRate>,
+    /// Flash attention of a prompt micro-batch, nanoseconds per query token x query head x
+    /// visible cell x head dimension.
     pub attn_prompt_ns: Vec<AttnRate>,
     /// Seconds per graph node that does almost nothing (thread wake-up and barrier).
     pub node_seconds: f64,
@@ -55,6 +58,8 @@ pub struct AttnRate {
     pub type_name: String,
     pub head_dim: u32,
     pub ns: f64,
+    /// Cache bytes the measurement read (K and V of every layer measured).
+    pub cache_bytes: u64,
 }
 
 /// A machine's calibration.
@@ -85,8 +90,16 @@ fn lookup(v: &[TypeRate], t: GgmlType) -> Option<f64> {
 fn stand_in(t: GgmlType) -> GgmlType {
     use GgmlType as T;
     match t {
-        T::Q2K | T::Q3K | T::Q5K | T::Iq2Xxs | T::Iq2Xs | T::Iq2S | T::Iq3Xxs | T::Iq3S
-        | T::Iq1S | T::Iq1M => T::Q4K,
+        T::Q2K
+        | T::Q3K
+        | T::Q5K
+        | T::Iq2Xxs
+        | T::Iq2Xs
+        | T::Iq2S
+        | T::Iq3Xxs
+        | T::Iq3S
+        | T::Iq1S
+        | T::Iq1M => T::Q4K,
         T::Q5_1 | T::Iq4Nl | T::Iq4Xs => T::Q5_0,
         T::Bf16 | T::F32 => T::F16,
         _ => T::Q8_0,
@@ -135,8 +148,56 @@ impl ThreadRates {
             .map(|g| g * 1e9)
     }
 
+    /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when a step
+    /// reads `cache_bytes` of cache in all: the in-cache figure, slowed toward the
+    /// long-context figure as the cache read grows (linear in log bytes between the two
+    /// measured sizes).
+    pub fn attn_decode_seconds(
+        &self,
+        kv: GgmlType,
+        head_dim: u32,
+        cache_bytes: f64,
+    ) -> Option<f64> {
+        let hot = self.attn_seconds(kv, head_dim, false)?;
+        let usable = |r: &&AttnRate| r.type_name == kv.name() && r.ns.is_finite() && r.ns > 0.0;
+        let Some(hot128) = self
+            .attn_decode_ns
+            .iter()
+            .filter(usable)
+            .find(|r| r.head_dim == 128)
+        else {
+            return Some(hot);
+        };
+        // Measured on f16; other cache types slow by f16's ratio.
+        let f16_only = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
+        let (hot128, large) = match (
+            self.attn_decode_large_ns.iter().find(usable),
+            self.attn_decode_large_ns.iter().find(f16_only),
+        ) {
+            (Some(l), _) => (hot128, l),
+            (None, Some(l)) => match self
+                .attn_decode_ns
+                .iter()
+                .filter(f16_only)
+                .find(|r| r.head_dim == 128)
+            {
+                Some(h) => (h, l),
+                None => return Some(hot),
+            },
+            (None, None) => return Some(hot),
+        };
+        let (lo, hi) = (hot128.cache_bytes as f64, large.cache_bytes as f64);
+        let (hot128, large) = (hot128.ns * 1e-9, large.ns * 1e-9);
+        if hi <= lo || lo <= 0.0 {
+            return Some(hot);
+        }
+        let f = ((cache_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
+        Some(hot * (1.0 + (large / hot128 - 1.0).max(0.0) * f))
+    }
+
     /// Seconds per unit of attention work at cache type `kv` and `head_dim`, for a decode
-    /// step (`prompt` false) or a prompt batch: linear between the measured head sizes.
+    /// step (`prompt` false, caches in the CPU's caches) or a prompt batch: linear between
+    /// the measured head sizes.
     pub fn attn_seconds(&self, kv: GgmlType, head_dim: u32, prompt: bool) -> Option<f64> {
         let rows: Vec<&AttnRate> = if prompt {
             &self.attn_prompt_ns
@@ -146,8 +207,14 @@ impl ThreadRates {
         .iter()
         .filter(|r| r.type_name == kv.name() && r.ns.is_finite() && r.ns > 0.0)
         .collect();
-        let below = rows.iter().filter(|r| r.head_dim <= head_dim).max_by_key(|r| r.head_dim);
-        let above = rows.iter().filter(|r| r.head_dim >= head_dim).min_by_key(|r| r.head_dim);
+        let below = rows
+            .iter()
+            .filter(|r| r.head_dim <= head_dim)
+            .max_by_key(|r| r.head_dim);
+        let above = rows
+            .iter()
+            .filter(|r| r.head_dim >= head_dim)
+            .min_by_key(|r| r.head_dim);
         let ns = match (below, above) {
             (Some(a), Some(b)) if a.head_dim == b.head_dim => a.ns,
             (Some(a), Some(b)) => {

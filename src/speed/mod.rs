@@ -70,3 +70,6 @@ pub fn threads_for_load(physical_cores: usize, load: f64) -> Option<u32> {
     let free = (physical_cores as f64 - load).floor().max(1.0) as u32;
     (free < default_threads(physical_cores)).then_some(free)
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,10 +70,13 @@ fn params(t: GgmlType, bytes: f64) -> f64 {
     bytes * 8.0 / t.bits_per_weight().max(0.5)
 }
 
+fn weight_bytes(part: &Part) -> f64 {
+    part.weights.iter().map(|w| w.1).sum::<f64>() + part.output.map_or(0.0, |o| o.1)
+}
+
 /// Bytes a decode step reads on this part at position `pos`: weights and the visible cache.
 pub fn bytes_per_step(part: &Part, pos: f64) -> f64 {
-    let weights: f64 = part.weights.iter().map(|w| w.1).sum::<f64>()
-        + part.output.map_or(0.0, |o| o.1);
+    let weights = weight_bytes(part);
     let kv: f64 = part
         .attn
         .iter()
@@ -105,8 +108,9 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
             for &(ty, b) in part.weights.iter().chain(&part.output) {
                 t += b / r.matvec_bytes_per_s(ty, ws)?;
             }
+            let cache = ws - weight_bytes(part);
             for (dim, units) in attn_units(part, pos) {
-                t += units * r.attn_seconds(part.kv_type, dim, false)?;
+                t += units * r.attn_decode_seconds(part.kv_type, dim, cache)?;
             }
             Some(t + nodes * r.node_seconds)
         }
@@ -150,7 +154,10 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 .iter()
                 .map(|&(ty, b)| flops_weights(ty, b))
                 .sum();
-            let a: f64 = attn_units(part, mid).iter().map(|u| 4.0 * u.1 * batch).sum();
+            let a: f64 = attn_units(part, mid)
+                .iter()
+                .map(|u| 4.0 * u.1 * batch)
+                .sum();
             let out = part.output.map_or(0.0, |o| o.1 / bytes_per_s);
             Some(w / flops + a / attn_flops + out + part.blocks * seconds_per_block)
         }

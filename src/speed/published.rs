@@ -49,8 +49,7 @@ pub fn gpu_rates(g: &Gpu) -> (Rates<'static>, Basis) {
         .filter(|t| t.is_finite() && *t > 0.0)
         .unwrap_or(UNKNOWN_GPU_TFLOPS);
     let tensor_cores = g.vendor == Vendor::Nvidia
-        && g
-            .compute_capability
+        && g.compute_capability
             .as_deref()
             .and_then(|c| c.split('.').next()?.parse::<u32>().ok())
             .is_some_and(|major| major >= 7);

@@ -1,0 +1,261 @@
+//! The speed model's arithmetic on hand-made calibrations and parts.
+
+use super::calibration::{AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate};
+use super::model::{decode_seconds, prompt_seconds, AttnLayer, Part, Rates};
+use super::{published, threads_for_load, Basis};
+use crate::ggml_type::GgmlType;
+use crate::hardware::{Gpu, Vendor};
+
+fn rate(t: GgmlType, value: f64) -> TypeRate {
+    TypeRate {
+        type_name: t.name().into(),
+        value,
+    }
+}
+
+fn attn(t: GgmlType, head_dim: u32, ns: f64, cache_bytes: u64) -> AttnRate {
+    AttnRate {
+        type_name: t.name().into(),
+        head_dim,
+        ns,
+        cache_bytes,
+    }
+}
+
+/// 10 GB/s for q8_0 at 64 MiB, 20 in the caches (8 MiB), 5 from memory (1 GiB).
+fn point(threads: u32) -> ThreadRates {
+    ThreadRates {
+        threads,
+        matvec_gb_per_s: vec![rate(GgmlType::Q8_0, 10.0), rate(GgmlType::Q5_0, 8.0)],
+        matvec_working_set_bytes: 64 << 20,
+        working_set_curve: vec![
+            WorkingSetRate {
+                working_set_bytes: 8 << 20,
+                gb_per_s: 20.0,
+            },
+            WorkingSetRate {
+                working_set_bytes: 64 << 20,
+                gb_per_s: 10.0,
+            },
+            WorkingSetRate {
+                working_set_bytes: 1 << 30,
+                gb_per_s: 5.0,
+            },
+        ],
+        matmul_gflop_per_s: vec![rate(GgmlType::Q8_0, 100.0)],
+        attn_decode_ns: vec![
+            attn(GgmlType::F16, 64, 1.0, 4 << 20),
+            attn(GgmlType::F16, 128, 0.5, 4 << 20),
+        ],
+        attn_decode_large_ns: vec![attn(GgmlType::F16, 128, 1.0, 256 << 20)],
+        attn_prompt_ns: vec![attn(GgmlType::F16, 128, 0.1, 1 << 20)],
+        node_seconds: 1e-6,
+    }
+}
+
+fn calibration() -> Calibration {
+    Calibration {
+        version: 2,
+        machine: "m".into(),
+        engine: "e".into(),
+        measured_at: 0,
+        kind: "full".into(),
+        seconds_taken: 1.0,
+        points: vec![point(1), point(4)],
+    }
+}
+
+/// A 30-block dense model: 60 MB of q8_0 weights, 30 MB output, 30 attention layers.
+fn part(window: Option<u64>) -> Part {
+    Part {
+        weights: vec![(GgmlType::Q8_0, 60e6)],
+        output: Some((GgmlType::Q8_0, 30e6)),
+        attn: vec![
+            AttnLayer {
+                n_head: 8,
+                head_dim: 128,
+                window,
+                kv_bytes_per_cell: 2048.0,
+            };
+            30
+        ],
+        attn_share: 1.0,
+        kv_type: GgmlType::F16,
+        blocks: 30.0,
+        has_outside: true,
+    }
+}
+
+#[test]
+fn the_thread_count_picks_the_nearest_measured_below() {
+    let c = calibration();
+    assert_eq!(c.at(1).unwrap().threads, 1);
+    assert_eq!(c.at(3).unwrap().threads, 1);
+    assert_eq!(c.at(16).unwrap().threads, 4);
+    // Fewer than any measured: the smallest measured.
+    let only4 = Calibration {
+        points: vec![point(4)],
+        ..calibration()
+    };
+    assert_eq!(only4.at(1).unwrap().threads, 4);
+}
+
+#[test]
+fn decode_rates_follow_the_working_set_curve() {
+    let p = point(1);
+    let at = |t, ws: u64| p.matvec_bytes_per_s(t, ws as f64).unwrap() / 1e9;
+    assert!((at(GgmlType::Q8_0, 64 << 20) - 10.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 8 << 20) - 20.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 4 << 30) - 5.0).abs() < 1e-9);
+    let between = at(GgmlType::Q8_0, 256 << 20);
+    assert!(between < 10.0 && between > 5.0, "{between}");
+    // Same curve for other types, from their own figure; unmeasured types borrow the
+    // nearest kernel (q5_1 uses q5_0's).
+    assert!((at(GgmlType::Q5_0, 8 << 20) - 16.0).abs() < 1e-9);
+    assert_eq!(at(GgmlType::Q5_1, 64 << 20), at(GgmlType::Q5_0, 64 << 20));
+}
+
+#[test]
+fn long_context_attention_slows_toward_the_memory_figure() {
+    let p = point(1);
+    let f = |bytes: u64| {
+        p.attn_decode_seconds(GgmlType::F16, 128, bytes as f64)
+            .unwrap()
+            * 1e9
+    };
+    assert!((f(1 << 20) - 0.5).abs() < 1e-9, "in cache");
+    assert!((f(256 << 20) - 1.0).abs() < 1e-9, "from memory");
+    assert!((f(4 << 30) - 1.0).abs() < 1e-9, "clamped");
+    let mid = f(32 << 20);
+    assert!(mid > 0.5 && mid < 1.0);
+    // Head size 64 scales by the same ratio from its own in-cache figure.
+    let d64 = p
+        .attn_decode_seconds(GgmlType::F16, 64, (256u64 << 20) as f64)
+        .unwrap()
+        * 1e9;
+    assert!((d64 - 2.0).abs() < 1e-9, "{d64}");
+}
+
+#[test]
+fn decode_slows_as_the_cache_fills_and_a_window_caps_it() {
+    let p = point(1);
+    let r = Rates::Measured(&p);
+    let full = part(None);
+    let swa = part(Some(512));
+    let t0 = decode_seconds(&full, &r, 0.0).unwrap();
+    let t1 = decode_seconds(&full, &r, 4096.0).unwrap();
+    let t2 = decode_seconds(&full, &r, 32768.0).unwrap();
+    assert!(t0 < t1 && t1 < t2, "{t0} {t1} {t2}");
+    let w1 = decode_seconds(&swa, &r, 4096.0).unwrap();
+    let w2 = decode_seconds(&swa, &r, 32768.0).unwrap();
+    assert!(
+        (w1 - w2).abs() < 1e-12,
+        "a sliding window sees the same cells"
+    );
+    // Weights alone: 60 + 30 MB at ~10 GB/s is about 9 ms, plus 30*30+6 nodes at 1 us.
+    assert!(t0 > 0.008 && t0 < 0.012, "{t0}");
+}
+
+#[test]
+fn prompt_batches_count_flops_and_the_output_once() {
+    let p = point(1);
+    let r = Rates::Measured(&p);
+    let t = prompt_seconds(&part(None), &r, 0.0, 512.0).unwrap();
+    // 60 MB of q8_0 = 56.5M weights, 2 FLOPs each per token, 512 tokens, 100 GFLOP/s;
+    // attention: 512 queries x 8 heads x 256 cells on average x 128 x 30 layers at 0.1 ns;
+    // the 30 MB output once (about 2.4 ms) and 906 nodes at 1 us.
+    let weights = 2.0 * 60e6 * 8.0 / 8.5 * 512.0 / 100e9;
+    let attention = 512.0 * 8.0 * 256.0 * 128.0 * 30.0 * 0.1e-9;
+    let fixed = weights + attention;
+    assert!(t > fixed && t < fixed + 0.005, "{t} vs {fixed}");
+}
+
+fn rtx_4090() -> Gpu {
+    let mut g = Gpu::new(
+        "RTX 4090".into(),
+        Vendor::Nvidia,
+        crate::bytes::Bytes(24 << 30),
+        crate::bytes::Bytes(24 << 30),
+        "described",
+    );
+    g.bandwidth_gbps = Some(1008.0);
+    g.fp16_tflops = Some(82.58);
+    g.compute_capability = Some("8.9".into());
+    g
+}
+
+#[test]
+fn published_gpu_figures_reproduce_the_sources() {
+    let (r, basis) = published::gpu_rates(&rtx_4090());
+    assert_eq!(basis, Basis::Published);
+    // Llama 3 8B Q4_0 (4.33 GiB, 32 blocks) on an RTX 4090 at a depth of 32768 (f16
+    // cache, 8 KV heads x 128 x 2 x 2 bytes per layer and cell): 98 tokens/s published
+    // (llama.cpp PR #17505).
+    let part = Part {
+        weights: vec![(GgmlType::Q4_0, 4.33 * (1u64 << 30) as f64)],
+        output: None,
+        attn: vec![
+            AttnLayer {
+                n_head: 32,
+                head_dim: 128,
+                window: None,
+                kv_bytes_per_cell: 4096.0,
+            };
+            32
+        ],
+        attn_share: 1.0,
+        kv_type: GgmlType::F16,
+        blocks: 32.0,
+        has_outside: true,
+    };
+    let tps = 1.0 / decode_seconds(&part, &r, 32768.0).unwrap();
+    assert!((tps / 98.0 - 1.0).abs() < 0.15, "{tps}");
+    // A 135M model cannot outrun the per-block cost of a step (30 blocks x 25 us).
+    let tiny = Part {
+        weights: vec![(GgmlType::Q4_1, 66e6)],
+        blocks: 30.0,
+        attn: Vec::new(),
+        ..part
+    };
+    let tiny_tps = 1.0 / decode_seconds(&tiny, &r, 0.0).unwrap();
+    assert!(
+        tiny_tps < 1.0 / (30.0 * 25e-6) && tiny_tps > 500.0,
+        "{tiny_tps}"
+    );
+}
+
+#[test]
+fn a_gpu_without_figures_is_rough_and_slow() {
+    let mut g = rtx_4090();
+    g.bandwidth_gbps = None;
+    g.fp16_tflops = None;
+    let (r, basis) = published::gpu_rates(&g);
+    assert_eq!(basis, Basis::Rough);
+    match r {
+        Rates::Spec { bytes_per_s, .. } => {
+            assert!((bytes_per_s - 128e9 * published::GPU_DECODE_BANDWIDTH_EFFICIENCY).abs() < 1.0)
+        }
+        _ => panic!("spec rates expected"),
+    }
+}
+
+#[test]
+fn a_busy_machine_gets_fewer_threads() {
+    assert_eq!(threads_for_load(2, 0.2), None);
+    assert_eq!(threads_for_load(2, 1.7), Some(1));
+    assert_eq!(threads_for_load(8, 3.2), Some(4));
+    assert_eq!(threads_for_load(8, 30.0), Some(1));
+    assert_eq!(threads_for_load(8, f64::NAN), None);
+}
+
+#[test]
+fn pcie_links_parse_from_the_probe() {
+    let mut g = rtx_4090();
+    g.pcie = Some("4.0 x16".into());
+    assert!((published::pcie_bytes_per_s(&g) / 1e9 - 25.216).abs() < 0.01);
+    g.pcie = Some("garbage".into());
+    assert_eq!(
+        published::pcie_bytes_per_s(&g),
+        published::DEFAULT_PCIE_GBPS * 1e9
+    );
+}
