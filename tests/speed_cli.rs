@@ -169,6 +169,8 @@ fn a_tiny_model_on_a_huge_gpu_is_bounded_by_the_cost_of_a_step() {
             "plan",
             "--model",
             m.to_str().unwrap(),
+            "--ctx",
+            "8192",
             "--gpu",
             "RTX 4090",
             "--ram",
@@ -183,7 +185,9 @@ fn a_tiny_model_on_a_huge_gpu_is_bounded_by_the_cost_of_a_step() {
     // 30 blocks x 25 us per step: at most 1333 tokens/s, whatever the bandwidth.
     let d = num(&s["decode_tokens_per_s"]);
     assert!(d < 1333.0 && d > 300.0, "{d}");
-    assert!(num(&s["prompt_tokens_per_s_high"]) < 200_000.0, "{s}");
+    // A 576-wide model keeps a big GPU's matrix units mostly idle: tens of thousands of
+    // prompt tokens/s, not the hundreds of thousands its TFLOPS would give.
+    assert!(num(&s["prompt_tokens_per_s"]) < 50_000.0, "{s}");
 }
 
 #[test]

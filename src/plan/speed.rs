@@ -105,7 +105,7 @@ pub(crate) fn timing<'a>(
         Some(r) => (Rates::Measured(r), Basis::Measured),
         None => (published::cpu_rates(&snap.cpu, threads), Basis::Rough),
     };
-    let mut basis = cpu_basis;
+    let mut basis = Basis::Measured;
     let total_kv: f64 = at
         .gpus
         .iter()
@@ -195,7 +195,7 @@ pub(crate) fn timing<'a>(
                 None => (published::cpu_rates(&snap.cpu, all), Basis::Rough),
             }
         } else {
-            published::gpu_rates(g)
+            published::gpu_rates(g, inp.shape.n_embd)
         };
         if g.bandwidth_gbps.is_none() && !g.software {
             notes.push(format!(
@@ -224,6 +224,14 @@ pub(crate) fn timing<'a>(
         rates: cpu_rates,
         pcie: None,
     };
+    // The CPU's figures matter when it does the work of a block or the output (a GPU-only
+    // plan leaves it one embedding row per token).
+    if cpu.part.weights.iter().any(|w| w.1 > 0.0)
+        || cpu.part.output.is_some()
+        || cpu.part.attn_share > 0.0
+    {
+        basis = basis.worst(cpu_basis);
+    }
     // llama.cpp runs a prompt batch's host matrix products on the first real GPU
     // (op offload), moving the host weights over PCIe each batch.
     if let Some((i, g)) = snap
@@ -233,7 +241,10 @@ pub(crate) fn timing<'a>(
         .find(|(i, g)| !g.software && *i < at.gpus.len())
     {
         let _ = i;
-        cpu.pcie = Some((published::pcie_bytes_per_s(g), published::gpu_rates(g).0));
+        cpu.pcie = Some((
+            published::pcie_bytes_per_s(g),
+            published::gpu_rates(g, inp.shape.n_embd).0,
+        ));
     }
     let boundaries = devices.len()
         - usize::from(cpu.part.weights.iter().all(|w| w.1 == 0.0) && cpu.part.attn_share == 0.0);

@@ -9,7 +9,10 @@
 //! - prompt batches: RTX 4090, Llama 3 8B Q4_0, pp512 10359 tokens/s (PR #7676) is 2.0x the
 //!   table's FP16 (non-tensor) TFLOPS on GPUs with tensor cores (int8 MMQ); Apple M2 Ultra,
 //!   Llama 2 7B Q4_0, pp512 1238 tokens/s (llama.cpp discussion #4167) is 0.6x; GPUs without
-//!   tensor cores get 0.6x as well.
+//!   tensor cores get 0.6x as well. Narrower models keep the GPU less busy: RTX 4090, Llama
+//!   1B Q4_K_M (hidden size 2048), pp4096 18709 tokens/s (geerlingguy/ai-benchmarks#43) is a
+//!   quarter of the 8B's (4096) efficiency, so the factor scales with (hidden size / 4096)^2,
+//!   at most 1.
 //! - a CPU without a calibration: decode at 70% of its memory bandwidth and prompt at 25% of
 //!   its SIMD peak (this machine's calibration against its measured figures), 1 us per
 //!   graph node.
@@ -35,8 +38,8 @@ pub const UNKNOWN_CPU_BANDWIDTH_GBPS: f64 = 51.2;
 /// not known: PCIe 4.0 x16 at 80% of its 31.5 GB/s.
 pub const DEFAULT_PCIE_GBPS: f64 = 25.0;
 
-/// A GPU's rates and how sure they are.
-pub fn gpu_rates(g: &Gpu) -> (Rates<'static>, Basis) {
+/// A GPU's rates for a model of hidden size `n_embd`, and how sure they are.
+pub fn gpu_rates(g: &Gpu, n_embd: u64) -> (Rates<'static>, Basis) {
     let known = g.bandwidth_gbps.filter(|b| b.is_finite() && *b > 0.0);
     let basis = if known.is_some() {
         Basis::Published
@@ -53,11 +56,12 @@ pub fn gpu_rates(g: &Gpu) -> (Rates<'static>, Basis) {
             .as_deref()
             .and_then(|c| c.split('.').next()?.parse::<u32>().ok())
             .is_some_and(|major| major >= 7);
+    let width = (n_embd as f64 / 4096.0).min(1.0);
     let factor = if tensor_cores {
         GPU_PROMPT_TENSOR_CORE_FACTOR
     } else {
         GPU_PROMPT_OTHER_FACTOR
-    };
+    } * (width * width).max(1e-3);
     (
         Rates::Spec {
             bytes_per_s: bw * GPU_DECODE_BANDWIDTH_EFFICIENCY,

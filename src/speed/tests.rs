@@ -186,7 +186,7 @@ fn rtx_4090() -> Gpu {
 
 #[test]
 fn published_gpu_figures_reproduce_the_sources() {
-    let (r, basis) = published::gpu_rates(&rtx_4090());
+    let (r, basis) = published::gpu_rates(&rtx_4090(), 4096);
     assert_eq!(basis, Basis::Published);
     // Llama 3 8B Q4_0 (4.33 GiB, 32 blocks) on an RTX 4090 at a depth of 32768 (f16
     // cache, 8 KV heads x 128 x 2 x 2 bytes per layer and cell): 98 tokens/s published
@@ -229,7 +229,7 @@ fn a_gpu_without_figures_is_rough_and_slow() {
     let mut g = rtx_4090();
     g.bandwidth_gbps = None;
     g.fp16_tflops = None;
-    let (r, basis) = published::gpu_rates(&g);
+    let (r, basis) = published::gpu_rates(&g, 4096);
     assert_eq!(basis, Basis::Rough);
     match r {
         Rates::Spec { bytes_per_s, .. } => {
