@@ -17,6 +17,7 @@ fn layerfit(args: &[&str]) -> (i32, String, String) {
 
 fn layerfit_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = Command::new(BIN);
+    common::isolate(&mut c);
     c.args(args)
         .env_remove("LAYERFIT_HARDWARE")
         .env_remove("LAYERFIT_SOFTWARE_GPU")
@@ -42,7 +43,7 @@ fn machine_file(tag: &str, yaml: &str) -> String {
 
 /// `cmd | head -c N`: the reader closes the pipe early; layerfit must end quietly with 0.
 fn closed_pipe(args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(BIN)
+    let mut child = common::isolate(&mut Command::new(BIN))
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("LAYERFIT_HARDWARE")
@@ -86,7 +87,7 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
 /// open) ends it quietly with the documented 130.
 #[test]
 fn sigint_ends_with_130() {
-    let child = Command::new(BIN)
+    let child = common::isolate(&mut Command::new(BIN))
         .args(["hardware", "--hardware", "/dev/stdin"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())

@@ -261,6 +261,7 @@ fn gpu_table_covers_the_seeds_gpus() {
 
 fn hardware_json(args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
+    common::isolate(&mut c);
     c.arg("hardware")
         .args(args)
         .arg("--json")

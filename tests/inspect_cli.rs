@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 
 fn inspect_json(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_layerfit"))
+    let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
         .arg("inspect")
         .args(args)
         .arg("--json")
@@ -158,7 +158,7 @@ fn gguf_v2_is_read() {
 #[test]
 fn human_table_shows_the_headline_figures() {
     let p = common::gemma3();
-    let out = Command::new(env!("CARGO_BIN_EXE_layerfit"))
+    let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
         .args(["inspect", p.to_str().unwrap()])
         .output()
         .unwrap();

@@ -181,7 +181,9 @@ fn moe_experts_go_to_the_cpu_before_whole_blocks_do() {
 fn emitted_configs_round_trip_to_the_same_plan() {
     let g = common::gemma3();
     let g = g.to_str().unwrap();
-    let hw = ["--vram", "700M", "--ram", "8G"];
+    // Explicit threads: the plans are compared whole, and with the default thread count a
+    // busy machine's load average (read a moment apart) would be part of them.
+    let hw = ["--vram", "700M", "--ram", "8G", "--threads", "2"];
     let json = |extra: &[&str]| -> Value {
         let mut a = vec!["plan", "--model", g, "--json"];
         a.extend_from_slice(&hw);

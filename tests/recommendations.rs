@@ -145,12 +145,14 @@ fn an_application_ships_its_own_tiers_in_layerfit_yaml() {
         "profiles: [chromebook_512mb, chat_4gb_cpu]\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
-        .args(["check-requirements", "--ram", "16G", "--no-gpu", "--json"])
-        .current_dir(&dir)
-        .env_remove("LAYERFIT_HARDWARE")
-        .output()
-        .unwrap();
+    let out = common::isolate(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_layerfit"
+    )))
+    .args(["check-requirements", "--ram", "16G", "--no-gpu", "--json"])
+    .current_dir(&dir)
+    .env_remove("LAYERFIT_HARDWARE")
+    .output()
+    .unwrap();
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = d["profiles"]
         .as_array()
@@ -163,12 +165,14 @@ fn an_application_ships_its_own_tiers_in_layerfit_yaml() {
     // A broken tier list is bad input naming the file.
     for bad in ["profiles: [no_such_tier]\n", "tiers: 3\n", "profiles: []\n"] {
         std::fs::write(dir.join("layerfit.yaml"), bad).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"))
-            .args(["check-requirements", "--ram", "16G", "--no-gpu"])
-            .current_dir(&dir)
-            .env_remove("LAYERFIT_HARDWARE")
-            .output()
-            .unwrap();
+        let out = common::isolate(&mut std::process::Command::new(env!(
+            "CARGO_BIN_EXE_layerfit"
+        )))
+        .args(["check-requirements", "--ram", "16G", "--no-gpu"])
+        .current_dir(&dir)
+        .env_remove("LAYERFIT_HARDWARE")
+        .output()
+        .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
         assert!(

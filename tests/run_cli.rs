@@ -99,7 +99,7 @@ fn gemma3_self_check_holds_and_the_missing_template_is_named() {
 #[test]
 fn degraded_banner_comes_with_every_answer() {
     let m = common::smollm2();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_layerfit"))
+    let mut child = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
         .args([
             "run",
             "--model",

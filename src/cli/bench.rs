@@ -6,7 +6,8 @@ use super::output::Printer;
 use super::plan_report::rate;
 use super::{exit, Failure};
 use crate::engine::calibrate::{calibrate, Depth};
-use crate::speed::{default_threads, Calibration};
+use crate::speed::calibration::TypeRate;
+use crate::speed::{default_threads, Calibration, ThreadRates};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -128,7 +129,7 @@ fn print_table(cal: &Calibration, printer: &Printer) {
     let Some(first) = cal.points.first() else {
         return;
     };
-    let row = |label: String, f: &dyn Fn(&crate::speed::ThreadRates) -> Option<f64>, unit: &str| {
+    let row = |label: String, f: &dyn Fn(&ThreadRates) -> Option<f64>, unit: &str| {
         let mut cells = vec![label];
         cells.extend(
             cal.points
@@ -137,33 +138,27 @@ fn print_table(cal: &Calibration, printer: &Printer) {
         );
         cells
     };
-    for r in &first.matvec_gb_per_s {
-        let name = r.type_name.clone();
-        let cells = row(
-            format!("{name} decode"),
-            &|p| {
-                p.matvec_gb_per_s
-                    .iter()
-                    .find(|x| x.type_name == name)
-                    .map(|x| x.value)
-            },
-            "GB/s",
-        );
-        printer.row(&mut t, cells);
-    }
-    for r in &first.matmul_gflop_per_s {
-        let name = r.type_name.clone();
-        let cells = row(
-            format!("{name} prompt"),
-            &|p| {
-                p.matmul_gflop_per_s
-                    .iter()
-                    .find(|x| x.type_name == name)
-                    .map(|x| x.value)
-            },
-            "GFLOP/s",
-        );
-        printer.row(&mut t, cells);
+    // One row per weight type, for the decode and the prompt figures alike.
+    type Figures = fn(&ThreadRates) -> &[TypeRate];
+    let by_type: [(Figures, &str, &str); 2] = [
+        (|p| &p.matvec_gb_per_s, "decode", "GB/s"),
+        (|p| &p.matmul_gflop_per_s, "prompt", "GFLOP/s"),
+    ];
+    for (figures, what, unit) in by_type {
+        for r in figures(first) {
+            let name = r.type_name.as_str();
+            let cells = row(
+                format!("{name} {what}"),
+                &|p| {
+                    figures(p)
+                        .iter()
+                        .find(|x| x.type_name == name)
+                        .map(|x| x.value)
+                },
+                unit,
+            );
+            printer.row(&mut t, cells);
+        }
     }
     for w in &first.working_set_curve {
         let size = w.working_set_bytes;

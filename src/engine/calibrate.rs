@@ -35,6 +35,11 @@ const MID_WORKING_SET: u64 = 64 << 20;
 /// Cache bytes of the long-context attention measurement.
 const LARGE_CACHE: u64 = 128 << 20;
 
+/// Bytes of one measured q8_0 matrix (1024 rows of `K`): the unit working sets are made of.
+fn q8_matrix_bytes() -> u64 {
+    GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024
+}
+
 /// How long to spend: `Full` for `layerfit bench`, `Quick` for `layerfit bench --quick`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Depth {
@@ -267,7 +272,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             Item::MatVec(t) => p.matvec_gb_per_s.push(rate(*t, x)),
             Item::MatMul(t) => p.matmul_gflop_per_s.push(rate(*t, x)),
             Item::Curve(s) => {
-                let one = GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024;
+                let one = q8_matrix_bytes();
                 p.working_set_curve.push(WorkingSetRate {
                     working_set_bytes: (s / one).max(1) * one,
                     gb_per_s: x,
@@ -279,7 +284,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             Item::Node => p.node_seconds = x,
         }
     }
-    let one = GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024;
+    let one = q8_matrix_bytes();
     let mid = (MID_WORKING_SET / one).max(1) * one;
     p.matvec_working_set_bytes = mid;
     // The mid working set is measured twice (the q8_0 rate and the curve's point): the

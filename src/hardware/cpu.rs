@@ -110,9 +110,17 @@ pub fn bandwidth_cached(cache_dir: &Path, measure: bool) -> Option<f64> {
         return None;
     }
     let v = measure_bandwidth(Duration::from_millis(200));
-    if let Some(f) = file {
-        let _ = std::fs::create_dir_all(cache_dir);
-        let _ = std::fs::write(f, format!("{v:.2}\n"));
+    let Some(f) = file else { return Some(v) };
+    // Processes started together all measure; the first to publish its figure wins and the
+    // others use it, so every plan of this boot sees the same bandwidth.
+    let _ = std::fs::create_dir_all(cache_dir);
+    let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{v:.2}\n")).is_ok() {
+        let _ = std::fs::hard_link(&tmp, &f);
+        let _ = std::fs::remove_file(&tmp);
     }
-    Some(v)
+    std::fs::read_to_string(&f)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .or(Some(v))
 }

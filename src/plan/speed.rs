@@ -101,10 +101,7 @@ pub(crate) fn timing<'a>(
         .threads
         .unwrap_or_else(|| crate::speed::default_threads(snap.cpu.physical_cores));
     let mut notes = Vec::new();
-    let (cpu_rates, cpu_basis) = match req.calibration.as_deref().and_then(|c| c.at(threads)) {
-        Some(r) => (Rates::Measured(r), Basis::Measured),
-        None => (published::cpu_rates(&snap.cpu, threads), Basis::Rough),
-    };
+    let (cpu_rates, cpu_basis) = cpu_rates_at(req, snap, threads);
     let mut basis = Basis::Measured;
     let total_kv: f64 = at
         .gpus
@@ -189,11 +186,11 @@ pub(crate) fn timing<'a>(
         let (rates, b) = if g.software {
             // llvmpipe/lavapipe computes on this CPU's cores: the CPU's own rates at all
             // of them (its thread pool), not a GPU's.
-            let all = crate::speed::default_threads(snap.cpu.physical_cores);
-            match req.calibration.as_deref().and_then(|c| c.at(all)) {
-                Some(r) => (Rates::Measured(r), Basis::Measured),
-                None => (published::cpu_rates(&snap.cpu, all), Basis::Rough),
-            }
+            cpu_rates_at(
+                req,
+                snap,
+                crate::speed::default_threads(snap.cpu.physical_cores),
+            )
         } else {
             published::gpu_rates(g, inp.shape.n_embd)
         };
@@ -234,13 +231,10 @@ pub(crate) fn timing<'a>(
     }
     // llama.cpp runs a prompt batch's host matrix products on the first real GPU
     // (op offload), moving the host weights over PCIe each batch.
-    if let Some((i, g)) = snap
-        .gpus
+    if let Some(g) = snap.gpus[..at.gpus.len().min(snap.gpus.len())]
         .iter()
-        .enumerate()
-        .find(|(i, g)| !g.software && *i < at.gpus.len())
+        .find(|g| !g.software)
     {
-        let _ = i;
         cpu.pcie = Some((
             published::pcie_bytes_per_s(g),
             published::gpu_rates(g, inp.shape.n_embd).0,
@@ -255,6 +249,14 @@ pub(crate) fn timing<'a>(
         basis,
         threads,
         notes,
+    }
+}
+
+/// This CPU's rates at `threads`: the calibration's when there is one, else rough figures.
+fn cpu_rates_at<'a>(req: &'a Requirements, snap: &Snapshot, threads: u32) -> (Rates<'a>, Basis) {
+    match req.calibration.as_deref().and_then(|c| c.at(threads)) {
+        Some(r) => (Rates::Measured(r), Basis::Measured),
+        None => (published::cpu_rates(&snap.cpu, threads), Basis::Rough),
     }
 }
 

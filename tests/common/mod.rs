@@ -25,6 +25,20 @@ pub fn models_dir() -> PathBuf {
     dir
 }
 
+/// Keeps a spawned layerfit away from the user's own cache: no speed calibration measured
+/// on this machine by `layerfit bench` (plans use the rough figures a fresh machine gets,
+/// so outcomes do not depend on who ran what before), while the real models stay where
+/// they are.
+pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
+    let models = std::env::var_os("LAYERFIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/layerfit/models")
+        });
+    c.env("XDG_CACHE_HOME", tempdir("xdg-cache"))
+        .env("LAYERFIT_MODELS", models)
+}
+
 pub fn smollm2() -> PathBuf {
     models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
@@ -214,7 +228,7 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
 /// Runs the layerfit binary (no colour, no hardware description or software-GPU opt-in from
 /// the environment): exit code, stdout, stderr.
 pub fn layerfit(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(bin)
+    let out = isolate(&mut std::process::Command::new(bin))
         .args(args)
         .env_remove("LAYERFIT_HARDWARE")
         .env_remove("LAYERFIT_SOFTWARE_GPU")
