@@ -17,6 +17,20 @@ pub struct Inspection {
     pub kv_cache: KvInfo,
     pub compute: ComputeInfo,
     pub notes: Vec<String>,
+    /// Where a model named by `hf://`, `ollama://` or a URL came from; `null` for a path.
+    pub source: Option<RemoteSource>,
+}
+
+/// A named model's origin, and what reading its header over the network cost.
+#[derive(Serialize, Debug, schemars::JsonSchema)]
+pub struct RemoteSource {
+    /// The name that finds it again (`hf://ORG/REPO:Q4_K_M`).
+    pub name: String,
+    /// The URL the header was read from (`null` when a local copy was read).
+    pub url: Option<String>,
+    /// The local copy read instead of the network (pulled, Hugging Face cache, Ollama store).
+    pub local_path: Option<String>,
+    pub transfer: Option<crate::fetch::Transfer>,
 }
 
 #[derive(Serialize, Debug, schemars::JsonSchema)]
@@ -212,6 +226,7 @@ pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeE
             detail: compute,
         },
         notes,
+        source: None,
     })
 }
 

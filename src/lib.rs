@@ -10,6 +10,7 @@ pub mod cli;
 pub mod emit;
 pub mod engine;
 pub mod env_vars;
+pub mod fetch;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod ggml_type;

@@ -4,6 +4,7 @@
 
 use crate::bytes::Bytes;
 use crate::catalog::{self, quant::Ftype};
+use crate::fetch::{self, name::RemoteName};
 use crate::gguf::{open_model, Metadata, TensorInfo};
 use crate::memory::weights;
 use crate::model::Shape;
@@ -28,14 +29,34 @@ pub enum ModelSourceError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("{0}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)")]
     Unknown(String),
+    #[error(transparent)]
+    Name(#[from] crate::fetch::name::NameError),
+    #[error(transparent)]
+    Net(#[from] crate::fetch::http::NetError),
+    #[error(transparent)]
+    Remote(#[from] crate::fetch::range::RemoteError),
 }
 
 /// Where a model's header came from.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Origin {
-    File { path: PathBuf },
-    Catalog { entry: String, variant: String },
+    File {
+        path: PathBuf,
+    },
+    Catalog {
+        entry: String,
+        variant: String,
+    },
+    /// A file not on this machine whose header was read over the network.
+    Remote {
+        /// The name that finds it again (`hf://ORG/REPO:QUANT`, `ollama://NAME:TAG`, a URL).
+        name: String,
+        /// The (first shard's) URL.
+        url: String,
+        /// Bytes to download, every shard.
+        size: u64,
+    },
 }
 
 /// A model header, real or from the catalog.
@@ -74,6 +95,49 @@ impl ModelSource {
             missing_bytes: f.missing_bytes(),
             upstream: None,
         })
+    }
+
+    /// The same file, reported under the name that found it.
+    pub fn named(mut self, name: &str) -> ModelSource {
+        self.label = name.to_string();
+        self.catalog_name = Some(name.to_string());
+        self
+    }
+
+    /// A model a remote name stands for: its local copy, or its header read over the
+    /// network (with what that cost).
+    pub fn from_candidate(
+        c: fetch::Candidate,
+        client: &fetch::http::Client,
+    ) -> Result<(ModelSource, Option<fetch::Transfer>), ModelSourceError> {
+        let downloads = match c.place {
+            fetch::Place::Local(p) => {
+                return Ok((ModelSource::from_file(&p)?.named(&c.name), None))
+            }
+            fetch::Place::Remote(d) => d,
+        };
+        let (file, transfer) = fetch::remote_model(client, &downloads)?;
+        let size = downloads
+            .iter()
+            .map(|d| d.size)
+            .sum::<Option<u64>>()
+            .unwrap_or_else(|| file.expected_size());
+        let source = ModelSource {
+            label: c.name.clone(),
+            origin: Origin::Remote {
+                name: c.name.clone(),
+                url: downloads[0].url.clone(),
+                size,
+            },
+            catalog_name: Some(c.name.clone()),
+            path: downloads[0].dest.clone(),
+            metadata: file.metadata().clone(),
+            tensor_vocab: file.tensor_vocab(),
+            tensors: file.tensors().cloned().collect(),
+            missing_bytes: 0,
+            upstream: Some(c.name),
+        };
+        Ok((source, Some(transfer)))
     }
 
     fn from_catalog(
@@ -140,6 +204,12 @@ impl ModelSource {
 
     /// Where to get the file and where to put it, for a model that is not on disk.
     pub fn where_to_get(&self) -> String {
+        if let Origin::Remote { name, .. } = &self.origin {
+            return format!(
+                "`layerfit pull {name}` downloads it to {}",
+                self.path.display()
+            );
+        }
         match &self.upstream {
             Some(u) => format!("get it from {u} and put it at {}", self.path.display()),
             None => format!(
@@ -163,6 +233,7 @@ impl ModelSource {
             to_download: match self.origin {
                 Origin::Catalog { .. } => tensor_bytes,
                 Origin::File { .. } => Bytes(self.missing_bytes),
+                Origin::Remote { size, .. } => Bytes(size),
             },
             incomplete: (self.missing_bytes > 0).then_some(Bytes(self.missing_bytes)),
             preference: 0,
@@ -201,8 +272,21 @@ impl ModelSource {
 /// catalog name without a variant).
 pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, ModelSourceError> {
     let path = Path::new(spec);
+    if let Some(name) = RemoteName::parse(spec)? {
+        let client = fetch::client();
+        return fetch::candidates(&name, models_dir, &client)?
+            .into_iter()
+            .map(|c| ModelSource::from_candidate(c, &client).map(|(s, _)| s))
+            .collect();
+    }
     if path.exists() || spec.ends_with(".gguf") {
         return Ok(vec![ModelSource::from_file(path)?]);
+    }
+    // A model in Ollama's own store, by the name `ollama list` shows, before the catalog.
+    if let Ok(Some(RemoteName::Ollama(o))) = RemoteName::parse(&format!("ollama://{spec}")) {
+        if let Some((blob, _)) = fetch::ollama::find_local(&o) {
+            return Ok(vec![ModelSource::from_file(&blob)?.named(&o.to_string())]);
+        }
     }
     match catalog::lookup(spec)? {
         Some(r) => {

@@ -3,16 +3,22 @@
 use super::output::Printer;
 use super::{exit, parse_tokens, Failure};
 use crate::bytes::Bytes;
+use crate::fetch::{self, name::RemoteName, Place};
 use crate::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::gguf::open_model;
+use crate::gguf::ModelFile;
+use crate::inspect::RemoteSource;
 use crate::inspect::{inspect, Inspection};
 use crate::memory::CacheConfig;
-use std::path::PathBuf;
+use crate::model_source::default_models_dir;
+use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A GGUF file, or any shard of a split set (name-00001-of-00003.gguf).
-    pub model: PathBuf,
+    /// A GGUF file, or any shard of a split set (name-00001-of-00003.gguf), or a remote
+    /// model naming one file (hf://ORG/REPO:QUANT, https://.../x.gguf, ollama://NAME:TAG):
+    /// only its header is read.
+    pub model: String,
     /// Context to size the KV cache for (tokens; 32k = 32768).
     #[arg(long, default_value = "32768", allow_negative_numbers = true, value_parser = parse_tokens)]
     pub ctx: u64,
@@ -36,6 +42,54 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The file a model name stands for: a path as given, or the one file a remote name
+/// names (its local copy, else its header over the network).
+fn open(spec: &str) -> Result<(ModelFile, Option<RemoteSource>), Failure> {
+    let name = RemoteName::parse(spec).map_err(Failure::input)?;
+    let Some(name) = name else {
+        let file = open_model(Path::new(spec)).map_err(|e| Failure::BadInput(e.to_string()))?;
+        return Ok((file, None));
+    };
+    let client = fetch::client();
+    let models_dir = default_models_dir();
+    let mut found = fetch::candidates(&name, &models_dir, &client).map_err(Failure::input)?;
+    if found.len() != 1 {
+        let names: Vec<String> = found.iter().map(|c| c.name.clone()).collect();
+        return Err(Failure::BadInput(format!(
+            "{spec} names {} models; inspect one of: {}",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    let c = found.remove(0);
+    match c.place {
+        Place::Local(p) => {
+            let file = open_model(&p).map_err(|e| Failure::BadInput(e.to_string()))?;
+            Ok((
+                file,
+                Some(RemoteSource {
+                    name: c.name,
+                    url: None,
+                    local_path: Some(p.display().to_string()),
+                    transfer: None,
+                }),
+            ))
+        }
+        Place::Remote(d) => {
+            let (file, t) = fetch::remote_model(&client, &d).map_err(Failure::input)?;
+            Ok((
+                file,
+                Some(RemoteSource {
+                    name: c.name,
+                    url: Some(d[0].url.clone()),
+                    local_path: None,
+                    transfer: Some(t),
+                }),
+            ))
+        }
+    }
+}
+
 pub fn parse_cache_type(s: &str) -> Result<GgmlType, String> {
     GgmlType::from_name(s)
         .filter(|t| KV_CACHE_TYPES.contains(t))
@@ -56,9 +110,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         n_seq_max: 1,
         swa_full: args.swa_full,
     };
-    let file = open_model(&args.model).map_err(|e| Failure::BadInput(e.to_string()))?;
-    let report = inspect(&file, &cfg)
-        .map_err(|e| Failure::BadInput(format!("{}: {e}", args.model.display())))?;
+    let (file, source) = open(&args.model)?;
+    let mut report =
+        inspect(&file, &cfg).map_err(|e| Failure::BadInput(format!("{}: {e}", args.model)))?;
+    report.source = source;
     if args.json {
         printer.json(&report)?;
     } else {

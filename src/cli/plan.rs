@@ -88,11 +88,16 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         for d in &p.plan.degradations {
             printer.raw(&format!("# warning: {}\n", d.message));
         }
-        if let Origin::Catalog { .. } = p.model.origin {
-            printer.raw(&format!(
+        match &p.model.origin {
+            Origin::Catalog { .. } => printer.raw(&format!(
                 "# note: planned from the catalog; download the model to {} first\n",
                 p.model.path.display()
-            ));
+            )),
+            Origin::Remote { name, .. } => printer.raw(&format!(
+                "# note: planned from the remote header; `layerfit pull {name}` puts the file at {}\n",
+                p.model.path.display()
+            )),
+            Origin::File { .. } => {}
         }
         let settings = RunSettings::from_plan(&p.plan, p.model.path.clone());
         match tool.as_str() {
@@ -100,6 +105,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 let from = match &p.model.origin {
                     Origin::Catalog { .. } => p.model.catalog_name.clone().unwrap_or_default(),
                     Origin::File { path } => path.display().to_string(),
+                    Origin::Remote { .. } => p.model.path.display().to_string(),
                 };
                 let tag = format!(
                     "layerfit-{}",

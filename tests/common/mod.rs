@@ -3,6 +3,8 @@
 //! and, for a wrong shape, the shape it expects), so fixtures never drift from the engine.
 #![allow(dead_code)]
 
+pub mod http_server;
+
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
