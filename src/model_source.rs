@@ -77,6 +77,8 @@ pub struct ModelSource {
     pub missing_bytes: u64,
     /// Where the catalog says a real file of this variant is published (sourced).
     pub upstream: Option<String>,
+    /// A remote model's files (shards in order), for `pull`; empty otherwise.
+    pub downloads: Vec<fetch::Download>,
 }
 
 impl ModelSource {
@@ -94,6 +96,7 @@ impl ModelSource {
             tensors: f.tensors().cloned().collect(),
             missing_bytes: f.missing_bytes(),
             upstream: None,
+            downloads: Vec::new(),
         })
     }
 
@@ -136,6 +139,7 @@ impl ModelSource {
             tensors: file.tensors().cloned().collect(),
             missing_bytes: 0,
             upstream: Some(c.name),
+            downloads,
         };
         Ok((source, Some(transfer)))
     }
@@ -180,6 +184,7 @@ impl ModelSource {
             tensor_vocab,
             missing_bytes: 0,
             upstream,
+            downloads: Vec::new(),
         })
     }
 

@@ -130,3 +130,80 @@ fn remote_inspect_equals_local_and_reads_only_the_header() {
         assert_eq!(remote, l, "{name}");
     }
 }
+
+/// The plan's figures, without what names the model or where its file is.
+fn plan_figures(v: &Value) -> Value {
+    let mut p = v["plan"].clone();
+    if let Some(o) = p.as_object_mut() {
+        o.remove("speed");
+    }
+    p
+}
+
+#[test]
+fn a_repository_is_planned_like_a_catalog_model_and_a_second_plan_reads_no_range() {
+    let s = hub();
+    let h = home("repo-plan");
+    let args = ["--ctx", "4096", "--threads", "2", "--ram", "16G", "--json"];
+    let o = layerfit(
+        &s,
+        &h,
+        &[&["plan", "--model", "hf://test-org/tiny-GGUF"], &args[..]].concat(),
+    );
+    assert!(
+        o.status.code().is_some_and(|c| c == 0 || c == 10),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let remote = json(&o);
+    let names: Vec<&str> = remote["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["model"].as_str())
+        .collect();
+    assert!(names.contains(&"hf://test-org/tiny-GGUF:Q4_1"), "{names:?}");
+    assert!(
+        names.contains(&"hf://test-org/tiny-GGUF:Q4_K_M"),
+        "{names:?}"
+    );
+    assert_eq!(remote["origin"]["kind"], "remote", "{}", remote["origin"]);
+    let picked = remote["model"].as_str().unwrap_or_default().to_string();
+    let local_file = if picked.ends_with("Q4_1") {
+        common::smollm2()
+    } else {
+        common::gemma3()
+    };
+    let local = json(&layerfit(
+        &s,
+        &h,
+        &[
+            "plan",
+            "--model",
+            local_file.to_str().unwrap(),
+            "--ctx",
+            "4096",
+            "--threads",
+            "2",
+            "--ram",
+            "16G",
+            "--json",
+        ],
+    ));
+    assert_eq!(plan_figures(&remote), plan_figures(&local), "{picked}");
+    // Again: the listing only; every header comes from the cache.
+    s.clear_log();
+    let again = json(&layerfit(
+        &s,
+        &h,
+        &[&["plan", "--model", "hf://test-org/tiny-GGUF"], &args[..]].concat(),
+    ));
+    assert_eq!(plan_figures(&again), plan_figures(&remote));
+    let ranged: Vec<_> = s
+        .requests("/")
+        .into_iter()
+        .filter(|l| l.range.is_some())
+        .collect();
+    assert!(ranged.is_empty(), "{ranged:?}");
+    assert_eq!(s.requests("/api/models/").len(), 1);
+}

@@ -9,11 +9,13 @@ mod check_requirements;
 mod completions;
 mod hardware;
 mod inspect;
+mod models;
 mod output;
 mod plan;
 mod plan_report;
 mod planning;
 mod profiles;
+mod pull;
 mod run;
 mod run_prepare;
 mod schemas;
@@ -90,6 +92,12 @@ enum Command {
     Run(run::Args),
     /// The built-in profiles (use cases and the machines they target).
     Profiles(profiles::Args),
+    /// Every model already on this machine (models folder, Ollama, Hugging Face cache,
+    /// llama.cpp, LM Studio) and whether it runs here at the context.
+    Models(models::Args),
+    /// Download a model (hf://, ollama://, https://) into the models folder: for a
+    /// repository, the variant the recommendation picks; resumable, SHA-256 checked.
+    Pull(pull::Args),
     /// The model catalog: list entries, verify one against a real file.
     Catalog(catalog::Args),
     /// Measure this machine's speed figures through the bundled engine (a few seconds);
@@ -204,6 +212,8 @@ pub fn main() -> ExitCode {
         Command::Profiles(a) => profiles::run(a, &printer),
         Command::Run(a) => run::run(a, &printer),
         Command::Catalog(a) => catalog::run(a, &printer),
+        Command::Models(a) => models::run(a, &printer),
+        Command::Pull(a) => pull::run(a, &printer),
         Command::Completions(a) => completions::run(a),
         Command::Bench(a) => bench::run(a, &printer),
     };
@@ -239,6 +249,8 @@ impl Command {
             Command::CheckRequirements(a) => a.json,
             Command::Profiles(a) => a.json,
             Command::Bench(a) => a.json,
+            Command::Models(a) => a.json,
+            Command::Pull(a) => a.json,
             Command::Run(a) => a.json,
             Command::Catalog(a) => catalog::wants_json(a),
             Command::Completions(_) => false,

@@ -147,7 +147,7 @@ fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<(usize, ModelS
     Ok(out)
 }
 
-fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Requirements, Failure> {
+pub(super) fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Requirements, Failure> {
     let kv_types = if !a.kv.is_empty() {
         a.kv.clone()
     } else if let Some(p) = pr {
@@ -202,7 +202,7 @@ pub fn speed_inputs(
     }
 }
 
-fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure> {
+pub(super) fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure> {
     match (profile, a.on_target) {
         (Some(p), true) => {
             let mut c = cpu::probe();

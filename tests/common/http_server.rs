@@ -32,6 +32,8 @@ pub struct Routes {
     pub ollama: HashMap<String, String>,
     /// Repositories that need `Authorization: Bearer <token>`.
     pub gated: HashMap<String, String>,
+    /// Repositories whose resolve redirects to another path than `/cdn/` (`flaky`).
+    pub cdn: HashMap<String, String>,
 }
 
 /// One logged request: its path, its Range header and the body bytes sent.
@@ -112,6 +114,15 @@ impl Server {
             .unwrap()
             .gated
             .insert(repo.into(), token.into());
+    }
+
+    /// Makes `repo`'s downloads go through `/MODE/ID` (e.g. `flaky`).
+    pub fn cdn_mode(&self, repo: &str, mode: &str) {
+        self.routes
+            .lock()
+            .unwrap()
+            .cdn
+            .insert(repo.into(), mode.into());
     }
 
     pub fn ollama_model(&self, ns_name_tag: &str, id: &str) {
@@ -370,7 +381,13 @@ fn handle(
                         &mut conn,
                         "302 Found",
                         &[
-                            ("Location", format!("/cdn/{id}?signed=1")),
+                            (
+                                "Location",
+                                format!(
+                                    "/{}/{id}?signed=1",
+                                    routes.cdn.get(&key).map_or("cdn", |m| m.as_str())
+                                ),
+                            ),
                             ("X-Linked-Etag", format!("\"{}\"", f.sha256)),
                             ("X-Linked-Size", f.size.to_string()),
                             ("Content-Length", "0".into()),
