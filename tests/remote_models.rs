@@ -207,3 +207,298 @@ fn a_repository_is_planned_like_a_catalog_model_and_a_second_plan_reads_no_range
     assert!(ranged.is_empty(), "{ranged:?}");
     assert_eq!(s.requests("/api/models/").len(), 1);
 }
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// One `error:` line that names `what`, exit 2.
+fn assert_one_error(o: &Output, what: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for w in what {
+        assert!(lines[0].contains(w), "{w:?} not in {err}");
+    }
+}
+
+#[test]
+fn pull_picks_the_recommendation_verifies_it_and_run_finds_it_offline() {
+    let s = hub();
+    let h = home("pull");
+    let o = layerfit(
+        &s,
+        &h,
+        &[
+            "pull",
+            "hf://test-org/tiny-GGUF",
+            "--ctx",
+            "4096",
+            "--ram",
+            "16G",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json(&o);
+    let name = r["name"].as_str().unwrap().to_string();
+    assert_eq!(r["variants"], 2, "{r}");
+    assert!(stderr(&o).contains("picked"), "{}", stderr(&o));
+    let f = &r["files"][0];
+    assert_eq!(f["verified"], true);
+    assert_eq!(f["outcome"], "downloaded");
+    let path = std::path::PathBuf::from(f["path"].as_str().unwrap());
+    assert!(
+        path.starts_with(h.join("models/hf/test-org/tiny-GGUF")),
+        "{path:?}"
+    );
+    let served = if name.ends_with("Q4_1") {
+        common::smollm2()
+    } else {
+        common::gemma3()
+    };
+    assert_eq!(
+        common::http_server::sha256_file(&path),
+        common::http_server::sha256_file(&served)
+    );
+    assert_eq!(
+        f["sha256"].as_str().unwrap(),
+        common::http_server::sha256_file(&served)
+    );
+    // Offline (the Hub unreachable): the same name finds the pulled file and runs it.
+    let dead = Server::start();
+    let mut offline = layerfit(
+        &dead,
+        &h,
+        &["plan", "--model", &name, "--ctx", "4096", "--json"],
+    );
+    let plan = json(&offline);
+    assert_eq!(plan["origin"]["kind"], "file", "{}", plan["origin"]);
+    assert_eq!(
+        plan["origin"]["path"]
+            .as_str()
+            .map(std::path::PathBuf::from),
+        Some(path.clone())
+    );
+    offline = layerfit(
+        &dead,
+        &h,
+        &[
+            "run",
+            "--model",
+            &name,
+            "--ctx",
+            "4096",
+            "--prompt",
+            "Hello",
+            "--max-tokens",
+            "4",
+            "--accept-degraded",
+            "--json",
+        ],
+    );
+    assert!(
+        offline.status.code().is_some_and(|c| c == 0 || c == 10),
+        "{}",
+        stderr(&offline)
+    );
+    // Pulling again finds it in place.
+    let again = json(&layerfit(
+        &s,
+        &h,
+        &["pull", &name, "--ctx", "4096", "--ram", "16G", "--json"],
+    ));
+    assert_eq!(again["files"].as_array().map(Vec::len), Some(0), "{again}");
+}
+
+#[test]
+fn an_interrupted_pull_resumes_to_the_right_sha256() {
+    let s = hub();
+    s.hub_file(
+        "test-org/flaky-GGUF",
+        "SmolLM2-135M-Instruct-Q4_1.gguf",
+        "smol",
+    );
+    s.cdn_mode("test-org/flaky-GGUF", "flaky");
+    let h = home("resume");
+    let name = "hf://test-org/flaky-GGUF:Q4_1";
+    let first = layerfit(
+        &s,
+        &h,
+        &["pull", name, "--ctx", "4096", "--ram", "16G", "--json"],
+    );
+    assert_one_error(&first, &["ended", "resume"]);
+    let dest = h.join("models/hf/test-org/flaky-GGUF/SmolLM2-135M-Instruct-Q4_1.gguf");
+    let part = std::path::PathBuf::from(format!("{}.part", dest.display()));
+    let size = std::fs::metadata(common::smollm2()).unwrap().len();
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), size / 2);
+    assert!(!dest.exists());
+    s.clear_log();
+    let second = layerfit(
+        &s,
+        &h,
+        &["pull", name, "--ctx", "4096", "--ram", "16G", "--json"],
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let r = json(&second);
+    assert_eq!(r["files"][0]["outcome"], "resumed");
+    assert_eq!(r["files"][0]["verified"], true);
+    assert_eq!(r["files"][0]["bytes_transferred"], size - size / 2);
+    assert!(!part.exists());
+    assert_eq!(
+        common::http_server::sha256_file(&dest),
+        common::http_server::sha256_file(&common::smollm2())
+    );
+    let resumed: Vec<_> = s
+        .requests("/flaky/")
+        .into_iter()
+        .filter(|l| l.range.as_deref() == Some(&format!("bytes={}-", size / 2)))
+        .collect();
+    assert_eq!(resumed.len(), 1, "{:?}", s.requests("/"));
+}
+
+#[test]
+fn a_corrupted_byte_is_caught_and_nothing_is_kept() {
+    let s = hub();
+    s.file("bad", &common::smollm2(), Some(50_000_000));
+    s.hub_file(
+        "test-org/bad-GGUF",
+        "SmolLM2-135M-Instruct-Q4_1.gguf",
+        "bad",
+    );
+    let h = home("corrupt");
+    let o = layerfit(
+        &s,
+        &h,
+        &[
+            "pull",
+            "hf://test-org/bad-GGUF:Q4_1",
+            "--ctx",
+            "4096",
+            "--ram",
+            "16G",
+        ],
+    );
+    assert_one_error(&o, &["SHA-256 mismatch", "nothing was kept"]);
+    let dir = h.join("models/hf/test-org/bad-GGUF");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_disk_too_small_is_refused_before_any_byte_is_fetched() {
+    let s = hub();
+    let h = home("small-disk");
+    let machine = h.join("machine.yaml");
+    std::fs::write(&machine, "ram: 16G\ndisk_free: 10M\n").unwrap();
+    let o = layerfit(
+        &s,
+        &h,
+        &[
+            "pull",
+            "hf://test-org/tiny-GGUF:Q4_1",
+            "--ctx",
+            "4096",
+            "--hardware",
+            machine.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(20), "{}", stderr(&o));
+    assert!(stderr(&o).contains("disk"), "{}", stderr(&o));
+    let downloads: Vec<_> = s
+        .requests("/cdn/")
+        .into_iter()
+        .filter(|l| l.range.as_deref() == Some("bytes=0-"))
+        .collect();
+    assert!(downloads.is_empty(), "{downloads:?}");
+    assert!(!h.join("models/hf").exists());
+}
+
+#[test]
+fn hostile_servers_get_one_error_line_in_bounded_time_and_memory() {
+    let s = hub();
+    let h = home("hostile");
+    // Range ignored: the header is still read, and the stream is cut off.
+    let o = layerfit(
+        &s,
+        &h,
+        &["inspect", &format!("{}/norange/smol", s.base), "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = &json(&o)["source"]["transfer"];
+    assert!(t["bytes_transferred"].as_u64().unwrap() <= 4 << 20, "{t}");
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (format!("{}/billion.gguf", s.base), vec!["64 MiB"]),
+        (
+            format!("{}/drip/x.gguf", s.base),
+            vec!["timed out", "/drip/"],
+        ),
+        (
+            format!("{}/liar/smol", s.base),
+            vec!["ended before", "/liar/"],
+        ),
+        (format!("{}/loop/0", s.base), vec!["redirects", "/loop/"]),
+        (format!("{}/files/none.gguf", s.base), vec!["404"]),
+        (
+            "hf://test-org/nope".to_string(),
+            vec!["404", "/api/models/test-org/nope"],
+        ),
+        (
+            "hf://test-org/tiny-GGUF:Q2_K".to_string(),
+            vec!["Q2_K", "Q4_1", "Q4_K_M"],
+        ),
+        ("http://example.com/x.gguf".to_string(), vec!["https"]),
+    ];
+    for (url, what) in cases {
+        let t0 = std::time::Instant::now();
+        let o = layerfit(&s, &h, &["inspect", &url]);
+        println!(
+            "{url}: {:.1} s: {}",
+            t0.elapsed().as_secs_f64(),
+            stderr(&o).trim()
+        );
+        assert_one_error(&o, &what);
+    }
+}
+
+#[test]
+fn a_gated_model_needs_hf_token_and_the_token_is_never_shown() {
+    let s = hub();
+    s.hub_file(
+        "test-org/gated-GGUF",
+        "SmolLM2-135M-Instruct-Q4_1.gguf",
+        "smol",
+    );
+    s.gate("test-org/gated-GGUF", "hf_sekrit_token_42");
+    let h = home("gated");
+    let name = "hf://test-org/gated-GGUF:Q4_1";
+    let o = layerfit(&s, &h, &["inspect", name]);
+    assert_one_error(&o, &["401", "HF_TOKEN"]);
+    for token in ["hf_wrong_token_7", "hf_sekrit_token_42"] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
+        let o = c
+            .args(["plan", "--model", name, "--ctx", "4096", "--json"])
+            .env("HOME", &h)
+            .env("XDG_CACHE_HOME", h.join(format!(".cache-{token}")))
+            .env("LAYERFIT_MODELS", h.join("models"))
+            .env("HF_ENDPOINT", &s.base)
+            .env("HF_TOKEN", token)
+            .output()
+            .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert!(!all.contains(token), "the token leaked: {all}");
+        if token.contains("wrong") {
+            assert_one_error(&o, &["401"]);
+        } else {
+            assert!(o.status.code().is_some_and(|c| c == 0 || c == 10), "{all}");
+        }
+    }
+    // The token went to the Hub's host only with the resolve request, never elsewhere.
+    assert!(s
+        .requests("/")
+        .iter()
+        .any(|l| l.auth.as_deref() == Some("Bearer hf_sekrit_token_42")));
+}

@@ -63,12 +63,15 @@ pub fn run(a: Args, printer: &Printer) -> Result<u8, Failure> {
     let src = &planned.model;
     let plan = &planned.plan;
     let name = src.catalog_name.clone().unwrap_or(src.label.clone());
-    let variants = planned
+    let mut models: Vec<&str> = planned
         .candidates
         .iter()
         .filter(|c| c.rank.is_some())
-        .count()
-        .max(1);
+        .map(|c| c.model.as_str())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    let variants = models.len().max(1);
     let reason = match &plan.speed {
         _ if plan.verdict == Verdict::Incompatible => plan.missing.clone().unwrap_or_default(),
         Some(s) => format!(
@@ -89,7 +92,7 @@ pub fn run(a: Args, printer: &Printer) -> Result<u8, Failure> {
     };
     let picked = if variants > 1 {
         format!(
-            "picked {name}, the recommendation of {variants} options for this machine: {reason}"
+            "picked {name}, the recommendation among {variants} variants for this machine: {reason}"
         )
     } else {
         format!("{name}: {reason}")

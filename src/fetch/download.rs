@@ -134,7 +134,12 @@ pub fn fetch(
     let mut window = (Instant::now(), done);
     let stall = client.timeout.max(Duration::from_secs(1));
     loop {
-        let k = body.read(&mut buf).map_err(|e| io_error(&url, &e))?;
+        let k = body.read(&mut buf).map_err(|e| {
+            let mut n = io_error(&url, &e);
+            n.what
+                .push_str(" (the partial file is kept; run pull again to resume)");
+            n
+        })?;
         if k == 0 {
             break;
         }

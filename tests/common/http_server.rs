@@ -443,7 +443,8 @@ fn handle(
         },
         ["flaky", id] => match file(id) {
             Some(f) => {
-                let from_zero = range.as_deref().is_none_or(|r| r.starts_with("bytes=0-"));
+                // Only a whole-file download is cut (not a header's range read).
+                let from_zero = range.as_deref().is_none_or(|r| r == "bytes=0-");
                 let cut = (from_zero && !flaky.swap(true, Ordering::SeqCst)).then_some(f.size / 2);
                 send_file(&mut conn, &f, range.as_deref(), true, cut, &[])?
             }
