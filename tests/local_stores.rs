@@ -133,6 +133,7 @@ fn models_lists_every_store_with_a_verdict_and_unreadable_entries_with_the_reaso
         String::from_utf8_lossy(&o.stderr)
     );
     let r = json(&o);
+    common::assert_schema("models", &r);
     assert_eq!(r["context"], 4096);
     let models = r["models"].as_array().unwrap();
     let find = |name: &str| {

@@ -102,6 +102,7 @@ fn remote_inspect_equals_local_and_reads_only_the_header() {
             String::from_utf8_lossy(&o.stderr)
         );
         let mut remote = json(&o);
+        common::assert_schema("inspect", &remote);
         let src = remote["source"].take();
         assert!(
             src["name"].as_str().unwrap().eq_ignore_ascii_case(&name),
@@ -156,6 +157,7 @@ fn a_repository_is_planned_like_a_catalog_model_and_a_second_plan_reads_no_range
         String::from_utf8_lossy(&o.stderr)
     );
     let remote = json(&o);
+    common::assert_schema("plan", &remote);
     let names: Vec<&str> = remote["candidates"]
         .as_array()
         .unwrap()
@@ -242,6 +244,7 @@ fn pull_picks_the_recommendation_verifies_it_and_run_finds_it_offline() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = json(&o);
+    common::assert_schema("pull", &r);
     let name = r["name"].as_str().unwrap().to_string();
     assert_eq!(r["variants"], 2, "{r}");
     assert!(stderr(&o).contains("picked"), "{}", stderr(&o));

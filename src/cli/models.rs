@@ -130,6 +130,15 @@ pub fn run(a: Args, printer: &Printer) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// Paths under HOME as `~/...`, as people type them (JSON keeps them whole).
+fn tilde(text: &str, home: &str) -> String {
+    if home.len() > 1 {
+        text.replace(&format!("{home}/"), "~/")
+    } else {
+        text.to_string()
+    }
+}
+
 fn print_table(r: &ModelsReport, printer: &Printer, models_dir: &std::path::Path) {
     if r.models.is_empty() {
         printer.line(&format!(
@@ -138,6 +147,7 @@ fn print_table(r: &ModelsReport, printer: &Printer, models_dir: &std::path::Path
         ));
         return;
     }
+    let home = std::env::var("HOME").unwrap_or_default();
     let mut t = printer.table(&[
         "model",
         "where",
@@ -148,14 +158,10 @@ fn print_table(r: &ModelsReport, printer: &Printer, models_dir: &std::path::Path
     ]);
     for m in &r.models {
         let answer = match (m.verdict, &m.problem) {
-            (Some(Verdict::Incompatible), p) | (None, p) => format!(
-                "{}: {}",
-                if m.verdict.is_some() {
-                    "no"
-                } else {
-                    "unreadable"
-                },
-                p.clone().unwrap_or_default()
+            (Some(Verdict::Incompatible), p) => format!("no: {}", p.clone().unwrap_or_default()),
+            (None, p) => format!(
+                "unreadable: {}",
+                tilde(&p.clone().unwrap_or_default(), &home)
             ),
             (Some(v), _) => format!(
                 "{} ({} KV, -ngl {}, {} tokens/s)",
@@ -174,7 +180,7 @@ fn print_table(r: &ModelsReport, printer: &Printer, models_dir: &std::path::Path
         printer.row(
             &mut t,
             vec![
-                m.name.clone(),
+                tilde(&m.name, &home),
                 serde_json::to_value(m.store)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))

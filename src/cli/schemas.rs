@@ -64,6 +64,14 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema::<super::bench::Doc>("layerfit bench --json"),
         ),
         (
+            "models",
+            schema::<super::models::ModelsReport>("layerfit models --json"),
+        ),
+        (
+            "pull",
+            schema::<super::pull::PullReport>("layerfit pull MODEL --json"),
+        ),
+        (
             "catalog-verify",
             schema::<crate::catalog::verify::Report>("layerfit catalog verify FILE --json"),
         ),

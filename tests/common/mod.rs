@@ -258,3 +258,16 @@ pub fn machine(yaml: &str) -> layerfit::hardware::Snapshot {
     };
     layerfit::hardware::whatif::describe(&d, "test", cpu).unwrap()
 }
+
+/// Checks a `--json` document against its published schema (docs/schemas/NAME.schema.json).
+pub fn assert_schema(name: &str, doc: &serde_json::Value) {
+    let path = format!(
+        "{}/docs/schemas/{name}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{doc}");
+}
