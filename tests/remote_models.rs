@@ -505,3 +505,93 @@ fn a_gated_model_needs_hf_token_and_the_token_is_never_shown() {
         .iter()
         .any(|l| l.auth.as_deref() == Some("Bearer hf_sekrit_token_42")));
 }
+
+#[test]
+fn a_shard_name_means_its_whole_split_set() {
+    use layerfit::ggml_type::GgmlType;
+    use layerfit::gguf::writer::{Data, WriteValue};
+    let dir = common::tempdir("split-shards");
+    let s = hub();
+    let mut shards = Vec::new();
+    for i in 0..3u32 {
+        let mut w = if i == 0 {
+            let mut w = common::base_writer("llama", 3, 64, 64);
+            w.kv("llama.attention.head_count", WriteValue::U32(4))
+                .kv("llama.feed_forward_length", WriteValue::U32(128));
+            w
+        } else {
+            layerfit::gguf::writer::GgufWriter::new()
+        };
+        w.kv("split.no", WriteValue::U32(i))
+            .kv("split.count", WriteValue::U32(3));
+        w.tensor(&format!("blk.{i}.attn_q.weight"), &[64, 64], GgmlType::Q8_0);
+        let name = format!("tiny-Q8_0-{:05}-of-00003.gguf", i + 1);
+        let p = dir.join(&name);
+        w.write(&p, Data::Sparse).unwrap();
+        s.file(&format!("shard{i}"), &p, None);
+        s.hub_file(
+            "test-org/split-GGUF",
+            &format!("sub/{name}"),
+            &format!("shard{i}"),
+        );
+        shards.push(p);
+    }
+    let h = home("split");
+    let local = json(&layerfit(
+        &s,
+        &h,
+        &["inspect", shards[0].to_str().unwrap(), "--json"],
+    ));
+    for name in [
+        "hf://test-org/split-GGUF/sub/tiny-Q8_0-00002-of-00003.gguf".to_string(),
+        "hf://test-org/split-GGUF:Q8_0".to_string(),
+    ] {
+        let o = layerfit(&s, &h, &["inspect", &name, "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let r = json(&o);
+        assert_eq!(r["model"]["shards"], 3, "{name}");
+        assert_eq!(r["weights"], local["weights"], "{name}");
+        assert_eq!(r["kv_cache"], local["kv_cache"], "{name}");
+    }
+}
+
+#[test]
+fn an_ollama_registry_that_challenges_for_a_token_is_answered() {
+    let s = hub();
+    s.ollama_model("private/smollm2:135m", "smol");
+    let h = home("ollama-token");
+    let host = s.base.trim_start_matches("http://").to_string();
+    let name = format!("ollama://{host}/private/smollm2:135m");
+    let o = layerfit(
+        &s,
+        &h,
+        &["pull", &name, "--ctx", "4096", "--ram", "16G", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json(&o);
+    assert_eq!(r["files"][0]["verified"], true, "{r}");
+    let path = std::path::PathBuf::from(r["files"][0]["path"].as_str().unwrap());
+    assert_eq!(
+        path,
+        h.join(format!("models/ollama/{host}/private/smollm2/135m.gguf"))
+    );
+    assert!(s.requests("/token").len() >= 1);
+    // The pulled model is found by the same name, with no request at all.
+    s.clear_log();
+    let p = json(&layerfit(
+        &s,
+        &h,
+        &["plan", "--model", &name, "--ctx", "4096", "--json"],
+    ));
+    assert_eq!(p["origin"]["kind"], "file");
+    assert!(s.requests("/").is_empty(), "{:?}", s.requests("/"));
+    // A missing tag: the registry's 404, one line.
+    assert_one_error(
+        &layerfit(
+            &s,
+            &h,
+            &["inspect", &format!("ollama://{host}/smollm2:nope")],
+        ),
+        &["404", "manifests/nope"],
+    );
+}

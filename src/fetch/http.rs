@@ -100,7 +100,8 @@ impl Response {
 pub struct Client {
     short: ureq::Agent,
     long: ureq::Agent,
-    tokens: Vec<Token>,
+    /// Tokens by host: given (`HF_TOKEN`) or obtained from a registry's Bearer challenge.
+    tokens: std::sync::Mutex<Vec<Token>>,
     pub timeout: Duration,
 }
 
@@ -120,9 +121,58 @@ impl Client {
         Client {
             short: base().timeout_global(Some(timeout * 2)).build().into(),
             long: base().timeout_per_read(Some(timeout)).build().into(),
-            tokens,
+            tokens: std::sync::Mutex::new(tokens),
             timeout,
         }
+    }
+
+    fn token_for(&self, host: &str) -> Option<String> {
+        let tokens = self.tokens.lock().ok()?;
+        tokens
+            .iter()
+            .find(|t| t.host == host)
+            .map(|t| t.secret.clone())
+    }
+
+    /// Answers a registry's `WWW-Authenticate: Bearer realm=...,service=...,scope=...` (the
+    /// Docker registry token protocol Ollama's registry speaks): an anonymous token from the
+    /// realm, kept for `host` only. False when there is no such challenge.
+    fn answer_challenge(&self, host: &str, challenge: Option<&str>) -> Result<bool, NetError> {
+        let Some(params) = challenge.and_then(|c| c.trim().strip_prefix("Bearer ")) else {
+            return Ok(false);
+        };
+        let get = |k: &str| {
+            params.split(',').find_map(|p| {
+                let (key, v) = p.trim().split_once('=')?;
+                (key == k).then(|| v.trim_matches('"').to_string())
+            })
+        };
+        let Some(realm) = get("realm") else {
+            return Ok(false);
+        };
+        let mut query = Vec::new();
+        for k in ["service", "scope"] {
+            if let Some(v) = get(k) {
+                query.push(format!("{k}={}", v.replace(' ', "%20")));
+            }
+        }
+        let url = if query.is_empty() {
+            realm
+        } else {
+            format!("{realm}?{}", query.join("&"))
+        };
+        let body = self.get_small(&url, &[], 64 * 1024)?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| net_error(&url, format!("not a token answer: {e}")))?;
+        let token = v
+            .get("token")
+            .or(v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| net_error(&url, "the token answer has no token"))?;
+        if let Ok(mut t) = self.tokens.lock() {
+            t.push(Token::new(host, token.to_string()));
+        }
+        Ok(true)
     }
 
     /// `GET url` with `headers`, following redirects; any status comes back (the caller
@@ -135,6 +185,7 @@ impl Client {
     ) -> Result<Response, NetError> {
         let mut url = url.to_string();
         let mut hop_headers = Vec::new();
+        let mut challenged = false;
         for _ in 0..=MAX_REDIRECTS {
             check_url(&url).map_err(|e| net_error(&url, e.why))?;
             let agent = if long { &self.long } else { &self.short };
@@ -143,11 +194,24 @@ impl Client {
                 req = req.header(*k, v.as_str());
             }
             let host = host_of(url.split_once("://").map_or("", |(_, r)| r)).to_ascii_lowercase();
-            if let Some(t) = self.tokens.iter().find(|t| t.host == host) {
-                req = req.header("Authorization", format!("Bearer {}", t.secret));
+            let token = self.token_for(&host);
+            let had_token = token.is_some();
+            if let Some(t) = token {
+                req = req.header("Authorization", format!("Bearer {t}"));
             }
             let resp = req.call().map_err(|e| call_error(&url, e))?;
             let status = resp.status().as_u16();
+            if status == 401 && !had_token && !challenged {
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                challenged = true;
+                if self.answer_challenge(&host, challenge.as_deref())? {
+                    continue;
+                }
+            }
             let hdrs: Vec<(String, String)> = resp
                 .headers()
                 .iter()

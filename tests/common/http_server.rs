@@ -328,7 +328,27 @@ fn handle(
     let p = path.split('?').next().unwrap_or("").to_string();
     let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
     let auth = req.header("authorization");
+    // The "private" namespace speaks the registry token protocol: 401 with a Bearer
+    // challenge until the client brings the token from /token.
+    if parts.first() == Some(&"v2")
+        && parts.get(1) == Some(&"private")
+        && auth.as_deref() != Some("Bearer regtoken")
+    {
+        let host = req.header("host").unwrap_or_default();
+        head(&mut conn, "401 Unauthorized", &[
+            ("WWW-Authenticate", format!("Bearer realm=\"http://{host}/token\",service=\"test\",scope=\"repository:private/{}:pull\"", parts.get(2).unwrap_or(&""))),
+            ("Content-Length", "0".into()),
+        ])?;
+        log_it(log, &req, auth, 0);
+        return Ok(());
+    }
     let sent = match parts.as_slice() {
+        ["token"] => small(
+            &mut conn,
+            "200 OK",
+            "application/json",
+            b"{\"token\":\"regtoken\"}",
+        )?,
         ["api", "models", org, repo, "tree", _rev] => {
             let key = format!("{org}/{repo}");
             match routes.repos.get(&key) {
