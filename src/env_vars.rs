@@ -13,6 +13,8 @@ pub enum Kind {
     Switch,
     /// A file or folder.
     Path,
+    /// Whole seconds, 1 to 3600.
+    Seconds,
 }
 
 /// Every variable layerfit reads, with its kind (docs/user-guide.md lists them).
@@ -22,12 +24,15 @@ pub const DOCUMENTED: &[(&str, Kind)] = &[
     ("LAYERFIT_SOFTWARE_GPU", Kind::Switch),
     ("LAYERFIT_ENGINE_LOG", Kind::Switch),
     ("NO_COLOR", Kind::Switch),
+    ("LAYERFIT_NET_TIMEOUT", Kind::Seconds),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
     #[error("{name}={value:?} is not a switch: use 1, true, yes or on; 0, false, no or off; or leave it empty")]
     NotASwitch { name: String, value: String },
+    #[error("{name}={value:?} is not a number of seconds from 1 to 3600")]
+    NotSeconds { name: String, value: String },
     #[error("{name} is not valid UTF-8")]
     NotUnicode { name: String },
 }
@@ -62,6 +67,19 @@ pub fn no_color() -> bool {
     }
 }
 
+/// Whole seconds from 1 to 3600.
+pub fn seconds(text: &str) -> Option<u64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (1..=3600).contains(v))
+}
+
+/// A seconds variable; unset, empty or out of range reads as `None` (see [`check_all`]).
+pub fn seconds_var(name: &str) -> Option<u64> {
+    raw(name).and_then(|v| v.to_str().and_then(seconds))
+}
+
 /// A path variable; empty means unset.
 pub fn path(name: &str) -> Option<PathBuf> {
     raw(name).map(PathBuf::from)
@@ -72,13 +90,19 @@ pub fn check_all() -> Result<(), EnvError> {
     for (name, kind) in DOCUMENTED {
         let Some(v) = raw(name) else { continue };
         let Some(text) = v.to_str() else {
-            if *kind == Kind::Switch {
+            if *kind != Kind::Path {
                 return Err(EnvError::NotUnicode {
                     name: name.to_string(),
                 });
             }
             continue;
         };
+        if *kind == Kind::Seconds && seconds(text).is_none() {
+            return Err(EnvError::NotSeconds {
+                name: name.to_string(),
+                value: text.to_string(),
+            });
+        }
         // NO_COLOR takes any value by its own convention.
         if *kind == Kind::Switch && *name != "NO_COLOR" && parse_switch(text) == Some(Err(())) {
             return Err(EnvError::NotASwitch {

@@ -595,3 +595,37 @@ fn an_ollama_registry_that_challenges_for_a_token_is_answered() {
         &["404", "manifests/nope"],
     );
 }
+
+#[test]
+fn proxies_from_the_environment_are_used() {
+    let origin = hub();
+    let proxy = hub();
+    let h = home("proxy");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
+    let o = c
+        .args(["inspect", &format!("{}/files/smol", origin.base), "--json"])
+        .env("HOME", &h)
+        .env("XDG_CACHE_HOME", h.join(".cache"))
+        .env("LAYERFIT_MODELS", h.join("models"))
+        .env("HTTP_PROXY", &proxy.base)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("http_proxy")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let tunnels = proxy.requests("CONNECT ");
+    let origin_host = origin.base.trim_start_matches("http://");
+    assert!(
+        !tunnels.is_empty(),
+        "went around the proxy: {:?}",
+        proxy.requests("")
+    );
+    assert!(
+        tunnels.iter().all(|l| l.path.ends_with(origin_host)),
+        "{tunnels:?}"
+    );
+    assert!(!origin.requests("/files/smol").is_empty());
+}

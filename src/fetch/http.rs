@@ -13,11 +13,7 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Seconds without progress (connect, response, or a read) before a request fails:
 /// `LAYERFIT_NET_TIMEOUT`, default 30.
 fn timeout_secs() -> u64 {
-    std::env::var("LAYERFIT_NET_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|v| *v > 0 && *v <= 3600)
-        .unwrap_or(30)
+    crate::env_vars::seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30)
 }
 
 /// Why a request failed, in one line naming the URL.

@@ -40,6 +40,8 @@ pub struct Routes {
 #[derive(Clone, Debug)]
 pub struct Logged {
     pub path: String,
+    /// The request came as a proxy's (absolute-form URL).
+    pub proxied: bool,
     pub range: Option<String>,
     pub auth: Option<String>,
     pub body_bytes: u64,
@@ -173,7 +175,16 @@ fn read_request(conn: &TcpStream) -> Option<Req> {
     let mut r = BufReader::new(conn.try_clone().ok()?);
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut path = line.split_whitespace().nth(1)?.to_string();
+    if line.starts_with("CONNECT ") {
+        path = format!("CONNECT {path}");
+    }
+    // A proxy's request names the whole URL (absolute form): serve its path, and say so.
+    let proxied = path.starts_with("http://");
+    if proxied {
+        let rest = &path["http://".len()..];
+        path = format!("/{}", rest.split_once('/').map_or("", |(_, p)| p));
+    }
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -183,6 +194,9 @@ fn read_request(conn: &TcpStream) -> Option<Req> {
         if let Some((k, v)) = h.split_once(':') {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
+    }
+    if proxied {
+        headers.push(("x-proxied".into(), "1".into()));
     }
     Some(Req { path, headers })
 }
@@ -321,6 +335,19 @@ fn handle(
     let Some(req) = read_request(&conn) else {
         return Ok(());
     };
+    // A proxy's tunnel (`CONNECT host:port`): join the two connections both ways.
+    if let Some(target) = req.path.strip_prefix("CONNECT ") {
+        log_it(log, &req, None, 0);
+        let upstream = TcpStream::connect(target)?;
+        conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+        let (mut a, mut b) = (conn.try_clone()?, upstream.try_clone()?);
+        let t = std::thread::spawn(move || std::io::copy(&mut a, &mut b));
+        let (mut up, mut down) = (upstream, conn);
+        let _ = std::io::copy(&mut up, &mut down);
+        let _ = down.shutdown(std::net::Shutdown::Both);
+        let _ = t.join();
+        return Ok(());
+    }
     let range = req.header("range");
     let routes = routes.lock().unwrap().clone();
     let file = |id: &str| routes.files.get(id).cloned();
@@ -547,6 +574,7 @@ fn handle(
 fn log_it(log: &Mutex<Vec<Logged>>, req: &Req, auth: Option<String>, body_bytes: u64) {
     log.lock().unwrap().push(Logged {
         path: req.path.clone(),
+        proxied: req.header("x-proxied").is_some(),
         range: req.header("range"),
         auth,
         body_bytes,
