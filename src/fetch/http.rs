@@ -311,7 +311,12 @@ fn call_error(url: &str, e: ureq::Error) -> NetError {
 /// A failure while reading a body: a dropped connection or a stalled server.
 pub fn io_error(url: &str, e: &std::io::Error) -> NetError {
     let text = e.to_string();
-    let what = if e.kind() == std::io::ErrorKind::TimedOut
+    use std::io::ErrorKind as K;
+    let what = if e.kind() == K::ConnectionRefused {
+        "connection refused (no server listens there)".into()
+    } else if e.kind() == K::ConnectionReset || e.kind() == K::ConnectionAborted {
+        "the server reset the connection".into()
+    } else if e.kind() == std::io::ErrorKind::TimedOut
         || text.contains("imeout")
         || text.contains("imed out")
     {

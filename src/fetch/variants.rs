@@ -37,9 +37,8 @@ pub fn quant_of(file_name: &str) -> Option<String> {
         .or_else(|| base.strip_suffix(".GGUF"))
         .unwrap_or(base);
     let stem = split_prefix(stem).unwrap_or(stem);
-    stem.split(['-', '.'])
-        .filter(|p| is_quant(p))
-        .last()
+    stem.rsplit(['-', '.'])
+        .find(|p| is_quant(p))
         .map(str::to_string)
 }
 
