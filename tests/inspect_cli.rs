@@ -117,24 +117,7 @@ fn partial_download_is_inspectable_and_flagged() {
 
 #[test]
 fn split_set_sums_every_shard() {
-    let dir = common::tempdir("split");
-    let mut shards = Vec::new();
-    for i in 0..3u32 {
-        let mut w = if i == 0 {
-            let mut w = common::base_writer("llama", 3, 64, 64);
-            w.kv("llama.attention.head_count", WriteValue::U32(4))
-                .kv("llama.feed_forward_length", WriteValue::U32(128));
-            w
-        } else {
-            layerfit::gguf::writer::GgufWriter::new()
-        };
-        w.kv("split.no", WriteValue::U32(i))
-            .kv("split.count", WriteValue::U32(3));
-        w.tensor(&format!("blk.{i}.attn_q.weight"), &[64, 64], GgmlType::Q8_0);
-        let p = dir.join(format!("tiny-{:05}-of-00003.gguf", i + 1));
-        w.write(&p, Data::Sparse).unwrap();
-        shards.push(p);
-    }
+    let shards = common::write_split_set(&common::tempdir("split"), "tiny");
     let d = inspect_json(&[shards[1].to_str().unwrap()]);
     assert_eq!(u(&d["model"]["shards"]), 3);
     let per_block = per_block_bytes(&d);

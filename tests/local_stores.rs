@@ -11,7 +11,7 @@ use common::http_server::sha256_file;
 use serde_json::Value;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -90,26 +90,11 @@ fn fixture_home(tag: &str) -> PathBuf {
 }
 
 fn layerfit(home: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
-    common::isolate(&mut c);
-    c.args(args)
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("LAYERFIT_MODELS", home.join("models"))
-        // The Hub is unreachable: everything must come from the disk.
-        .env("HF_ENDPOINT", "http://127.0.0.1:9")
-        .env("LAYERFIT_NET_TIMEOUT", "2");
-    for k in [
-        "HF_HUB_CACHE",
-        "HF_HOME",
-        "HUGGINGFACE_HUB_CACHE",
-        "LLAMA_CACHE",
-        "OLLAMA_MODELS",
-        "HF_TOKEN",
-    ] {
-        c.env_remove(k);
-    }
-    c.output().unwrap()
+    // The Hub is unreachable: everything must come from the disk.
+    common::in_home(home, "http://127.0.0.1:9")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn json(o: &Output) -> Value {

@@ -8,29 +8,14 @@ mod common;
 use common::http_server::Server;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// layerfit with a private cache, models folder and HOME, pointed at `server` as the Hub.
 fn layerfit(server: &Server, home: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
-    common::isolate(&mut c);
-    c.args(args)
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("LAYERFIT_MODELS", home.join("models"))
-        .env("HF_ENDPOINT", &server.base)
-        .env("LAYERFIT_NET_TIMEOUT", "3")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_HOME")
-        .env_remove("LLAMA_CACHE")
-        .env_remove("OLLAMA_MODELS")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY");
-    c.output().unwrap()
+    common::in_home(home, &server.base)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn json(o: &Output) -> Value {
@@ -67,6 +52,13 @@ fn hub() -> Server {
     );
     s.hub_file("test-org/tiny-GGUF", "gemma-3-270m-it-Q4_K_M.gguf", "gemma");
     s.ollama_model("library/smollm2:135m", "smol");
+    s
+}
+
+/// The hub with SmolLM2 also in `repo`.
+fn hub_with_smol_in(repo: &str) -> Server {
+    let s = hub();
+    s.hub_file(repo, "SmolLM2-135M-Instruct-Q4_1.gguf", "smol");
     s
 }
 
@@ -317,12 +309,7 @@ fn pull_picks_the_recommendation_verifies_it_and_run_finds_it_offline() {
 
 #[test]
 fn an_interrupted_pull_resumes_to_the_right_sha256() {
-    let s = hub();
-    s.hub_file(
-        "test-org/flaky-GGUF",
-        "SmolLM2-135M-Instruct-Q4_1.gguf",
-        "smol",
-    );
+    let s = hub_with_smol_in("test-org/flaky-GGUF");
     s.cdn_mode("test-org/flaky-GGUF", "flaky");
     let h = home("resume");
     let name = "hf://test-org/flaky-GGUF:Q4_1";
@@ -469,25 +456,16 @@ fn hostile_servers_get_one_error_line_in_bounded_time_and_memory() {
 
 #[test]
 fn a_gated_model_needs_hf_token_and_the_token_is_never_shown() {
-    let s = hub();
-    s.hub_file(
-        "test-org/gated-GGUF",
-        "SmolLM2-135M-Instruct-Q4_1.gguf",
-        "smol",
-    );
+    let s = hub_with_smol_in("test-org/gated-GGUF");
     s.gate("test-org/gated-GGUF", "hf_sekrit_token_42");
     let h = home("gated");
     let name = "hf://test-org/gated-GGUF:Q4_1";
     let o = layerfit(&s, &h, &["inspect", name]);
     assert_one_error(&o, &["401", "HF_TOKEN"]);
     for token in ["hf_wrong_token_7", "hf_sekrit_token_42"] {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
-        let o = c
+        let o = common::in_home(&h, &s.base)
             .args(["plan", "--model", name, "--ctx", "4096", "--json"])
-            .env("HOME", &h)
             .env("XDG_CACHE_HOME", h.join(format!(".cache-{token}")))
-            .env("LAYERFIT_MODELS", h.join("models"))
-            .env("HF_ENDPOINT", &s.base)
             .env("HF_TOKEN", token)
             .output()
             .unwrap();
@@ -508,33 +486,16 @@ fn a_gated_model_needs_hf_token_and_the_token_is_never_shown() {
 
 #[test]
 fn a_shard_name_means_its_whole_split_set() {
-    use layerfit::ggml_type::GgmlType;
-    use layerfit::gguf::writer::{Data, WriteValue};
-    let dir = common::tempdir("split-shards");
     let s = hub();
-    let mut shards = Vec::new();
-    for i in 0..3u32 {
-        let mut w = if i == 0 {
-            let mut w = common::base_writer("llama", 3, 64, 64);
-            w.kv("llama.attention.head_count", WriteValue::U32(4))
-                .kv("llama.feed_forward_length", WriteValue::U32(128));
-            w
-        } else {
-            layerfit::gguf::writer::GgufWriter::new()
-        };
-        w.kv("split.no", WriteValue::U32(i))
-            .kv("split.count", WriteValue::U32(3));
-        w.tensor(&format!("blk.{i}.attn_q.weight"), &[64, 64], GgmlType::Q8_0);
-        let name = format!("tiny-Q8_0-{:05}-of-00003.gguf", i + 1);
-        let p = dir.join(&name);
-        w.write(&p, Data::Sparse).unwrap();
-        s.file(&format!("shard{i}"), &p, None);
+    let shards = common::write_split_set(&common::tempdir("split-shards"), "tiny-Q8_0");
+    for (i, p) in shards.iter().enumerate() {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        s.file(&format!("shard{i}"), p, None);
         s.hub_file(
             "test-org/split-GGUF",
             &format!("sub/{name}"),
             &format!("shard{i}"),
         );
-        shards.push(p);
     }
     let h = home("split");
     let local = json(&layerfit(
@@ -601,18 +562,9 @@ fn proxies_from_the_environment_are_used() {
     let origin = hub();
     let proxy = hub();
     let h = home("proxy");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
-    let o = c
+    let o = common::in_home(&h, &origin.base)
         .args(["inspect", &format!("{}/files/smol", origin.base), "--json"])
-        .env("HOME", &h)
-        .env("XDG_CACHE_HOME", h.join(".cache"))
-        .env("LAYERFIT_MODELS", h.join("models"))
         .env("HTTP_PROXY", &proxy.base)
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env_remove("http_proxy")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -126,6 +126,24 @@ fn print_tables(r: &Inspection, printer: &Printer) {
     let m = &r.model;
     let mut t = printer.table(&["model", ""]);
     printer.row(&mut t, vec!["file".to_string(), m.path.clone()]);
+    if let Some(src) = &r.source {
+        let how = match (&src.transfer, &src.local_path) {
+            (Some(t), _) if t.cached_headers > 0 && t.bytes_transferred == 0 => {
+                "header from layerfit's cache".to_string()
+            }
+            (Some(t), _) => format!(
+                "header read over the network: {} transferred for a {} header",
+                Bytes(t.bytes_transferred),
+                Bytes(t.header_bytes)
+            ),
+            (None, Some(p)) => format!("the copy at {p}"),
+            (None, None) => String::new(),
+        };
+        printer.row(
+            &mut t,
+            vec!["source".to_string(), format!("{} ({how})", src.name)],
+        );
+    }
     if let Some(n) = &m.name {
         printer.row(&mut t, vec!["name".to_string(), n.clone()]);
     }

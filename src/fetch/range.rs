@@ -10,6 +10,17 @@ use std::path::Path;
 
 /// The first request's size; each next one doubles (a 262K-token vocabulary is ~6 MB).
 pub const FIRST_CHUNK: u64 = 1 << 20;
+
+/// The last header's size in this process: the variants of one repository share their
+/// vocabulary, so the next header is about as large, and one request of that size (plus a
+/// margin) reads it instead of 1 + 2 + 4 + ... MiB.
+static LAST_HEADER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const HINT_MARGIN: u64 = 256 << 10;
+
+fn first_chunk() -> u64 {
+    let last = LAST_HEADER.load(std::sync::atomic::Ordering::Relaxed);
+    (last + HINT_MARGIN).clamp(FIRST_CHUNK, HEADER_CAP / 2)
+}
 /// No real header comes near this; a header that would is hostile or not a GGUF.
 pub const HEADER_CAP: u64 = 64 << 20;
 
@@ -75,7 +86,9 @@ impl RangeSource<'_> {
             false,
         )?;
         let url = r.url.clone();
-        match r.status {
+        // 206: the range asked for; 200 from byte 0: Range ignored, so the body is the whole
+        // file, read on as a stream up to the cap.
+        let (total, streamed) = match r.status {
             206 => {
                 let (start, total) = content_range(r.header("content-range"))
                     .ok_or_else(|| net_error(&url, "HTTP 206 without a usable Content-Range"))?;
@@ -85,39 +98,30 @@ impl RangeSource<'_> {
                         format!("asked for bytes from {from}, got bytes from {start}"),
                     ));
                 }
-                self.note_first(&r, total);
-                let mut body = r.body;
-                append(
-                    &url,
-                    body.as_mut(),
-                    &mut self.buf,
-                    end - from,
-                    &mut self.transferred,
-                )
+                (total, false)
             }
             200 if from == 0 => {
-                // Range ignored: the body is the whole file; read on from it, up to the cap.
                 let total = r
                     .header("content-length")
                     .and_then(|v| v.trim().parse().ok());
-                self.note_first(&r, total.unwrap_or(u64::MAX));
-                let mut body = r.body;
-                append(
-                    &url,
-                    body.as_mut(),
-                    &mut self.buf,
-                    end - from,
-                    &mut self.transferred,
-                )?;
-                self.stream = Some(body);
-                Ok(())
+                (total.unwrap_or(u64::MAX), true)
             }
-            200 => Err(net_error(
-                &url,
-                "the server stopped honouring Range requests",
-            )),
-            s => Err(status_error(&url, s, r.header("retry-after"))),
+            200 => {
+                return Err(net_error(
+                    &url,
+                    "the server stopped honouring Range requests",
+                ))
+            }
+            s => return Err(status_error(&url, s, r.header("retry-after"))),
+        };
+        self.note_first(&r, total);
+        let mut body = r.body;
+        let n = end - from;
+        append(&url, body.as_mut(), &mut self.buf, n, &mut self.transferred)?;
+        if streamed {
+            self.stream = Some(body);
         }
+        Ok(())
     }
 
     fn note_first(&mut self, r: &super::http::Response, total: u64) {
@@ -214,13 +218,13 @@ pub fn read_remote_header(client: &Client, url: &str) -> Result<RemoteHeader, Re
         pos: 0,
         size: u64::MAX,
         stream: None,
-        next_chunk: FIRST_CHUNK,
+        next_chunk: first_chunk(),
         transferred: 0,
         etag: None,
         error: None,
     };
     // The first chunk tells the size; the parser then knows what the file can hold.
-    src.fetch(FIRST_CHUNK)?;
+    src.fetch(first_chunk())?;
     let size = src.size;
     let parsed = read_header_from(
         Path::new(url),
@@ -231,6 +235,7 @@ pub fn read_remote_header(client: &Client, url: &str) -> Result<RemoteHeader, Re
         return Err(e.into());
     }
     let header = parsed?;
+    LAST_HEADER.store(header.data_offset, std::sync::atomic::Ordering::Relaxed);
     let mut prefix = std::mem::take(&mut src.buf);
     prefix.truncate(header.data_offset.min(prefix.len() as u64) as usize);
     Ok(RemoteHeader {

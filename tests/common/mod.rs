@@ -271,3 +271,58 @@ pub fn assert_schema(name: &str, doc: &serde_json::Value) {
     let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{name}: {errors:?}\n{doc}");
 }
+
+/// A three-shard split set (`PREFIX-0000N-of-00003.gguf`, llama.cpp's naming) of a tiny
+/// llama: one 64x64 q8_0 tensor per shard, the metadata in the first.
+pub fn write_split_set(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    (0..3u32)
+        .map(|i| {
+            let mut w = if i == 0 {
+                let mut w = base_writer("llama", 3, 64, 64);
+                w.kv("llama.attention.head_count", WriteValue::U32(4))
+                    .kv("llama.feed_forward_length", WriteValue::U32(128));
+                w
+            } else {
+                GgufWriter::new()
+            };
+            w.kv("split.no", WriteValue::U32(i))
+                .kv("split.count", WriteValue::U32(3));
+            w.tensor(&format!("blk.{i}.attn_q.weight"), &[64, 64], GgmlType::Q8_0);
+            let p = dir.join(format!("{prefix}-{:05}-of-00003.gguf", i + 1));
+            w.write(&p, Data::Sparse).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// A layerfit command in a private HOME (its caches and models folder inside it), with the
+/// Hub at `hf_endpoint`, a short network timeout, and no other tool's variables or proxies
+/// from the developer's environment.
+pub fn in_home(home: &Path, hf_endpoint: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_layerfit"));
+    c.env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("LAYERFIT_MODELS", home.join("models"))
+        .env("HF_ENDPOINT", hf_endpoint)
+        .env("LAYERFIT_NET_TIMEOUT", "3");
+    for k in [
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_CACHE",
+        "HF_HOME",
+        "HUGGINGFACE_HUB_CACHE",
+        "LLAMA_CACHE",
+        "OLLAMA_MODELS",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
