@@ -5,12 +5,14 @@
 //! hostile behaviours on their own paths. Every response body's size is logged.
 #![allow(dead_code)]
 
+mod hostile;
+
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -298,33 +300,6 @@ fn send_file(
     Ok(sent)
 }
 
-/// A GGUF header declaring a string array of a billion entries, then the entries: served
-/// as a 100 GB file by range, generated on the fly.
-fn billion_byte(off: u64, prefix: &[u8]) -> u8 {
-    if off < prefix.len() as u64 {
-        prefix[off as usize]
-    } else {
-        // Each entry: u64 length 1, then 'a'.
-        let pattern = [1u8, 0, 0, 0, 0, 0, 0, 0, b'a'];
-        pattern[((off - prefix.len() as u64) % 9) as usize]
-    }
-}
-
-fn billion_prefix() -> Vec<u8> {
-    let mut p = Vec::new();
-    p.extend_from_slice(b"GGUF");
-    p.extend_from_slice(&3u32.to_le_bytes());
-    p.extend_from_slice(&0u64.to_le_bytes()); // tensors
-    p.extend_from_slice(&1u64.to_le_bytes()); // kv
-    let key = b"tokenizer.ggml.tokens";
-    p.extend_from_slice(&(key.len() as u64).to_le_bytes());
-    p.extend_from_slice(key);
-    p.extend_from_slice(&9u32.to_le_bytes()); // array
-    p.extend_from_slice(&8u32.to_le_bytes()); // of strings
-    p.extend_from_slice(&1_000_000_000u64.to_le_bytes());
-    p
-}
-
 fn handle(
     mut conn: TcpStream,
     log: &Mutex<Vec<Logged>>,
@@ -484,87 +459,10 @@ fn handle(
                 None => small(&mut conn, "404 Not Found", "text/plain", b"no")?,
             }
         }
-        ["norange", id] => match file(id) {
-            Some(f) => send_file(&mut conn, &f, range.as_deref(), false, None, &[])?,
-            None => 0,
+        _ => match hostile::route(&mut conn, &parts, range.as_deref(), &routes, flaky) {
+            Some(sent) => sent?,
+            None => small(&mut conn, "404 Not Found", "text/plain", b"no route")?,
         },
-        ["flaky", id] => match file(id) {
-            Some(f) => {
-                // Only a whole-file download is cut (not a header's range read).
-                let from_zero = range.as_deref().is_none_or(|r| r == "bytes=0-");
-                let cut = (from_zero && !flaky.swap(true, Ordering::SeqCst)).then_some(f.size / 2);
-                send_file(&mut conn, &f, range.as_deref(), true, cut, &[])?
-            }
-            None => 0,
-        },
-        ["liar", id] => match file(id) {
-            // Promises the whole range, sends a tenth of it, hangs up.
-            Some(f) => {
-                let (a, b) = range
-                    .as_deref()
-                    .and_then(|r| parse_range(r, f.size))
-                    .unwrap_or((0, f.size));
-                send_file(
-                    &mut conn,
-                    &f,
-                    range.as_deref(),
-                    true,
-                    Some((b - a) / 10),
-                    &[],
-                )?
-            }
-            None => 0,
-        },
-        ["drip", _] => {
-            head(
-                &mut conn,
-                "200 OK",
-                &[("Content-Length", "100000000".into())],
-            )?;
-            let mut n = 0;
-            for b in b"GGUF\x03\x00\x00\x00" {
-                std::thread::sleep(Duration::from_secs(1));
-                if conn.write_all(&[*b]).is_err() {
-                    break;
-                }
-                n += 1;
-            }
-            n
-        }
-        ["loop", n] => {
-            let next = n.parse::<u32>().unwrap_or(0) + 1;
-            head(
-                &mut conn,
-                "302 Found",
-                &[
-                    ("Location", format!("/loop/{next}")),
-                    ("Content-Length", "0".into()),
-                ],
-            )?;
-            0
-        }
-        ["billion.gguf"] => {
-            let prefix = billion_prefix();
-            let size = 100_000_000_000u64;
-            let (a, b) = range
-                .as_deref()
-                .and_then(|r| parse_range(r, size))
-                .unwrap_or((0, size));
-            let b = b.min(a + (256 << 20));
-            head(
-                &mut conn,
-                "206 Partial Content",
-                &[
-                    ("Content-Length", (b - a).to_string()),
-                    ("Content-Range", format!("bytes {a}-{}/{size}", b - 1)),
-                ],
-            )?;
-            let chunk: Vec<u8> = (a..b).map(|o| billion_byte(o, &prefix)).collect();
-            conn.write_all(&chunk)
-                .map(|_| chunk.len() as u64)
-                .unwrap_or(0)
-        }
-        _ => small(&mut conn, "404 Not Found", "text/plain", b"no route")?,
     };
     drop(routes);
     log_it(log, &req, auth, sent);

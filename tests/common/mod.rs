@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http_server;
+pub mod remote;
 
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::ggml_type::GgmlType;
