@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf_header gguf_split hardware_yaml run_file emitted_config)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf_header gguf_split hardware_yaml run_file emitted_config remote_answers)
 runs="${RUNS:-10000000}"
 
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

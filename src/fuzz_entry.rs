@@ -146,4 +146,32 @@ pub const TARGETS: &[(&str, EntryPoint)] = &[
     ("hardware_yaml", hardware_yaml),
     ("run_file", run_file),
     ("emitted_config", emitted_config),
+    ("remote_answers", remote_answers),
 ];
+
+/// What remote servers and other tools' stores answer: the first line is tried as a model
+/// name and a file name, the rest as a Hub listing and an Ollama manifest; a listing that
+/// parses is grouped into variants and matched.
+pub fn remote_answers(data: &[u8]) {
+    use crate::fetch::{hf, name::RemoteName, ollama, variants};
+    let cut = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let (first, rest) = (&data[..cut], data.get(cut + 1..).unwrap_or(&[]));
+    if let Ok(s) = std::str::from_utf8(first) {
+        if let Ok(Some(n)) = RemoteName::parse(s) {
+            // A parsed name prints back to a name that parses the same way.
+            let again = match &n {
+                RemoteName::Hf(h) => h.to_string(),
+                RemoteName::Ollama(o) => o.to_string(),
+                RemoteName::Url(u) => u.clone(),
+            };
+            assert_eq!(RemoteName::parse(&again).ok().flatten(), Some(n));
+        }
+        let _ = variants::quant_of(s);
+    }
+    let _ = ollama::model_layer(rest);
+    if let Ok(files) = hf::parse_listing(rest) {
+        let v = variants::group(files);
+        let _ = variants::pick(&v, "Q4_K_M");
+        let _ = v.iter().map(variants::Variant::size).count();
+    }
+}

@@ -54,29 +54,7 @@ pub fn list(client: &Client, repo: &str, revision: &str) -> Result<Vec<Variant>,
         let next = r.header("link").and_then(next_link);
         let page_url = r.url.clone();
         let body = r.read_capped(LISTING_CAP)?;
-        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
-            .map_err(|e| net_error(&page_url, format!("not a Hub file listing: {e}")))?;
-        for e in entries {
-            if e.get("type").and_then(|t| t.as_str()) != Some("file") {
-                continue;
-            }
-            let Some(path) = e.get("path").and_then(|p| p.as_str()) else {
-                continue;
-            };
-            let lfs = e.get("lfs");
-            files.push(RepoFile {
-                path: path.to_string(),
-                size: lfs
-                    .and_then(|l| l.get("size"))
-                    .or(e.get("size"))
-                    .and_then(|s| s.as_u64()),
-                sha256: lfs
-                    .and_then(|l| l.get("oid"))
-                    .and_then(|s| s.as_str())
-                    .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .map(str::to_ascii_lowercase),
-            });
-        }
+        files.extend(parse_listing(&body).map_err(|e| net_error(&page_url, e))?);
         match next {
             Some(n) => url = n,
             None => return Ok(group(files)),
@@ -86,6 +64,43 @@ pub fn list(client: &Client, repo: &str, revision: &str) -> Result<Vec<Variant>,
         &url,
         format!("the listing has more than {MAX_PAGES} pages"),
     ))
+}
+
+/// The files of one page of the Hub's tree listing (directories skipped). A path that could
+/// climb out of the repository's folder is refused, since files are saved under it.
+pub fn parse_listing(body: &[u8]) -> Result<Vec<RepoFile>, String> {
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| format!("not a Hub file listing: {e}"))?;
+    let mut files = Vec::new();
+    for e in entries {
+        if e.get("type").and_then(|t| t.as_str()) != Some("file") {
+            continue;
+        }
+        let Some(path) = e.get("path").and_then(|p| p.as_str()) else {
+            continue;
+        };
+        if path
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+            || path.contains('\\')
+        {
+            return Err(format!("the listing names an unsafe path {path:?}"));
+        }
+        let lfs = e.get("lfs");
+        files.push(RepoFile {
+            path: path.to_string(),
+            size: lfs
+                .and_then(|l| l.get("size"))
+                .or(e.get("size"))
+                .and_then(|s| s.as_u64()),
+            sha256: lfs
+                .and_then(|l| l.get("oid"))
+                .and_then(|s| s.as_str())
+                .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_ascii_lowercase),
+        });
+    }
+    Ok(files)
 }
 
 /// `<URL>; rel="next"` from a `Link` header.
@@ -172,6 +187,19 @@ pub fn pulled_dir(models_dir: &Path, repo: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listings() {
+        let ok = br#"[{"type":"directory","path":"d"},{"type":"file","path":"d/a-Q8_0.gguf","size":3,"lfs":{"oid":"AB00000000000000000000000000000000000000000000000000000000000000","size":9}}]"#;
+        let f = parse_listing(ok).unwrap();
+        assert_eq!(
+            (f[0].size, f[0].sha256.as_deref().map(|s| &s[..2])),
+            (Some(9), Some("ab"))
+        );
+        assert!(parse_listing(br#"[{"type":"file","path":"../../x.gguf"}]"#).is_err());
+        assert!(parse_listing(br#"[{"type":"file","path":"/etc/x.gguf"}]"#).is_err());
+        assert!(parse_listing(b"{}").is_err());
+    }
 
     #[test]
     fn links() {
