@@ -54,6 +54,7 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
         use_mmap: true,
         use_mlock: false,
         fallback_template: "chatml".into(),
+        n_seq: 1,
     };
     {
         let mut s = Session::load(&cfg, &mut |_| {}).unwrap();

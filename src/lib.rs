@@ -22,4 +22,5 @@ pub mod model;
 pub mod model_source;
 pub mod plan;
 pub mod profile;
+pub mod serve;
 pub mod speed;

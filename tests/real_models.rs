@@ -66,3 +66,19 @@ fn the_issue_figures_hold() {
     assert_eq!((g as f64 / 1048576.0).round(), 551.0);
     assert_eq!((s as f64 / 1048576.0).round(), 134.0);
 }
+
+#[test]
+fn parallel_sequences_match_llama_cpp() {
+    // `--parallel N`: N sequences, each with the whole context (a non-unified cache, as
+    // `layerfit serve` creates it): KV is N times one sequence's, and compute follows.
+    for p in [common::smollm2(), common::gemma3()] {
+        for n_seq_max in [2, 4] {
+            let cfg = CacheConfig {
+                n_ctx: 8192,
+                n_seq_max,
+                ..CacheConfig::default()
+            };
+            common::assert_matches_engine(&p, &cfg);
+        }
+    }
+}

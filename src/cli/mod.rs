@@ -19,6 +19,7 @@ mod pull;
 mod run;
 mod run_prepare;
 mod schemas;
+mod serve;
 mod tiers;
 
 pub use schemas::json_schemas;
@@ -90,6 +91,9 @@ enum Command {
     CheckRequirements(check_requirements::Args),
     /// Chat on the bundled llama.cpp with the plan (or a run file from `plan --emit profile`).
     Run(run::Args),
+    /// Serve the plan as an OpenAI-compatible endpoint (/v1/chat/completions, streamed or
+    /// not, /v1/completions, /v1/models, /health, /metrics), degraded mode in every answer.
+    Serve(serve::Args),
     /// The built-in profiles (use cases and the machines they target).
     Profiles(profiles::Args),
     /// Every model already on this machine (models folder, Ollama, Hugging Face cache,
@@ -173,6 +177,13 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
 }
 
+/// One line on stderr for a long-running command's log (a server's notes and alerts);
+/// quiet when stderr is closed.
+pub fn log_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 pub fn main() -> ExitCode {
     // Ctrl-C ends any command quietly with 130 (`run` replaces this while it generates).
     unsafe {
@@ -211,6 +222,7 @@ pub fn main() -> ExitCode {
         Command::CheckRequirements(a) => check_requirements::run(a, &printer),
         Command::Profiles(a) => profiles::run(a, &printer),
         Command::Run(a) => run::run(a, &printer),
+        Command::Serve(a) => serve::run(a, &printer),
         Command::Catalog(a) => catalog::run(a, &printer),
         Command::Models(a) => models::run(a, &printer),
         Command::Pull(a) => pull::run(a, &printer),
@@ -252,6 +264,7 @@ impl Command {
             Command::Models(a) => a.json,
             Command::Pull(a) => a.json,
             Command::Run(a) => a.json,
+            Command::Serve(_) => false,
             Command::Catalog(a) => catalog::wants_json(a),
             Command::Completions(_) => false,
         }

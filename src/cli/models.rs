@@ -68,6 +68,7 @@ fn plan_args(a: &Args) -> PlanArgs {
         no_cpu_moe: false,
         min_speed: None,
         threads: a.threads,
+        parallel: 1,
         hw: a.hw.clone(),
     }
 }

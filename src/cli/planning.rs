@@ -83,6 +83,10 @@ pub struct PlanArgs {
     /// llama.cpp]; the expected speed is computed for them.
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
+    /// Sequences served at once (`serve --parallel`), each holding the whole context: the
+    /// KV cache is sized for all of them, as llama.cpp's `-np` sizes it [default: 1].
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
@@ -179,6 +183,7 @@ pub(super) fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Require
         },
         allow_cpu_moe: !a.no_cpu_moe,
         min_decode_tokens_per_s: (floor > 0.0).then_some(floor),
+        parallel: a.parallel,
         ..Requirements::default()
     })
 }

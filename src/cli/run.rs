@@ -102,7 +102,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
-    let prep = super::run_prepare::prepare(&args)?;
+    let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
     let interactive = std::io::stdin().is_terminal() && args.prompt.is_none();
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
         for d in &prep.degradations {
@@ -148,6 +148,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         use_mmap: true,
         use_mlock: args.mlock,
         fallback_template: fallback_template(&prep.shape.architecture).into(),
+        n_seq: 1,
     };
     if (s.n_cpu_moe > 0 || s.n_cpu_ffn > 0) && crate::engine::gpu_backends().is_empty() {
         output::note(
@@ -355,7 +356,7 @@ fn answer(
     Ok((text, stats))
 }
 
-fn report_self_check(checks: &[Check], table: bool, printer: &Printer) {
+pub(super) fn report_self_check(checks: &[Check], table: bool, printer: &Printer) {
     let planned: Bytes = checks.iter().map(|c| c.planned).sum();
     let allocated: Bytes = checks.iter().map(|c| c.allocated).sum();
     let bad: Vec<&Check> = checks.iter().filter(|c| !c.within_5_percent).collect();

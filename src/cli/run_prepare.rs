@@ -2,8 +2,8 @@
 //! file re-planned on this machine as it is now.
 
 use super::output;
+use super::planning::PlanArgs;
 use super::planning::{make_plan, Purpose};
-use super::run::Args;
 use super::Failure;
 use crate::bytes::Bytes;
 use crate::emit::{RunFile, RunSettings};
@@ -11,6 +11,7 @@ use crate::hardware::usable::{built_backends, for_this_binary};
 use crate::model::Shape;
 use crate::model_source::ModelSource;
 use crate::plan::{plan_fixed, plan_gpu_unused, DeviceUse, Fixed, Requirements, Verdict};
+use std::path::Path;
 
 /// What to run: the settings, the promises, and the model's header.
 pub(super) struct Prepared {
@@ -24,6 +25,8 @@ pub(super) struct Prepared {
     pub label: String,
     /// The plan's expected speed, for the note before the answer and `run --json`.
     pub speed: Option<crate::plan::Speed>,
+    /// The plan itself (`serve`'s `/v1/layerfit/plan`).
+    pub plan: crate::plan::Plan,
 }
 
 /// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
@@ -50,11 +53,12 @@ fn expected_on_devices(
     expected
 }
 
-pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
-    if let Some(f) = &args.plan_file {
-        return replan_run_file(f, args);
+/// The plan `run` and `serve` execute: from the planning flags, or a run file re-planned.
+pub(super) fn prepare(plan: &PlanArgs, plan_file: Option<&Path>) -> Result<Prepared, Failure> {
+    if let Some(f) = plan_file {
+        return replan_run_file(f, plan);
     }
-    let p = make_plan(&args.plan, Purpose::Run)?;
+    let p = make_plan(plan, Purpose::Run)?;
     for u in &p.unusable {
         output::warning(&format!(
             "{}: {}; this run plans without it",
@@ -91,6 +95,7 @@ pub(super) fn prepare(args: &Args) -> Result<Prepared, Failure> {
         label,
         shape: p.shape,
         speed: p.plan.speed.clone(),
+        plan: p.plan.clone(),
     })
 }
 
@@ -104,7 +109,7 @@ fn messages(plan: &crate::plan::Plan) -> Vec<String> {
 /// A run file is re-planned on this machine as it is now, at the file's settings: what no
 /// longer fits is refused (exit 20), an incomplete model file is bad input (exit 2), and
 /// the self-check compares against the fresh figures, not the file's.
-fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure> {
+fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     let text = crate::hardware::whatif::read_bounded(f)
         .map_err(|e| Failure::BadInput(format!("{}: {e}", f.display())))?;
     let rf = RunFile::parse(&text).map_err(|e| Failure::input_in(f.display(), e))?;
@@ -124,7 +129,7 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     }
     // A file planned onto a software Vulkan device is re-planned with it (as the probe
     // lists it with --software-gpu).
-    let mut hw = args.plan.hw.clone();
+    let mut hw = plan.hw.clone();
     hw.software_gpu |= rf.settings.software_gpu;
     let machine = hw.snapshot()?;
     let (hardware, unusable) = for_this_binary(&machine, &built_backends());
@@ -140,9 +145,10 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
     let mut req = Requirements {
         min_context: s.context,
         kv_types: vec![kv],
+        parallel: plan.parallel,
         ..Requirements::default()
     };
-    super::planning::speed_inputs(&args.plan, None, &hardware, &mut req);
+    super::planning::speed_inputs(plan, None, &hardware, &mut req);
     req.threads = req.threads.or(rf.threads);
     let plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
@@ -178,5 +184,6 @@ fn replan_run_file(f: &std::path::Path, args: &Args) -> Result<Prepared, Failure
         shape: input.shape,
         threads: rf.threads,
         speed: plan.speed.clone(),
+        plan,
     })
 }

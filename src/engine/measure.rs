@@ -27,6 +27,9 @@ pub struct MeasureRequest {
     pub n_gpu_layers: i32,
     /// Dry run (`no_alloc`): nothing is allocated and no tensor data is read.
     pub dry_run: bool,
+    /// Parallel sequences, each with its own `n_ctx` cells (llama.cpp's `-np`, a
+    /// non-unified cache: the context is created `n_seq_max` times as large).
+    pub n_seq_max: u32,
 }
 
 impl Default for MeasureRequest {
@@ -41,6 +44,7 @@ impl Default for MeasureRequest {
             swa_full: false,
             n_gpu_layers: 0,
             dry_run: true,
+            n_seq_max: 1,
         }
     }
 }
@@ -58,6 +62,7 @@ impl MeasureRequest {
             swa_full: cfg.swa_full,
             n_gpu_layers,
             dry_run: true,
+            n_seq_max: cfg.n_seq_max.max(1),
         }
     }
 }
@@ -219,7 +224,13 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         return Err("llama.cpp could not load the model".into());
     }
     let mut cp = sys::llama_context_default_params();
-    cp.n_ctx = req.n_ctx;
+    let n_seq = req.n_seq_max.max(1);
+    cp.n_ctx = if n_seq > 1 {
+        req.n_ctx.div_ceil(256) * 256 * n_seq
+    } else {
+        req.n_ctx
+    };
+    cp.n_seq_max = n_seq;
     cp.n_batch = req.n_batch;
     cp.n_ubatch = req.n_ubatch;
     cp.type_k = req.type_k.id() as sys::ggml_type;

@@ -1,6 +1,7 @@
 //! The bundled inference engine (llama.cpp through `llama-cpp-2` / `llama-cpp-sys-2`).
 //! Everything that calls into C lives under this module.
 
+pub mod batch;
 pub mod calibrate;
 pub mod fit;
 pub mod ggml_bench;

@@ -36,3 +36,16 @@ pub fn memory_alert(watch_vram: bool) -> Option<String> {
         )
     })
 }
+
+/// This process's resident memory (`VmRSS`), in bytes.
+pub fn resident_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}

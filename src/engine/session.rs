@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub use_mlock: bool,
     /// Built-in template used when the file has none (or one llama.cpp cannot apply).
     pub fallback_template: String,
+    /// Sequences decoded together (`serve --parallel`), each with `n_ctx` cells of its own.
+    pub n_seq: u32,
 }
 
 /// Sampling and limits for one answer.
@@ -133,10 +135,16 @@ impl Session {
                 )));
             }
             let mut cp = sys::llama_context_default_params();
-            cp.n_ctx = cfg.n_ctx;
+            let n_seq = cfg.n_seq.max(1);
+            // A non-unified cache: one stream of `n_ctx` cells per sequence.
+            cp.n_ctx = if n_seq > 1 {
+                cfg.n_ctx.div_ceil(256) * 256 * n_seq
+            } else {
+                cfg.n_ctx
+            };
             cp.n_batch = cfg.n_batch;
             cp.n_ubatch = cfg.n_ubatch;
-            cp.n_seq_max = 1;
+            cp.n_seq_max = n_seq;
             cp.type_k = cfg.type_k.id() as sys::ggml_type;
             cp.type_v = cfg.type_v.id() as sys::ggml_type;
             cp.flash_attn_type = if cfg.flash_attn {
@@ -191,6 +199,20 @@ impl Session {
 
     pub fn n_ctx(&self) -> u32 {
         self.n_ctx
+    }
+
+    /// Cells each sequence has (the whole context with one sequence).
+    pub fn n_ctx_seq(&self) -> u32 {
+        unsafe { sys::llama_n_ctx_seq(self.ctx) }
+    }
+
+    pub fn n_batch(&self) -> u32 {
+        self.n_batch
+    }
+
+    /// The context and vocabulary, for the batch engine that drives several sequences.
+    pub(crate) fn raw(&self) -> (*mut sys::llama_context, *const sys::llama_vocab) {
+        (self.ctx, self.vocab)
     }
 
     /// What llama.cpp allocated, per buffer type.
@@ -260,7 +282,7 @@ impl Session {
         })
     }
 
-    fn piece(&self, token: sys::llama_token) -> Vec<u8> {
+    pub(crate) fn piece(&self, token: sys::llama_token) -> Vec<u8> {
         fill(64, |buf: &mut [u8]| unsafe {
             sys::llama_token_to_piece(
                 self.vocab,

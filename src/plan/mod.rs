@@ -60,6 +60,13 @@ pub struct Requirements {
     /// The 1-minute load average of this machine before layerfit ran (other work on the
     /// cores the engine's threads need); `None` for described machines.
     pub load_average: Option<f64>,
+    /// Sequences served at once (`serve --parallel N`), each holding `min_context`: the KV
+    /// cache and output buffers are sized for all of them, as llama.cpp sizes them.
+    pub parallel: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The default speed floor for interactive use: about reading speed (250 words a minute at
@@ -81,6 +88,7 @@ impl Default for Requirements {
             threads: None,
             calibration: None,
             load_average: None,
+            parallel: 1,
         }
     }
 }
@@ -171,7 +179,11 @@ pub struct Busy {
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub verdict: Verdict,
+    /// Tokens each sequence holds.
     pub context: u64,
+    /// Sequences served at once, each with `context` cells (`serve --parallel`).
+    #[serde(default = "one")]
+    pub parallel: u32,
     pub kv_type: GgmlType,
     pub flash_attn: bool,
     /// llama.cpp's `-ngl`.

@@ -22,6 +22,7 @@ pub fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
         type_v: t,
         flash_attn: true,
         n_ubatch: req.n_ubatch,
+        n_seq_max: req.parallel.max(1),
         ..CacheConfig::default()
     }
 }

@@ -284,6 +284,7 @@ pub(super) fn finish(
     Plan {
         verdict,
         context: req.min_context,
+        parallel: req.parallel.max(1),
         kv_type: t,
         flash_attn: s.cfg.flash_attn,
         n_gpu_layers: ngl,

@@ -191,10 +191,11 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     let req = MeasureRequest::for_cache(cfg, 0);
     let m = measure(path, &req).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let what = format!(
-        "{} ({}) ctx {} {}/{} fa={} ub={} swa_full={}",
+        "{} ({}) ctx {} x{} {}/{} fa={} ub={} swa_full={}",
         path.display(),
         shape.architecture,
         cfg.n_ctx,
+        cfg.n_seq_max,
         cfg.type_k,
         cfg.type_v,
         cfg.flash_attn,
@@ -209,7 +210,12 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
         kv.total,
         "{what}: KV cache / recurrent state"
     );
-    assert_eq!(m.n_ctx as u64, kv.cells, "{what}: padded context");
+    // One stream of `cells` per sequence (`n_seq_max` > 1: a non-unified cache).
+    assert_eq!(
+        m.n_ctx as u64,
+        kv.cells * u64::from(cfg.n_seq_max.max(1)),
+        "{what}: padded context"
+    );
     let c = compute_buffers(&shape, &kv, cfg);
     let (est, got) = (c.bytes.get(), m.compute_bytes().get());
     let diff = (est as f64 - got as f64).abs();

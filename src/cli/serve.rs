@@ -1,0 +1,163 @@
+//! `layerfit serve`: the plan of `run`, held open as an OpenAI-compatible endpoint. Planned
+//! exactly like `run` (same choice, exit 20 when it does not fit, degraded only with
+//! `--accept-degraded`: a server does not prompt), loaded with `--parallel` sequences, checked
+//! against what llama.cpp allocated, then served until SIGTERM.
+
+use super::output::{self, Printer};
+use super::planning::PlanArgs;
+use super::{exit, Failure};
+use crate::engine::session::{fallback_template, Session, SessionConfig};
+use crate::ggml_type::GgmlType;
+use crate::plan::Verdict;
+use crate::serve::{serve, ServeSettings};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// A run file from `layerfit plan --emit profile` (no planning; its settings are used).
+    #[arg(long = "plan", conflicts_with_all = ["model", "profile"])]
+    pub plan_file: Option<PathBuf>,
+    /// Address to listen on; anything but loopback without --api-key is warned about.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0: any free port, printed when listening).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// A key clients must send as `Authorization: Bearer KEY` (also `LAYERFIT_API_KEY`).
+    #[arg(long, env = "LAYERFIT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Serve a degraded plan (without it, a degraded plan exits 10).
+    #[arg(long)]
+    pub accept_degraded: bool,
+    /// Also put the degraded-mode banner at the start of every answer's text, for clients
+    /// that show only the text.
+    #[arg(long)]
+    pub banner_in_text: bool,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(256 << 20)))]
+    pub max_body: u64,
+    /// Lock the weights in RAM (mlock).
+    #[arg(long)]
+    pub mlock: bool,
+}
+
+fn loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
+    let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
+    if prep.verdict == Verdict::Degraded && !args.accept_degraded {
+        for d in &prep.degradations {
+            printer.warning(d);
+        }
+        output::error("the plan is degraded: pass --accept-degraded to serve it anyway");
+        return Ok(exit::DEGRADED);
+    }
+    if !loopback(&args.host) && args.api_key.is_none() {
+        output::warning(&format!(
+            "listening on {} with no --api-key: anyone who can reach this machine can use the model",
+            args.host
+        ));
+    }
+    let s = &prep.settings;
+    let kv = s.kv_type().map_err(Failure::input)?;
+    let threads = args
+        .plan
+        .threads
+        .or(prep.threads)
+        .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
+    let parallel = args.plan.parallel.max(1);
+    let cfg = SessionConfig {
+        model: s.model.clone(),
+        n_ctx: s.context as u32,
+        n_gpu_layers: s.n_gpu_layers as i32,
+        n_cpu_moe: s.n_cpu_moe,
+        n_cpu_ffn: s.n_cpu_ffn,
+        no_repack: s.no_repack,
+        no_gpu_devices: s.gpu_unused,
+        type_k: kv,
+        type_v: kv,
+        flash_attn: s.flash_attn || kv != GgmlType::F16,
+        swa_full: false,
+        n_batch: 2048,
+        n_ubatch: 512,
+        threads: threads as i32,
+        use_mmap: true,
+        use_mlock: args.mlock,
+        fallback_template: fallback_template(&prep.shape.architecture).into(),
+        n_seq: parallel,
+    };
+    output::note(&format!(
+        "loading {} ({} sequences of {} tokens)",
+        prep.label, parallel, s.context
+    ));
+    let session =
+        Session::load(&cfg, &mut |_| {}).map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+    if let Some(n) = &session.template_note {
+        output::note(n);
+    }
+    let checks = crate::engine::self_check::self_check(
+        &prep.expected,
+        prep.repacked,
+        prep.shape.n_vocab,
+        &session.breakdown(),
+    );
+    super::run::report_self_check(&checks, false, printer);
+    for d in &prep.degradations {
+        printer.warning(&format!("DEGRADED MODE: {d}"));
+    }
+    let settings = ServeSettings {
+        host: args.host.clone(),
+        port: args.port,
+        api_key: args.api_key.clone(),
+        banner_in_text: args.banner_in_text,
+        // A file is named by its stem (`SmolLM2-135M-Instruct.Q4_1`), as clients list it.
+        model_name: if std::path::Path::new(&prep.label).is_file() {
+            std::path::Path::new(&prep.label)
+                .file_stem()
+                .map_or(prep.label.clone(), |s| s.to_string_lossy().to_string())
+        } else {
+            prep.label.clone()
+        },
+        degraded: if prep.verdict == Verdict::Degraded {
+            prep.degradations.clone()
+        } else {
+            Vec::new()
+        },
+        plan: serde_json::to_value(&prep.plan).unwrap_or_default(),
+        parallel,
+        max_body_bytes: args.max_body as usize,
+        watch_vram: prep
+            .expected
+            .iter()
+            .any(|d| d.is_gpu && d.total_bytes.get() > 0),
+        planned: prep
+            .expected
+            .iter()
+            .map(|d| {
+                (
+                    d.device.clone(),
+                    d.weights_bytes.get(),
+                    d.kv_bytes.get(),
+                    d.compute_bytes.get(),
+                )
+            })
+            .collect(),
+    };
+    let label = prep.label.clone();
+    serve(settings, session, &|addr| {
+        printer.line(&format!(
+            "serving {label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
+            s.context
+        ));
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })
+    .map_err(|e| Failure::BadInput(e.to_string()))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,426 @@
+//! The routes: `/v1/chat/completions`, `/v1/completions` (whole or streamed as server-sent
+//! events), `/v1/models`, `/health`, `/metrics`, `/v1/layerfit/plan`; the key check and the
+//! degraded-mode header on every response.
+
+use super::openai::{self, ApiError, Usage};
+use super::App;
+use crate::engine::batch::{Event, FinishReason, Job};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+type St = State<Arc<App>>;
+
+pub(super) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/v1/layerfit/plan", get(plan))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .with_state(app)
+}
+
+fn error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(e.body())).into_response()
+}
+
+async fn not_found() -> Response {
+    error(&ApiError {
+        status: 404,
+        kind: "invalid_request_error",
+        code: "not_found",
+        message: "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions)".into(),
+    })
+}
+
+/// The key (for everything but `/health`), then the degraded-mode headers on the answer.
+async fn guard(State(app): St, req: Request, next: Next) -> Response {
+    let open = req.uri().path() == "/health";
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let mut resp = if open || app.key_ok(presented) {
+        next.run(req).await
+    } else {
+        error(&ApiError {
+            status: 401,
+            kind: "authentication_error",
+            code: "invalid_api_key",
+            message: "a valid API key is needed (Authorization: Bearer KEY)".into(),
+        })
+    };
+    let h = resp.headers_mut();
+    let degraded = &app.settings.degraded;
+    let value = if degraded.is_empty() {
+        "no".to_string()
+    } else {
+        degraded.join("; ")
+    };
+    let ascii: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&ascii) {
+        h.insert("x-layerfit-degraded", v);
+    }
+    if let Some(a) = app.alert() {
+        let ascii: String = a
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&ascii) {
+            h.insert("x-layerfit-memory-alert", v);
+        }
+    }
+    resp
+}
+
+async fn chat(State(app): St, req: Request) -> Response {
+    complete(app, req, true).await
+}
+
+async fn completions(State(app): St, req: Request) -> Response {
+    complete(app, req, false).await
+}
+
+/// Sets the job's cancel flag when dropped: the client went away (the handler's future or
+/// the event stream was dropped), so the engine frees the sequence at its next step.
+struct CancelOnDrop(Arc<AtomicBool>, bool);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
+    let limit = app.settings.max_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), limit).await else {
+        return error(&ApiError {
+            status: 413,
+            kind: "invalid_request_error",
+            code: "body_too_large",
+            message: format!("the request body exceeds {limit} bytes"),
+        });
+    };
+    let r = match openai::parse(&bytes, chat) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let model = &app.model.0;
+    let text = if chat {
+        match model.format(&r.messages, true) {
+            Ok(t) => t,
+            Err(e) => return error(&ApiError::bad("template_failed", e.to_string())),
+        }
+    } else {
+        r.prompt.clone().unwrap_or_default()
+    };
+    let prompt = model.tokenize(&text, true);
+    let ctx = app.n_ctx_seq as usize;
+    if prompt.len() >= ctx {
+        return error(&ApiError::bad(
+            "context_length_exceeded",
+            format!(
+                "the prompt has {} tokens; the context holds {ctx}",
+                prompt.len()
+            ),
+        ));
+    }
+    let room = (ctx - prompt.len()) as u32;
+    let max_tokens = match r.max_tokens {
+        Some(m) if m > room => {
+            return error(&ApiError::bad(
+                "context_length_exceeded",
+                format!(
+                    "max_tokens {m} does not fit: the prompt has {} tokens and the context holds {ctx} (at most {room})",
+                    prompt.len()
+                ),
+            ))
+        }
+        Some(m) => m,
+        None => room,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let job = Job {
+        prompt,
+        max_tokens,
+        temperature: r.temperature,
+        seed: r.seed,
+        stop: r.stop.clone(),
+        cancelled: cancelled.clone(),
+        sink: Box::new(move |ev| tx.send(ev).is_ok()),
+    };
+    let sent = app
+        .jobs
+        .lock()
+        .map(|j| j.send(job).is_ok())
+        .unwrap_or(false);
+    if !sent {
+        return error(&ApiError {
+            status: 503,
+            kind: "server_error",
+            code: "shutting_down",
+            message: "the server is shutting down".into(),
+        });
+    }
+    app.submitted.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{}-{:x}", if chat { "chatcmpl" } else { "cmpl" }, rand_id());
+    let created = super::now();
+    let name = r
+        .model
+        .clone()
+        .unwrap_or_else(|| app.settings.model_name.clone());
+    let answer = openai::Answer {
+        chat,
+        id: &id,
+        created,
+        model: &name,
+    };
+    let ext = openai::extension(&app.settings.degraded, app.alert().as_deref());
+    let banner = (app.settings.banner_in_text && !app.settings.degraded.is_empty())
+        .then(|| format!("[DEGRADED MODE: {}]\n", app.settings.degraded.join("; ")));
+    let mut guard = CancelOnDrop(cancelled, false);
+    if !r.stream {
+        let mut out = banner.unwrap_or_default();
+        loop {
+            match rx.recv().await {
+                Some(Event::Text(t)) => out.push_str(&t),
+                Some(Event::Done(f)) => {
+                    guard.1 = true;
+                    let usage = Usage {
+                        prompt_tokens: f.prompt_tokens,
+                        completion_tokens: f.completion_tokens,
+                    };
+                    return Json(answer.response(&out, finish(f.reason), &usage, ext))
+                        .into_response();
+                }
+                Some(Event::Failed(m)) => {
+                    guard.1 = true;
+                    return error(&ApiError {
+                        status: 500,
+                        kind: "server_error",
+                        code: "engine_failed",
+                        message: m,
+                    });
+                }
+                None => {
+                    return error(&ApiError {
+                        status: 503,
+                        kind: "server_error",
+                        code: "shutting_down",
+                        message: "the engine stopped".into(),
+                    });
+                }
+            }
+        }
+    }
+    // Streamed: the first chunk carries the role and the extension, then text deltas, then
+    // the finish reason, then `[DONE]`.
+    let first = answer.chunk(banner.as_deref().or(Some("")), true, None, Some(ext));
+    let head = futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(SseEvent::default().data(first.to_string()))
+    });
+    let rest = futures_util::stream::unfold(
+        (rx, Some(guard), id, name),
+        move |(mut rx, mut guard, id, name)| async move {
+            let g = guard.as_mut()?;
+            let answer = openai::Answer {
+                chat,
+                id: &id,
+                created,
+                model: &name,
+            };
+            let ev = match rx.recv().await {
+                Some(Event::Text(t)) => answer.chunk(Some(&t), false, None, None).to_string(),
+                Some(Event::Done(f)) => {
+                    g.1 = true;
+                    guard = None;
+                    let last = answer.chunk(None, false, Some(finish(f.reason)), None);
+                    return Some((
+                        Ok(SseEvent::default().data(format!("{last}"))),
+                        (rx, guard, id, name),
+                    ));
+                }
+                Some(Event::Failed(m)) => {
+                    g.1 = true;
+                    guard = None;
+                    json!({"error": {"message": m, "type": "server_error", "code": "engine_failed"}}).to_string()
+                }
+                None => return None,
+            };
+            Some((Ok(SseEvent::default().data(ev)), (rx, guard, id, name)))
+        },
+    );
+    let done = futures_util::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
+    use futures_util::StreamExt;
+    Sse::new(head.chain(rest).chain(done)).into_response()
+}
+
+fn finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+async fn models(State(app): St) -> Response {
+    Json(json!({"object": "list", "data": [{
+        "id": app.settings.model_name, "object": "model", "created": app.started, "owned_by": "layerfit",
+        "meta": {"n_ctx": app.n_ctx_seq, "parallel": app.settings.parallel}
+    }]}))
+    .into_response()
+}
+
+async fn plan(State(app): St) -> Response {
+    Json(app.settings.plan.clone()).into_response()
+}
+
+fn queued(app: &App) -> u64 {
+    let s = &app.stats;
+    app.submitted
+        .load(Ordering::Relaxed)
+        .saturating_sub(s.requests.load(Ordering::Relaxed))
+}
+
+async fn health(State(app): St) -> Response {
+    let busy = app.stats.active.load(Ordering::Relaxed);
+    Json(json!({
+        "status": "ok",
+        "slots_idle": u64::from(app.settings.parallel).saturating_sub(busy),
+        "slots_processing": busy,
+        "requests_queued": queued(&app),
+        "degraded": !app.settings.degraded.is_empty(),
+        "reasons": app.settings.degraded,
+        "memory_alert": app.alert(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(app): St) -> Response {
+    let s = &app.stats;
+    let secs = s.decode_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+    let rate = if secs > 0.0 {
+        s.decode_tokens.load(Ordering::Relaxed) as f64 / secs
+    } else {
+        0.0
+    };
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v.to_string())];
+    metric(
+        "layerfit_requests_total",
+        "counter",
+        "Requests the engine took.",
+        one(s.requests.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_requests_cancelled_total",
+        "counter",
+        "Requests whose client went away.",
+        one(s.cancelled.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_prompt_tokens_total",
+        "counter",
+        "Prompt tokens processed.",
+        one(s.prompt_tokens.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_generated_tokens_total",
+        "counter",
+        "Tokens generated.",
+        one(s.generated_tokens.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_requests_processing",
+        "gauge",
+        "Sequences being answered.",
+        one(s.active.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_requests_queued",
+        "gauge",
+        "Requests waiting for a free sequence.",
+        one(queued(&app)),
+    );
+    metric(
+        "layerfit_decode_tokens_per_second",
+        "gauge",
+        "Tokens generated per second of decoding, all sequences together.",
+        vec![(String::new(), format!("{rate:.3}"))],
+    );
+    let mut mem = Vec::new();
+    for (dev, w, kv, c) in &app.settings.planned {
+        for (kind, v) in [("weights", w), ("kv_cache", kv), ("compute", c)] {
+            mem.push((
+                format!("{{device=\"{dev}\",kind=\"{kind}\"}}"),
+                v.to_string(),
+            ));
+        }
+    }
+    metric(
+        "layerfit_memory_planned_bytes",
+        "gauge",
+        "Memory the plan gives each device.",
+        mem,
+    );
+    metric(
+        "layerfit_process_resident_bytes",
+        "gauge",
+        "Resident memory of this process.",
+        one(crate::engine::monitor::resident_bytes().unwrap_or(0)),
+    );
+    metric(
+        "layerfit_degraded",
+        "gauge",
+        "1 when the server runs a degraded plan.",
+        one(u64::from(!app.settings.degraded.is_empty())),
+    );
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}

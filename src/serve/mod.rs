@@ -1,0 +1,170 @@
+//! `layerfit serve`: an OpenAI-compatible HTTP endpoint (axum on tokio) in front of the
+//! batch engine (engine::batch, on its own thread). Every response says whether the server
+//! runs degraded (a header and a `layerfit` field); keys are compared in constant time and
+//! never logged; bodies, prompts and `max_tokens` are bounded; SIGTERM and SIGINT end it
+//! cleanly. docs/serve.md.
+
+mod handlers;
+pub mod openai;
+
+use crate::engine::batch::{self, EngineStats, Job};
+use crate::engine::session::Session;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+/// Everything the server needs besides the loaded model.
+pub struct ServeSettings {
+    pub host: String,
+    pub port: u16,
+    pub api_key: Option<String>,
+    /// Put the degraded banner into the answer text too.
+    pub banner_in_text: bool,
+    pub model_name: String,
+    /// The degradations of the plan, in words; empty when it runs as planned.
+    pub degraded: Vec<String>,
+    /// The plan (`GET /v1/layerfit/plan`).
+    pub plan: Value,
+    pub parallel: u32,
+    pub max_body_bytes: usize,
+    /// Read VRAM in the memory monitor (the plan put something on a GPU).
+    pub watch_vram: bool,
+    /// Planned bytes per device: (device, weights, kv, compute), for `/metrics`.
+    pub planned: Vec<(String, u64, u64, u64)>,
+}
+
+/// The loaded model, shared: the engine thread alone decodes; request handlers only format
+/// chat templates and tokenize, which read the vocabulary and nothing the decoder changes.
+pub(crate) struct Shared(pub Session);
+// SAFETY: see above: llama.cpp's tokenizer and template functions read immutable model data.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+pub(crate) struct App {
+    pub settings: ServeSettings,
+    pub model: Arc<Shared>,
+    pub jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    pub stats: Arc<EngineStats>,
+    pub submitted: AtomicU64,
+    pub n_ctx_seq: u32,
+    pub memory_alert: Mutex<Option<String>>,
+    key_hash: Option<[u8; 32]>,
+    pub started: u64,
+}
+
+impl App {
+    /// Constant-time check of a presented key (hashes compared byte by byte with no early
+    /// exit, so neither the key's content nor its length shows in the timing).
+    pub fn key_ok(&self, presented: Option<&str>) -> bool {
+        let Some(want) = &self.key_hash else {
+            return true;
+        };
+        let got: [u8; 32] = Sha256::digest(presented.unwrap_or("").as_bytes()).into();
+        want.iter()
+            .zip(got.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+            && presented.is_some()
+    }
+
+    pub fn alert(&self) -> Option<String> {
+        self.memory_alert.lock().ok().and_then(|a| a.clone())
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Serves until SIGTERM or SIGINT. `on_listening` gets the bound address (for `--port 0`).
+pub fn serve(
+    settings: ServeSettings,
+    session: Session,
+    on_listening: &dyn Fn(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let n_ctx_seq = session.n_ctx_seq();
+    let model = Arc::new(Shared(session));
+    let stats = Arc::new(EngineStats::default());
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let engine = {
+        let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
+        std::thread::Builder::new()
+            .name("layerfit-engine".into())
+            .spawn(move || batch::run(&model.0, n, rx, &stats))?
+    };
+    let app = Arc::new(App {
+        key_hash: settings
+            .api_key
+            .as_ref()
+            .map(|k| Sha256::digest(k.as_bytes()).into()),
+        settings,
+        model,
+        jobs: Mutex::new(tx),
+        stats,
+        submitted: AtomicU64::new(0),
+        n_ctx_seq,
+        memory_alert: Mutex::new(None),
+        started: now(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let addr = format!("{}:{}", app.settings.host, app.settings.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        on_listening(listener.local_addr()?);
+        tokio::spawn(watch_memory(app.clone()));
+        axum::serve(listener, handlers::router(app.clone()))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    // Closing the channel ends the engine once the answers in flight are done.
+    if let Ok(mut tx) = app.jobs.lock() {
+        *tx = std::sync::mpsc::channel().0;
+    }
+    drop(rt);
+    let _ = engine.join();
+    result
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    crate::cli::log_line("note: shutting down (signal): finishing the answers in flight");
+}
+
+/// The memory monitor: every two seconds, RAM (and VRAM where the plan uses a GPU) against
+/// 95%; an alert goes to the log once, to response headers and to `/health` while it lasts.
+async fn watch_memory(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let watch = app.settings.watch_vram;
+        let alert =
+            tokio::task::spawn_blocking(move || crate::engine::monitor::memory_alert(watch))
+                .await
+                .ok()
+                .flatten();
+        if let Ok(mut a) = app.memory_alert.lock() {
+            if alert.is_some() && *a != alert {
+                crate::cli::log_line(&format!("warning: {}", alert.clone().unwrap_or_default()));
+            }
+            *a = alert;
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The OpenAI wire format, as far as layerfit serves it: requests parsed with limits and
+//! checked into plain settings, responses and stream chunks built, errors as OpenAI's error
+//! objects. Pure: no engine, no sockets.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// An OpenAI-style error: HTTP status, `type`, `code`, message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": null}})
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Prompt {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    prompt: Option<Prompt>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    max_completion_tokens: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    n: Option<i64>,
+}
+
+/// What a request asks for, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub model: Option<String>,
+    /// Chat: (role, text) pairs. Completion: empty.
+    pub messages: Vec<(String, String)>,
+    /// Completion: the prompt text.
+    pub prompt: Option<String>,
+    pub stream: bool,
+    /// `None`: until the context is full.
+    pub max_tokens: Option<u32>,
+    pub temperature: f32,
+    pub seed: u32,
+    pub stop: Vec<String>,
+}
+
+/// Parses a chat (`chat == true`) or completion request body.
+pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad(
+            "invalid_json",
+            format!("the request body is not valid JSON for this endpoint: {e}"),
+        )
+    })?;
+    if raw.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad(
+            "unsupported_value",
+            "only n = 1 is supported",
+        ));
+    }
+    let max = raw.max_completion_tokens.or(raw.max_tokens);
+    if max.is_some_and(|m| m < 1 || m > u32::MAX as i64) {
+        return Err(ApiError::bad(
+            "invalid_max_tokens",
+            "max_tokens must be at least 1",
+        ));
+    }
+    let temperature = raw.temperature.unwrap_or(1.0);
+    if !temperature.is_finite() || !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::bad(
+            "invalid_temperature",
+            "temperature must be from 0 to 2",
+        ));
+    }
+    let stop = match raw.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v,
+    };
+    if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::bad(
+            "invalid_stop",
+            "stop takes up to 4 non-empty strings",
+        ));
+    }
+    let mut req = Request {
+        model: raw.model,
+        messages: Vec::new(),
+        prompt: None,
+        stream: raw.stream.unwrap_or(false),
+        max_tokens: max.map(|m| m as u32),
+        temperature: temperature as f32,
+        seed: raw.seed.map_or(42, |s| s as u32),
+        stop,
+    };
+    if chat {
+        let msgs = raw.messages.filter(|m| !m.is_empty()).ok_or_else(|| {
+            ApiError::bad("missing_messages", "messages must be a non-empty array")
+        })?;
+        for m in msgs {
+            if !matches!(
+                m.role.as_str(),
+                "system" | "developer" | "user" | "assistant" | "tool"
+            ) {
+                return Err(ApiError::bad(
+                    "invalid_role",
+                    format!("unknown role '{}'", m.role),
+                ));
+            }
+            let text = match m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(p)) => p
+                    .into_iter()
+                    .filter(|p| p.kind == "text")
+                    .filter_map(|p| p.text)
+                    .collect::<Vec<_>>()
+                    .join(""),
+            };
+            let role = if m.role == "developer" {
+                "system".into()
+            } else {
+                m.role
+            };
+            req.messages.push((role, text));
+        }
+    } else {
+        req.prompt = Some(match raw.prompt {
+            Some(Prompt::One(p)) => p,
+            Some(Prompt::Many(mut v)) if v.len() == 1 => v.remove(0),
+            _ => return Err(ApiError::bad("invalid_prompt", "prompt must be a string")),
+        });
+    }
+    Ok(req)
+}
+
+/// The extension every response carries: whether the server runs degraded, and why.
+pub fn extension(degraded: &[String], memory_alert: Option<&str>) -> Value {
+    json!({"degraded": !degraded.is_empty(), "reasons": degraded, "memory_alert": memory_alert})
+}
+
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// What every response of one request shares: its kind, id, time and model name.
+pub struct Answer<'a> {
+    pub chat: bool,
+    pub id: &'a str,
+    pub created: u64,
+    pub model: &'a str,
+}
+
+impl Answer<'_> {
+    /// The whole (not streamed) answer.
+    pub fn response(&self, text: &str, finish: &str, usage: &Usage, ext: Value) -> Value {
+        let choice = if self.chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": null})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": finish, "logprobs": null})
+        };
+        json!({
+            "id": self.id,
+            "object": if self.chat { "chat.completion" } else { "text_completion" },
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.prompt_tokens + usage.completion_tokens},
+            "layerfit": ext,
+        })
+    }
+
+    /// One streamed chunk: `text` as the delta, the finish reason on the last, the
+    /// extension on the first.
+    pub fn chunk(
+        &self,
+        text: Option<&str>,
+        first: bool,
+        finish: Option<&str>,
+        ext: Option<Value>,
+    ) -> Value {
+        let choice = if self.chat {
+            let mut delta = serde_json::Map::new();
+            if first {
+                delta.insert("role".into(), "assistant".into());
+            }
+            if let Some(t) = text {
+                delta.insert("content".into(), t.into());
+            }
+            json!({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null})
+        } else {
+            json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null})
+        };
+        let mut v = json!({
+            "id": self.id,
+            "object": if self.chat { "chat.completion.chunk" } else { "text_completion" },
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        });
+        if let Some(e) = ext {
+            v["layerfit"] = e;
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_requests() {
+        let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n"}"#, true).unwrap();
+        assert_eq!(
+            r.messages,
+            vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
+        );
+        assert_eq!(
+            (r.max_tokens, r.temperature, r.stop.len()),
+            (Some(5), 0.0, 1)
+        );
+        for bad in [
+            &b"{"[..],
+            br#"{"messages":[]}"#,
+            br#"{"messages":[{"role":"x","content":"a"}]}"#,
+            br#"{"messages":[{"role":"user","content":"a"}],"max_tokens":0}"#,
+            br#"{"messages":[{"role":"user","content":"a"}],"temperature":9}"#,
+        ] {
+            let e = parse(bad, true).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+        }
+    }
+
+    #[test]
+    fn completion_requests() {
+        let r = parse(br#"{"prompt":"Once","stream":true}"#, false).unwrap();
+        assert_eq!((r.prompt.as_deref(), r.stream), (Some("Once"), true));
+        assert!(parse(br#"{"prompt":["a","b"]}"#, false).is_err());
+    }
+}

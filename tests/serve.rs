@@ -1,0 +1,262 @@
+//! `layerfit serve` on the real SmolLM2 model, driven by clients nobody here wrote: the
+//! official `openai` Python client (tests/serve_client.py; `LAYERFIT_TEST_PYTHON` names a
+//! Python that has it, tests/run.sh prepares one) and plain HTTP for what a client library
+//! hides (bad JSON, a huge body, a dropped stream, SIGTERM).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let model = common::smollm2();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
+        common::isolate(&mut c);
+        let child = c
+            .args([
+                "serve",
+                "--model",
+                model.to_str().unwrap(),
+                "--ctx",
+                "2048",
+                "--port",
+                "0",
+            ])
+            .args([
+                "--parallel",
+                "4",
+                "--threads",
+                "2",
+                "--accept-degraded",
+                "--dev",
+                "none",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            addr: String::new(),
+        };
+        let mut out = BufReader::new(server.child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                server
+                    .child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("serve ended before listening: {err}");
+            }
+            if let Some(rest) = line.split(" at http://").nth(1) {
+                let addr = rest.split("/v1").next().unwrap().to_string();
+                // Keep draining stdout so the server never blocks on a full pipe.
+                std::thread::spawn(move || for _ in out.lines() {});
+                server.addr = addr;
+                return server;
+            }
+        }
+    }
+
+    /// One raw HTTP/1.1 request; (status, body).
+    fn http(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let auth = key
+            .map(|k| format!("Authorization: Bearer {k}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body);
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let status = resp
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, m) = self.http("GET", "/metrics", Some(KEY), b"");
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name} "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("{name} not in {m}"))
+    }
+
+    /// SIGTERM: the server ends cleanly (exit 0).
+    fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A failing test must not leave a server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const KEY: &str = "test-key-5150";
+
+#[test]
+fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_independent() {
+    let server = Server::start(&["--api-key", KEY]);
+    let python = std::env::var("LAYERFIT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/serve_client.py");
+    let out = Command::new(&python)
+        .args([script, &format!("http://{}/v1", server.addr), KEY])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python}: {e} (tests/run.sh prepares a Python with the openai package)")
+        });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named 'openai'"),
+        "{python} has no openai package: run tests/run.sh, or set LAYERFIT_TEST_PYTHON"
+    );
+    assert!(
+        out.status.success(),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        figures["answer"].as_str().unwrap().contains("Paris"),
+        "{figures}"
+    );
+    assert!(server.metric("layerfit_requests_total") >= 12.0);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cleanly() {
+    let server = Server::start(&["--api-key", KEY, "--max-body", "65536"]);
+    let chat = |body: &str| server.http("POST", "/v1/chat/completions", Some(KEY), body.as_bytes());
+    let ok = r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}"#;
+    for (body, status, code) in [
+        ("{not json".to_string(), 400, "invalid_json"),
+        (
+            r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":100000}"#.into(),
+            400,
+            "context_length_exceeded",
+        ),
+        (
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "word ".repeat(3000)
+            ),
+            400,
+            "context_length_exceeded",
+        ),
+        (
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "x".repeat(100_000)
+            ),
+            413,
+            "body_too_large",
+        ),
+    ] {
+        let (s, b) = chat(&body);
+        assert_eq!(s, status, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"]["code"], code, "{v}");
+        // The server keeps serving.
+        assert_eq!(chat(ok).0, 200);
+    }
+    let (s, b) = server.http("GET", "/v1/models", Some("wrong"), b"");
+    assert_eq!(s, 401, "{b}");
+    let (s, b) = server.http("GET", "/health", None, b"");
+    assert_eq!(s, 200, "{b}");
+    // A streamed answer abandoned after its first chunk: the sequence is freed.
+    let mut c = TcpStream::connect(&server.addr).unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"Write a long story."}],"max_tokens":1500,"temperature":0,"stream":true}"#;
+    write!(
+        c,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 512];
+    let n = c.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).contains("200 OK"));
+    drop(c);
+    let t = Instant::now();
+    while server.metric("layerfit_requests_cancelled_total") < 1.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the dropped stream was not cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, h) = server.http("GET", "/health", None, b"");
+    let h: serde_json::Value = serde_json::from_str(&h).unwrap();
+    assert_eq!(h["slots_processing"], 0, "{h}");
+    assert!(server.metric("layerfit_generated_tokens_total") < 1500.0);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_plan_holds_every_parallel_sequence() {
+    let m = common::smollm2();
+    let kv = |n: &str| {
+        let (code, out, err) = common::layerfit(
+            env!("CARGO_BIN_EXE_layerfit"),
+            &[
+                "plan",
+                "--model",
+                m.to_str().unwrap(),
+                "--ctx",
+                "8192",
+                "--parallel",
+                n,
+                "--json",
+            ],
+        );
+        assert!(code == 0 || code == 10, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["plan"]["parallel"], n.parse::<u32>().unwrap());
+        v["plan"]["devices"][0]["kv_bytes"].as_u64().unwrap()
+    };
+    assert_eq!(kv("4"), 4 * kv("1"));
+}
