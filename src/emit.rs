@@ -65,6 +65,18 @@ pub struct RunSettings {
     /// `GGML_VK_VISIBLE_DEVICES` names it (`layerfit run` sets it; emitted commands carry it).
     #[serde(default)]
     pub software_gpu: bool,
+    /// Sequences served at once, each with `context` tokens (llama.cpp's `-np`; `-c` is
+    /// then their sum).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub parallel: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl RunSettings {
@@ -85,6 +97,7 @@ impl RunSettings {
                 .degradations
                 .iter()
                 .any(|d| d.kind == crate::plan::DegradationKind::SoftwareGpu),
+            parallel: plan.parallel.max(1),
         }
     }
 
@@ -123,7 +136,7 @@ impl RunSettings {
             "-m".into(),
             self.model.display().to_string(),
             "-c".into(),
-            self.context.to_string(),
+            (self.context * u64::from(self.parallel.max(1))).to_string(),
             "-ngl".into(),
             self.n_gpu_layers.to_string(),
             "-ctk".into(),
@@ -133,6 +146,10 @@ impl RunSettings {
             "-fa".into(),
             if self.flash_attn { "on" } else { "off" }.into(),
         ];
+        if self.parallel > 1 {
+            v.push("-np".into());
+            v.push(self.parallel.to_string());
+        }
         if self.gpu_unused {
             v.push("-dev".into());
             v.push("none".into());
@@ -178,6 +195,7 @@ impl RunSettings {
             software_gpu: args
                 .iter()
                 .any(|a| a.starts_with("GGML_VK_VISIBLE_DEVICES=")),
+            parallel: 1,
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, ConfigError> {
@@ -193,6 +211,9 @@ impl RunSettings {
                     s.model = it.next().ok_or(ConfigError::MissingValue("-m"))?.into();
                 }
                 "-c" | "--ctx-size" => s.context = num(it.next(), a)?,
+                "-np" | "--parallel" => {
+                    s.parallel = num(it.next(), a)?.clamp(1, 256) as u32;
+                }
                 "-ngl" | "--n-gpu-layers" => {
                     s.n_gpu_layers = num(it.next(), a)?.min(u32::MAX as u64) as u32
                 }
@@ -245,6 +266,8 @@ impl RunSettings {
         if s.context == 0 || s.model.as_os_str().is_empty() {
             return Err(ConfigError::Missing("the arguments need -m and -c"));
         }
+        // `-c` is the context of all sequences together.
+        s.context /= u64::from(s.parallel);
         s.validate()?;
         Ok(s)
     }
@@ -261,6 +284,10 @@ impl RunSettings {
             if self.flash_attn { "1" } else { "0" }.to_string(),
         )];
         env.push(("OLLAMA_KV_CACHE_TYPE".into(), self.cache_type_k.clone()));
+        if self.parallel > 1 {
+            // Ollama gives each of its parallel requests num_ctx tokens.
+            env.push(("OLLAMA_NUM_PARALLEL".into(), self.parallel.to_string()));
+        }
         OllamaConfig {
             modelfile,
             env,
@@ -300,6 +327,9 @@ impl RunSettings {
             // Ollama keeps the GPU out of it entirely at num_gpu 0.
             gpu_unused: ngl == Some(0),
             software_gpu: false,
+            parallel: get("OLLAMA_NUM_PARALLEL")
+                .and_then(|v| v.parse::<u32>().ok())
+                .map_or(1, |n| n.clamp(1, 256)),
         };
         settings.validate()?;
         Ok(settings)

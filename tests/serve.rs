@@ -260,3 +260,42 @@ fn the_plan_holds_every_parallel_sequence() {
     };
     assert_eq!(kv("4"), 4 * kv("1"));
 }
+
+#[test]
+fn emitted_configs_carry_the_parallel_sequences_and_read_back() {
+    let m = common::smollm2();
+    let emit = |tool: &str| {
+        let (code, out, err) = common::layerfit(
+            env!("CARGO_BIN_EXE_layerfit"),
+            &[
+                "plan",
+                "--model",
+                m.to_str().unwrap(),
+                "--ctx",
+                "4096",
+                "--parallel",
+                "4",
+                "--emit",
+                tool,
+            ],
+        );
+        assert!(code == 0 || code == 10, "{err}");
+        out
+    };
+    let server = emit("llama-server");
+    let line = server
+        .lines()
+        .find(|l| l.starts_with("llama-server"))
+        .unwrap();
+    let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    assert!(
+        line.contains("-c 16384") && line.contains("-np 4"),
+        "{line}"
+    );
+    let s = layerfit::emit::RunSettings::from_llama_args(&args).unwrap();
+    assert_eq!((s.context, s.parallel), (4096, 4));
+    let yaml = emit("profile");
+    let f = layerfit::emit::RunFile::parse(&yaml).unwrap();
+    assert_eq!((f.settings.context, f.settings.parallel), (4096, 4));
+    assert!(emit("ollama").contains("OLLAMA_NUM_PARALLEL=4"));
+}

@@ -145,7 +145,8 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     let mut req = Requirements {
         min_context: s.context,
         kv_types: vec![kv],
-        parallel: plan.parallel,
+        // The run file's sequences, unless the command line asks for more.
+        parallel: plan.parallel.max(s.parallel),
         ..Requirements::default()
     };
     super::planning::speed_inputs(plan, None, &hardware, &mut req);

@@ -72,7 +72,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         .threads
         .or(prep.threads)
         .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
-    let parallel = args.plan.parallel.max(1);
+    let parallel = prep.plan.parallel.max(1);
     let cfg = SessionConfig {
         model: s.model.clone(),
         n_ctx: s.context as u32,
