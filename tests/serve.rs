@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 struct Server {
     child: Child,
     addr: String,
+    /// What the server logged on stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -47,6 +49,7 @@ impl Server {
         let mut server = Server {
             child,
             addr: String::new(),
+            log: Default::default(),
         };
         let mut out = BufReader::new(server.child.stdout.take().unwrap());
         let mut line = String::new();
@@ -68,6 +71,12 @@ impl Server {
                 // Keep draining stdout so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in out.lines() {});
                 server.addr = addr;
+                let (log, err) = (server.log.clone(), server.child.stderr.take().unwrap());
+                std::thread::spawn(move || {
+                    for l in BufReader::new(err).lines().map_while(Result::ok) {
+                        log.lock().unwrap().push_str(&(l + "\n"));
+                    }
+                });
                 return server;
             }
         }
@@ -165,7 +174,15 @@ fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_indepe
         "{figures}"
     );
     assert!(server.metric("layerfit_requests_total") >= 12.0);
+    let log = server.log.clone();
     assert!(server.stop().success());
+    // The self-check of `run`, after loading the four sequences.
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("self-check: llama.cpp allocated") && log.contains("every figure within 5%"),
+        "{log}"
+    );
+    assert!(!log.contains(KEY), "the key was logged: {log}");
 }
 
 #[test]
