@@ -5,7 +5,6 @@
 use super::openai::{self, ApiError, Usage};
 use super::App;
 use crate::engine::batch::{Event, FinishReason, Job};
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -25,8 +24,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/v1/layerfit/plan", get(plan))
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
+        .route("/metrics", get(super::status::metrics))
+        .route("/health", get(super::status::health))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
@@ -309,118 +308,4 @@ async fn models(State(app): St) -> Response {
 
 async fn plan(State(app): St) -> Response {
     Json(app.settings.plan.clone()).into_response()
-}
-
-fn queued(app: &App) -> u64 {
-    let s = &app.stats;
-    app.submitted
-        .load(Ordering::Relaxed)
-        .saturating_sub(s.requests.load(Ordering::Relaxed))
-}
-
-async fn health(State(app): St) -> Response {
-    let busy = app.stats.active.load(Ordering::Relaxed);
-    Json(json!({
-        "status": "ok",
-        "slots_idle": u64::from(app.settings.parallel).saturating_sub(busy),
-        "slots_processing": busy,
-        "requests_queued": queued(&app),
-        "degraded": !app.settings.degraded.is_empty(),
-        "reasons": app.settings.degraded,
-        "memory_alert": app.alert(),
-    }))
-    .into_response()
-}
-
-async fn metrics(State(app): St) -> Response {
-    let s = &app.stats;
-    let secs = s.decode_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-    let rate = if secs > 0.0 {
-        s.decode_tokens.load(Ordering::Relaxed) as f64 / secs
-    } else {
-        0.0
-    };
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, v) in lines {
-            out.push_str(&format!("{name}{labels} {v}\n"));
-        }
-    };
-    let one = |v: u64| vec![(String::new(), v.to_string())];
-    metric(
-        "layerfit_requests_total",
-        "counter",
-        "Requests the engine took.",
-        one(s.requests.load(Ordering::Relaxed)),
-    );
-    metric(
-        "layerfit_requests_cancelled_total",
-        "counter",
-        "Requests whose client went away.",
-        one(s.cancelled.load(Ordering::Relaxed)),
-    );
-    metric(
-        "layerfit_prompt_tokens_total",
-        "counter",
-        "Prompt tokens processed.",
-        one(s.prompt_tokens.load(Ordering::Relaxed)),
-    );
-    metric(
-        "layerfit_generated_tokens_total",
-        "counter",
-        "Tokens generated.",
-        one(s.generated_tokens.load(Ordering::Relaxed)),
-    );
-    metric(
-        "layerfit_requests_processing",
-        "gauge",
-        "Sequences being answered.",
-        one(s.active.load(Ordering::Relaxed)),
-    );
-    metric(
-        "layerfit_requests_queued",
-        "gauge",
-        "Requests waiting for a free sequence.",
-        one(queued(&app)),
-    );
-    metric(
-        "layerfit_decode_tokens_per_second",
-        "gauge",
-        "Tokens generated per second of decoding, all sequences together.",
-        vec![(String::new(), format!("{rate:.3}"))],
-    );
-    let mut mem = Vec::new();
-    for (dev, w, kv, c) in &app.settings.planned {
-        for (kind, v) in [("weights", w), ("kv_cache", kv), ("compute", c)] {
-            mem.push((
-                format!("{{device=\"{dev}\",kind=\"{kind}\"}}"),
-                v.to_string(),
-            ));
-        }
-    }
-    metric(
-        "layerfit_memory_planned_bytes",
-        "gauge",
-        "Memory the plan gives each device.",
-        mem,
-    );
-    metric(
-        "layerfit_process_resident_bytes",
-        "gauge",
-        "Resident memory of this process.",
-        one(crate::engine::monitor::resident_bytes().unwrap_or(0)),
-    );
-    metric(
-        "layerfit_degraded",
-        "gauge",
-        "1 when the server runs a degraded plan.",
-        one(u64::from(!app.settings.degraded.is_empty())),
-    );
-    let mut r = Response::new(Body::from(out));
-    r.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
 }

@@ -6,6 +6,7 @@
 
 mod handlers;
 pub mod openai;
+mod status;
 
 use crate::engine::batch::{self, EngineStats, Job};
 use crate::engine::session::Session;
