@@ -8,8 +8,7 @@ use super::planning::PlanArgs;
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::engine::self_check::Check;
-use crate::engine::session::{fallback_template, GenOptions, GenStats, Session, SessionConfig};
-use crate::ggml_type::GgmlType;
+use crate::engine::session::{GenOptions, GenStats, Session};
 use crate::plan::Verdict;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -123,33 +122,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
     }
     let s = &prep.settings;
-    let kv = s.kv_type().map_err(Failure::input)?;
-    let threads = args
-        .plan
-        .threads
-        .or(prep.threads)
-        .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
-    let cfg = SessionConfig {
-        model: s.model.clone(),
-        n_ctx: s.context as u32,
-        n_gpu_layers: s.n_gpu_layers as i32,
-        n_cpu_moe: s.n_cpu_moe,
-        n_cpu_ffn: s.n_cpu_ffn,
-        no_repack: s.no_repack,
-        no_gpu_devices: s.gpu_unused,
-        type_k: kv,
-        type_v: kv,
-        // llama.cpp needs flash attention for a quantized V cache.
-        flash_attn: s.flash_attn || kv != GgmlType::F16,
-        swa_full: false,
-        n_batch: 2048,
-        n_ubatch: 512,
-        threads: threads as i32,
-        use_mmap: true,
-        use_mlock: args.mlock,
-        fallback_template: fallback_template(&prep.shape.architecture).into(),
-        n_seq: 1,
-    };
+    let (cfg, threads) = prep.session_config(args.plan.threads, args.mlock)?;
     if (s.n_cpu_moe > 0 || s.n_cpu_ffn > 0) && crate::engine::gpu_backends().is_empty() {
         output::note(
             "tensor overrides have no effect in a CPU-only build: every tensor is on the CPU",
@@ -392,13 +365,5 @@ pub(super) fn report_self_check(checks: &[Check], table: bool, printer: &Printer
 
 /// The process's peak resident set (`VmHWM`), in bytes.
 pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    crate::engine::monitor::peak_resident_bytes()
 }

@@ -29,6 +29,45 @@ pub(super) struct Prepared {
     pub plan: crate::plan::Plan,
 }
 
+impl Prepared {
+    /// How to load the engine for this plan (`run` with one sequence, `serve` with the
+    /// plan's), and the thread count: `--threads`, the run file's, else the physical cores.
+    pub fn session_config(
+        &self,
+        threads: Option<u32>,
+        mlock: bool,
+    ) -> Result<(crate::engine::session::SessionConfig, u32), Failure> {
+        let s = &self.settings;
+        let kv = s.kv_type().map_err(Failure::input)?;
+        let threads = threads
+            .or(self.threads)
+            .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
+        let cfg = crate::engine::session::SessionConfig {
+            model: s.model.clone(),
+            n_ctx: s.context as u32,
+            n_gpu_layers: s.n_gpu_layers as i32,
+            n_cpu_moe: s.n_cpu_moe,
+            n_cpu_ffn: s.n_cpu_ffn,
+            no_repack: s.no_repack,
+            no_gpu_devices: s.gpu_unused,
+            type_k: kv,
+            type_v: kv,
+            // llama.cpp needs flash attention for a quantized V cache.
+            flash_attn: s.flash_attn || kv != crate::ggml_type::GgmlType::F16,
+            swa_full: false,
+            n_batch: 2048,
+            n_ubatch: 512,
+            threads: threads as i32,
+            use_mmap: true,
+            use_mlock: mlock,
+            fallback_template: crate::engine::session::fallback_template(&self.shape.architecture)
+                .into(),
+            n_seq: self.plan.parallel.max(1),
+        };
+        Ok((cfg, threads))
+    }
+}
+
 /// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
 /// mapped file range of the host weights, not their sum (`self_check::mapped_host_span`).
 fn expected_on_devices(

@@ -6,8 +6,7 @@
 use super::output::{self, Printer};
 use super::planning::PlanArgs;
 use super::{exit, Failure};
-use crate::engine::session::{fallback_template, Session, SessionConfig};
-use crate::ggml_type::GgmlType;
+use crate::engine::session::Session;
 use crate::plan::Verdict;
 use crate::serve::{serve, ServeSettings};
 use std::path::PathBuf;
@@ -66,33 +65,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         ));
     }
     let s = &prep.settings;
-    let kv = s.kv_type().map_err(Failure::input)?;
-    let threads = args
-        .plan
-        .threads
-        .or(prep.threads)
-        .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
     let parallel = prep.plan.parallel.max(1);
-    let cfg = SessionConfig {
-        model: s.model.clone(),
-        n_ctx: s.context as u32,
-        n_gpu_layers: s.n_gpu_layers as i32,
-        n_cpu_moe: s.n_cpu_moe,
-        n_cpu_ffn: s.n_cpu_ffn,
-        no_repack: s.no_repack,
-        no_gpu_devices: s.gpu_unused,
-        type_k: kv,
-        type_v: kv,
-        flash_attn: s.flash_attn || kv != GgmlType::F16,
-        swa_full: false,
-        n_batch: 2048,
-        n_ubatch: 512,
-        threads: threads as i32,
-        use_mmap: true,
-        use_mlock: args.mlock,
-        fallback_template: fallback_template(&prep.shape.architecture).into(),
-        n_seq: parallel,
-    };
+    let (cfg, _) = prep.session_config(args.plan.threads, args.mlock)?;
     output::note(&format!(
         "loading {} ({} sequences of {} tokens)",
         prep.label, parallel, s.context

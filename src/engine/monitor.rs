@@ -39,10 +39,20 @@ pub fn memory_alert(watch_vram: bool) -> Option<String> {
 
 /// This process's resident memory (`VmRSS`), in bytes.
 pub fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// This process's peak resident memory (`VmHWM`), in bytes.
+pub fn peak_resident_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// A `kB` figure of `/proc/self/status`, in bytes.
+fn status_bytes(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = s
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
