@@ -36,10 +36,14 @@ def stream_once(prompt):
     t0 = time.perf_counter()
     first = None
     n = 0
-    for c in client.completions.create(
-        model="m", prompt=prompt, max_tokens=a.tokens, temperature=0, stream=True
+    for c in client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=a.tokens,
+        temperature=0,
+        stream=True,
     ):
-        if c.choices and c.choices[0].text:
+        if c.choices and c.choices[0].delta.content:
             n += 1
             if first is None:
                 first = time.perf_counter()
@@ -47,18 +51,22 @@ def stream_once(prompt):
 
 
 def whole(prompt):
-    r = client.completions.create(model="m", prompt=prompt, max_tokens=a.tokens, temperature=0)
+    r = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": prompt}], max_tokens=a.tokens, temperature=0
+    )
     return r.usage.completion_tokens
 
 
 stream_once(PROMPTS[0])  # warm-up
-singles, aggregates = [], []
+singles, aggregates, counts = [], [], []
 for _ in range(a.rounds):
     n, secs = stream_once(PROMPTS[1])
     singles.append((n - 1) / secs)
+    counts.append(n)
     t = time.perf_counter()
     with ThreadPoolExecutor(a.clients) as pool:
         total = sum(pool.map(whole, [PROMPTS[i % len(PROMPTS)] for i in range(a.clients)]))
+    counts.append(total)
     aggregates.append(total / (time.perf_counter() - t))
 print(json.dumps({
     "single_decode_tokens_per_s": round(statistics.median(singles), 2),
@@ -68,4 +76,5 @@ print(json.dumps({
     "rounds": a.rounds,
     "singles": [round(x, 2) for x in singles],
     "aggregates": [round(x, 2) for x in aggregates],
+    "tokens_counted": counts,
 }))

@@ -52,6 +52,6 @@ print(f"{'':32} {'layerfit serve':>15} {'llama-cpp-python':>17} {'ratio':>7}")
 for k, label in [("single_decode_tokens_per_s", "single-stream decode tokens/s"),
                  ("aggregate_tokens_per_s", f"aggregate tokens/s, {a['clients']} clients")]:
     print(f"{label:32} {a[k]:15.2f} {b[k]:17.2f} {a[k] / b[k]:7.2f}x")
-print("layerfit rounds:", a["singles"], a["aggregates"])
-print("llama-cpp-python rounds:", b["singles"], b["aggregates"])
+print("layerfit rounds:", a["singles"], a["aggregates"], "tokens:", a["tokens_counted"])
+print("llama-cpp-python rounds:", b["singles"], b["aggregates"], "tokens:", b["tokens_counted"])
 PY

@@ -82,32 +82,23 @@ impl Server {
         }
     }
 
-    /// One raw HTTP/1.1 request; (status, body).
+    /// One request through curl (a client nobody here wrote); (status, body).
     fn http(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let auth = key
-            .map(|k| format!("Authorization: Bearer {k}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        let _ = s.write_all(body);
-        let mut resp = String::new();
-        let _ = s.read_to_string(&mut resp);
-        let status = resp
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
-            .unwrap_or_default();
-        (status, body)
+        let mut c = Command::new("curl");
+        c.args(["-s", "-X", method, "-o", "-", "-w", "\n%{http_code}"])
+            .args(["-H", "Content-Type: application/json", "--data-binary", "@-"])
+            .arg(format!("http://{}{path}", self.addr))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(k) = key {
+            c.args(["-H", &format!("Authorization: Bearer {k}")]);
+        }
+        let mut child = c.spawn().expect("curl is needed for this test");
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (status.trim().parse().unwrap_or(0), body.to_string())
     }
 
     fn metric(&self, name: &str) -> f64 {
