@@ -86,7 +86,12 @@ impl Server {
     fn http(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> (u16, String) {
         let mut c = Command::new("curl");
         c.args(["-s", "-X", method, "-o", "-", "-w", "\n%{http_code}"])
-            .args(["-H", "Content-Type: application/json", "--data-binary", "@-"])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "@-",
+            ])
             .arg(format!("http://{}{path}", self.addr))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
@@ -244,24 +249,20 @@ fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cle
     assert!(server.stop().success());
 }
 
+/// `layerfit plan --model SmolLM2 ARGS`: its stdout (compatible or degraded).
+fn plan_smollm2(args: &[&str]) -> String {
+    let m = common::smollm2();
+    let mut all = vec!["plan", "--model", m.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (code, out, err) = common::layerfit(env!("CARGO_BIN_EXE_layerfit"), &all);
+    assert!(code == 0 || code == 10, "{err}");
+    out
+}
+
 #[test]
 fn the_plan_holds_every_parallel_sequence() {
-    let m = common::smollm2();
     let kv = |n: &str| {
-        let (code, out, err) = common::layerfit(
-            env!("CARGO_BIN_EXE_layerfit"),
-            &[
-                "plan",
-                "--model",
-                m.to_str().unwrap(),
-                "--ctx",
-                "8192",
-                "--parallel",
-                n,
-                "--json",
-            ],
-        );
-        assert!(code == 0 || code == 10, "{err}");
+        let out = plan_smollm2(&["--ctx", "8192", "--parallel", n, "--json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["plan"]["parallel"], n.parse::<u32>().unwrap());
         v["plan"]["devices"][0]["kv_bytes"].as_u64().unwrap()
@@ -271,25 +272,7 @@ fn the_plan_holds_every_parallel_sequence() {
 
 #[test]
 fn emitted_configs_carry_the_parallel_sequences_and_read_back() {
-    let m = common::smollm2();
-    let emit = |tool: &str| {
-        let (code, out, err) = common::layerfit(
-            env!("CARGO_BIN_EXE_layerfit"),
-            &[
-                "plan",
-                "--model",
-                m.to_str().unwrap(),
-                "--ctx",
-                "4096",
-                "--parallel",
-                "4",
-                "--emit",
-                tool,
-            ],
-        );
-        assert!(code == 0 || code == 10, "{err}");
-        out
-    };
+    let emit = |tool: &str| plan_smollm2(&["--ctx", "4096", "--parallel", "4", "--emit", tool]);
     let server = emit("llama-server");
     let line = server
         .lines()
