@@ -66,8 +66,13 @@ fn gate_on_compatible_degraded_and_incompatible_machines() {
         "{out}"
     );
 
-    // CPU only: no GPU tier is recommended; degraded, and without a terminal it needs --yes.
-    let cpu = machine("cpu16", "ram: 16G\n");
+    // CPU only, a laptop's memory bandwidth (described, so the answer does not depend on the
+    // machine the tests run on): no GPU tier is recommended; degraded, and without a
+    // terminal it needs --yes.
+    let cpu = machine(
+        "cpu16",
+        "ram: 16G\ncpu: {cores: 2, memory_bandwidth_gbps: 10}\n",
+    );
     let (code, out) = gate(&cpu, &[]);
     assert_eq!(code, 10, "{out}");
     assert!(out.contains("profile chat_4gb_cpu"), "{out}");

@@ -111,8 +111,13 @@ fn the_4090_workstation_takes_q8_0_on_the_gpu_over_f16_split() {
 }
 
 #[test]
-fn without_a_model_check_requirements_ranks_the_tiers_and_no_gpu_tier_wins_on_a_cpu() {
-    let cpu = hardware("tiers-cpu", "ram: 16G\n");
+fn without_a_model_check_requirements_ranks_the_tiers_and_no_gpu_tier_wins_on_a_slow_cpu() {
+    // A laptop's memory bandwidth, described: on a faster CPU (30 GB/s and more) the 3B
+    // coder at 32K is above the speed floor and its tier rightly wins.
+    let cpu = hardware(
+        "tiers-cpu",
+        "ram: 16G\ncpu: {cores: 2, memory_bandwidth_gbps: 10}\n",
+    );
     let (code, d) = json(&["check-requirements", "--hardware", &cpu, "--json"]);
     assert_eq!(code, 10, "{d}");
     let tiers = d["profiles"].as_array().unwrap();
@@ -135,6 +140,21 @@ fn without_a_model_check_requirements_ranks_the_tiers_and_no_gpu_tier_wins_on_a_
         .any(|k| k == "below_speed_floor"));
     // The exit code is the recommendation's verdict.
     assert_eq!(d["verdict"], "degraded");
+
+    // A workstation's memory bandwidth: a coder tier is fast enough on the CPU and wins.
+    let fast = hardware(
+        "tiers-fast-cpu",
+        "ram: 16G\ncpu: {cores: 16, memory_bandwidth_gbps: 60}\n",
+    );
+    let (code, d) = json(&["check-requirements", "--hardware", &fast, "--json"]);
+    assert_eq!(code, 10, "{d}");
+    assert_ne!(d["profile"], "chat_4gb_cpu", "{d}");
+    let winner = &d["profiles"][0];
+    assert!(!winner["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "below_speed_floor"));
 }
 
 #[test]
