@@ -22,5 +22,6 @@ pub mod model;
 pub mod model_source;
 pub mod plan;
 pub mod profile;
+pub mod rpc;
 pub mod serve;
 pub mod speed;

@@ -38,6 +38,49 @@ pub struct HardwareArgs {
     /// [env: LAYERFIT_SOFTWARE_GPU=1].
     #[arg(long)]
     pub software_gpu: bool,
+    /// Other machines' devices over llama.cpp's RPC back-end: HOST:PORT[,HOST:PORT...] of
+    /// running `layerfit rpc-server` (or llama.cpp `ggml-rpc-server`) processes. Their devices
+    /// come first in the device order, as in llama.cpp (docs/rpc.md).
+    #[arg(long, value_parser = parse_rpc_list)]
+    pub rpc: Option<RpcList>,
+}
+
+/// `--rpc`'s servers, in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RpcList(pub Vec<crate::rpc::endpoint::Endpoint>);
+
+fn parse_rpc_list(s: &str) -> Result<RpcList, String> {
+    crate::rpc::endpoint::Endpoint::parse_list(s)
+        .map(RpcList)
+        .map_err(|e| e.to_string())
+}
+
+/// Asks each server for its devices (bounded by `LAYERFIT_NET_TIMEOUT`, default 30 s) and
+/// puts them first in the snapshot's device list.
+fn add_remote_devices(snap: &mut Snapshot, list: &RpcList) -> Result<(), Failure> {
+    if snap.gpus.iter().any(|g| g.remote.is_some()) {
+        return Err(Failure::BadInput(
+            "--rpc and the description's rpc: both name remote hosts: use one".into(),
+        ));
+    }
+    if !crate::engine::rpc::available() {
+        return Err(Failure::BadInput(
+            "--rpc: this build of layerfit has no RPC back-end (build with GGML_RPC=ON, as .cargo/config.toml does)".into(),
+        ));
+    }
+    let timeout = std::time::Duration::from_secs(
+        crate::env_vars::seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30),
+    );
+    let mut infos = Vec::new();
+    for e in &list.0 {
+        infos.push(
+            crate::rpc::client::probe(e, timeout).map_err(|x| Failure::BadInput(x.to_string()))?,
+        );
+    }
+    let remote = crate::rpc::hosts::connected(&infos);
+    snap.gpus.splice(0..0, remote);
+    snap.source = format!("{}+rpc", snap.source);
+    Ok(())
 }
 
 impl HardwareArgs {
@@ -68,6 +111,9 @@ impl HardwareArgs {
             no_gpu: self.no_gpu,
         };
         amend(&mut snap, &a).map_err(Failure::input)?;
+        if let Some(list) = &self.rpc {
+            add_remote_devices(&mut snap, list)?;
+        }
         Ok(snap)
     }
 

@@ -16,6 +16,8 @@ mod plan_report;
 mod planning;
 mod profiles;
 mod pull;
+mod rpc_compute;
+mod rpc_server;
 mod run;
 mod run_prepare;
 mod schemas;
@@ -107,6 +109,9 @@ enum Command {
     /// Measure this machine's speed figures through the bundled engine (a few seconds);
     /// plans use them for their expected tokens/s.
     Bench(bench::Args),
+    /// Serve this machine's devices to other machines over llama.cpp's RPC back-end (their
+    /// `--rpc HOST:PORT`); loopback unless --allow-remote.
+    RpcServer(rpc_server::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(completions::Args),
 }
@@ -228,6 +233,7 @@ pub fn main() -> ExitCode {
         Command::Pull(a) => pull::run(a, &printer),
         Command::Completions(a) => completions::run(a),
         Command::Bench(a) => bench::run(a, &printer),
+        Command::RpcServer(a) => rpc_server::run(a, &printer),
     };
     let (code, head, causes, hint) = match result {
         Ok(code) => return ExitCode::from(code),
@@ -264,7 +270,7 @@ impl Command {
             Command::Models(a) => a.json,
             Command::Pull(a) => a.json,
             Command::Run(a) => a.json,
-            Command::Serve(_) => false,
+            Command::Serve(_) | Command::RpcServer(_) => false,
             Command::Catalog(a) => catalog::wants_json(a),
             Command::Completions(_) => false,
         }

@@ -298,6 +298,8 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     candidates.extend(skipped);
     let mut plan = best.plan.clone();
     let model = srcs[best.model].clone();
+    let n_vocab = opts[best.model].input.shape.n_vocab;
+    super::rpc_compute::measure_on_servers(&mut plan, &hardware, &model.path, n_vocab);
     if plan.verdict == Verdict::Incompatible && forced.is_none() {
         hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a)?;
     }

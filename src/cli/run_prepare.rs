@@ -63,13 +63,22 @@ impl Prepared {
             fallback_template: crate::engine::session::fallback_template(&self.shape.architecture)
                 .into(),
             n_seq: self.plan.parallel.max(1),
+            rpc: s
+                .rpc
+                .iter()
+                .map(|e| crate::rpc::endpoint::Endpoint::parse(e))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Failure::BadInput(format!("the plan's rpc servers: {e}")))?,
+            tensor_split: s.tensor_split.iter().map(|&f| f as f32).collect(),
         };
         Ok((cfg, threads))
     }
 }
 
-/// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
-/// mapped file range of the host weights, not their sum (`self_check::mapped_host_span`).
+/// What the self-check expects on the host: with per-tensor overrides, or when the host
+/// weights stay in the plain mapped CPU buffer (only remote devices besides the CPU: RPC
+/// devices have no host buffer type), llama.cpp reports the mapped file range of the host
+/// weights, not their sum (`self_check::mapped_host_span`).
 fn expected_on_devices(
     plan: &crate::plan::Plan,
     src: &ModelSource,
@@ -77,7 +86,9 @@ fn expected_on_devices(
 ) -> Vec<DeviceUse> {
     let mut expected = plan.devices.clone();
     let overrides = s.n_cpu_moe > 0 || s.n_cpu_ffn > 0;
-    if overrides && s.n_gpu_layers > 0 && expected.iter().any(|d| d.is_gpu) {
+    let gpus: Vec<&DeviceUse> = expected.iter().filter(|d| d.is_gpu).collect();
+    let only_remote = !s.rpc.is_empty() && gpus.iter().all(|d| d.device.starts_with("RPC"));
+    if (overrides || only_remote) && s.n_gpu_layers > 0 && !gpus.is_empty() {
         let span = crate::engine::self_check::mapped_host_span(
             &src.tensors,
             plan.block_count,

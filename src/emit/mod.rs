@@ -72,6 +72,9 @@ pub struct RunSettings {
     /// then their sum).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub parallel: u32,
+    /// RPC servers (`HOST:PORT`) whose devices come first (llama.cpp's `--rpc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpc: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -101,6 +104,7 @@ impl RunSettings {
                 .iter()
                 .any(|d| d.kind == crate::plan::DegradationKind::SoftwareGpu),
             parallel: plan.parallel.max(1),
+            rpc: plan.rpc.clone(),
         }
     }
 
@@ -168,6 +172,10 @@ impl RunSettings {
             v.push("-ot".into());
             v.push(crate::engine::overrides::ffn_override_arg(self.n_cpu_ffn));
         }
+        if !self.rpc.is_empty() {
+            v.push("--rpc".into());
+            v.push(self.rpc.join(","));
+        }
         if !self.tensor_split.is_empty() {
             v.push("-ts".into());
             v.push(
@@ -199,6 +207,7 @@ impl RunSettings {
                 .iter()
                 .any(|a| a.starts_with("GGML_VK_VISIBLE_DEVICES=")),
             parallel: 1,
+            rpc: Vec::new(),
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, ConfigError> {
@@ -249,6 +258,12 @@ impl RunSettings {
                         it.next().map(String::as_str),
                         Some("on" | "1" | "true" | "auto")
                     )
+                }
+                "--rpc" => {
+                    let v = it.next().ok_or(ConfigError::MissingValue("--rpc"))?;
+                    let list = crate::rpc::endpoint::Endpoint::parse_list(v)
+                        .map_err(|_| ConfigError::UnexpectedArgument(format!("--rpc {v}")))?;
+                    s.rpc = list.iter().map(|e| e.to_string()).collect();
                 }
                 "-ts" | "--tensor-split" => {
                     s.tensor_split = it

@@ -65,6 +65,8 @@ impl RunSettings {
             parallel: get("OLLAMA_NUM_PARALLEL")
                 .and_then(|v| v.parse::<u32>().ok())
                 .map_or(1, |n| n.clamp(1, 256)),
+            // Ollama has no RPC back-end.
+            rpc: Vec::new(),
         };
         settings.validate()?;
         Ok(settings)

@@ -30,6 +30,9 @@ pub struct MeasureRequest {
     /// Parallel sequences, each with its own `n_ctx` cells (llama.cpp's `-np`, a
     /// non-unified cache: the context is created `n_seq_max` times as large).
     pub n_seq_max: u32,
+    /// RPC servers whose devices join the engine first, and llama.cpp's `--tensor-split`.
+    pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
+    pub tensor_split: Vec<f32>,
 }
 
 impl Default for MeasureRequest {
@@ -45,6 +48,8 @@ impl Default for MeasureRequest {
             n_gpu_layers: 0,
             dry_run: true,
             n_seq_max: 1,
+            rpc: Vec::new(),
+            tensor_split: Vec::new(),
         }
     }
 }
@@ -63,6 +68,8 @@ impl MeasureRequest {
             n_gpu_layers,
             dry_run: true,
             n_seq_max: cfg.n_seq_max.max(1),
+            rpc: Vec::new(),
+            tensor_split: Vec::new(),
         }
     }
 }
@@ -179,6 +186,7 @@ pub fn init_backend() {
 /// would allocate).
 pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineError> {
     init_backend();
+    super::rpc::connect(&req.rpc)?;
     let _turn = MEASURE.lock().unwrap_or_else(|p| p.into_inner());
     *LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
     let result = unsafe { measure_locked(path, req) };
@@ -214,6 +222,13 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         .map_err(|_| "path contains a NUL byte".to_string())?;
     let mut mp = sys::llama_model_default_params();
     mp.n_gpu_layers = req.n_gpu_layers;
+    let mut split = vec![0f32; sys::llama_max_devices()];
+    for (s, f) in split.iter_mut().zip(&req.tensor_split) {
+        *s = *f;
+    }
+    if req.tensor_split.iter().any(|&f| f > 0.0) {
+        mp.tensor_split = split.as_ptr();
+    }
     mp.no_alloc = req.dry_run;
     if req.dry_run {
         // A dry run cannot map the file (llama.cpp asserts it), exactly as common/fit.cpp does.

@@ -8,6 +8,8 @@ pub mod ggml_bench;
 pub mod measure;
 pub mod monitor;
 pub mod overrides;
+pub mod rpc;
+pub mod rpc_offer;
 pub mod self_check;
 pub mod session;
 
@@ -43,6 +45,9 @@ pub fn devices() -> Vec<EngineDevice> {
                 continue;
             }
             let t = sys::ggml_backend_dev_type(d);
+            if rpc::is_remote(d) {
+                continue;
+            }
             if t != sys::GGML_BACKEND_DEVICE_TYPE_GPU && t != sys::GGML_BACKEND_DEVICE_TYPE_IGPU {
                 continue;
             }

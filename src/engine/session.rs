@@ -39,6 +39,10 @@ pub struct SessionConfig {
     pub fallback_template: String,
     /// Sequences decoded together (`serve --parallel`), each with `n_ctx` cells of its own.
     pub n_seq: u32,
+    /// RPC servers whose devices come first (`--rpc`), and the fraction of the offloaded
+    /// layers per device (llama.cpp's `--tensor-split`; empty: llama.cpp's default split).
+    pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
+    pub tensor_split: Vec<f32>,
 }
 
 /// Sampling and limits for one answer.
@@ -102,9 +106,17 @@ impl Session {
         init_backend();
         let c_path = CString::new(cfg.model.to_string_lossy().as_bytes())
             .map_err(|_| EngineError("the model path contains a NUL byte".into()))?;
+        super::rpc::connect(&cfg.rpc)?;
+        let mut split = vec![0f32; unsafe { sys::llama_max_devices() }];
+        for (s, f) in split.iter_mut().zip(&cfg.tensor_split) {
+            *s = *f;
+        }
         unsafe {
             let mut mp = sys::llama_model_default_params();
             mp.n_gpu_layers = cfg.n_gpu_layers;
+            if cfg.tensor_split.iter().any(|&f| f > 0.0) {
+                mp.tensor_split = split.as_ptr();
+            }
             mp.use_extra_bufts = !cfg.no_repack;
             // An empty, NULL-terminated device list (a NULL list means "every device").
             let mut no_devices: [sys::ggml_backend_dev_t; 1] = [std::ptr::null_mut()];

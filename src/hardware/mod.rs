@@ -101,6 +101,25 @@ pub struct Gpu {
     /// CPU. `None`: no limit that matters (CUDA, Metal, described GPUs).
     #[serde(default)]
     pub max_tensor_bytes: Option<Bytes>,
+    /// A device on another machine, reached over llama.cpp's RPC back-end (`--rpc`, or `rpc:`
+    /// in a description); `None` for this machine's devices.
+    #[serde(default)]
+    pub remote: Option<RemoteLink>,
+}
+
+/// Where a remote device lives and what the link to it costs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RemoteLink {
+    /// The server, `HOST:PORT`.
+    pub endpoint: String,
+    /// The device's index on its server.
+    pub device_index: u32,
+    /// For people: `HOST:PORT device N (what it is)`.
+    pub description: String,
+    /// Round trip of a small request (measured on connect, or described).
+    pub round_trip_ms: Option<f64>,
+    /// Transfer rate to the server in Gbit/s (measured on connect, or described).
+    pub network_gbps: Option<f64>,
 }
 
 impl Gpu {
@@ -123,6 +142,7 @@ impl Gpu {
             engine_device: None,
             software: false,
             max_tensor_bytes: None,
+            remote: None,
         }
     }
 }

@@ -73,6 +73,7 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             engine_device: None,
             software: false,
             max_tensor_bytes: None,
+            remote: None,
         });
     }
     gpus

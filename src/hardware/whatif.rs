@@ -20,6 +20,9 @@ pub struct Description {
     pub cpu: Option<CpuDescription>,
     #[serde(default, deserialize_with = "opt_size_text")]
     pub disk_free: Option<String>,
+    /// Other machines' devices over llama.cpp's RPC back-end, described without connecting.
+    #[serde(default)]
+    pub rpc: Vec<crate::rpc::hosts::HostDescription>,
 }
 
 /// A size as written in YAML: `16G`, or a bare number (`ram: 32`), kept as text so that
@@ -119,6 +122,8 @@ pub enum DescriptionError {
     Contradiction(&'static str, &'static str),
     #[error("{field} is {value}: it must be a positive finite number")]
     BadNumber { field: &'static str, value: f64 },
+    #[error("{0}")]
+    RemoteHost(String),
     #[error("cpu.cores is 0: a machine has at least one core")]
     NoCores,
     #[error("not a machine description")]
@@ -233,6 +238,7 @@ fn gpu_from_table(name: &str) -> Result<Gpu, DescriptionError> {
         engine_device: None,
         software: false,
         max_tensor_bytes: None,
+        remote: None,
     })
 }
 
@@ -249,7 +255,8 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Des
         .map(|s| size("ram_available", s))
         .transpose()?
         .unwrap_or(ram);
-    let mut gpus = Vec::new();
+    // Remote devices come first, as in llama.cpp's device order.
+    let mut gpus = crate::rpc::hosts::described(&d.rpc).map_err(DescriptionError::RemoteHost)?;
     for g in &d.gpus {
         let mut gpu = match (lookup(&g.name), &g.vram) {
             (Some(_), _) => gpu_from_table(&g.name)?,
@@ -339,7 +346,8 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), DescriptionError> {
         return Err(DescriptionError::Contradiction("--gpu", "--no-gpu"));
     }
     if a.no_gpu {
-        s.gpus.clear();
+        // This machine's GPUs; other hosts' devices (`rpc:`) stay.
+        s.gpus.retain(|g| g.remote.is_some());
     }
     if !a.gpus.is_empty() {
         s.gpus = a

@@ -43,14 +43,17 @@ pub struct Budgets {
     pub ram: Bytes,
 }
 
+/// RAM kept for the operating system out of `total`.
+pub fn os_reserve(total: Bytes) -> Bytes {
+    Bytes(((total.get() as f64 * RAM_RESERVE_FRACTION) as u64).clamp(512 << 20, 2 << 30))
+}
+
 impl Budgets {
     pub fn from_snapshot(s: &Snapshot, req: &Requirements) -> Budgets {
-        let total = s.ram.total_bytes.get();
-        let os = ((total as f64 * RAM_RESERVE_FRACTION) as u64).clamp(512 << 20, 2 << 30);
         let ram = s
             .ram
             .available_bytes
-            .saturating_sub(Bytes(os))
+            .saturating_sub(os_reserve(s.ram.total_bytes))
             .saturating_sub(req.app_reserve);
         let ram = match req.ram_limit {
             Some(limit) => ram.min(limit),
@@ -71,6 +74,10 @@ impl Budgets {
                         b = b.min(metal_working_set(s.ram.total_bytes));
                     }
                     b
+                } else if g.remote.is_some() {
+                    // What the server offers (`layerfit rpc-server` already keeps its own
+                    // host's reserve out of it; docs/rpc.md).
+                    g.vram_free_bytes.saturating_sub(req.vram_reserve)
                 } else {
                     g.vram_free_bytes
                         .saturating_sub(VRAM_MARGIN)

@@ -131,7 +131,12 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         l.k.max(l.v).max(l.state)
     };
     let mut impossible = None;
-    let addressable0 = |b: Bytes| if b <= limit(0) { b } else { Bytes::ZERO };
+    // Ops of host-resident weights go to the first device that offloads ops: a local GPU.
+    // llama.cpp's RPC devices do not (`offload_op` is NULL in ggml-rpc.cpp), so with only
+    // remote devices the host runs its own layers.
+    let offloader = (0..n_gpus).find(|&d| snap.gpus[d].remote.is_none());
+    let o = offloader.unwrap_or(0);
+    let addressable0 = |b: Bytes| if b <= limit(o) { b } else { Bytes::ZERO };
     for il in 0..n {
         let lkv = kv.per_layer[il].total();
         match device_of(il) {
@@ -211,16 +216,16 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     } else {
         comp.attention_scores
     };
-    let offload_ops = n_gpus > 0 && comp.n_tokens >= 32;
+    let offload_ops = offloader.is_some() && comp.n_tokens >= 32;
     // Host layers' attention moves to the first GPU only if it can address their K/V views
     // and the masks; otherwise it runs on the host, and the GPU needs no copy of the masks
     // unless it holds blocks of its own.
     let attention_offloaded =
-        offload_ops && host_blocks > 0 && host_kv_tensor <= limit(0) && comp.masks <= limit(0);
+        offload_ops && host_blocks > 0 && host_kv_tensor <= limit(o) && comp.masks <= limit(o);
     // Where the logits are computed, and whether the weight is copied there for it.
     let (logits_dev, output_copied) = match out_dev {
         Some(d) => (Some(d), false),
-        None if offload_ops && output_fits(0) => (Some(0), true),
+        None if offload_ops && output_fits(o) => (Some(o), true),
         None => (None, false),
     };
     let mut gc = vec![Bytes::ZERO; n_gpus];
@@ -239,7 +244,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
             }
             peak = peak.max(p);
         }
-        if d == 0 && offload_ops && (host_blocks > 0 || cpu_moe > 0 || cpu_ffn > 0) {
+        if d == o && offload_ops && (host_blocks > 0 || cpu_moe > 0 || cpu_ffn > 0) {
             let masks = if attention_offloaded || layers_on[d] > 0 {
                 comp.masks
             } else {
@@ -286,7 +291,8 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let cpu_total = cw + ck + cpu_compute + output_buffer;
     // With a GPU in llama.cpp's device list, host weights go to its host buffer type (or the
     // plain CPU buffer under mmap), never to CPU_REPACK (`make_cpu_buft_list`).
-    let repacked = if inp.cpu_repacks && n_gpus == 0 && !no_repack {
+    let host_buffer_type = (0..n_gpus).any(|d| snap.gpus[d].remote.is_none());
+    let repacked = if inp.cpu_repacks && !host_buffer_type && !no_repack {
         c_repacked
     } else {
         Bytes::ZERO
@@ -294,10 +300,12 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let page_cache = cw.saturating_sub(repacked);
     let anonymous = repacked + ck + cpu_compute + output_buffer + unified_on_ram;
     let split = if n_gpus > 1 && gpu_blocks > 0 {
-        layers_on
-            .iter()
-            .map(|&l| l as f64 / gpu_blocks as f64)
-            .collect()
+        tensor_split(
+            &(start..start + act)
+                .filter_map(device_of)
+                .collect::<Vec<_>>(),
+            n_gpus,
+        )
     } else {
         Vec::new()
     };
@@ -328,6 +336,35 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         paged: Bytes::ZERO,
         impossible,
     }
+}
+
+/// llama.cpp's `--tensor-split` proportions that give each device exactly the layers of
+/// `owners` (the device of each offloaded layer, output layer included, in order). llama.cpp
+/// puts layer `i` of `act` on the first device whose cumulative share exceeds `i / act`
+/// (float arithmetic); each boundary is placed half a layer before the first layer of the
+/// next device, so rounding (and `-ts` printed to 4 decimals) cannot move a layer.
+pub(super) fn tensor_split(owners: &[usize], n_devices: usize) -> Vec<f64> {
+    let act = owners.len().max(1) as f64;
+    let mut counts = vec![0usize; n_devices];
+    for &d in owners {
+        counts[d] += 1;
+    }
+    let mut cum = 0usize;
+    let mut prev = 0.0;
+    let mut v = Vec::with_capacity(n_devices);
+    for (d, c) in counts.iter().enumerate() {
+        cum += c;
+        let boundary = if d + 1 == n_devices || cum == owners.len() {
+            1.0
+        } else if cum == 0 {
+            0.0
+        } else {
+            (cum as f64 - 0.5) / act
+        };
+        v.push((boundary - prev).max(0.0));
+        prev = boundary.max(prev);
+    }
+    v
 }
 
 pub(super) fn fits(l: &Layout) -> bool {

@@ -19,7 +19,7 @@ mod search;
 pub mod speed;
 mod verdict;
 
-pub use budget::{Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
+pub use budget::{os_reserve, Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
 pub use input::PlanInput;
 pub use search::{
     cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
@@ -213,6 +213,10 @@ pub struct Plan {
     /// Every GPU hidden from llama.cpp (`-dev none`): one too small even for the buffers
     /// llama.cpp gives it at `-ngl 0`.
     pub gpu_unused: bool,
+    /// The RPC servers (`HOST:PORT`) whose devices the plan uses, in llama.cpp's `--rpc`
+    /// order; empty on one machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpc: Vec<String>,
 }
 
 #[cfg(test)]

@@ -308,5 +308,10 @@ pub(super) fn finish(
         degradations: deg,
         missing,
         gpu_unused,
+        rpc: if gpu_unused {
+            Vec::new()
+        } else {
+            crate::rpc::hosts::endpoints(&s.snap.gpus)
+        },
     }
 }
