@@ -172,7 +172,7 @@ pub fn rate(x: f64) -> String {
 /// The speed in two lines: decode at the start and at the full context, then prompt
 /// processing, each an expected figure with its band.
 pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
-    vec![
+    let mut v = vec![
         format!(
             "expected decode: about {} tokens/s ({} to {}) at the start, about {} ({} to {}) with {context} tokens in context",
             rate(s.decode_tokens_per_s),
@@ -191,7 +191,14 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
             if s.threads == 1 { "" } else { "s" },
             s.source
         ),
-    ]
+    ];
+    if let Some(n) = s.network_share {
+        v.push(format!(
+            "network: about {:.0}% of each generated token's time crosses the RPC links",
+            n * 100.0
+        ));
+    }
+    v
 }
 
 /// The warning for a loaded machine.

@@ -278,7 +278,11 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     } else {
         machine
     };
-    let ranked = choose(&opts, &hardware, &req, forced);
+    let ranked = super::rpc_compute::choose_checked(
+        &hardware,
+        |hw| choose(&opts, hw, &req, forced),
+        |m| (srcs[m].path.clone(), opts[m].input.shape.n_vocab),
+    );
     let best = &ranked[0];
     if purpose == Purpose::Run {
         refuse_what_cannot_run(&srcs, &ranked)?;
@@ -298,8 +302,6 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     candidates.extend(skipped);
     let mut plan = best.plan.clone();
     let model = srcs[best.model].clone();
-    let n_vocab = opts[best.model].input.shape.n_vocab;
-    super::rpc_compute::measure_on_servers(&mut plan, &hardware, &model.path, n_vocab);
     if plan.verdict == Verdict::Incompatible && forced.is_none() {
         hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a)?;
     }

@@ -9,17 +9,66 @@
 use crate::bytes::Bytes;
 use crate::engine::measure::{measure, MeasureRequest};
 use crate::hardware::Snapshot;
+use crate::plan::choose::Ranked;
 use crate::plan::{Plan, Verdict};
 use crate::rpc::endpoint::Endpoint;
 
+/// Re-plans after a dry run that did not fit, each time with the device's estimate
+/// corrected by what llama.cpp reserved beyond it.
+const MAX_REPLANS: usize = 4;
+
+/// Ranks the options with `choose`, then checks the recommendation with llama.cpp's dry run
+/// on the servers; when a device would be over its budget, plans again with that device's
+/// memory lowered by the excess (the estimate's error), until the recommendation fits. The
+/// plans keep the servers' real budgets.
+pub fn choose_checked(
+    machine: &Snapshot,
+    choose: impl Fn(&Snapshot) -> Vec<Ranked>,
+    model_of: impl Fn(usize) -> (std::path::PathBuf, u64),
+) -> Vec<Ranked> {
+    let mut assumed = machine.clone();
+    let mut ranked = choose(&assumed);
+    for _ in 0..MAX_REPLANS {
+        let (path, n_vocab) = model_of(ranked[0].model);
+        let over = match measure_on_servers(&mut ranked[0].plan, machine, &path, n_vocab) {
+            Some(false) => ranked[0]
+                .plan
+                .devices
+                .iter()
+                .enumerate()
+                .filter(|(i, d)| {
+                    d.is_gpu && *i < assumed.gpus.len() && d.total_bytes > d.budget_bytes
+                })
+                .map(|(i, d)| (i, d.total_bytes.saturating_sub(d.budget_bytes)))
+                .max_by_key(|x| x.1),
+            _ => None,
+        };
+        let Some((i, excess)) = over else { break };
+        let g = &mut assumed.gpus[i];
+        g.vram_free_bytes = g.vram_free_bytes.saturating_sub(excess + Bytes(1 << 20));
+        ranked = choose(&assumed);
+    }
+    // The budgets are the servers' offers, not the corrected assumption.
+    for r in ranked.iter_mut() {
+        for (i, d) in r.plan.devices.iter_mut().enumerate() {
+            if let (Some(a), Some(m)) = (assumed.gpus.get(i), machine.gpus.get(i)) {
+                if d.is_gpu {
+                    d.budget_bytes += m.vram_free_bytes.saturating_sub(a.vram_free_bytes);
+                }
+            }
+        }
+    }
+    ranked
+}
+
 /// Replaces the plan's per-device compute with llama.cpp's dry run when the plan uses
-/// connected RPC servers and the model is a local file. Returns a note for the report.
+/// connected RPC servers and the model is a local file: `Some(fits)` when measured.
 pub fn measure_on_servers(
     plan: &mut Plan,
     machine: &Snapshot,
     model: &std::path::Path,
     n_vocab: u64,
-) -> Option<String> {
+) -> Option<bool> {
     let connected = machine
         .gpus
         .iter()
@@ -47,14 +96,8 @@ pub fn measure_on_servers(
         rpc,
         tensor_split: plan.tensor_split.iter().map(|&f| f as f32).collect(),
     };
-    let m = match measure(model, &req) {
-        Ok(m) => m,
-        Err(e) => {
-            return Some(format!(
-                "compute buffers estimated: llama.cpp's dry run on the servers failed ({e})"
-            ))
-        }
-    };
+    // A failed dry run (llama.cpp refused the configuration) leaves the estimate.
+    let m = measure(model, &req).ok()?;
     let (host, remote): (Vec<_>, Vec<_>) = m.buffers.iter().partition(|b| b.is_host());
     let mut gpu_i = 0;
     for d in plan.devices.iter_mut() {
@@ -74,6 +117,7 @@ pub fn measure_on_servers(
             "{} needs {} with the compute buffers llama.cpp reserves for this plan, and offers {}",
             over.device, over.total_bytes, over.budget_bytes
         ));
+        return Some(false);
     }
-    Some("compute buffers: llama.cpp's dry run of this plan on the RPC servers (pipeline parallelism)".into())
+    Some(true)
 }

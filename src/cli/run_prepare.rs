@@ -181,6 +181,12 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     // lists it with --software-gpu).
     let mut hw = plan.hw.clone();
     hw.software_gpu |= rf.settings.software_gpu;
+    // The run file's RPC servers are asked again for their devices (unless --rpc names others).
+    if hw.rpc.is_none() && !rf.settings.rpc.is_empty() {
+        let list = crate::rpc::endpoint::Endpoint::parse_list(&rf.settings.rpc.join(","))
+            .map_err(|e| Failure::BadInput(format!("{}: rpc: {e}", f.display())))?;
+        hw.rpc = Some(super::hardware::RpcList(list));
+    }
     let machine = hw.snapshot()?;
     let (hardware, unusable) = for_this_binary(&machine, &built_backends());
     for u in &unusable {

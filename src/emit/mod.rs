@@ -181,7 +181,7 @@ impl RunSettings {
             v.push(
                 self.tensor_split
                     .iter()
-                    .map(|f| format!("{f:.3}"))
+                    .map(|f| format!("{f:.4}"))
                     .collect::<Vec<_>>()
                     .join(","),
             );

@@ -290,7 +290,8 @@ pub unsafe fn breakdown_of(ctx: *const sys::llama_context) -> Vec<BufferUse> {
         })
         .collect();
     let n = layerfit_memory_breakdown(ctx, raw.as_mut_ptr(), raw.len() as c_int).max(0) as usize;
-    raw.iter()
+    let mut v: Vec<BufferUse> = raw
+        .iter()
         .take(n.min(raw.len()))
         .map(|b| BufferUse {
             name: CStr::from_ptr(b.name.as_ptr())
@@ -300,7 +301,10 @@ pub unsafe fn breakdown_of(ctx: *const sys::llama_context) -> Vec<BufferUse> {
             context: Bytes(b.context as u64),
             compute: Bytes(b.compute as u64),
         })
-        .collect()
+        .collect();
+    // Remote devices in llama.cpp's device order (the breakdown is in pointer order).
+    v.sort_by_key(|b| super::rpc::device_order(&b.name));
+    v
 }
 
 fn parse_output_mib(log: &[String]) -> Option<f64> {

@@ -99,6 +99,25 @@ pub fn connect(list: &[Endpoint]) -> Result<Vec<String>, EngineError> {
     Ok(names)
 }
 
+/// Where a buffer of an RPC device (`RPC{index on its server}[HOST:PORT]`) falls in
+/// llama.cpp's device order: servers in the order they were added, then the index. Other
+/// buffers sort after. (llama.cpp's memory breakdown lists buffer types in pointer order.)
+pub fn device_order(buffer_name: &str) -> (usize, u32) {
+    let parsed = buffer_name.strip_prefix("RPC").and_then(|rest| {
+        let (index, endpoint) = rest.split_once('[')?;
+        Some((index.parse::<u32>().ok()?, endpoint.strip_suffix(']')?))
+    });
+    let Some((index, endpoint)) = parsed else {
+        return (usize::MAX, 0);
+    };
+    let servers = SERVERS.lock().map(|s| s.clone()).unwrap_or_default();
+    let server = servers
+        .iter()
+        .position(|s| s == endpoint)
+        .unwrap_or(usize::MAX - 1);
+    (server, index)
+}
+
 /// Whether a ggml device is a remote one (its registry is `RPC[HOST:PORT]`).
 pub(super) fn is_remote(dev: sys::ggml_backend_dev_t) -> bool {
     unsafe {
@@ -122,15 +141,24 @@ fn install_fault_handler() {
             CStr::from_ptr(message).to_string_lossy().into_owned()
         };
         let servers = SERVERS.lock().map(|s| s.clone()).unwrap_or_default();
-        let down: Vec<String> = servers
-            .iter()
-            .filter(|s| {
-                Endpoint::parse(s).is_ok_and(|e| {
-                    crate::rpc::client::reachable(&e, std::time::Duration::from_secs(1)).is_err()
-                })
-            })
-            .cloned()
-            .collect();
+        // A server that just died may still hold its listening socket for a moment: ask a
+        // few times over a second.
+        let mut down: Vec<String> = Vec::new();
+        for _ in 0..10 {
+            for s in &servers {
+                let refused = Endpoint::parse(s).is_ok_and(|e| {
+                    crate::rpc::client::reachable(&e, std::time::Duration::from_millis(500))
+                        .is_err()
+                });
+                if refused && !down.contains(s) {
+                    down.push(s.clone());
+                }
+            }
+            if !down.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let what = msg.rsplit(": ").next().unwrap_or(&msg).trim().to_string();
         let line = if down.is_empty() {
             format!(

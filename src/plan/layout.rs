@@ -43,6 +43,9 @@ impl Placement {
     }
 }
 
+/// llama.cpp's `GGML_SCHED_MAX_COPIES`: graph input copies under pipeline parallelism.
+const PIPELINE_COPIES: u64 = 4;
+
 /// Memory of one configuration, per device.
 #[derive(Clone)]
 pub(super) struct Layout {
@@ -269,6 +272,25 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         } else {
             base
         }
+    };
+    // Pipeline parallelism (llama.cpp turns it on with several devices, every layer
+    // offloaded and no tensor overrides): the scheduler keeps GGML_SCHED_MAX_COPIES (4)
+    // copies of the graph inputs and of each activation crossing devices. An estimate for
+    // RPC devices (fitted on the real models, docs/rpc.md); with servers connected the
+    // chosen plan's compute comes from llama.cpp's dry run (`cli::rpc_compute`).
+    let pipeline = n_gpus > 1
+        && ngl as usize > n
+        && cpu_moe == 0
+        && cpu_ffn == 0
+        && (0..n_gpus).all(|d| snap.gpus[d].remote.is_some());
+    let cpu_compute = if pipeline {
+        let copies = (comp.masks + rows).times(PIPELINE_COPIES);
+        for c in gc.iter_mut() {
+            *c += copies;
+        }
+        cpu_compute + copies
+    } else {
+        cpu_compute
     };
     let mut gpu = Vec::new();
     let mut unified_on_ram = Bytes::ZERO;

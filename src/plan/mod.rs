@@ -157,6 +157,10 @@ pub struct Speed {
     /// efficiency), `rough` (no calibration, or a GPU without figures).
     pub source: String,
     pub basis: String,
+    /// Across RPC servers: the share of a decode step (at the start) spent on the network
+    /// (round trips, activations, mask rows and logits crossing host boundaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_share: Option<f64>,
 }
 
 impl Speed {

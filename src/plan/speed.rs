@@ -17,6 +17,22 @@ use crate::speed::{published, AttnLayer, Basis, Part, Rates};
 /// an assumption, not a measurement (docs/speed.md).
 const BOUNDARY_SECONDS: f64 = 20e-6;
 
+/// A link to an RPC server when not measured or described: a gigabit LAN.
+pub const ASSUMED_ROUND_TRIP_S: f64 = 0.5e-3;
+pub const ASSUMED_NETWORK_BYTES_PER_S: f64 = 125e6;
+/// Requests per step that wait for a remote device's answer (its inputs, then its result:
+/// llama.cpp's RPC client sends the graph asynchronously and reads the output back).
+pub const ROUND_TRIPS_PER_STEP: f64 = 2.0;
+
+/// One remote device doing work in a step: the link's round trip and rate.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    round_trip_s: f64,
+    bytes_per_s: f64,
+    /// Holds the output layer: the logits come back over the link.
+    output: bool,
+}
+
 /// Where the model sits: the parts of a layout or of a finished plan the speed needs.
 pub struct Placed<'a> {
     pub gpus: &'a [DeviceUse],
@@ -36,15 +52,36 @@ struct Device<'a> {
 pub(crate) struct Timing<'a> {
     devices: Vec<Device<'a>>,
     boundaries: usize,
+    links: Vec<Link>,
+    /// Bytes of one token's activations, of one token's mask row per cached cell, of the
+    /// logits.
+    activation_bytes: f64,
+    mask_bytes_per_cell: f64,
+    logits_bytes: f64,
     pub basis: Basis,
     pub threads: u32,
     notes: Vec<String>,
 }
 
 impl Timing<'_> {
+    /// Seconds a step of `tokens` tokens at cache position `pos` spends on the network:
+    /// per remote device, its round trips and its inputs (activations and mask rows), and
+    /// the logits of one token from the device that holds the output.
+    pub fn network(&self, pos: f64, tokens: f64) -> f64 {
+        self.links
+            .iter()
+            .map(|l| {
+                let bytes = tokens
+                    * (self.activation_bytes + (pos + tokens) * self.mask_bytes_per_cell)
+                    + if l.output { self.logits_bytes } else { 0.0 };
+                ROUND_TRIPS_PER_STEP * l.round_trip_s + bytes / l.bytes_per_s
+            })
+            .sum()
+    }
+
     /// Seconds of a decode step with `pos` cells filled.
     pub fn decode(&self, pos: f64) -> Option<f64> {
-        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS;
+        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS + self.network(pos, 1.0);
         for d in &self.devices {
             t += decode_seconds(&d.part, &d.rates, pos)?;
         }
@@ -53,7 +90,7 @@ impl Timing<'_> {
 
     /// Seconds of a prompt micro-batch of `batch` tokens from `pos`.
     pub fn prompt(&self, pos: f64, batch: f64) -> Option<f64> {
-        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS;
+        let mut t = self.boundaries as f64 * BOUNDARY_SECONDS + self.network(pos, batch);
         for d in &self.devices {
             match &d.pcie {
                 // Host weights go over the link to the GPU for each batch; the host keeps
@@ -173,6 +210,7 @@ pub(crate) fn timing<'a>(
         }
     };
     let mut devices = Vec::new();
+    let mut links = Vec::new();
     let last = at.gpus.len().saturating_sub(1);
     let gpu_weights: f64 = at.gpus.iter().map(|g| g.weights_bytes.get() as f64).sum();
     for (i, d) in at.gpus.iter().enumerate() {
@@ -183,7 +221,28 @@ pub(crate) fn timing<'a>(
         } else {
             0.0
         };
-        let (rates, b) = if g.software {
+        let (rates, b) = if let Some(r) = &g.remote {
+            if d.weights_bytes > Bytes::ZERO || output {
+                let measured = r.round_trip_ms.is_some() && r.network_gbps.is_some();
+                if !measured {
+                    notes.push(format!(
+                        "{} ({}): network assumed {} ms round trip, {} Gbit/s",
+                        g.name,
+                        r.endpoint,
+                        ASSUMED_ROUND_TRIP_S * 1e3,
+                        ASSUMED_NETWORK_BYTES_PER_S * 8.0 / 1e9
+                    ));
+                }
+                links.push(Link {
+                    round_trip_s: r.round_trip_ms.map_or(ASSUMED_ROUND_TRIP_S, |ms| ms / 1e3),
+                    bytes_per_s: r
+                        .network_gbps
+                        .map_or(ASSUMED_NETWORK_BYTES_PER_S, |g| g * 1e9 / 8.0),
+                    output,
+                });
+            }
+            remote_rates(req, snap, g, threads, &mut notes)
+        } else if g.software {
             // llvmpipe/lavapipe computes on this CPU's cores: the CPU's own rates at all
             // of them (its thread pool), not a GPU's.
             cpu_rates_at(
@@ -194,7 +253,7 @@ pub(crate) fn timing<'a>(
         } else {
             published::gpu_rates(g, inp.shape.n_embd)
         };
-        if g.bandwidth_gbps.is_none() && !g.software {
+        if g.bandwidth_gbps.is_none() && !g.software && g.remote.is_none() {
             notes.push(format!(
                 "{} has no bandwidth figure: assumed {} GB/s",
                 g.name,
@@ -243,12 +302,48 @@ pub(crate) fn timing<'a>(
     let boundaries = devices.len()
         - usize::from(cpu.part.weights.iter().all(|w| w.1 == 0.0) && cpu.part.attn_share == 0.0);
     devices.push(cpu);
+    // Graph inputs crossing to a remote device: the activations (f32) and one f16 mask row
+    // per attention kind (full, and sliding-window when the model has it).
+    let mask_kinds = if inp.shape.layers.iter().any(|l| l.is_swa) && inp.shape.n_swa > 0 {
+        2.0
+    } else {
+        1.0
+    };
     Timing {
         devices,
         boundaries,
+        links,
+        activation_bytes: inp.shape.n_embd as f64 * 4.0,
+        mask_bytes_per_cell: 2.0 * mask_kinds,
+        logits_bytes: inp.shape.n_vocab as f64 * 4.0,
         basis,
         threads,
         notes,
+    }
+}
+
+/// A remote device's rates: from its described memory bandwidth (a CPU-like device), else
+/// taken as fast as this machine's CPU (an RPC server does not say what its device is).
+fn remote_rates<'a>(
+    req: &'a Requirements,
+    snap: &Snapshot,
+    g: &crate::hardware::Gpu,
+    threads: u32,
+    notes: &mut Vec<String>,
+) -> (Rates<'a>, Basis) {
+    match g.bandwidth_gbps {
+        Some(bw) => {
+            let mut cpu = snap.cpu.clone();
+            cpu.memory_bandwidth_gbps = Some(bw);
+            (published::cpu_rates(&cpu, threads), Basis::Rough)
+        }
+        None => {
+            notes.push(format!(
+                "{} is taken as fast as this machine's CPU (describe its bandwidth_gbps to say otherwise)",
+                g.name
+            ));
+            cpu_rates_at(req, snap, threads)
+        }
     }
 }
 
@@ -326,6 +421,7 @@ pub(super) fn speed(
         bytes_per_token_high: Bytes(t.bytes(ctx) as u64),
         source: t.basis.name().to_string(),
         basis,
+        network_share: (!t.links.is_empty()).then(|| t.network(0.0, 1.0) / start),
     })
 }
 

@@ -166,3 +166,47 @@ fn infeasible_options_rank_by_how_close_they_come() {
     assert_eq!(p.verdict, Verdict::Incompatible);
     assert_eq!(p.kv_type, GgmlType::Q4_0, "the smallest cache");
 }
+
+/// llama.cpp's layer assignment (`llama_model::load_tensors`): cumulative float shares,
+/// normalised, and `upper_bound` of `il / act`.
+fn llama_cpp_devices(split: &[f32], act: usize) -> Vec<usize> {
+    let sum: f32 = split.iter().sum();
+    let mut cum = Vec::new();
+    let mut acc = 0f32;
+    for s in split {
+        acc += s;
+        cum.push(acc);
+    }
+    let cum: Vec<f32> = cum.iter().map(|c| c / sum).collect();
+    (0..act)
+        .map(|il| {
+            let x = il as f32 / act as f32;
+            cum.iter().position(|&c| c > x).unwrap_or(split.len())
+        })
+        .collect()
+}
+
+#[test]
+fn the_tensor_split_gives_llama_cpp_exactly_the_planned_layers() {
+    for n_dev in 2..=4usize {
+        for act in 1..=160usize {
+            // Every way of cutting `act` layers at a few places, empty devices included.
+            for cut in 0..act.min(7) {
+                let mut owners = Vec::new();
+                for il in 0..act {
+                    let d = ((il + cut) * n_dev / (act + cut)).min(n_dev - 1);
+                    owners.push(d);
+                }
+                let split = super::layout::tensor_split(&owners, n_dev);
+                // As the engine gets it (f32), and as `-ts` prints it (4 decimals).
+                let engine: Vec<f32> = split.iter().map(|&f| f as f32).collect();
+                let printed: Vec<f32> = split
+                    .iter()
+                    .map(|f| format!("{f:.4}").parse().unwrap())
+                    .collect();
+                assert_eq!(llama_cpp_devices(&engine, act), owners, "{split:?}");
+                assert_eq!(llama_cpp_devices(&printed, act), owners, "{split:?}");
+            }
+        }
+    }
+}

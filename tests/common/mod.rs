@@ -5,6 +5,7 @@
 
 pub mod http_server;
 pub mod remote;
+pub mod rpc;
 
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::ggml_type::GgmlType;

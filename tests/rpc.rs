@@ -1,0 +1,382 @@
+//! Several machines over llama.cpp's RPC back-end, on one machine: two real
+//! `layerfit rpc-server` processes on 127.0.0.1, each offering little memory (`--memory`, the
+//! figure the server reports for its CPU device) so that the model is split three ways:
+//! the first blocks on the local CPU, the next on RPC0, the last and the output on RPC1.
+//! Then plan vs what llama.cpp allocates on every device, the answer against the local
+//! one, a server killed mid-answer, hostile servers, and a cluster described in YAML.
+
+mod common;
+
+use common::rpc::{fake, free_port, Fake, Server};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn layerfit(args: &[&str]) -> (i32, String, String) {
+    common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
+}
+
+fn json(args: &[&str]) -> (i32, Value, String) {
+    let (code, out, err) = layerfit(args);
+    let d = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, d, err)
+}
+
+/// One model split over the CPU and two servers: (model, offers, -ngl, extra run flags).
+fn split_three_ways(model: &std::path::Path, offers: [&str; 2], ngl: &str, extra: &[&str]) {
+    let servers = offers.map(Server::start);
+    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let m = model.to_str().unwrap();
+    let base = ["--model", m, "--ctx", "4096", "--kv", "f16"];
+
+    let (code, plan, err) =
+        json(&[&["plan", "--json", "--rpc", &rpc, "--ngl", ngl][..], &base].concat());
+    assert!(code == 0 || code == 10, "{err}");
+    let p = &plan["plan"];
+    assert_eq!(
+        p["rpc"],
+        serde_json::json!([servers[0].endpoint(), servers[1].endpoint()])
+    );
+    let devices = p["devices"].as_array().unwrap();
+    let names: Vec<&str> = devices
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["RPC0", "RPC1", "CPU"]);
+    for d in devices {
+        assert!(d["weights_bytes"].as_u64().unwrap() > 0, "{d}");
+        assert!(
+            d["total_bytes"].as_u64() <= d["budget_bytes"].as_u64(),
+            "{d}"
+        );
+    }
+    assert!(p["cpu_blocks"].as_u64().unwrap() > 0);
+    let share = p["speed"]["network_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{share}");
+
+    let prompt = [
+        "--prompt",
+        "Name three colours.",
+        "--temp",
+        "0",
+        "--max-tokens",
+        "24",
+    ];
+    let args: Vec<&str> = [
+        &[
+            "run",
+            "--json",
+            "--accept-degraded",
+            "--rpc",
+            &rpc,
+            "--ngl",
+            ngl,
+        ][..],
+        &base,
+        &prompt,
+        extra,
+    ]
+    .concat();
+    let (code, split, err) = json(&args);
+    assert_eq!(code, 0, "{err}");
+    let checks = split["self_check"].as_array().unwrap();
+    assert_eq!(checks.len(), 9, "{checks:?}");
+    for c in checks {
+        // Weights and KV cache to the byte on every device; compute within 5% or 16 MiB.
+        assert_eq!(c["within_5_percent"], true, "{c}");
+        if c["what"] != "compute" {
+            assert_eq!(c["planned"], c["allocated"], "{c}");
+        }
+        assert!(
+            c["allocated"].as_u64().unwrap() > 0 || c["what"] == "KV cache",
+            "{c}"
+        );
+    }
+
+    // The same answer at temperature 0 as on this machine alone. llama.cpp repacks Q4_K
+    // weights in host memory only (CPU_REPACK), and the repacked kernels round differently
+    // from the servers' plain ones, so both runs keep the file's layout (llama.cpp's
+    // --no-repack) through run files.
+    let answer = |plan_flags: &[&str]| -> String {
+        let (code, out, err) =
+            layerfit(&[&["plan", "--emit", "profile"][..], plan_flags, &base].concat());
+        assert!(code == 0 || code == 10, "{err}");
+        assert!(out.contains("no_repack: false"), "{out}");
+        let file = common::tempdir("rpc-runfile").join(format!("{}.yaml", plan_flags.len()));
+        std::fs::write(&file, out.replace("no_repack: false", "no_repack: true")).unwrap();
+        let f = file.to_str().unwrap();
+        let (code, d, err) = json(
+            &[
+                &["run", "--json", "--accept-degraded", "--plan", f][..],
+                &prompt,
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        d["answer"].as_str().unwrap().to_string()
+    };
+    let split = answer(&["--rpc", &rpc, "--ngl", ngl]);
+    let local = answer(&["--ngl", "0"]);
+    assert!(!local.trim().is_empty());
+    assert_eq!(split, local, "greedy answers differ");
+}
+
+#[test]
+fn smollm2_split_over_the_cpu_and_two_servers_allocates_what_the_plan_says() {
+    split_three_ways(&common::smollm2(), ["80M", "160M"], "11", &[]);
+}
+
+#[test]
+fn gemma3_split_over_the_cpu_and_two_servers_allocates_what_the_plan_says() {
+    // Gemma's output layer (262144-token logits) needs about 700 MiB on its device.
+    split_three_ways(&common::gemma3(), ["50M", "760M"], "15", &["--raw"]);
+}
+
+#[test]
+fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
+    let servers = [Server::start("50M"), Server::start("760M")];
+    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let m = common::smollm2();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let base = [
+            "plan",
+            "--model",
+            m.to_str().unwrap(),
+            "--ctx",
+            "4096",
+            "--rpc",
+            &rpc,
+        ];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        layerfit(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // With an f16 cache every block offloaded would be llama.cpp's pipeline parallelism,
+    // whose compute buffers (from its own dry run on the servers) do not fit RPC0's 50 MiB:
+    // the plan is made again with RPC0's estimate corrected, and keeps a layer home.
+    for kv in [&["--kv", "f16"][..], &[]] {
+        let (code, out, err) = run(&[&["--json"][..], kv].concat());
+        assert!(code == 0 || code == 10, "{err}");
+        let d: Value = serde_json::from_str(&out).unwrap();
+        let p = &d["plan"];
+        assert_ne!(p["verdict"], "incompatible", "{p}");
+        for dev in p["devices"].as_array().unwrap() {
+            assert!(
+                dev["total_bytes"].as_u64() <= dev["budget_bytes"].as_u64(),
+                "{dev}"
+            );
+        }
+        let budget = |i: usize| p["devices"][i]["budget_bytes"].as_u64().unwrap();
+        assert_eq!(budget(0), 50 << 20);
+        assert_eq!(budget(1), 760 << 20);
+        if !kv.is_empty() {
+            assert!(
+                p["n_gpu_layers"].as_u64() <= p["block_count"].as_u64(),
+                "{p}"
+            );
+        }
+    }
+    // The emitted llama.cpp command names the servers and the split.
+    let (code, out, err) = run(&["--emit", "llama-server"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("--rpc {rpc}")), "{out}");
+    assert!(out.contains("-ts "), "{out}");
+}
+
+#[test]
+fn a_server_killed_mid_answer_ends_the_run_with_an_error_naming_it() {
+    let mut servers = [Server::start("2G"), Server::start("2G")];
+    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let m = common::smollm2();
+    let mut run = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args([
+            "run",
+            "--model",
+            m.to_str().unwrap(),
+            "--ctx",
+            "4096",
+            "--rpc",
+            &rpc,
+        ])
+        .args(["--raw", "--prompt", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"])
+        .args(["--max-tokens", "3000"])
+        .args(["--temp", "0", "--accept-degraded"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it load and start answering, then kill the second server.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    servers[1].child.kill().unwrap();
+    servers[1].child.wait().unwrap();
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the run hangs after the kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&servers[1].endpoint()), "{line}");
+    assert!(!line.contains(&servers[0].endpoint()), "{line}");
+    assert!(line.contains("stopped answering"), "{line}");
+}
+
+#[test]
+fn servers_that_cannot_serve_get_one_error_line_naming_them() {
+    let m = common::smollm2();
+    let plan = |rpc: &str| {
+        let mut c = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+            .args(["plan", "--model", m.to_str().unwrap(), "--rpc", rpc])
+            .env("LAYERFIT_NET_TIMEOUT", "2")
+            .output()
+            .unwrap();
+        c.stdout.clear();
+        let err = String::from_utf8_lossy(&c.stderr).into_owned();
+        (c.status.code().unwrap_or(-1), err)
+    };
+    let down = format!("127.0.0.1:{}", free_port());
+    let cases = [
+        (down.clone(), "connection refused".to_string()),
+        (
+            format!("127.0.0.1:{}", fake(Fake::Version(3, 0, 0))),
+            "speaks RPC protocol 3.0.0".into(),
+        ),
+        (
+            format!("127.0.0.1:{}", fake(Fake::AbsurdMemory)),
+            "absurd".into(),
+        ),
+        (
+            format!("127.0.0.1:{}", fake(Fake::HugeAnswer)),
+            "answer where 28 bytes are expected".into(),
+        ),
+        (
+            format!("127.0.0.1:{}", fake(Fake::Silent)),
+            "no answer in time".into(),
+        ),
+    ];
+    for (endpoint, why) in cases {
+        let t = Instant::now();
+        let (code, err) = plan(&endpoint);
+        assert_eq!(code, 2, "{endpoint}: {err}");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{endpoint} took {:?}",
+            t.elapsed()
+        );
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(
+            errors[0].contains(&format!("RPC server {endpoint}")),
+            "{err}"
+        );
+        assert!(errors[0].contains(&why), "{why}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Bad addresses are bad input before any connection.
+    for bad in ["nohost", "h:0", "h:1,h:1", "[::1]:50052"] {
+        let (code, err) = plan(bad);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--rpc"), "{err}");
+    }
+}
+
+#[test]
+fn a_cluster_described_in_yaml_is_planned_without_connecting() {
+    let dir = common::tempdir("rpc-cluster");
+    let yaml = dir.join("cluster.yaml");
+    std::fs::write(
+        &yaml,
+        "ram: 1G\ncpu: {cores: 4, memory_bandwidth_gbps: 20}\nrpc:\n  - endpoint: 10.0.0.2:50052\n    round_trip_ms: 0.3\n    network_gbps: 10\n    devices:\n      - {name: RTX 3090, memory: 24G, bandwidth_gbps: 936}\n",
+    )
+    .unwrap();
+    let y = yaml.to_str().unwrap();
+    let (code, hw, err) = json(&["hardware", "--hardware", y, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(hw["gpus"][0]["name"], "RPC0");
+    assert_eq!(hw["gpus"][0]["remote"]["endpoint"], "10.0.0.2:50052");
+    assert_eq!(hw["gpus"][0]["remote"]["round_trip_ms"], 0.3);
+
+    let m = common::gemma3();
+    let plan = || {
+        json(&[
+            "plan",
+            "--hardware",
+            y,
+            "--model",
+            m.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let (code, d, err) = plan();
+    assert!(code == 0 || code == 10, "{err}");
+    let p = &d["plan"];
+    assert_eq!(p["rpc"], serde_json::json!(["10.0.0.2:50052"]));
+    assert_eq!(p["gpu_blocks"], p["block_count"]);
+    assert_eq!(p["devices"][0]["device"], "RPC0");
+    let share = p["speed"]["network_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{share}");
+
+    // A slower link costs more of each token.
+    std::fs::write(
+        &yaml,
+        std::fs::read_to_string(&yaml)
+            .unwrap()
+            .replace("round_trip_ms: 0.3", "round_trip_ms: 5"),
+    )
+    .unwrap();
+    let (_, slow, _) = plan();
+    assert!(slow["plan"]["speed"]["network_share"].as_f64().unwrap() > share);
+
+    // A described host with a bad address is bad input naming the field.
+    std::fs::write(
+        &yaml,
+        "ram: 8G\nrpc:\n  - endpoint: nohost\n    devices: [{memory: 8G}]\n",
+    )
+    .unwrap();
+    let (code, _, err) = layerfit(&["plan", "--hardware", y, "--model", m.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rpc[0].endpoint"), "{err}");
+}
+
+#[test]
+fn rpc_server_refuses_an_open_address_without_the_flag_and_a_busy_port() {
+    let (code, _, err) = layerfit(&["rpc-server", "--host", "0.0.0.0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--allow-remote") && err.contains("no authentication"),
+        "{err}"
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let (code, _, err) = layerfit(&["rpc-server", "--port", &port]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    let (code, _, err) = layerfit(&[
+        "rpc-server",
+        "--device",
+        "NoSuchDevice0",
+        "--port",
+        &free_port().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--device NoSuchDevice0"), "{err}");
+}
