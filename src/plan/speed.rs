@@ -23,6 +23,11 @@ pub const ASSUMED_NETWORK_BYTES_PER_S: f64 = 125e6;
 /// Requests per step that wait for a remote device's answer (its inputs, then its result:
 /// llama.cpp's RPC client sends the graph asynchronously and reads the output back).
 pub const ROUND_TRIPS_PER_STEP: f64 = 2.0;
+/// Per step and per block on a remote device: the RPC client serialising that part of the
+/// graph and the server rebuilding and scheduling it. Fitted with `benches/rpc_split.sh` on
+/// loopback (2-core Xeon, one thread per process): the split step minus the local step,
+/// per remote block, is 0.41 ms for SmolLM2 (30 blocks) and 0.42 ms for Gemma 3 (18).
+pub const RPC_SECONDS_PER_REMOTE_BLOCK: f64 = 0.41e-3;
 
 /// One remote device doing work in a step: the link's round trip and rate.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +36,8 @@ struct Link {
     bytes_per_s: f64,
     /// Holds the output layer: the logits come back over the link.
     output: bool,
+    /// Blocks on the device.
+    blocks: f64,
 }
 
 /// Where the model sits: the parts of a layout or of a finished plan the speed needs.
@@ -74,7 +81,9 @@ impl Timing<'_> {
                 let bytes = tokens
                     * (self.activation_bytes + (pos + tokens) * self.mask_bytes_per_cell)
                     + if l.output { self.logits_bytes } else { 0.0 };
-                ROUND_TRIPS_PER_STEP * l.round_trip_s + bytes / l.bytes_per_s
+                ROUND_TRIPS_PER_STEP * l.round_trip_s
+                    + bytes / l.bytes_per_s
+                    + l.blocks * RPC_SECONDS_PER_REMOTE_BLOCK
             })
             .sum()
     }
@@ -239,6 +248,7 @@ pub(crate) fn timing<'a>(
                         .network_gbps
                         .map_or(ASSUMED_NETWORK_BYTES_PER_S, |g| g * 1e9 / 8.0),
                     output,
+                    blocks,
                 });
             }
             remote_rates(req, snap, g, threads, &mut notes)
