@@ -79,6 +79,8 @@ fn add_remote_devices(snap: &mut Snapshot, list: &RpcList) -> Result<(), Failure
     }
     let remote = crate::rpc::hosts::connected(&infos);
     snap.gpus.splice(0..0, remote);
+    // The probe's "no GPU" notes are about this machine; the plan now has devices.
+    snap.notes.retain(|n| !n.starts_with("no GPU"));
     snap.source = format!("{}+rpc", snap.source);
     Ok(())
 }
@@ -230,7 +232,19 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     if !snap.gpus.is_empty() {
         let mut t = printer.table(&["GPU", "VRAM", "bandwidth", "notes"]);
         for g in &snap.gpus {
-            let mut extra = vec![format!("{:?}", g.vendor).to_lowercase(), g.source.clone()];
+            let mut extra = match &g.remote {
+                Some(r) => {
+                    let mut v = vec![format!("RPC: {}", r.description)];
+                    if let Some(ms) = r.round_trip_ms {
+                        v.push(format!("round trip {ms:.2} ms"));
+                    }
+                    if let Some(gb) = r.network_gbps {
+                        v.push(format!("{gb:.1} Gbit/s"));
+                    }
+                    v
+                }
+                None => vec![format!("{:?}", g.vendor).to_lowercase(), g.source.clone()],
+            };
             match &g.engine_device {
                 Some(d) => extra.push(format!("engine device {d}")),
                 None => extra.push("not usable by this build's engine".into()),

@@ -199,12 +199,21 @@ pub(super) fn finish(
                 } else {
                     Severe
                 },
-                format!(
-                    "{}/{} blocks on the GPU, {} on the CPU",
-                    l.gpu_blocks,
-                    n,
-                    n - l.gpu_blocks
-                ),
+                if !s.snap.gpus.is_empty() && s.snap.gpus.iter().all(|g| g.remote.is_some()) {
+                    format!(
+                        "{}/{} blocks on the RPC servers' devices, {} on this machine's CPU",
+                        l.gpu_blocks,
+                        n,
+                        n - l.gpu_blocks
+                    )
+                } else {
+                    format!(
+                        "{}/{} blocks on the GPU, {} on the CPU",
+                        l.gpu_blocks,
+                        n,
+                        n - l.gpu_blocks
+                    )
+                },
             ));
         }
         if l.paged > Bytes::ZERO {
