@@ -65,15 +65,20 @@ pub fn run(a: Args, _p: &Printer) -> Result<u8, Failure> {
     let cpu_offer = ram
         .available_bytes
         .saturating_sub(crate::plan::os_reserve(ram.total_bytes));
-    let offer = |name: &str, free: u64, total: u64| -> u64 {
-        let own = if name == "CPU" { cpu_offer.get() } else { free };
-        let o = a.memory.map_or(own, |m| m.min(total));
+    // A GPU reports its own free memory; only the CPU's figure (all of RAM) and a
+    // `--memory` cap need the device wrapped.
+    let offer = |name: &str, free: u64, total: u64| -> Option<u64> {
+        let limit = match (a.memory, name == "CPU") {
+            (Some(m), _) => Some(m.min(total)),
+            (None, true) => Some(cpu_offer.get()),
+            (None, false) => None,
+        };
         println!(
             "layerfit rpc-server: {name} offers {} (of {} total)",
-            Bytes(o),
+            Bytes(limit.unwrap_or(free)),
             Bytes(total)
         );
-        o
+        limit
     };
     let cache = a.cache.then(|| {
         crate::hardware::probe::ProbeOptions::default()

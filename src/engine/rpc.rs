@@ -180,14 +180,14 @@ fn install_fault_handler() {
 }
 
 /// Serves `devices` (ggml device names; empty: every GPU, else the CPU, as
-/// `ggml-rpc-server` does) on `endpoint` until the process ends. `limits` caps the memory
-/// each device reports (`memory::offer`).
+/// `ggml-rpc-server` does) on `endpoint` until the process ends. `offer` says, per device
+/// (name, free, total), the memory it reports to clients, or `None` for its own figure.
 pub fn serve(
     endpoint: &Endpoint,
     devices: &[String],
     threads: usize,
     cache_dir: Option<&std::path::Path>,
-    offer: &dyn Fn(&str, u64, u64) -> u64,
+    offer: &dyn Fn(&str, u64, u64) -> Option<u64>,
 ) -> Result<(), EngineError> {
     let start: StartServer =
         unsafe { std::mem::transmute(proc_address("ggml_backend_rpc_start_server")?) };
@@ -200,8 +200,9 @@ pub fn serve(
         };
         let (mut free, mut total) = (0usize, 0usize);
         unsafe { sys::ggml_backend_dev_memory(*d, &mut free, &mut total) };
-        let limit = offer(&name, free as u64, total as u64);
-        *d = super::rpc_offer::wrap(*d, limit)?;
+        if let Some(limit) = offer(&name, free as u64, total as u64) {
+            *d = super::rpc_offer::wrap(*d, limit)?;
+        }
     }
     let ep = CString::new(endpoint.to_string()).unwrap();
     let cache = cache_dir.map(|p| CString::new(p.to_string_lossy().as_bytes()).unwrap());
