@@ -179,6 +179,22 @@ fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
             );
         }
     }
+    // check-requirements' run line carries the servers.
+    let (code, out, err) = layerfit(&[
+        "check-requirements",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "4096",
+        "--rpc",
+        &rpc,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let start = out
+        .lines()
+        .find(|l| l.starts_with("start it with:"))
+        .unwrap();
+    assert!(start.ends_with(&format!("--rpc {rpc}")), "{start}");
     // The emitted llama.cpp command names the servers and the split.
     let (code, out, err) = run(&["--emit", "llama-server"]);
     assert_eq!(code, 0, "{err}");

@@ -111,6 +111,10 @@ fn run_line(p: &Planned, a: &PlanArgs) -> String {
     if let Some(c) = a.ctx {
         line.push_str(&format!(" --ctx {c}"));
     }
+    // The plan's RPC servers: `run` needs them to run it.
+    if !p.plan.rpc.is_empty() && a.hw.rpc.is_some() {
+        line.push_str(&format!(" --rpc {}", p.plan.rpc.join(",")));
+    }
     if p.plan.verdict == Verdict::Degraded {
         line.push_str(" --accept-degraded");
     }
