@@ -396,3 +396,73 @@ fn rpc_server_refuses_an_open_address_without_the_flag_and_a_busy_port() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--device NoSuchDevice0"), "{err}");
 }
+
+#[test]
+fn serve_runs_the_plan_across_the_servers() {
+    use std::io::{BufRead, BufReader};
+    let servers = [Server::start("80M"), Server::start("160M")];
+    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let m = common::smollm2();
+    let mut serve = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args([
+            "serve",
+            "--model",
+            m.to_str().unwrap(),
+            "--ctx",
+            "4096",
+            "--port",
+            "0",
+        ])
+        .args(["--rpc", &rpc, "--accept-degraded"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(serve.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "serve ended before listening"
+        );
+        if let Some(rest) = line.split(" at http://").nth(1) {
+            break rest.split("/v1").next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in out.lines() {});
+    let curl = |args: &[&str]| {
+        let o = Command::new("curl")
+            .arg("-sf")
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(o.status.success(), "curl {args:?}");
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let plan = curl(&[&format!("http://{addr}/v1/layerfit/plan")]);
+    let plan = if plan["plan"].is_object() {
+        &plan["plan"]
+    } else {
+        &plan
+    };
+    let names: Vec<&str> = plan["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["RPC0", "RPC1", "CPU"]);
+    let body = r#"{"messages":[{"role":"user","content":"Name a colour."}],"max_tokens":8,"temperature":0}"#;
+    let answer = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &format!("http://{addr}/v1/chat/completions"),
+    ]);
+    let text = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!text.trim().is_empty(), "{answer}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
