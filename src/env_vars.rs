@@ -80,6 +80,12 @@ pub fn seconds_var(name: &str) -> Option<u64> {
     raw(name).and_then(|v| v.to_str().and_then(seconds))
 }
 
+/// Seconds without progress before a network request (HTTP or RPC) fails:
+/// `LAYERFIT_NET_TIMEOUT`, default 30.
+pub fn net_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30))
+}
+
 /// A path variable; empty means unset.
 pub fn path(name: &str) -> Option<PathBuf> {
     raw(name).map(PathBuf::from)

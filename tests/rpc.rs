@@ -16,6 +16,24 @@ fn layerfit(args: &[&str]) -> (i32, String, String) {
     common::layerfit(env!("CARGO_BIN_EXE_layerfit"), args)
 }
 
+/// A layerfit process with its output piped, in the tests' private cache.
+fn spawn(args: &[&str]) -> std::process::Child {
+    common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Two servers offering `a` and `b`, and their `--rpc` list.
+fn two_servers(a: &str, b: &str) -> ([Server; 2], String) {
+    let servers = [Server::start(a), Server::start(b)];
+    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    (servers, rpc)
+}
+
 fn json(args: &[&str]) -> (i32, Value, String) {
     let (code, out, err) = layerfit(args);
     let d = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
@@ -24,8 +42,7 @@ fn json(args: &[&str]) -> (i32, Value, String) {
 
 /// One model split over the CPU and two servers: (model, offers, -ngl, extra run flags).
 fn split_three_ways(model: &std::path::Path, offers: [&str; 2], ngl: &str, extra: &[&str]) {
-    let servers = offers.map(Server::start);
-    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let (servers, rpc) = two_servers(offers[0], offers[1]);
     let m = model.to_str().unwrap();
     let base = ["--model", m, "--ctx", "4096", "--kv", "f16"];
 
@@ -135,8 +152,8 @@ fn gemma3_split_over_the_cpu_and_two_servers_allocates_what_the_plan_says() {
 
 #[test]
 fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
-    let servers = [Server::start("50M"), Server::start("760M")];
-    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    // Kept alive to the end of the test.
+    let (_servers, rpc) = two_servers("50M", "760M");
     let m = common::smollm2();
     let args = |extra: &[&str]| -> Vec<String> {
         let base = [
@@ -204,27 +221,25 @@ fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
 
 #[test]
 fn a_server_killed_mid_answer_ends_the_run_with_an_error_naming_it() {
-    let mut servers = [Server::start("2G"), Server::start("2G")];
-    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let (mut servers, rpc) = two_servers("2G", "2G");
     let m = common::smollm2();
-    let mut run = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
-        .args([
-            "run",
-            "--model",
-            m.to_str().unwrap(),
-            "--ctx",
-            "4096",
-            "--rpc",
-            &rpc,
-        ])
-        .args(["--raw", "--prompt", "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"])
-        .args(["--max-tokens", "3000"])
-        .args(["--temp", "0", "--accept-degraded"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn(&[
+        "run",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "4096",
+        "--rpc",
+        &rpc,
+        "--raw",
+        "--prompt",
+        "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+        "--max-tokens",
+        "3000",
+        "--temp",
+        "0",
+        "--accept-degraded",
+    ]);
     // Let it load and start answering, then kill the second server.
     std::thread::sleep(Duration::from_secs(4));
     assert!(
@@ -400,24 +415,20 @@ fn rpc_server_refuses_an_open_address_without_the_flag_and_a_busy_port() {
 #[test]
 fn serve_runs_the_plan_across_the_servers() {
     use std::io::{BufRead, BufReader};
-    let servers = [Server::start("80M"), Server::start("160M")];
-    let rpc = format!("{},{}", servers[0].endpoint(), servers[1].endpoint());
+    let (_servers, rpc) = two_servers("80M", "160M");
     let m = common::smollm2();
-    let mut serve = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
-        .args([
-            "serve",
-            "--model",
-            m.to_str().unwrap(),
-            "--ctx",
-            "4096",
-            "--port",
-            "0",
-        ])
-        .args(["--rpc", &rpc, "--accept-degraded"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut serve = spawn(&[
+        "serve",
+        "--model",
+        m.to_str().unwrap(),
+        "--ctx",
+        "4096",
+        "--port",
+        "0",
+        "--rpc",
+        &rpc,
+        "--accept-degraded",
+    ]);
     let mut out = BufReader::new(serve.stdout.take().unwrap());
     let mut line = String::new();
     let addr = loop {

@@ -68,9 +68,7 @@ fn add_remote_devices(snap: &mut Snapshot, list: &RpcList) -> Result<(), Failure
             "--rpc: this build of layerfit has no RPC back-end (build with GGML_RPC=ON, as .cargo/config.toml does)".into(),
         ));
     }
-    let timeout = std::time::Duration::from_secs(
-        crate::env_vars::seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30),
-    );
+    let timeout = crate::env_vars::net_timeout();
     let mut infos = Vec::new();
     for e in &list.0 {
         infos.push(

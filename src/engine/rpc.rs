@@ -88,11 +88,10 @@ pub fn connect(list: &[Endpoint]) -> Result<Vec<String>, EngineError> {
         .filter(|e| !done.contains(&e.to_string()))
         .cloned()
         .collect();
-    let timeout = std::time::Duration::from_secs(
-        crate::env_vars::seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30),
-    );
+    // The handshake only: the link was measured when the plan was made.
     for e in &new {
-        crate::rpc::client::probe(e, timeout).map_err(|x| EngineError(x.to_string()))?;
+        crate::rpc::client::handshake(e, crate::env_vars::net_timeout())
+            .map_err(|x| EngineError(x.to_string()))?;
     }
     let names = add_servers(&new)?;
     done.extend(new.iter().map(|e| e.to_string()));

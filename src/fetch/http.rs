@@ -10,10 +10,9 @@ use std::time::Duration;
 /// Redirect hops followed before giving up (the Hub needs one, to its CDN).
 pub const MAX_REDIRECTS: usize = 5;
 
-/// Seconds without progress (connect, response, or a read) before a request fails:
-/// `LAYERFIT_NET_TIMEOUT`, default 30.
+/// Seconds without progress (connect, response, or a read) before a request fails.
 fn timeout_secs() -> u64 {
-    crate::env_vars::seconds_var("LAYERFIT_NET_TIMEOUT").unwrap_or(30)
+    crate::env_vars::net_timeout().as_secs()
 }
 
 /// Why a request failed, in one line naming the URL.

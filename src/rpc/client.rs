@@ -129,6 +129,35 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Connects, checks the protocol, reads the devices and their memory, and measures the
 /// link. Every step is bounded by `timeout`.
 pub fn probe(e: &Endpoint, timeout: Duration) -> Result<ServerInfo, RpcError> {
+    let (mut c, version, devices) = open(e, timeout)?;
+    let mut trips = Vec::new();
+    for _ in 0..9 {
+        let t = Instant::now();
+        c.call::<4>(CMD_DEVICE_COUNT, &[], "a round trip")?;
+        trips.push(t.elapsed().as_secs_f64());
+    }
+    trips.sort_by(f64::total_cmp);
+    let round_trip_s = trips[trips.len() / 2];
+    let bytes_per_s = transfer_rate(&mut c, round_trip_s)?;
+    Ok(ServerInfo {
+        endpoint: e.clone(),
+        version,
+        devices,
+        round_trip_s,
+        bytes_per_s,
+    })
+}
+
+/// Connects, checks the protocol and the devices' answers, without measuring the link
+/// (just before llama.cpp's own client connects).
+pub fn handshake(e: &Endpoint, timeout: Duration) -> Result<(), RpcError> {
+    open(e, timeout).map(|_| ())
+}
+
+type Opened<'a> = (Conn<'a>, (u8, u8, u8), Vec<RemoteDevice>);
+
+/// A connection past the handshake, with the server's version and devices.
+fn open(e: &Endpoint, timeout: Duration) -> Result<Opened<'_>, RpcError> {
     let addrs: Vec<_> = (e.host.as_str(), e.port)
         .to_socket_addrs()
         .map_err(|x| err(e, format!("cannot resolve the host: {x}")))?
@@ -196,22 +225,7 @@ pub fn probe(e: &Endpoint, timeout: Duration) -> Result<ServerInfo, RpcError> {
             total_bytes: total,
         });
     }
-    let mut trips = Vec::new();
-    for _ in 0..9 {
-        let t = Instant::now();
-        c.call::<4>(CMD_DEVICE_COUNT, &[], "a round trip")?;
-        trips.push(t.elapsed().as_secs_f64());
-    }
-    trips.sort_by(f64::total_cmp);
-    let round_trip_s = trips[trips.len() / 2];
-    let bytes_per_s = transfer_rate(&mut c, round_trip_s)?;
-    Ok(ServerInfo {
-        endpoint: e.clone(),
-        version,
-        devices,
-        round_trip_s,
-        bytes_per_s,
-    })
+    Ok((c, version, devices))
 }
 
 /// Bytes per second of a write into a buffer on the server's first device (8 MiB, the size
