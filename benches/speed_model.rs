@@ -1,10 +1,12 @@
 //! The speed model against the engine: for both real models, at ctx 4096 and 32768, with the
 //! KV cache about empty and about half full, at 1 and 2 threads, the planner's expected
 //! decode and prompt tokens/s next to what the bundled llama.cpp then does (a raw C-API loop:
-//! a 512-token prompt batch, then 12 greedy decode steps (the median step), in 3 rounds at the same position (the median round), at the cache position measured).
+//! a 512-token prompt batch, then 12 greedy decode steps, the median step), in 5 rounds at
+//! the same position (thread counts alternating; the median round).
 //! Targets: decode within 15%, prompt within 25%, every row.
 //! Run: `cargo bench --bench speed_model` (after `bash tests/fetch-models.sh`); the planner
 //! uses a calibration (`layerfit bench`) measured right before each model's rows.
+//! `LAYERFIT_BENCH_ONLY=gemma` keeps the models whose file name contains that text.
 
 use layerfit::cli::calibration;
 use layerfit::engine::calibrate::{calibrate, Depth};
@@ -23,7 +25,7 @@ const PROMPT_BATCH: usize = 512;
 const DECODE_STEPS: usize = 12;
 /// Each row is measured in this many rounds, spread over the rows of its cache position
 /// (thread counts alternate), and the median kept: a shared machine drifts over minutes.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// One measured row: where in the cache, how fast.
 struct Measured {
@@ -125,6 +127,8 @@ impl Engine {
         self.pos = 0;
     }
 
+    /// A 512-token prompt batch from the current position, then `DECODE_STEPS` greedy steps
+    /// after it; the cache is rewound to where it was.
     fn measure(&mut self, threads: u32) -> Measured {
         unsafe { sys::llama_set_n_threads(self.ctx, threads as i32, threads as i32) };
         let prompt_pos = self.pos as u64;
@@ -133,9 +137,6 @@ impl Engine {
         let start = Instant::now();
         self.decode(&mut t);
         let prompt = PROMPT_BATCH as f64 / start.elapsed().as_secs_f64();
-        self.rewind(p0);
-        let mut t = self.tokens(PROMPT_BATCH);
-        self.decode(&mut t);
         let decode_pos = self.pos as u64;
         let mut steps = Vec::new();
         unsafe {
@@ -242,10 +243,14 @@ fn main() {
         "error"
     );
     let (mut worst_decode, mut worst_prompt) = (0.0f64, 0.0f64);
+    let only = std::env::var("LAYERFIT_BENCH_ONLY").unwrap_or_default();
     for name in [
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "gemma-3-270m-q4_k_m.gguf",
     ] {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let path = dir.join(name);
         if !path.exists() {
             eprintln!("skipping {name}: run `bash tests/fetch-models.sh` first");

@@ -140,8 +140,13 @@ fn print_table(cal: &Calibration, printer: &Printer) {
     };
     // One row per weight type, for the decode and the prompt figures alike.
     type Figures = fn(&ThreadRates) -> &[TypeRate];
-    let by_type: [(Figures, &str, &str); 2] = [
+    let by_type: [(Figures, &str, &str); 3] = [
         (|p| &p.matvec_gb_per_s, "decode", "GB/s"),
+        (
+            |p| &p.matvec_short_rows_gb_per_s,
+            "decode, 512-wide rows",
+            "GB/s",
+        ),
         (|p| &p.matmul_gflop_per_s, "prompt", "GFLOP/s"),
     ];
     for (figures, what, unit) in by_type {
@@ -189,6 +194,12 @@ fn print_table(cal: &Calibration, printer: &Printer) {
         printer.row(&mut t, cells);
     }
     let cells = row("graph node".into(), &|p| Some(p.node_seconds * 1e6), "us");
+    printer.row(&mut t, cells);
+    let cells = row(
+        "logits copy + greedy sampling".into(),
+        &|p| Some(p.sampling_ns_per_token),
+        "ns/token id",
+    );
     printer.row(&mut t, cells);
     printer.print_table(t);
 }

@@ -4,10 +4,11 @@
 //! kept: a shared machine's slow phases (a neighbour's burst, a clock change) then move a
 //! figure only when they last most of the run.
 
-use super::ggml_bench::{AttnShape, CpuBackend};
+use super::ggml_bench::{greedy_sampling, AttnShape, CpuBackend};
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{
     AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate, CALIBRATION_VERSION,
+    MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
 };
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,12 @@ pub const WEIGHT_TYPES: &[GgmlType] = &[
 pub const KV_TYPES: &[GgmlType] = &[GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];
 const HEAD_DIMS: &[u32] = &[64, 128, 256];
 /// Columns of the measured matrices (a typical hidden size; a multiple of every block).
-const K: u64 = 2048;
+const K: u64 = MATVEC_ROW_ELEMENTS;
+/// Query tokens of the prompt-attention measurement: llama.cpp's micro-batch, so the
+/// kernel splits its rows into the same chunks and tiles per thread as in a real prompt.
+const PROMPT_QUERIES: u64 = 512;
+/// Logits of the sampling measurement (a large vocabulary; the cost is per entry).
+const SAMPLED_VOCAB: usize = 131072;
 const MID_WORKING_SET: u64 = 64 << 20;
 /// Cache bytes of the long-context attention measurement.
 const LARGE_CACHE: u64 = 128 << 20;
@@ -64,12 +70,14 @@ impl Depth {
 #[derive(Clone, Copy, Debug)]
 enum Item {
     MatVec(GgmlType),
+    MatVecShortRows(GgmlType),
     MatMul(GgmlType),
     Curve(u64),
     Attn(AttnShape),
     AttnPrompt(AttnShape),
     AttnLarge(AttnShape),
     Node,
+    Sampling,
 }
 
 /// Grouped-query shapes of real models at each head size (SmolLM2, Llama 3, Gemma 3): the
@@ -95,6 +103,7 @@ fn items(max_working_set: u64) -> Vec<Item> {
     let mut v = Vec::new();
     for &t in WEIGHT_TYPES {
         v.push(Item::MatVec(t));
+        v.push(Item::MatVecShortRows(t));
         v.push(Item::MatMul(t));
     }
     for s in [8u64 << 20, MID_WORKING_SET, 256 << 20] {
@@ -107,8 +116,8 @@ fn items(max_working_set: u64) -> Vec<Item> {
             let hot = decode_shape(kv, d);
             v.push(Item::Attn(hot));
             v.push(Item::AttnPrompt(AttnShape {
-                n_kv: 512,
-                n_q: 64,
+                n_kv: 128,
+                n_q: PROMPT_QUERIES,
                 ..hot
             }));
         }
@@ -125,12 +134,14 @@ fn items(max_working_set: u64) -> Vec<Item> {
         ..one
     }));
     v.push(Item::Node);
+    v.push(Item::Sampling);
     v
 }
 
 fn label(item: &Item) -> String {
     match item {
         Item::MatVec(t) => format!("{} x vector", t.name()),
+        Item::MatVecShortRows(t) => format!("{} x vector, short rows", t.name()),
         Item::MatMul(t) => format!("{} x batch", t.name()),
         Item::Curve(s) => format!("memory at {} MiB", s >> 20),
         Item::Attn(a) => format!("attention, {} cache, head {}", a.kv.name(), a.head_dim),
@@ -141,6 +152,7 @@ fn label(item: &Item) -> String {
         ),
         Item::AttnLarge(a) => format!("long-context attention, {} cache", a.kv.name()),
         Item::Node => "graph nodes".into(),
+        Item::Sampling => "sampling".into(),
     }
 }
 
@@ -159,6 +171,16 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
             let s = be.mul_mat(t, K, 1024, 1, copies as usize, budget)?;
             Some((one * copies) as f64 / s / 1e9)
         }
+        // Short rows in matrices of the same bytes (more rows), so the graph has as many
+        // nodes and only the row length differs.
+        Item::MatVecShortRows(t) => {
+            let k = MATVEC_SHORT_ROW_ELEMENTS;
+            let rows = 1024 * K / k;
+            let one = t.row_size(k).map_or(1, |b| b.get()) * rows;
+            let copies = (MID_WORKING_SET / one).max(1);
+            let s = be.mul_mat(t, k, rows, 1, copies as usize, budget)?;
+            Some((one * copies) as f64 / s / 1e9)
+        }
         // Two matrices in turn, so each batch finds its weights outside the core's own
         // cache as a model's next layer does; 256 columns fill the kernels' tiles as 512 do.
         Item::MatMul(t) => {
@@ -169,6 +191,9 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
             Some(be.flash_attn(&a, budget)? * 1e9 / a.units())
         }
         Item::Node => be.tiny_nodes(500, 2048, budget),
+        Item::Sampling => {
+            Some(greedy_sampling(SAMPLED_VOCAB, budget)? * 1e9 / SAMPLED_VOCAB as f64)
+        }
     }
 }
 
@@ -194,9 +219,13 @@ pub fn calibrate(
     let total = list.len() * counts.len() * depth.passes();
     let mut results = vec![vec![Vec::new(); list.len()]; counts.len()];
     let mut done = 0;
+    // One thread count at a time through the whole list: a figure measured right after
+    // another thread count's would share the cores with that count's still-spinning
+    // workers (suspected here: interleaved full calibrations gave 1-thread figures well
+    // below those of calibrations at 1 thread alone).
     for _ in 0..depth.passes() {
-        for (i, item) in list.iter().enumerate() {
-            for (j, be) in backends.iter().enumerate() {
+        for (j, be) in backends.iter().enumerate() {
+            for (i, item) in list.iter().enumerate() {
                 if let Some(x) =
                     measure(be, item, depth.budget()).filter(|x| x.is_finite() && *x > 0.0)
                 {
@@ -249,12 +278,14 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         threads,
         matvec_gb_per_s: Vec::new(),
         matvec_working_set_bytes: MID_WORKING_SET,
+        matvec_short_rows_gb_per_s: Vec::new(),
         working_set_curve: Vec::new(),
         matmul_gflop_per_s: Vec::new(),
         attn_decode_ns: Vec::new(),
         attn_decode_large_ns: Vec::new(),
         attn_prompt_ns: Vec::new(),
         node_seconds: 1e-6,
+        sampling_ns_per_token: 0.0,
     };
     let rate = |t: GgmlType, value: f64| TypeRate {
         type_name: t.name().into(),
@@ -270,6 +301,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         let Some(x) = median(xs) else { continue };
         match item {
             Item::MatVec(t) => p.matvec_gb_per_s.push(rate(*t, x)),
+            Item::MatVecShortRows(t) => p.matvec_short_rows_gb_per_s.push(rate(*t, x)),
             Item::MatMul(t) => p.matmul_gflop_per_s.push(rate(*t, x)),
             Item::Curve(s) => {
                 let one = q8_matrix_bytes();
@@ -282,6 +314,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             Item::AttnPrompt(a) => p.attn_prompt_ns.push(attn(a, x)),
             Item::AttnLarge(a) => p.attn_decode_large_ns.push(attn(a, x)),
             Item::Node => p.node_seconds = x,
+            Item::Sampling => p.sampling_ns_per_token = x,
         }
     }
     let one = q8_matrix_bytes();

@@ -36,6 +36,10 @@ pub struct PlanInput {
     pub block_types: Vec<(GgmlType, Bytes)>,
     /// The output projection's type (the embeddings' when tied): read whole every step.
     pub output_type: GgmlType,
+    /// Row length (elements) of the block matrices, weighted by bytes, and of the output
+    /// projection: the speed of a matrix x vector product depends on it.
+    pub block_row_elements: f64,
+    pub output_row_elements: f64,
 }
 
 impl PlanInput {
@@ -53,15 +57,21 @@ impl PlanInput {
         let mut output_projection = Bytes::ZERO;
         let mut block_types: Vec<(GgmlType, Bytes)> = Vec::new();
         let (mut output_type, mut embd_type) = (None, GgmlType::F16);
+        let (mut row_weighted, mut row_bytes) = (0.0f64, 0.0f64);
+        let n_embd = shape.n_embd as f64;
+        let (mut output_row, mut embd_row) = (None, n_embd);
         for t in tensors {
             if t.dims.len() >= 2 && block_of(&t.name).is_some_and(|b| b < n) {
                 match block_types.iter_mut().find(|e| e.0 == t.ggml_type) {
                     Some(e) => e.1 += t.n_bytes(),
                     None => block_types.push((t.ggml_type, t.n_bytes())),
                 }
+                row_weighted += t.dims[0] as f64 * t.n_bytes().get() as f64;
+                row_bytes += t.n_bytes().get() as f64;
             }
             if t.name == "token_embd.weight" {
                 embd_type = t.ggml_type;
+                embd_row = t.dims.first().copied().unwrap_or(0) as f64;
             }
             if let Some(b) = block_of(&t.name).filter(|&b| b < n) {
                 largest_tensor_per_block[b] = largest_tensor_per_block[b].max(t.n_bytes());
@@ -70,6 +80,7 @@ impl PlanInput {
                 tied_output = false;
                 output_projection = t.n_bytes();
                 output_type = Some(t.ggml_type);
+                output_row = t.dims.first().map(|&d| d as f64);
             }
             if t.dims.len() < 2
                 || !REPACKED.contains(&t.ggml_type)
@@ -96,6 +107,12 @@ impl PlanInput {
             quant: None,
             block_types,
             output_type: output_type.unwrap_or(embd_type),
+            block_row_elements: if row_bytes > 0.0 {
+                row_weighted / row_bytes
+            } else {
+                n_embd
+            },
+            output_row_elements: output_row.unwrap_or(embd_row),
         }
     }
 

@@ -216,6 +216,9 @@ pub(crate) fn timing<'a>(
             kv_type: cfg.type_k,
             blocks,
             has_outside: output,
+            row_elements: inp.block_row_elements,
+            output_row_elements: inp.output_row_elements,
+            sampled_vocab: 0.0,
         }
     };
     let mut devices = Vec::new();
@@ -286,7 +289,11 @@ pub(crate) fn timing<'a>(
         };
     let cpu_blocks = (n_blocks - at.gpu_blocks as f64).max(0.0);
     let mut cpu = Device {
-        part: part(at.cpu, cpu_outside, !at.output_on_gpu, cpu_blocks),
+        part: Part {
+            // The host copies the logits out and samples, wherever the output ran.
+            sampled_vocab: inp.shape.n_vocab as f64,
+            ..part(at.cpu, cpu_outside, !at.output_on_gpu, cpu_blocks)
+        },
         rates: cpu_rates,
         pcie: None,
     };

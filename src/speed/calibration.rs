@@ -7,7 +7,13 @@ use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 2;
+pub const CALIBRATION_VERSION: u32 = 3;
+
+/// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
+pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
+/// Row length of `matvec_short_rows_gb_per_s`: small models' hidden sizes (SmolLM2 576,
+/// Gemma 3 270M 640), where each row's dot product has less to stream per fixed cost.
+pub const MATVEC_SHORT_ROW_ELEMENTS: u64 = 512;
 
 /// One figure per ggml type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -33,6 +39,10 @@ pub struct ThreadRates {
     /// `matvec_working_set_bytes`, each type in the buffer llama.cpp loads it into.
     pub matvec_gb_per_s: Vec<TypeRate>,
     pub matvec_working_set_bytes: u64,
+    /// The same with rows of `MATVEC_SHORT_ROW_ELEMENTS` (matrices of the same bytes):
+    /// rates for other row lengths are interpolated in log(row length).
+    #[serde(default)]
+    pub matvec_short_rows_gb_per_s: Vec<TypeRate>,
     /// How the matrix x vector rate of q8_0 changes with the bytes a step reads (caches,
     /// then memory): the other types scale by the same curve.
     pub working_set_curve: Vec<WorkingSetRate>,
@@ -49,6 +59,10 @@ pub struct ThreadRates {
     pub attn_prompt_ns: Vec<AttnRate>,
     /// Seconds per graph node that does almost nothing (thread wake-up and barrier).
     pub node_seconds: f64,
+    /// Nanoseconds per vocabulary entry of a decode step's logits: the copy out of the
+    /// graph and greedy sampling over all of them (llama.cpp's sampler).
+    #[serde(default)]
+    pub sampling_ns_per_token: f64,
 }
 
 /// Attention cost at one cache type and head size.
@@ -107,14 +121,46 @@ fn stand_in(t: GgmlType) -> GgmlType {
 }
 
 impl ThreadRates {
-    /// Weight bytes per second of a decode step for `t` when a step reads `working_set`
-    /// bytes in all.
-    pub fn matvec_bytes_per_s(&self, t: GgmlType, working_set: f64) -> Option<f64> {
-        let at_mid = lookup(&self.matvec_gb_per_s, t)
-            .or_else(|| lookup(&self.matvec_gb_per_s, stand_in(t)))
-            .or_else(|| lookup(&self.matvec_gb_per_s, GgmlType::Q8_0))?;
+    /// Weight bytes per second of a decode step for `t` (rows of `row_elements`) when a
+    /// step reads `working_set` bytes in all.
+    pub fn matvec_bytes_per_s(
+        &self,
+        t: GgmlType,
+        working_set: f64,
+        row_elements: f64,
+    ) -> Option<f64> {
+        let v = &self.matvec_gb_per_s;
+        let at_mid = lookup(v, t)
+            .or_else(|| lookup(v, stand_in(t)))
+            .or_else(|| lookup(v, GgmlType::Q8_0))?;
         let scale = self.curve(working_set) / self.curve(self.matvec_working_set_bytes as f64);
-        Some(at_mid * 1e9 * if scale.is_finite() { scale } else { 1.0 })
+        // The short-row ratio of this type's kernel, else of the kernel it borrows.
+        let ratio = [t, stand_in(t), GgmlType::Q8_0].into_iter().find_map(|k| {
+            let short = lookup(&self.matvec_short_rows_gb_per_s, k)?;
+            Some(short / lookup(&self.matvec_gb_per_s, k)?)
+        });
+        let rows = match ratio {
+            Some(ratio) => {
+                let (lo, hi) = (
+                    (MATVEC_SHORT_ROW_ELEMENTS as f64).ln(),
+                    (MATVEC_ROW_ELEMENTS as f64).ln(),
+                );
+                let f = ((row_elements.max(1.0).ln() - lo) / (hi - lo)).clamp(0.0, 1.0);
+                ratio * (1.0 - f) + f
+            }
+            None => 1.0,
+        };
+        Some(at_mid * 1e9 * if scale.is_finite() { scale } else { 1.0 } * rows)
+    }
+
+    /// Seconds a decode step spends on `n_vocab` logits (copy and greedy sampling).
+    pub fn sampling_seconds(&self, n_vocab: f64) -> f64 {
+        let ns = self.sampling_ns_per_token;
+        if ns.is_finite() && ns > 0.0 {
+            n_vocab * ns * 1e-9
+        } else {
+            0.0
+        }
     }
 
     /// The working-set curve at `bytes`: linear in log(bytes) between measured sizes,

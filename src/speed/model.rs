@@ -49,6 +49,12 @@ pub struct Part {
     pub blocks: f64,
     /// Holds the embeddings/output (the graph's nodes outside the blocks).
     pub has_outside: bool,
+    /// Row length (elements) of the block matrices, weighted by their bytes, and of the
+    /// output projection: short rows stream less per dot product's fixed cost.
+    pub row_elements: f64,
+    pub output_row_elements: f64,
+    /// Logits this device copies and samples each decode step (the host: the vocabulary).
+    pub sampled_vocab: f64,
 }
 
 /// A device's throughput, however it is known.
@@ -105,14 +111,17 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
         Rates::Measured(r) => {
             let ws = bytes_per_step(part, pos);
             let mut t = 0.0;
-            for &(ty, b) in part.weights.iter().chain(&part.output) {
-                t += b / r.matvec_bytes_per_s(ty, ws)?;
+            for &(ty, b) in &part.weights {
+                t += b / r.matvec_bytes_per_s(ty, ws, part.row_elements)?;
+            }
+            if let Some((ty, b)) = part.output {
+                t += b / r.matvec_bytes_per_s(ty, ws, part.output_row_elements)?;
             }
             let cache = ws - weight_bytes(part);
             for (dim, units) in attn_units(part, pos) {
                 t += units * r.attn_decode_seconds(part.kv_type, dim, cache)?;
             }
-            Some(t + nodes * r.node_seconds)
+            Some(t + nodes * r.node_seconds + r.sampling_seconds(part.sampled_vocab))
         }
         Rates::Spec {
             bytes_per_s,
@@ -134,7 +143,7 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 t += flops_weights(ty, b) / r.matmul_flops(ty)?;
             }
             if let Some((ty, b)) = part.output {
-                t += b / r.matvec_bytes_per_s(ty, b)?;
+                t += b / r.matvec_bytes_per_s(ty, b, part.output_row_elements)?;
             }
             for (dim, units) in attn_units(part, mid) {
                 t += batch * units * r.attn_seconds(part.kv_type, dim, true)?;

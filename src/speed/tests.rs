@@ -28,6 +28,7 @@ fn point(threads: u32) -> ThreadRates {
         threads,
         matvec_gb_per_s: vec![rate(GgmlType::Q8_0, 10.0), rate(GgmlType::Q5_0, 8.0)],
         matvec_working_set_bytes: 64 << 20,
+        matvec_short_rows_gb_per_s: vec![rate(GgmlType::Q8_0, 8.0)],
         working_set_curve: vec![
             WorkingSetRate {
                 working_set_bytes: 8 << 20,
@@ -50,12 +51,13 @@ fn point(threads: u32) -> ThreadRates {
         attn_decode_large_ns: vec![attn(GgmlType::F16, 128, 1.0, 256 << 20)],
         attn_prompt_ns: vec![attn(GgmlType::F16, 128, 0.1, 1 << 20)],
         node_seconds: 1e-6,
+        sampling_ns_per_token: 4.0,
     }
 }
 
 fn calibration() -> Calibration {
     Calibration {
-        version: 2,
+        version: super::calibration::CALIBRATION_VERSION,
         machine: "m".into(),
         engine: "e".into(),
         measured_at: 0,
@@ -83,6 +85,9 @@ fn part(window: Option<u64>) -> Part {
         kv_type: GgmlType::F16,
         blocks: 30.0,
         has_outside: true,
+        row_elements: 2048.0,
+        output_row_elements: 2048.0,
+        sampled_vocab: 0.0,
     }
 }
 
@@ -103,7 +108,7 @@ fn the_thread_count_picks_the_nearest_measured_below() {
 #[test]
 fn decode_rates_follow_the_working_set_curve() {
     let p = point(1);
-    let at = |t, ws: u64| p.matvec_bytes_per_s(t, ws as f64).unwrap() / 1e9;
+    let at = |t, ws: u64| p.matvec_bytes_per_s(t, ws as f64, 2048.0).unwrap() / 1e9;
     assert!((at(GgmlType::Q8_0, 64 << 20) - 10.0).abs() < 1e-9);
     assert!((at(GgmlType::Q8_0, 8 << 20) - 20.0).abs() < 1e-9);
     assert!((at(GgmlType::Q8_0, 4 << 30) - 5.0).abs() < 1e-9);
@@ -113,6 +118,43 @@ fn decode_rates_follow_the_working_set_curve() {
     // nearest kernel (q5_1 uses q5_0's).
     assert!((at(GgmlType::Q5_0, 8 << 20) - 16.0).abs() < 1e-9);
     assert_eq!(at(GgmlType::Q5_1, 64 << 20), at(GgmlType::Q5_0, 64 << 20));
+}
+
+#[test]
+fn short_rows_slow_the_decode_rate_by_the_measured_ratio() {
+    let p = point(1);
+    let at = |t, row: f64| p.matvec_bytes_per_s(t, (64u64 << 20) as f64, row).unwrap() / 1e9;
+    // q8_0: 10 GB/s with 2048-element rows, 8 with 512; log-linear between, flat outside.
+    assert!((at(GgmlType::Q8_0, 2048.0) - 10.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 8192.0) - 10.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 512.0) - 8.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 256.0) - 8.0).abs() < 1e-9);
+    assert!((at(GgmlType::Q8_0, 1024.0) - 9.0).abs() < 1e-9);
+    // q5_0 has no short-row figure of its own: it borrows q8_0's ratio (0.8).
+    assert!((at(GgmlType::Q5_0, 512.0) - 6.4).abs() < 1e-9);
+    // A calibration from before the short-row figure: no change.
+    let old = ThreadRates {
+        matvec_short_rows_gb_per_s: Vec::new(),
+        ..point(1)
+    };
+    let r = old
+        .matvec_bytes_per_s(GgmlType::Q8_0, (64u64 << 20) as f64, 512.0)
+        .unwrap();
+    assert!((r / 1e9 - 10.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_host_pays_for_the_logits_of_each_decode_step() {
+    let p = point(1);
+    let rates = Rates::Measured(&p);
+    let plain = decode_seconds(&part(None), &rates, 0.0).unwrap();
+    let sampled = Part {
+        sampled_vocab: 262144.0,
+        ..part(None)
+    };
+    let with = decode_seconds(&sampled, &rates, 0.0).unwrap();
+    // 4 ns per entry x 262144 entries.
+    assert!((with - plain - 262144.0 * 4e-9).abs() < 1e-12);
 }
 
 #[test]
@@ -207,6 +249,9 @@ fn published_gpu_figures_reproduce_the_sources() {
         kv_type: GgmlType::F16,
         blocks: 32.0,
         has_outside: true,
+        row_elements: 4096.0,
+        output_row_elements: 4096.0,
+        sampled_vocab: 0.0,
     };
     let tps = 1.0 / decode_seconds(&part, &r, 32768.0).unwrap();
     assert!((tps / 98.0 - 1.0).abs() < 0.15, "{tps}");
