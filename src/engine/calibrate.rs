@@ -32,9 +32,11 @@ pub const KV_TYPES: &[GgmlType] = &[GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_
 const HEAD_DIMS: &[u32] = &[64, 128, 256];
 /// Columns of the measured matrices (a typical hidden size; a multiple of every block).
 const K: u64 = MATVEC_ROW_ELEMENTS;
-/// Query tokens of the prompt-attention measurement: llama.cpp's micro-batch, so the
-/// kernel splits its rows into the same chunks and tiles per thread as in a real prompt.
-const PROMPT_QUERIES: u64 = 512;
+/// Query tokens of the prompt-attention measurement: enough that ggml's row chunks per
+/// thread hold whole 64-row tiles as a 512-token micro-batch's do (64 queries gave 2
+/// threads half tiles), over 512 cells (128 cells sat in the core's cache and measured
+/// the prompt attention at 2K cells about 30% too fast).
+const PROMPT_QUERIES: u64 = 256;
 /// Logits of the sampling measurement (a large vocabulary; the cost is per entry).
 const SAMPLED_VOCAB: usize = 131072;
 const MID_WORKING_SET: u64 = 64 << 20;
@@ -116,7 +118,7 @@ fn items(max_working_set: u64) -> Vec<Item> {
             let hot = decode_shape(kv, d);
             v.push(Item::Attn(hot));
             v.push(Item::AttnPrompt(AttnShape {
-                n_kv: 128,
+                n_kv: 512,
                 n_q: PROMPT_QUERIES,
                 ..hot
             }));
