@@ -181,15 +181,12 @@ pub fn greedy_sampling(n_vocab: usize, budget: Duration) -> Option<f64> {
         .collect();
     let mut copied = vec![0f32; n_vocab];
     let mut cur: Vec<sys::llama_token_data> = Vec::with_capacity(n_vocab);
-    let mut times = Vec::new();
     unsafe {
         let smpl = sys::llama_sampler_init_greedy();
         if smpl.is_null() {
             return None;
         }
-        let start = Instant::now();
-        while times.len() < 4 || (start.elapsed() < budget && times.len() < 1000) {
-            let t = Instant::now();
+        let seconds = median_seconds(budget, || {
             copied.copy_from_slice(&logits);
             cur.clear();
             cur.extend(
@@ -210,9 +207,24 @@ pub fn greedy_sampling(n_vocab: usize, budget: Duration) -> Option<f64> {
             };
             sys::llama_sampler_apply(smpl, &mut arr);
             std::hint::black_box(arr.selected);
-            times.push(t.elapsed().as_secs_f64());
-        }
+            true
+        });
         sys::llama_sampler_free(smpl);
+        seconds
+    }
+}
+
+/// Runs `once` until `budget` is spent (at least 4 times) and returns the median seconds,
+/// leaving out the first run (it warms caches and pages); `None` when a run fails.
+fn median_seconds(budget: Duration, mut once: impl FnMut() -> bool) -> Option<f64> {
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 4 || (start.elapsed() < budget && times.len() < 1000) {
+        let t = Instant::now();
+        if !once() {
+            return None;
+        }
+        times.push(t.elapsed().as_secs_f64());
     }
     times.remove(0);
     times.sort_by(f64::total_cmp);
@@ -345,21 +357,9 @@ impl Graph {
                     sys::ggml_backend_tensor_set(t, fill.as_ptr() as *const c_void, 0, n);
                 }
             }
-            let mut times = Vec::new();
-            let start = Instant::now();
-            while times.len() < 4 || (start.elapsed() < budget && times.len() < 1000) {
-                let t = Instant::now();
-                if sys::ggml_backend_graph_compute(be.backend, self.graph)
-                    != sys::GGML_STATUS_SUCCESS
-                {
-                    return None;
-                }
-                times.push(t.elapsed().as_secs_f64());
-            }
-            // The first run warms caches and pages: leave it out when there are more.
-            times.remove(0);
-            times.sort_by(f64::total_cmp);
-            Some(times[times.len() / 2])
+            median_seconds(budget, || {
+                sys::ggml_backend_graph_compute(be.backend, self.graph) == sys::GGML_STATUS_SUCCESS
+            })
         }
     }
 }
