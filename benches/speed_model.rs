@@ -6,7 +6,8 @@
 //! Targets: decode within 15%, prompt within 25%, every row.
 //! Run: `cargo bench --bench speed_model` (after `bash tests/fetch-models.sh`); the planner
 //! uses a calibration (`layerfit bench`) measured right before each model's rows.
-//! `LAYERFIT_BENCH_ONLY=gemma` keeps the models whose file name contains that text.
+//! `LAYERFIT_BENCH_ONLY=gemma` keeps the models whose file name contains that text;
+//! `LAYERFIT_BENCH_THREADS=1` (or `1,2`) sets the thread counts.
 
 use layerfit::cli::calibration;
 use layerfit::engine::calibrate::{calibrate, Depth};
@@ -222,7 +223,12 @@ fn main() {
         );
         (&[4096], vec![all], 999)
     } else {
-        (&[4096, 32768], vec![1, 2], 0)
+        // LAYERFIT_BENCH_THREADS=1 measures one thread count alone (no alternation).
+        let threads = std::env::var("LAYERFIT_BENCH_THREADS")
+            .ok()
+            .and_then(|v| v.split(',').map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or(vec![1, 2]);
+        (&[4096, 32768], threads, 0)
     };
     println!(
         "speed model vs engine: CPU {}, f16 cache, flash attention, {PROMPT_BATCH}-token prompt batch, {DECODE_STEPS} decode steps (median step), median of {ROUNDS} rounds",

@@ -333,7 +333,8 @@ impl Graph {
         Some(())
     }
 
-    /// Allocates what is left in a CPU buffer, fills inputs with small values, then runs the
+    /// Allocates what is left in a CPU buffer, fills inputs with small varied values (weights
+    /// stay zero: the matrix kernels' cost does not depend on the values), then runs the
     /// graph until `budget` is spent (at least 3 times after a warm-up run) and returns the
     /// median seconds.
     fn run(&mut self, be: &CpuBackend, budget: Duration) -> Option<f64> {
@@ -344,24 +345,58 @@ impl Graph {
                 sys::ggml_backend_buffer_clear(buf, 0);
                 self.buffers.push(buf);
             }
-            // Activations get small values (zeros elsewhere: caches, masks).
             for &t in &self.inputs {
                 if (*t).data.is_null() {
                     return None;
                 }
-                if (*t).type_ == sys::GGML_TYPE_F32 {
-                    let n = sys::ggml_nbytes(t);
-                    let fill: Vec<u8> = (0..n / 4)
-                        .flat_map(|i| (((i % 7) as f32 - 3.0) * 0.01).to_ne_bytes())
-                        .collect();
-                    sys::ggml_backend_tensor_set(t, fill.as_ptr() as *const c_void, 0, n);
-                }
+                fill_small_values(t)?;
             }
             median_seconds(budget, || {
                 sys::ggml_backend_graph_compute(be.backend, self.graph) == sys::GGML_STATUS_SUCCESS
             })
         }
     }
+}
+
+/// Gives an input tensor small varied values in its own type (f32 as is, f16 and quantized
+/// caches through ggml's own converter). Why: inputs left at zero make attention's scores all
+/// equal, and the kernels then ran up to 1.5x slower than on a real cache (1 thread, head size
+/// 64), which made the calibration predict long-context decode too slow.
+unsafe fn fill_small_values(t: *mut sys::ggml_tensor) -> Option<()> {
+    let n = sys::ggml_nelements(t);
+    let per_row = (*t).ne[0];
+    // The types a graph input or KV cache can have; anything else keeps the buffer's zeros.
+    let fillable = [
+        sys::GGML_TYPE_F32,
+        sys::GGML_TYPE_F16,
+        sys::GGML_TYPE_BF16,
+        sys::GGML_TYPE_Q4_0,
+        sys::GGML_TYPE_Q4_1,
+        sys::GGML_TYPE_Q5_0,
+        sys::GGML_TYPE_Q5_1,
+        sys::GGML_TYPE_Q8_0,
+        sys::GGML_TYPE_IQ4_NL,
+    ];
+    if n <= 0 || per_row <= 0 || !fillable.contains(&(*t).type_) {
+        return Some(());
+    }
+    let values: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let nbytes = sys::ggml_nbytes(t);
+    let mut bytes = vec![0u8; nbytes];
+    let written = sys::ggml_quantize_chunk(
+        (*t).type_,
+        values.as_ptr(),
+        bytes.as_mut_ptr() as *mut c_void,
+        0,
+        n / per_row,
+        per_row,
+        std::ptr::null(),
+    );
+    if written != nbytes {
+        return None;
+    }
+    sys::ggml_backend_tensor_set(t, bytes.as_ptr() as *const c_void, 0, nbytes);
+    Some(())
 }
 
 impl Drop for Graph {

@@ -7,7 +7,7 @@ use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 3;
+pub const CALIBRATION_VERSION: u32 = 4;
 
 /// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
 pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
