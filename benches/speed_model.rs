@@ -7,7 +7,8 @@
 //! Run: `cargo bench --bench speed_model` (after `bash tests/fetch-models.sh`); the planner
 //! uses a calibration (`layerfit bench`) measured right before each model's rows.
 //! `LAYERFIT_BENCH_ONLY=gemma` keeps the models whose file name contains that text;
-//! `LAYERFIT_BENCH_THREADS=1` (or `1,2`) sets the thread counts.
+//! `LAYERFIT_BENCH_THREADS=1` (or `1,2`) sets the thread counts; `LAYERFIT_BENCH_VERBOSE=1`
+//! prints every round with a paired probe of the machine.
 
 use layerfit::cli::calibration;
 use layerfit::engine::calibrate::{calibrate, Depth};
@@ -176,6 +177,34 @@ impl Drop for Engine {
     }
 }
 
+/// One round's figures and, right after it, a paired probe of the machine at the same
+/// thread count (q8_0 matrix x vector over 60 MiB, matrix x 256 columns in the caches): with
+/// `LAYERFIT_BENCH_VERBOSE=1`, to see how the machine itself drifts between rounds.
+fn print_round(m: &Measured) {
+    use layerfit::engine::ggml_bench::CpuBackend;
+    use std::time::Duration;
+    let Some(be) = CpuBackend::new(m.threads) else {
+        return;
+    };
+    let q8 = GgmlType::Q8_0;
+    let matrix = q8.row_size(2048).map_or(0, |b| b.get()) * 1024;
+    let budget = Duration::from_millis(500);
+    let matvec = be.mul_mat(q8, 2048, 1024, 1, 30, budget);
+    let matmul = be.mul_mat(q8, 1024, 1024, 256, 2, budget);
+    if let (Some(v), Some(b)) = (matvec, matmul) {
+        println!(
+            "  round: {} thr, decode at {} {:.1}, prompt at {} {:.1} | probe: q8_0 x vector {:.2} GB/s, x batch {:.1} GFLOP/s",
+            m.threads,
+            m.decode_pos,
+            m.decode_tokens_per_s,
+            m.prompt_pos,
+            m.prompt_tokens_per_s,
+            (matrix * 30) as f64 / v / 1e9,
+            2.0 * (1024.0 * 1024.0 * 256.0 * 2.0) / b / 1e9
+        );
+    }
+}
+
 /// A fresh calibration (what `layerfit bench` measures, and cached like it), taken right
 /// before a model's rows: a shared machine's speed drifts over minutes, and the claim is that
 /// the model predicts what the engine does on the machine as calibrated.
@@ -250,6 +279,7 @@ fn main() {
     );
     let (mut worst_decode, mut worst_prompt) = (0.0f64, 0.0f64);
     let only = std::env::var("LAYERFIT_BENCH_ONLY").unwrap_or_default();
+    let verbose = std::env::var_os("LAYERFIT_BENCH_VERBOSE").is_some();
     for name in [
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "gemma-3-270m-q4_k_m.gguf",
@@ -275,7 +305,11 @@ fn main() {
                     thread_counts.iter().map(|_| Vec::new()).collect();
                 for _ in 0..ROUNDS {
                     for (i, &threads) in thread_counts.iter().enumerate() {
-                        rounds[i].push(e.measure(threads));
+                        let m = e.measure(threads);
+                        if verbose {
+                            print_round(&m);
+                        }
+                        rounds[i].push(m);
                     }
                 }
                 for mut ms in rounds {
