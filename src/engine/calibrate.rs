@@ -7,8 +7,8 @@
 use super::ggml_bench::{greedy_sampling, AttnShape, CpuBackend};
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{
-    AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate, CALIBRATION_VERSION,
-    MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
+    measured_heads, AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate,
+    CALIBRATION_VERSION, MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
 };
 use std::time::{Duration, Instant};
 
@@ -85,11 +85,7 @@ enum Item {
 /// Grouped-query shapes of real models at each head size (SmolLM2, Llama 3, Gemma 3): the
 /// kernels' cost per unit depends on the group.
 fn decode_shape(kv: GgmlType, d: u32) -> AttnShape {
-    let (n_head, n_head_kv) = match d {
-        64 => (9, 3),
-        128 => (8, 2),
-        _ => (4, 1),
-    };
+    let (n_head, n_head_kv) = measured_heads(d);
     AttnShape {
         kv,
         head_dim: d as u64,
@@ -124,17 +120,20 @@ fn items(max_working_set: u64) -> Vec<Item> {
             }));
         }
     }
-    // The long-context figure is measured on the f16 cache; the others slow by the same
-    // ratio (calibration::attn_decode_seconds).
-    let one = AttnShape {
-        n_kv: 16384,
-        ..decode_shape(GgmlType::F16, 128)
-    };
-    let copies = (LARGE_CACHE.min(max_working_set) / one.cache_bytes().max(1)).max(1);
-    v.push(Item::AttnLarge(AttnShape {
-        copies: copies as usize,
-        ..one
-    }));
+    // The long-context figures are measured on f16 caches at head sizes 64 and 128; their
+    // excess over the in-cache figures is a stall per cache byte that every cache type pays
+    // (calibration::attn_decode_seconds).
+    for d in [64, 128] {
+        let one = AttnShape {
+            n_kv: 16384,
+            ..decode_shape(GgmlType::F16, d)
+        };
+        let copies = (LARGE_CACHE.min(max_working_set) / one.cache_bytes().max(1)).max(1);
+        v.push(Item::AttnLarge(AttnShape {
+            copies: copies as usize,
+            ..one
+        }));
+    }
     v.push(Item::Node);
     v.push(Item::Sampling);
     v
@@ -152,7 +151,11 @@ fn label(item: &Item) -> String {
             a.kv.name(),
             a.head_dim
         ),
-        Item::AttnLarge(a) => format!("long-context attention, {} cache", a.kv.name()),
+        Item::AttnLarge(a) => format!(
+            "long-context attention, {} cache, head {}",
+            a.kv.name(),
+            a.head_dim
+        ),
         Item::Node => "graph nodes".into(),
         Item::Sampling => "sampling".into(),
     }
@@ -338,4 +341,26 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         w.gb_per_s = q8;
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_long_context_shapes_read_the_bytes_per_unit_the_speed_model_assumes() {
+        let large: Vec<AttnShape> = items(1 << 30)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::AttnLarge(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(large.len(), 2);
+        for a in large {
+            let per_unit = a.cache_bytes() as f64 / a.units();
+            let assumed = crate::speed::calibration::f16_bytes_per_unit(a.head_dim as u32);
+            assert!((per_unit - assumed).abs() < 1e-12, "{per_unit} {assumed}");
+        }
+    }
 }

@@ -6,8 +6,26 @@
 use crate::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 
+/// Query and KV heads of the calibration's decode attention at each head size: the
+/// groupings of real models (SmolLM2, Llama 3, Gemma 3), since the kernels' cost per unit
+/// depends on the group.
+pub fn measured_heads(head_dim: u32) -> (u64, u64) {
+    match head_dim {
+        64 => (9, 3),
+        128 => (8, 2),
+        _ => (4, 1),
+    }
+}
+
+/// f16 cache bytes per attention unit of the calibration's shape at `head_dim` (K and V,
+/// 2 bytes each, per KV head, over the query heads that share it).
+pub fn f16_bytes_per_unit(head_dim: u32) -> f64 {
+    let (n_head, n_head_kv) = measured_heads(head_dim);
+    4.0 * n_head_kv as f64 / n_head as f64
+}
+
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 4;
+pub const CALIBRATION_VERSION: u32 = 5;
 
 /// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
 pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
@@ -195,50 +213,60 @@ impl ThreadRates {
     }
 
     /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when a step
-    /// reads `cache_bytes` of cache in all: the in-cache figure, slowed toward the
-    /// long-context figure as the cache read grows (linear in log bytes between the two
-    /// measured sizes).
+    /// reads `cache_bytes` of cache in all and the layer reads `bytes_per_unit` of cache per
+    /// unit: the in-cache figure plus a stall per cache byte read, growing with the cache
+    /// read (linear in log bytes between the two measured sizes) up to what the long-context
+    /// figure of the nearest measured head size gives (f16 caches at head sizes 64 and 128;
+    /// linear between). Why per head size: at 16K cells head size 64 (SmolLM2) ran 1.8-2.3x
+    /// its in-cache figure where head size 128 ran 1.6x, and the 128 ratio predicted
+    /// SmolLM2's 1-thread decode at 16K cells 39% too fast. Why a stall per byte: other
+    /// cache types and query groupings read other bytes per unit (q8_0 about half of f16).
     pub fn attn_decode_seconds(
         &self,
         kv: GgmlType,
         head_dim: u32,
         cache_bytes: f64,
+        bytes_per_unit: f64,
     ) -> Option<f64> {
         let hot = self.attn_seconds(kv, head_dim, false)?;
-        let usable = |r: &&AttnRate| r.type_name == kv.name() && r.ns.is_finite() && r.ns > 0.0;
-        let Some(hot128) = self
-            .attn_decode_ns
+        let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
+        // (head size, stall seconds per cache byte, in-cache bytes, long-context bytes)
+        let mut stalls: Vec<(u32, f64, f64, f64)> = self
+            .attn_decode_large_ns
             .iter()
-            .filter(usable)
-            .find(|r| r.head_dim == 128)
-        else {
-            return Some(hot);
-        };
-        // Measured on f16; other cache types slow by f16's ratio.
-        let f16_only = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
-        let (hot128, large) = match (
-            self.attn_decode_large_ns.iter().find(usable),
-            self.attn_decode_large_ns.iter().find(f16_only),
-        ) {
-            (Some(l), _) => (hot128, l),
-            (None, Some(l)) => match self
-                .attn_decode_ns
-                .iter()
-                .filter(f16_only)
-                .find(|r| r.head_dim == 128)
-            {
-                Some(h) => (h, l),
-                None => return Some(hot),
-            },
+            .filter(ok)
+            .filter_map(|large| {
+                let cached = self
+                    .attn_decode_ns
+                    .iter()
+                    .filter(ok)
+                    .find(|r| r.head_dim == large.head_dim)?;
+                let per_unit = f16_bytes_per_unit(large.head_dim);
+                Some((
+                    large.head_dim,
+                    (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
+                    cached.cache_bytes as f64,
+                    large.cache_bytes as f64,
+                ))
+            })
+            .collect();
+        stalls.sort_by_key(|s| s.0);
+        let below = stalls.iter().rev().find(|s| s.0 <= head_dim);
+        let above = stalls.iter().find(|s| s.0 >= head_dim);
+        let (per_byte, lo, hi) = match (below, above) {
+            (Some(a), Some(b)) if a.0 != b.0 => {
+                let f = (head_dim - a.0) as f64 / (b.0 - a.0) as f64;
+                let lerp = |x: f64, y: f64| x + f * (y - x);
+                (lerp(a.1, b.1), lerp(a.2, b.2), lerp(a.3, b.3))
+            }
+            (Some(a), _) | (None, Some(a)) => (a.1, a.2, a.3),
             (None, None) => return Some(hot),
         };
-        let (lo, hi) = (hot128.cache_bytes as f64, large.cache_bytes as f64);
-        let (hot128, large) = (hot128.ns * 1e-9, large.ns * 1e-9);
         if hi <= lo || lo <= 0.0 {
             return Some(hot);
         }
         let f = ((cache_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
-        Some(hot * (1.0 + (large / hot128 - 1.0).max(0.0) * f))
+        Some(hot + per_byte * bytes_per_unit.max(0.0) * f)
     }
 
     /// Seconds per unit of attention work at cache type `kv` and `head_dim`, for a decode

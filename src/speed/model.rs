@@ -91,14 +91,17 @@ pub fn bytes_per_step(part: &Part, pos: f64) -> f64 {
     weights + part.attn_share * kv
 }
 
-/// Attention work of one query token at `pos`: query heads x visible cells x head size.
-fn attn_units(part: &Part, pos: f64) -> Vec<(u32, f64)> {
+/// Attention work of one query token at `pos` per layer: its head size, its units (query
+/// heads x visible cells x head size) and the cache bytes it reads per unit.
+fn attn_units(part: &Part, pos: f64) -> Vec<(u32, f64, f64)> {
     part.attn
         .iter()
         .map(|a| {
+            let per_cell = a.n_head as f64 * a.head_dim as f64;
             (
                 a.head_dim,
-                part.attn_share * a.n_head as f64 * a.visible(pos) * a.head_dim as f64,
+                part.attn_share * per_cell * a.visible(pos),
+                a.kv_bytes_per_cell / per_cell.max(1.0),
             )
         })
         .collect()
@@ -118,8 +121,8 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
                 t += b / r.matvec_bytes_per_s(ty, ws, part.output_row_elements)?;
             }
             let cache = ws - weight_bytes(part);
-            for (dim, units) in attn_units(part, pos) {
-                t += units * r.attn_decode_seconds(part.kv_type, dim, cache)?;
+            for (dim, units, bytes_per_unit) in attn_units(part, pos) {
+                t += units * r.attn_decode_seconds(part.kv_type, dim, cache, bytes_per_unit)?;
             }
             Some(t + nodes * r.node_seconds + r.sampling_seconds(part.sampled_vocab))
         }
@@ -145,7 +148,7 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
             if let Some((ty, b)) = part.output {
                 t += b / r.matvec_bytes_per_s(ty, b, part.output_row_elements)?;
             }
-            for (dim, units) in attn_units(part, mid) {
+            for (dim, units, _) in attn_units(part, mid) {
                 t += batch * units * r.attn_seconds(part.kv_type, dim, true)?;
             }
             let nodes =

@@ -161,7 +161,7 @@ fn the_host_pays_for_the_logits_of_each_decode_step() {
 fn long_context_attention_slows_toward_the_memory_figure() {
     let p = point(1);
     let f = |bytes: u64| {
-        p.attn_decode_seconds(GgmlType::F16, 128, bytes as f64)
+        p.attn_decode_seconds(GgmlType::F16, 128, bytes as f64, 1.0)
             .unwrap()
             * 1e9
     };
@@ -170,12 +170,15 @@ fn long_context_attention_slows_toward_the_memory_figure() {
     assert!((f(4 << 30) - 1.0).abs() < 1e-9, "clamped");
     let mid = f(32 << 20);
     assert!(mid > 0.5 && mid < 1.0);
-    // Head size 64 scales by the same ratio from its own in-cache figure.
-    let d64 = p
-        .attn_decode_seconds(GgmlType::F16, 64, (256u64 << 20) as f64)
-        .unwrap()
-        * 1e9;
-    assert!((d64 - 2.0).abs() < 1e-9, "{d64}");
+    // Head size 64 (in cache 1.0 ns) waits the same 0.5 ns per cache byte out of memory:
+    // 4/3 bytes per unit with 3 query heads per KV head, 2/3 with 6.
+    let d64 = |bytes_per_unit: f64| {
+        p.attn_decode_seconds(GgmlType::F16, 64, (256u64 << 20) as f64, bytes_per_unit)
+            .unwrap()
+            * 1e9
+    };
+    assert!((d64(4.0 / 3.0) - (1.0 + 0.5 * 4.0 / 3.0)).abs() < 1e-9);
+    assert!((d64(2.0 / 3.0) - (1.0 + 0.5 * 2.0 / 3.0)).abs() < 1e-9);
 }
 
 #[test]
@@ -303,4 +306,27 @@ fn pcie_links_parse_from_the_probe() {
         published::pcie_bytes_per_s(&g),
         published::DEFAULT_PCIE_GBPS * 1e9
     );
+}
+
+#[test]
+fn each_head_size_stalls_by_its_own_long_context_figure() {
+    let mut p = point(1);
+    // Head size 64 measured at 2.0 ns from memory over 1.0 in cache (9 query heads over 3
+    // KV heads: 4/3 bytes per unit): 0.75 ns per byte, against 0.5 at head size 128.
+    p.attn_decode_large_ns
+        .push(attn(GgmlType::F16, 64, 2.0, 256 << 20));
+    let at = |d: u32, per_unit: f64| {
+        p.attn_decode_seconds(GgmlType::F16, d, (256u64 << 20) as f64, per_unit)
+            .unwrap()
+            * 1e9
+    };
+    assert!((at(64, 4.0 / 3.0) - 2.0).abs() < 1e-9);
+    assert!((at(128, 1.0) - 1.0).abs() < 1e-9);
+    // Between the two: the stall per byte is linear in the head size; the in-cache figure is
+    // the interpolated one too (0.75 ns at 96).
+    let mid = at(96, 1.0);
+    assert!((mid - (0.75 + 0.625)).abs() < 1e-9, "{mid}");
+    // A layer reading about half the bytes per unit (a q8_0 cache) stalls half as long.
+    let q8 = at(128, 0.53125);
+    assert!((q8 - (0.5 + 0.5 * 0.53125)).abs() < 1e-9, "{q8}");
 }
