@@ -377,7 +377,9 @@ unsafe fn fill_small_values(t: *mut sys::ggml_tensor) -> Option<()> {
         sys::GGML_TYPE_Q8_0,
         sys::GGML_TYPE_IQ4_NL,
     ];
-    if n <= 0 || per_row <= 0 || !fillable.contains(&(*t).type_) {
+    // ggml's converter asserts whole blocks per row (an abort, not an error).
+    let whole_blocks = per_row % sys::ggml_blck_size((*t).type_).max(1) == 0;
+    if n <= 0 || per_row <= 0 || !whole_blocks || !fillable.contains(&(*t).type_) {
         return Some(());
     }
     let values: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
