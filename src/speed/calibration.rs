@@ -230,8 +230,8 @@ impl ThreadRates {
     ) -> Option<f64> {
         let hot = self.attn_seconds(kv, head_dim, false)?;
         let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
-        // (head size, stall seconds per cache byte, in-cache bytes, long-context bytes)
-        let mut stalls: Vec<(u32, f64, f64, f64)> = self
+        // Per head size: stall seconds per cache byte, in-cache bytes, long-context bytes.
+        let stalls: Vec<(u32, [f64; 3])> = self
             .attn_decode_large_ns
             .iter()
             .filter(ok)
@@ -244,23 +244,16 @@ impl ThreadRates {
                 let per_unit = f16_bytes_per_unit(large.head_dim);
                 Some((
                     large.head_dim,
-                    (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
-                    cached.cache_bytes as f64,
-                    large.cache_bytes as f64,
+                    [
+                        (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
+                        cached.cache_bytes as f64,
+                        large.cache_bytes as f64,
+                    ],
                 ))
             })
             .collect();
-        stalls.sort_by_key(|s| s.0);
-        let below = stalls.iter().rev().find(|s| s.0 <= head_dim);
-        let above = stalls.iter().find(|s| s.0 >= head_dim);
-        let (per_byte, lo, hi) = match (below, above) {
-            (Some(a), Some(b)) if a.0 != b.0 => {
-                let f = (head_dim - a.0) as f64 / (b.0 - a.0) as f64;
-                let lerp = |x: f64, y: f64| x + f * (y - x);
-                (lerp(a.1, b.1), lerp(a.2, b.2), lerp(a.3, b.3))
-            }
-            (Some(a), _) | (None, Some(a)) => (a.1, a.2, a.3),
-            (None, None) => return Some(hot),
+        let Some([per_byte, lo, hi]) = at_head_dim(&stalls, head_dim) else {
+            return Some(hot);
         };
         if hi <= lo || lo <= 0.0 {
             return Some(hot);
@@ -273,32 +266,37 @@ impl ThreadRates {
     /// step (`prompt` false, caches in the CPU's caches) or a prompt batch: linear between
     /// the measured head sizes.
     pub fn attn_seconds(&self, kv: GgmlType, head_dim: u32, prompt: bool) -> Option<f64> {
-        let rows: Vec<&AttnRate> = if prompt {
+        let rows: Vec<(u32, [f64; 1])> = if prompt {
             &self.attn_prompt_ns
         } else {
             &self.attn_decode_ns
         }
         .iter()
         .filter(|r| r.type_name == kv.name() && r.ns.is_finite() && r.ns > 0.0)
+        .map(|r| (r.head_dim, [r.ns]))
         .collect();
-        let below = rows
-            .iter()
-            .filter(|r| r.head_dim <= head_dim)
-            .max_by_key(|r| r.head_dim);
-        let above = rows
-            .iter()
-            .filter(|r| r.head_dim >= head_dim)
-            .min_by_key(|r| r.head_dim);
-        let ns = match (below, above) {
-            (Some(a), Some(b)) if a.head_dim == b.head_dim => a.ns,
-            (Some(a), Some(b)) => {
-                let f = (head_dim - a.head_dim) as f64 / (b.head_dim - a.head_dim) as f64;
-                a.ns + f * (b.ns - a.ns)
-            }
-            (Some(a), None) | (None, Some(a)) => a.ns,
-            (None, None) => return None,
-        };
-        Some(ns * 1e-9)
+        at_head_dim(&rows, head_dim).map(|[ns]| ns * 1e-9)
+    }
+}
+
+/// Figures measured at some head sizes, at `head_dim`: linear between the nearest measured
+/// below and above, the nearest one outside them.
+fn at_head_dim<const N: usize>(points: &[(u32, [f64; N])], head_dim: u32) -> Option<[f64; N]> {
+    let below = points
+        .iter()
+        .filter(|p| p.0 <= head_dim)
+        .max_by_key(|p| p.0);
+    let above = points
+        .iter()
+        .filter(|p| p.0 >= head_dim)
+        .min_by_key(|p| p.0);
+    match (below, above) {
+        (Some(a), Some(b)) if a.0 != b.0 => {
+            let f = (head_dim - a.0) as f64 / (b.0 - a.0) as f64;
+            Some(std::array::from_fn(|i| a.1[i] + f * (b.1[i] - a.1[i])))
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a.1),
+        (None, None) => None,
     }
 }
 
