@@ -62,11 +62,10 @@ impl Depth {
             Depth::Quick => 1,
         }
     }
-
-    fn budget(self) -> Duration {
-        Duration::from_millis(30)
-    }
 }
+
+/// Time each figure is measured for in one pass (the median of its runs in that time).
+const PASS_BUDGET: Duration = Duration::from_millis(30);
 
 /// One figure to measure at one thread count.
 #[derive(Clone, Copy, Debug)]
@@ -202,6 +201,97 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
     }
 }
 
+/// Measurements in progress at each thread count: passes over the whole list, each figure's
+/// median kept by `finish`. `calibrate` runs its passes back to back; the speed benchmark
+/// runs one pass beside each round of engine work, so that the figures and the engine see
+/// the same phase of a shared machine.
+pub struct Calibrator {
+    counts: Vec<u32>,
+    list: Vec<Item>,
+    backends: Vec<CpuBackend>,
+    results: Vec<Vec<Vec<f64>>>,
+    measuring: Duration,
+}
+
+impl Calibrator {
+    /// At each of `threads` (deduplicated, ascending); `max_working_set` caps the largest
+    /// buffer (a fraction of free RAM).
+    pub fn new(threads: &[u32], max_working_set: u64) -> Result<Calibrator, String> {
+        let mut counts: Vec<u32> = threads.iter().map(|&t| t.max(1)).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let list = items(max_working_set);
+        let backends = counts
+            .iter()
+            .map(|&n| CpuBackend::new(n).ok_or("the engine's CPU back-end did not start"))
+            .collect::<Result<_, _>>()?;
+        let results = vec![vec![Vec::new(); list.len()]; counts.len()];
+        Ok(Calibrator {
+            counts,
+            list,
+            backends,
+            results,
+            measuring: Duration::ZERO,
+        })
+    }
+
+    /// Figures one pass measures (every item at every thread count).
+    pub fn figures_per_pass(&self) -> usize {
+        self.list.len() * self.counts.len()
+    }
+
+    /// One pass over the whole list, one thread count at a time (a figure measured right
+    /// after another thread count's would share the cores with that count's still-spinning
+    /// workers: interleaved calibrations gave 1-thread figures well below those measured
+    /// at 1 thread alone); `progress(what)` after each figure.
+    pub fn pass(&mut self, progress: &mut dyn FnMut(&str)) {
+        let start = Instant::now();
+        for (j, be) in self.backends.iter().enumerate() {
+            for (i, item) in self.list.iter().enumerate() {
+                if let Some(x) =
+                    measure(be, item, PASS_BUDGET).filter(|x| x.is_finite() && *x > 0.0)
+                {
+                    self.results[j][i].push(x);
+                }
+                let n = self.counts[j];
+                progress(&format!(
+                    "{n} thread{}: {}",
+                    if n == 1 { "" } else { "s" },
+                    label(item)
+                ));
+            }
+        }
+        self.measuring += start.elapsed();
+    }
+
+    /// The calibration: each figure's median over the passes; `seconds_taken` counts the
+    /// passes only.
+    pub fn finish(self, depth: Depth, machine: String, engine: String) -> Calibration {
+        let list = self.list;
+        let points = self
+            .counts
+            .iter()
+            .zip(self.results)
+            .map(|(&n, figures)| point(n, &list, figures))
+            .collect();
+        Calibration {
+            version: CALIBRATION_VERSION,
+            machine,
+            engine,
+            measured_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            kind: match depth {
+                Depth::Full => "full",
+                Depth::Quick => "quick",
+            }
+            .into(),
+            seconds_taken: self.measuring.as_secs_f64(),
+            points,
+        }
+    }
+}
+
 /// Measures at each of `threads` (deduplicated, ascending); `progress(done, total, what)`
 /// after each figure. `max_working_set` caps the largest buffer (a fraction of free RAM).
 pub fn calibrate(
@@ -212,64 +302,16 @@ pub fn calibrate(
     engine: String,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Calibration, String> {
-    let start = Instant::now();
-    let mut counts: Vec<u32> = threads.iter().map(|&t| t.max(1)).collect();
-    counts.sort_unstable();
-    counts.dedup();
-    let list = items(max_working_set);
-    let backends: Vec<CpuBackend> = counts
-        .iter()
-        .map(|&n| CpuBackend::new(n).ok_or("the engine's CPU back-end did not start"))
-        .collect::<Result<_, _>>()?;
-    let total = list.len() * counts.len() * depth.passes();
-    let mut results = vec![vec![Vec::new(); list.len()]; counts.len()];
+    let mut c = Calibrator::new(threads, max_working_set)?;
+    let total = c.figures_per_pass() * depth.passes();
     let mut done = 0;
-    // One thread count at a time through the whole list: a figure measured right after
-    // another thread count's would share the cores with that count's still-spinning
-    // workers (suspected here: interleaved full calibrations gave 1-thread figures well
-    // below those of calibrations at 1 thread alone).
     for _ in 0..depth.passes() {
-        for (j, be) in backends.iter().enumerate() {
-            for (i, item) in list.iter().enumerate() {
-                if let Some(x) =
-                    measure(be, item, depth.budget()).filter(|x| x.is_finite() && *x > 0.0)
-                {
-                    results[j][i].push(x);
-                }
-                done += 1;
-                let n = counts[j];
-                progress(
-                    done,
-                    total,
-                    &format!(
-                        "{n} thread{}: {}",
-                        if n == 1 { "" } else { "s" },
-                        label(item)
-                    ),
-                );
-            }
-        }
+        c.pass(&mut |what| {
+            done += 1;
+            progress(done, total, what)
+        });
     }
-    let points = counts
-        .iter()
-        .zip(results)
-        .map(|(&n, figures)| point(n, &list, figures))
-        .collect();
-    Ok(Calibration {
-        version: CALIBRATION_VERSION,
-        machine,
-        engine,
-        measured_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        kind: match depth {
-            Depth::Full => "full",
-            Depth::Quick => "quick",
-        }
-        .into(),
-        seconds_taken: start.elapsed().as_secs_f64(),
-        points,
-    })
+    Ok(c.finish(depth, machine, engine))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -301,6 +343,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         head_dim: a.head_dim as u32,
         ns,
         cache_bytes: a.cache_bytes(),
+        layer_cache_bytes: a.cache_bytes() / a.copies.max(1) as u64,
     };
     for (item, xs) in list.iter().zip(figures) {
         let Some(x) = median(xs) else { continue };
