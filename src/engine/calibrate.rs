@@ -343,7 +343,6 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         head_dim: a.head_dim as u32,
         ns,
         cache_bytes: a.cache_bytes(),
-        layer_cache_bytes: a.cache_bytes() / a.copies.max(1) as u64,
     };
     for (item, xs) in list.iter().zip(figures) {
         let Some(x) = median(xs) else { continue };

@@ -25,7 +25,7 @@ pub fn f16_bytes_per_unit(head_dim: u32) -> f64 {
 }
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 6;
+pub const CALIBRATION_VERSION: u32 = 5;
 
 /// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
 pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
@@ -70,8 +70,7 @@ pub struct ThreadRates {
     /// cell x head dimension, by cache type, at head size 64 and 128 and 256.
     pub attn_decode_ns: Vec<AttnRate>,
     /// Decode attention over many layers' caches at once (a long context: the cache comes
-    /// from memory, not the CPU's caches), f16 caches at head sizes 64 and 128; `ns` per
-    /// unit.
+    /// from memory, not the CPU's caches), head size 128, by cache type; `ns` per unit.
     pub attn_decode_large_ns: Vec<AttnRate>,
     /// Flash attention of a prompt micro-batch, nanoseconds per query token x query head x
     /// visible cell x head dimension.
@@ -93,9 +92,6 @@ pub struct AttnRate {
     pub ns: f64,
     /// Cache bytes the measurement read (K and V of every layer measured).
     pub cache_bytes: u64,
-    /// K and V bytes of one measured layer: what its query heads read again and again, and
-    /// what the long-context stall grows with (`attn_decode_seconds`).
-    pub layer_cache_bytes: u64,
 }
 
 /// A machine's calibration.
@@ -216,38 +212,54 @@ impl ThreadRates {
             .map(|g| g * 1e9)
     }
 
-    /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when the
-    /// layer's cache holds `layer_cache_bytes` (K and V of the visible cells) and it reads
-    /// `bytes_per_unit` of cache per unit: the in-cache figure plus a stall per cache byte
-    /// read, growing with the layer's cache (linear in log bytes between the two measured
-    /// layer sizes) up to what the long-context figure of the nearest measured head size
-    /// gives (f16 caches at head sizes 64 and 128; linear between).
-    /// Why per layer: the query heads of a group read their layer's K and V rows again and
-    /// again, so the stall comes when one layer's cache outgrows the CPU's caches; all
-    /// layers' bytes (the variable before calibration version 6) put SmolLM2's 1-thread
-    /// decode at 2560 cells 45% too slow on a 32 MiB-L3 EPYC, where the engine ran its
-    /// attention at the in-cache figure (1.9 MB per layer, 59 MB in all).
-    /// Why per head size: at 16K cells head size 64 (SmolLM2) ran 1.8-2.3x its in-cache
-    /// figure where head size 128 ran 1.6x, and the 128 ratio predicted SmolLM2's 1-thread
-    /// decode at 16K cells 39% too fast. Why a stall per byte: other cache types and query
-    /// groupings read other bytes per unit (q8_0 about half of f16).
+    /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when a step
+    /// reads `cache_bytes` of cache in all and the layer reads `bytes_per_unit` of cache per
+    /// unit: the in-cache figure plus a stall per cache byte read, growing with the cache
+    /// read (linear in log bytes between the two measured sizes) up to what the long-context
+    /// figure of the nearest measured head size gives (f16 caches at head sizes 64 and 128;
+    /// linear between). Why per head size: at 16K cells head size 64 (SmolLM2) ran 1.8-2.3x
+    /// its in-cache figure where head size 128 ran 1.6x, and the 128 ratio predicted
+    /// SmolLM2's 1-thread decode at 16K cells 39% too fast. Why a stall per byte: other
+    /// cache types and query groupings read other bytes per unit (q8_0 about half of f16).
     pub fn attn_decode_seconds(
         &self,
         kv: GgmlType,
         head_dim: u32,
-        layer_cache_bytes: f64,
+        cache_bytes: f64,
         bytes_per_unit: f64,
     ) -> Option<f64> {
         let hot = self.attn_seconds(kv, head_dim, false)?;
-        Some(
-            hot + stall(
-                &self.attn_decode_ns,
-                &self.attn_decode_large_ns,
-                head_dim,
-                layer_cache_bytes,
-                bytes_per_unit,
-            ),
-        )
+        let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
+        // Per head size: stall seconds per cache byte, in-cache bytes, long-context bytes.
+        let stalls: Vec<(u32, [f64; 3])> = self
+            .attn_decode_large_ns
+            .iter()
+            .filter(ok)
+            .filter_map(|large| {
+                let cached = self
+                    .attn_decode_ns
+                    .iter()
+                    .filter(ok)
+                    .find(|r| r.head_dim == large.head_dim)?;
+                let per_unit = f16_bytes_per_unit(large.head_dim);
+                Some((
+                    large.head_dim,
+                    [
+                        (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
+                        cached.cache_bytes as f64,
+                        large.cache_bytes as f64,
+                    ],
+                ))
+            })
+            .collect();
+        let Some([per_byte, lo, hi]) = at_head_dim(&stalls, head_dim) else {
+            return Some(hot);
+        };
+        if hi <= lo || lo <= 0.0 {
+            return Some(hot);
+        }
+        let f = ((cache_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
+        Some(hot + per_byte * bytes_per_unit.max(0.0) * f)
     }
 
     /// Seconds per unit of attention work at cache type `kv` and `head_dim`, for a decode
@@ -265,49 +277,6 @@ impl ThreadRates {
         .collect();
         at_head_dim(&rows, head_dim).map(|[ns]| ns * 1e-9)
     }
-}
-
-/// The stall per unit a layer of `layer_cache_bytes` adds to the in-cache figure, reading
-/// `bytes_per_unit` of cache per unit: from the long-context figures' excess over the
-/// in-cache ones of the same head size (f16 caches), per cache byte, interpolated to
-/// `head_dim`, growing linearly in log bytes between the two measured layer sizes.
-fn stall(
-    in_cache: &[AttnRate],
-    long: &[AttnRate],
-    head_dim: u32,
-    layer_cache_bytes: f64,
-    bytes_per_unit: f64,
-) -> f64 {
-    let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
-    // Per head size: stall seconds per cache byte, in-cache and long-context bytes of a
-    // layer.
-    let stalls: Vec<(u32, [f64; 3])> = long
-        .iter()
-        .filter(ok)
-        .filter_map(|large| {
-            let cached = in_cache
-                .iter()
-                .filter(ok)
-                .find(|r| r.head_dim == large.head_dim)?;
-            let per_unit = f16_bytes_per_unit(large.head_dim);
-            Some((
-                large.head_dim,
-                [
-                    (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
-                    cached.layer_cache_bytes as f64,
-                    large.layer_cache_bytes as f64,
-                ],
-            ))
-        })
-        .collect();
-    let Some([per_byte, lo, hi]) = at_head_dim(&stalls, head_dim) else {
-        return 0.0;
-    };
-    if hi <= lo || lo <= 0.0 {
-        return 0.0;
-    }
-    let f = ((layer_cache_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
-    per_byte * bytes_per_unit.max(0.0) * f
 }
 
 /// Figures measured at some head sizes, at `head_dim`: linear between the nearest measured

@@ -91,28 +91,18 @@ pub fn bytes_per_step(part: &Part, pos: f64) -> f64 {
     weights + part.attn_share * kv
 }
 
-/// Attention work of one query token at `pos` in one layer.
-struct AttnWork {
-    head_dim: u32,
-    /// Query heads x visible cells x head size.
-    units: f64,
-    /// Cache bytes read per unit.
-    bytes_per_unit: f64,
-    /// K and V bytes of the layer's visible cells here.
-    layer_bytes: f64,
-}
-
-fn attn_units(part: &Part, pos: f64) -> Vec<AttnWork> {
+/// Attention work of one query token at `pos` per layer: its head size, its units (query
+/// heads x visible cells x head size) and the cache bytes it reads per unit.
+fn attn_units(part: &Part, pos: f64) -> Vec<(u32, f64, f64)> {
     part.attn
         .iter()
         .map(|a| {
             let per_cell = a.n_head as f64 * a.head_dim as f64;
-            AttnWork {
-                head_dim: a.head_dim,
-                units: part.attn_share * per_cell * a.visible(pos),
-                bytes_per_unit: a.kv_bytes_per_cell / per_cell.max(1.0),
-                layer_bytes: part.attn_share * a.kv_bytes_per_cell * a.visible(pos),
-            }
+            (
+                a.head_dim,
+                part.attn_share * per_cell * a.visible(pos),
+                a.kv_bytes_per_cell / per_cell.max(1.0),
+            )
         })
         .collect()
 }
@@ -130,14 +120,9 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
             if let Some((ty, b)) = part.output {
                 t += b / r.matvec_bytes_per_s(ty, ws, part.output_row_elements)?;
             }
-            for w in attn_units(part, pos) {
-                t += w.units
-                    * r.attn_decode_seconds(
-                        part.kv_type,
-                        w.head_dim,
-                        w.layer_bytes,
-                        w.bytes_per_unit,
-                    )?;
+            let cache = ws - weight_bytes(part);
+            for (dim, units, bytes_per_unit) in attn_units(part, pos) {
+                t += units * r.attn_decode_seconds(part.kv_type, dim, cache, bytes_per_unit)?;
             }
             Some(t + nodes * r.node_seconds + r.sampling_seconds(part.sampled_vocab))
         }
@@ -163,8 +148,8 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
             if let Some((ty, b)) = part.output {
                 t += b / r.matvec_bytes_per_s(ty, b, part.output_row_elements)?;
             }
-            for w in attn_units(part, mid) {
-                t += batch * w.units * r.attn_seconds(part.kv_type, w.head_dim, true)?;
+            for (dim, units, _) in attn_units(part, mid) {
+                t += batch * units * r.attn_seconds(part.kv_type, dim, true)?;
             }
             let nodes =
                 part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };
@@ -183,7 +168,7 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 .sum();
             let a: f64 = attn_units(part, mid)
                 .iter()
-                .map(|w| 4.0 * w.units * batch)
+                .map(|u| 4.0 * u.1 * batch)
                 .sum();
             let out = part.output.map_or(0.0, |o| o.1 / bytes_per_s);
             Some(w / flops + a / attn_flops + out + part.blocks * seconds_per_block)

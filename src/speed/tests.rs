@@ -13,14 +13,12 @@ fn rate(t: GgmlType, value: f64) -> TypeRate {
     }
 }
 
-/// A measurement over one layer's cache of `cache_bytes`.
 fn attn(t: GgmlType, head_dim: u32, ns: f64, cache_bytes: u64) -> AttnRate {
     AttnRate {
         type_name: t.name().into(),
         head_dim,
         ns,
         cache_bytes,
-        layer_cache_bytes: cache_bytes,
     }
 }
 
@@ -201,40 +199,6 @@ fn decode_slows_as_the_cache_fills_and_a_window_caps_it() {
     );
     // Weights alone: 60 + 30 MB at ~10 GB/s is about 9 ms, plus 30*30+6 nodes at 1 us.
     assert!(t0 > 0.008 && t0 < 0.012, "{t0}");
-}
-
-#[test]
-fn the_stall_grows_with_one_layers_cache_not_all_layers() {
-    let p = point(1);
-    let r = Rates::Measured(&p);
-    // Attention alone: no weights, so the step is attention plus 30*30+6 nodes at 1 us.
-    let layers = |n: usize| Part {
-        weights: vec![],
-        output: None,
-        attn: vec![part(None).attn[0]; n],
-        ..part(None)
-    };
-    let attention = |n: usize, pos: f64| {
-        decode_seconds(&layers(n), &r, pos).unwrap() - (30.0 * 30.0 + 6.0) * 1e-6
-    };
-    // 2048 bytes per cell: at 1536 cells a layer holds 3 MiB (under the 4 MiB measured in
-    // cache), 90 MiB over 30 layers: the in-cache figure (0.5 ns), and twice the layers
-    // cost exactly twice.
-    let units = 8.0 * 128.0 * 1536.0;
-    let thirty = attention(30, 1535.0);
-    assert!((thirty - 30.0 * units * 0.5e-9).abs() < 1e-9, "{thirty}");
-    let sixty = attention(60, 1535.0);
-    assert!((sixty - 2.0 * thirty).abs() < 1e-9, "{sixty} {thirty}");
-    // At 65536 cells a layer holds 128 MiB: between the 4 MiB in cache and the long-context
-    // measurement's 256 MiB, by log bytes; 2 bytes per unit at 0.5 ns per byte.
-    let units = 8.0 * 128.0 * 65536.0;
-    let f = (128.0f64 / 4.0).ln() / (256.0f64 / 4.0).ln();
-    let expected = 30.0 * units * (0.5e-9 + 0.5e-9 * 2.0 * f);
-    let got = attention(30, 65535.0);
-    assert!(
-        (got - expected).abs() < 1e-6 * expected,
-        "{got} vs {expected}"
-    );
 }
 
 #[test]
