@@ -20,6 +20,7 @@ use layerfit::ggml_type::GgmlType;
 use layerfit::hardware::probe::{probe, ProbeOptions};
 use layerfit::model_source::ModelSource;
 use layerfit::plan::{plan, speed::step_seconds, Requirements};
+use layerfit::speed::calibrated_threads;
 use llama_cpp_sys_2 as sys;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ const DECODE_STEPS: usize = 12;
 /// Each row is measured in this many rounds, spread over the rows of its cache position
 /// (thread counts alternate), and the median kept: a shared machine drifts over minutes.
 const ROUNDS: usize = 5;
+/// The largest buffer a calibration here may use (the bench machine has RAM to spare).
+const MAX_WORKING_SET: u64 = 1 << 30;
 
 /// One measured row: where in the cache, how fast.
 struct Measured {
@@ -208,19 +211,13 @@ fn print_round(m: &Measured) {
     }
 }
 
-/// The thread counts `layerfit bench` measures: 1, half and all physical cores.
-fn calibrated_threads(snap: &layerfit::hardware::Snapshot) -> Vec<u32> {
-    let n = snap.cpu.physical_cores.max(1) as u32;
-    vec![1, (n / 2).max(1), n]
-}
-
 /// A fresh calibration (what `layerfit bench` measures, and cached like it), taken right
 /// before a model's rows: what a user's plan would use.
 fn calibration_for(snap: &layerfit::hardware::Snapshot) -> layerfit::speed::Calibration {
     let c = calibrate(
-        &calibrated_threads(snap),
+        &calibrated_threads(snap.cpu.physical_cores),
         Depth::Full,
-        1 << 30,
+        MAX_WORKING_SET,
         calibration::machine_key(&snap.cpu),
         calibration::engine_key(),
         &mut |_, _, _| {},
@@ -366,8 +363,11 @@ fn main() {
                 e.fill_to(fill);
                 let mut rounds: Vec<Vec<Measured>> =
                     thread_counts.iter().map(|_| Vec::new()).collect();
-                let mut paired = Calibrator::new(&calibrated_threads(&snap), 1 << 30)
-                    .expect("the engine's CPU back-end");
+                let mut paired = Calibrator::new(
+                    &calibrated_threads(snap.cpu.physical_cores),
+                    MAX_WORKING_SET,
+                )
+                .expect("the engine's CPU back-end");
                 for _ in 0..ROUNDS {
                     paired.pass(&mut |_| {});
                     for (i, &threads) in thread_counts.iter().enumerate() {

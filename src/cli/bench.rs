@@ -7,7 +7,7 @@ use super::plan_report::rate;
 use super::{exit, Failure};
 use crate::engine::calibrate::{calibrate, Depth};
 use crate::speed::calibration::TypeRate;
-use crate::speed::{default_threads, Calibration, ThreadRates};
+use crate::speed::{calibrated_threads, default_threads, Calibration, ThreadRates};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -43,10 +43,9 @@ pub fn measure(
     depth: Depth,
     show_bar: bool,
 ) -> Result<Calibration, Failure> {
-    let all = default_threads(cpu.physical_cores);
     let mut threads = match depth {
-        Depth::Full => vec![1, (all / 2).max(1), all],
-        Depth::Quick => vec![all],
+        Depth::Full => calibrated_threads(cpu.physical_cores),
+        Depth::Quick => vec![default_threads(cpu.physical_cores)],
     };
     threads.extend(extra);
     let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr());

@@ -60,6 +60,13 @@ pub fn default_threads(physical_cores: usize) -> u32 {
     physical_cores.clamp(1, 1024) as u32
 }
 
+/// The thread counts a full calibration measures: 1, half and all physical cores (plans
+/// pick the nearest measured at or below their own).
+pub fn calibrated_threads(physical_cores: usize) -> Vec<u32> {
+    let all = default_threads(physical_cores);
+    vec![1, (all / 2).max(1), all]
+}
+
 /// Threads to recommend on a machine whose other work keeps `load` cores busy (the
 /// 1-minute load average before layerfit runs): the free physical cores, at least 1.
 /// `None` when the default is fine (less than half a core busy).
