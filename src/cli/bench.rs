@@ -195,6 +195,18 @@ fn print_table(cal: &Calibration, printer: &Printer) {
     let cells = row("graph node".into(), &|p| Some(p.node_seconds * 1e6), "us");
     printer.row(&mut t, cells);
     let cells = row(
+        "engine step overhead, per block".into(),
+        &|p| Some(p.engine_block_seconds * 1e6),
+        "us",
+    );
+    printer.row(&mut t, cells);
+    let cells = row(
+        "engine step overhead, per step".into(),
+        &|p| Some(p.engine_step_seconds * 1e6),
+        "us",
+    );
+    printer.row(&mut t, cells);
+    let cells = row(
         "logits copy + greedy sampling".into(),
         &|p| Some(p.sampling_ns_per_token),
         "ns/token id",

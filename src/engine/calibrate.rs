@@ -5,6 +5,7 @@
 //! figure only when they last most of the run.
 
 use super::ggml_bench::{greedy_sampling, AttnShape, CpuBackend};
+use super::step_probe::{StepProbe, DEEP_BLOCKS, SHALLOW_BLOCKS};
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{
     measured_heads, AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate,
@@ -79,6 +80,8 @@ enum Item {
     AttnLarge(AttnShape),
     Node,
     Sampling,
+    /// A decode step of the engine's probe model of this many blocks (`step_probe`).
+    Step(u32),
 }
 
 /// Grouped-query shapes of real models at each head size (SmolLM2, Llama 3, Gemma 3): the
@@ -135,6 +138,8 @@ fn items(max_working_set: u64) -> Vec<Item> {
     }
     v.push(Item::Node);
     v.push(Item::Sampling);
+    v.push(Item::Step(SHALLOW_BLOCKS));
+    v.push(Item::Step(DEEP_BLOCKS));
     v
 }
 
@@ -157,6 +162,7 @@ fn label(item: &Item) -> String {
         ),
         Item::Node => "graph nodes".into(),
         Item::Sampling => "sampling".into(),
+        Item::Step(b) => format!("engine decode step, {b} blocks"),
     }
 }
 
@@ -198,6 +204,8 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
         Item::Sampling => {
             Some(greedy_sampling(SAMPLED_VOCAB, budget)? * 1e9 / SAMPLED_VOCAB as f64)
         }
+        // Measured by the calibrator's probe model, not by a ggml graph.
+        Item::Step(_) => None,
     }
 }
 
@@ -209,6 +217,7 @@ pub struct Calibrator {
     counts: Vec<u32>,
     list: Vec<Item>,
     backends: Vec<CpuBackend>,
+    probe: StepProbe,
     results: Vec<Vec<Vec<f64>>>,
     measuring: Duration,
 }
@@ -225,11 +234,13 @@ impl Calibrator {
             .iter()
             .map(|&n| CpuBackend::new(n).ok_or("the engine's CPU back-end did not start"))
             .collect::<Result<_, _>>()?;
+        let probe = StepProbe::new(&std::env::temp_dir())?;
         let results = vec![vec![Vec::new(); list.len()]; counts.len()];
         Ok(Calibrator {
             counts,
             list,
             backends,
+            probe,
             results,
             measuring: Duration::ZERO,
         })
@@ -247,13 +258,15 @@ impl Calibrator {
     pub fn pass(&mut self, progress: &mut dyn FnMut(&str)) {
         let start = Instant::now();
         for (j, be) in self.backends.iter().enumerate() {
+            let n = self.counts[j];
             for (i, item) in self.list.iter().enumerate() {
-                if let Some(x) =
-                    measure(be, item, PASS_BUDGET).filter(|x| x.is_finite() && *x > 0.0)
-                {
+                let x = match *item {
+                    Item::Step(blocks) => self.probe.step_seconds(blocks, n, PASS_BUDGET),
+                    _ => measure(be, item, PASS_BUDGET),
+                };
+                if let Some(x) = x.filter(|x| x.is_finite() && *x > 0.0) {
                     self.results[j][i].push(x);
                 }
-                let n = self.counts[j];
                 progress(&format!(
                     "{n} thread{}: {}",
                     if n == 1 { "" } else { "s" },
@@ -333,7 +346,10 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         attn_prompt_ns: Vec::new(),
         node_seconds: 1e-6,
         sampling_ns_per_token: 0.0,
+        engine_block_seconds: 0.0,
+        engine_step_seconds: 0.0,
     };
+    let (mut shallow, mut deep) = (None, None);
     let rate = |t: GgmlType, value: f64| TypeRate {
         type_name: t.name().into(),
         value,
@@ -362,7 +378,14 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             Item::AttnLarge(a) => p.attn_decode_large_ns.push(attn(a, x)),
             Item::Node => p.node_seconds = x,
             Item::Sampling => p.sampling_ns_per_token = x,
+            Item::Step(SHALLOW_BLOCKS) => shallow = Some(x),
+            Item::Step(_) => deep = Some(x),
         }
+    }
+    if let (Some(shallow), Some(deep)) = (shallow, deep) {
+        let block = ((deep - shallow) / (DEEP_BLOCKS - SHALLOW_BLOCKS) as f64).max(0.0);
+        p.engine_block_seconds = block;
+        p.engine_step_seconds = (shallow - SHALLOW_BLOCKS as f64 * block).max(0.0);
     }
     let one = q8_matrix_bytes();
     let mid = (MID_WORKING_SET / one).max(1) * one;

@@ -4,6 +4,7 @@
 //! (the per-node cost of a decode step), and llama.cpp's greedy sampler over a step's logits.
 //! `calibrate` turns these into the speed model's figures; nothing here knows about models.
 
+use super::bench_data::{Contents, Role};
 use super::measure::init_backend;
 use crate::ggml_type::GgmlType;
 use llama_cpp_sys_2 as sys;
@@ -19,6 +20,7 @@ pub struct CpuBackend {
     backend: sys::ggml_backend_t,
     dev: sys::ggml_backend_dev_t,
     extra: Vec<sys::ggml_backend_buffer_type_t>,
+    contents: Contents,
 }
 
 impl CpuBackend {
@@ -49,6 +51,7 @@ impl CpuBackend {
                 backend,
                 dev,
                 extra,
+                contents: Contents::default(),
             })
         }
     }
@@ -84,6 +87,9 @@ impl CpuBackend {
             }
             let buft = self.weight_buft(weights[0], outs[0]);
             g.alloc_weights(&weights, buft)?;
+            for &w in &weights {
+                self.contents.fill(w, Role::Weights)?;
+            }
             for y in outs {
                 g.expand(y);
             }
@@ -109,7 +115,8 @@ impl CpuBackend {
             let q =
                 sys::ggml_new_tensor_3d(g.ctx, sys::GGML_TYPE_F32, d, n_q as i64, n_head as i64);
             let mask = sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F16, n_kv as i64, n_q as i64);
-            g.inputs.extend([q, mask]);
+            // The mask stays at the buffer's zeros: every cell visible.
+            g.inputs.push(q);
             for _ in 0..copies.max(1) {
                 // As llama.cpp's cache holds them: one row of all KV heads per cell, viewed
                 // per head (each head's cells strided by the whole row).
@@ -216,7 +223,7 @@ pub fn greedy_sampling(n_vocab: usize, budget: Duration) -> Option<f64> {
 
 /// Runs `once` until `budget` is spent (at least 4 times) and returns the median seconds,
 /// leaving out the first run (it warms caches and pages); `None` when a run fails.
-fn median_seconds(budget: Duration, mut once: impl FnMut() -> bool) -> Option<f64> {
+pub(crate) fn median_seconds(budget: Duration, mut once: impl FnMut() -> bool) -> Option<f64> {
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < 4 || (start.elapsed() < budget && times.len() < 1000) {
@@ -300,9 +307,7 @@ impl Graph {
         sys::ggml_build_forward_expand(self.graph, t);
     }
 
-    /// Weights get their own buffer of `buft`, cleared to zeros: the kernels have no
-    /// data-dependent branches, so zeros cost what real values cost (and a repacked layout
-    /// of zeros is zeros), without writing every byte through the repacking path.
+    /// Weights get their own buffer of `buft` (cleared; the caller writes their values).
     unsafe fn alloc_weights(
         &mut self,
         weights: &[*mut sys::ggml_tensor],
@@ -333,10 +338,9 @@ impl Graph {
         Some(())
     }
 
-    /// Allocates what is left in a CPU buffer, fills inputs with small varied values (weights
-    /// stay zero: the matrix kernels' cost does not depend on the values), then runs the
-    /// graph until `budget` is spent (at least 3 times after a warm-up run) and returns the
-    /// median seconds.
+    /// Allocates what is left in a CPU buffer, fills inputs with values spread as
+    /// activations and cache entries are (`bench_data`), then runs the graph until `budget`
+    /// is spent (at least 3 times after a warm-up run) and returns the median seconds.
     fn run(&mut self, be: &CpuBackend, budget: Duration) -> Option<f64> {
         unsafe {
             let buft = sys::ggml_backend_dev_buffer_type(be.dev);
@@ -349,56 +353,13 @@ impl Graph {
                 if (*t).data.is_null() {
                     return None;
                 }
-                fill_small_values(t)?;
+                be.contents.fill(t, Role::Activations)?;
             }
             median_seconds(budget, || {
                 sys::ggml_backend_graph_compute(be.backend, self.graph) == sys::GGML_STATUS_SUCCESS
             })
         }
     }
-}
-
-/// Gives an input tensor small varied values in its own type (f32 as is, f16 and quantized
-/// caches through ggml's own converter). Why: inputs left at zero make attention's scores all
-/// equal, and the kernels then ran up to 1.5x slower than on a real cache (1 thread, head size
-/// 64), which made the calibration predict long-context decode too slow.
-unsafe fn fill_small_values(t: *mut sys::ggml_tensor) -> Option<()> {
-    let n = sys::ggml_nelements(t);
-    let per_row = (*t).ne[0];
-    // The types a graph input or KV cache can have; anything else keeps the buffer's zeros.
-    let fillable = [
-        sys::GGML_TYPE_F32,
-        sys::GGML_TYPE_F16,
-        sys::GGML_TYPE_BF16,
-        sys::GGML_TYPE_Q4_0,
-        sys::GGML_TYPE_Q4_1,
-        sys::GGML_TYPE_Q5_0,
-        sys::GGML_TYPE_Q5_1,
-        sys::GGML_TYPE_Q8_0,
-        sys::GGML_TYPE_IQ4_NL,
-    ];
-    // ggml's converter asserts whole blocks per row (an abort, not an error).
-    let whole_blocks = per_row % sys::ggml_blck_size((*t).type_).max(1) == 0;
-    if n <= 0 || per_row <= 0 || !whole_blocks || !fillable.contains(&(*t).type_) {
-        return Some(());
-    }
-    let values: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
-    let nbytes = sys::ggml_nbytes(t);
-    let mut bytes = vec![0u8; nbytes];
-    let written = sys::ggml_quantize_chunk(
-        (*t).type_,
-        values.as_ptr(),
-        bytes.as_mut_ptr() as *mut c_void,
-        0,
-        n / per_row,
-        per_row,
-        std::ptr::null(),
-    );
-    if written != nbytes {
-        return None;
-    }
-    sys::ggml_backend_tensor_set(t, bytes.as_ptr() as *const c_void, 0, nbytes);
-    Some(())
 }
 
 impl Drop for Graph {

@@ -2,6 +2,7 @@
 //! Everything that calls into C lives under this module.
 
 pub mod batch;
+pub mod bench_data;
 pub mod calibrate;
 pub mod fit;
 pub mod ggml_bench;
@@ -12,6 +13,7 @@ pub mod rpc;
 pub mod rpc_offer;
 pub mod self_check;
 pub mod session;
+pub mod step_probe;
 
 use crate::bytes::Bytes;
 use llama_cpp_sys_2 as sys;

@@ -25,7 +25,7 @@ pub fn f16_bytes_per_unit(head_dim: u32) -> f64 {
 }
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 5;
+pub const CALIBRATION_VERSION: u32 = 6;
 
 /// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
 pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
@@ -81,6 +81,14 @@ pub struct ThreadRates {
     /// graph and greedy sampling over all of them (llama.cpp's sampler).
     #[serde(default)]
     pub sampling_ns_per_token: f64,
+    /// llama.cpp's own cost of a decode step beyond its kernels, per block and once per
+    /// step (graph building and scheduling, each node's thread wake-up, the small
+    /// operations), from the engine decoding a tiny model at two depths
+    /// (`engine::step_probe`); 0 when not measured (then `node_seconds` stands in).
+    #[serde(default)]
+    pub engine_block_seconds: f64,
+    #[serde(default)]
+    pub engine_step_seconds: f64,
 }
 
 /// Attention cost at one cache type and head size.

@@ -124,13 +124,25 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
             for (dim, units, bytes_per_unit) in attn_units(part, pos) {
                 t += units * r.attn_decode_seconds(part.kv_type, dim, cache, bytes_per_unit)?;
             }
-            Some(t + nodes * r.node_seconds + r.sampling_seconds(part.sampled_vocab))
+            Some(t + decode_overhead(part, r, nodes) + r.sampling_seconds(part.sampled_vocab))
         }
         Rates::Spec {
             bytes_per_s,
             seconds_per_block,
             ..
         } => Some(bytes_per_step(part, pos) / bytes_per_s + part.blocks * seconds_per_block),
+    }
+}
+
+/// What a decode step costs beyond its kernels: the engine's measured cost per block and
+/// per step (the step's once on the part holding the embeddings and output), else the
+/// per-node cost over the graph's nodes (calibrations before version 6).
+fn decode_overhead(part: &Part, r: &ThreadRates, nodes: f64) -> f64 {
+    let (block, step) = (r.engine_block_seconds, r.engine_step_seconds);
+    if block.is_finite() && block > 0.0 && step.is_finite() {
+        part.blocks * block + if part.has_outside { step } else { 0.0 }
+    } else {
+        nodes * r.node_seconds
     }
 }
 

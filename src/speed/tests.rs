@@ -52,6 +52,8 @@ fn point(threads: u32) -> ThreadRates {
         attn_prompt_ns: vec![attn(GgmlType::F16, 128, 0.1, 1 << 20)],
         node_seconds: 1e-6,
         sampling_ns_per_token: 4.0,
+        engine_block_seconds: 0.0,
+        engine_step_seconds: 0.0,
     }
 }
 
@@ -155,6 +157,29 @@ fn the_host_pays_for_the_logits_of_each_decode_step() {
     let with = decode_seconds(&sampled, &rates, 0.0).unwrap();
     // 4 ns per entry x 262144 entries.
     assert!((with - plain - 262144.0 * 4e-9).abs() < 1e-12);
+}
+
+#[test]
+fn the_engines_measured_overhead_replaces_the_per_node_cost() {
+    let nodes_only = point(1);
+    let measured = ThreadRates {
+        engine_block_seconds: 50e-6,
+        engine_step_seconds: 300e-6,
+        ..point(1)
+    };
+    let host = part(None);
+    let t_nodes = decode_seconds(&host, &Rates::Measured(&nodes_only), 0.0).unwrap();
+    let t_engine = decode_seconds(&host, &Rates::Measured(&measured), 0.0).unwrap();
+    // 30 blocks x 30 nodes + 6 outside at 1 us, against 30 x 50 us + 300 us.
+    let expected = (30.0 * 50e-6 + 300e-6) - (30.0 * 30.0 + 6.0) * 1e-6;
+    assert!((t_engine - t_nodes - expected).abs() < 1e-12);
+    // A part without the embeddings and output pays per block only.
+    let blocks_only = Part {
+        has_outside: false,
+        ..part(None)
+    };
+    let t_blocks = decode_seconds(&blocks_only, &Rates::Measured(&measured), 0.0).unwrap();
+    assert!((t_engine - t_blocks - 300e-6).abs() < 1e-12);
 }
 
 #[test]
