@@ -41,8 +41,10 @@ const PROMPT_QUERIES: u64 = 256;
 /// Logits of the sampling measurement (a large vocabulary; the cost is per entry).
 const SAMPLED_VOCAB: usize = 131072;
 const MID_WORKING_SET: u64 = 64 << 20;
-/// Cache bytes of the long-context attention measurement.
+/// Cache bytes of the long-context attention measurements.
 const LARGE_CACHE: u64 = 128 << 20;
+/// Cells of each layer in the long-context attention measurements.
+const LONG_CONTEXT_LAYER_CELLS: [u64; 2] = [2048, 16384];
 
 /// Bytes of one measured q8_0 matrix (1024 rows of `K`): the unit working sets are made of.
 fn q8_matrix_bytes() -> u64 {
@@ -125,16 +127,20 @@ fn items(max_working_set: u64) -> Vec<Item> {
     // The long-context figures are measured on f16 caches at head sizes 64 and 128; their
     // excess over the in-cache figures is a stall per cache byte that every cache type pays
     // (calibration::attn_decode_seconds).
+    // Each over layers of 2048 and of 16384 cells: the stall per byte depends on the
+    // layer's size too (calibration::attn_decode_seconds).
     for d in [64, 128] {
-        let one = AttnShape {
-            n_kv: 16384,
-            ..decode_shape(GgmlType::F16, d)
-        };
-        let copies = (LARGE_CACHE.min(max_working_set) / one.cache_bytes().max(1)).max(1);
-        v.push(Item::AttnLarge(AttnShape {
-            copies: copies as usize,
-            ..one
-        }));
+        for n_kv in LONG_CONTEXT_LAYER_CELLS {
+            let one = AttnShape {
+                n_kv,
+                ..decode_shape(GgmlType::F16, d)
+            };
+            let copies = (LARGE_CACHE.min(max_working_set) / one.cache_bytes().max(1)).max(1);
+            v.push(Item::AttnLarge(AttnShape {
+                copies: copies as usize,
+                ..one
+            }));
+        }
     }
     v.push(Item::Node);
     v.push(Item::Sampling);
@@ -156,9 +162,10 @@ fn label(item: &Item) -> String {
             a.head_dim
         ),
         Item::AttnLarge(a) => format!(
-            "long-context attention, {} cache, head {}",
+            "long-context attention, {} cache, head {}, {}-cell layers",
             a.kv.name(),
-            a.head_dim
+            a.head_dim,
+            a.n_kv
         ),
         Item::Node => "graph nodes".into(),
         Item::Sampling => "sampling".into(),
@@ -359,6 +366,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         head_dim: a.head_dim as u32,
         ns,
         cache_bytes: a.cache_bytes(),
+        layer_cache_bytes: a.cache_bytes() / a.copies.max(1) as u64,
     };
     for (item, xs) in list.iter().zip(figures) {
         let Some(x) = median(xs) else { continue };
@@ -421,7 +429,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(large.len(), 2);
+        assert_eq!(large.len(), 4);
         for a in large {
             let per_unit = a.cache_bytes() as f64 / a.units();
             let assumed = crate::speed::calibration::f16_bytes_per_unit(a.head_dim as u32);

@@ -100,6 +100,10 @@ pub struct AttnRate {
     pub ns: f64,
     /// Cache bytes the measurement read (K and V of every layer measured).
     pub cache_bytes: u64,
+    /// Cache bytes of one of those layers (the long-context figures are measured with
+    /// small and large layers); 0 where not recorded (calibrations before version 6).
+    #[serde(default)]
+    pub layer_cache_bytes: u64,
 }
 
 /// A machine's calibration.
@@ -221,42 +225,79 @@ impl ThreadRates {
     }
 
     /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when a step
-    /// reads `cache_bytes` of cache in all and the layer reads `bytes_per_unit` of cache per
-    /// unit: the in-cache figure plus a stall per cache byte read, growing with the cache
-    /// read (linear in log bytes between the two measured sizes) up to what the long-context
-    /// figure of the nearest measured head size gives (f16 caches at head sizes 64 and 128;
-    /// linear between). Why per head size: at 16K cells head size 64 (SmolLM2) ran 1.8-2.3x
-    /// its in-cache figure where head size 128 ran 1.6x, and the 128 ratio predicted
-    /// SmolLM2's 1-thread decode at 16K cells 39% too fast. Why a stall per byte: other
-    /// cache types and query groupings read other bytes per unit (q8_0 about half of f16).
+    /// reads `step_bytes` in all (weights and cache: both pass through the CPU's caches), the
+    /// layer `layer_bytes` of cache, and `bytes_per_unit` of cache per unit: the in-cache
+    /// figure plus a stall per cache byte read, growing with the step's bytes (linear in
+    /// log bytes between the in-cache and the long-context measurements' sizes) up to what
+    /// the long-context figures of the nearest measured head sizes give (f16 caches at head
+    /// sizes 64 and 128; linear between). Why the step's bytes and not the cache's alone:
+    /// a model's weights stream through the CPU's caches between two layers' attention, so
+    /// even a small cache comes from memory (SmolLM2 at 512 cells, 12 MB of cache in 108 MB
+    /// a step: 0.55 ns a unit at 1 thread against 0.36 in cache). The stall per byte depends on the layer's size, linear in log bytes between
+    /// the long-context figures measured over layers of 2048 and 16384 cells. Why per head
+    /// size: at 16K cells head size 64 (SmolLM2) ran 1.8-2.3x its in-cache figure where head
+    /// size 128 ran 1.6x. Why per layer size: a layer's K and V, read once per query head
+    /// that shares them, stay in the core's own cache while the layer is small: SmolLM2's
+    /// attention at 2000 cells (1.5 MB a layer, 46 MB in all) cost 0.55 ns a unit at 1
+    /// thread where the 16384-cell figure (12.6 MB layers) gave 0.83 and the model 0.75.
+    /// Why a stall per byte: other cache types and query groupings read other bytes per
+    /// unit (q8_0 about half of f16).
     pub fn attn_decode_seconds(
         &self,
         kv: GgmlType,
         head_dim: u32,
-        cache_bytes: f64,
+        step_bytes: f64,
         bytes_per_unit: f64,
+        layer_bytes: f64,
     ) -> Option<f64> {
         let hot = self.attn_seconds(kv, head_dim, false)?;
         let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
-        // Per head size: stall seconds per cache byte, in-cache bytes, long-context bytes.
-        let stalls: Vec<(u32, [f64; 3])> = self
+        let mut dims: Vec<u32> = self
             .attn_decode_large_ns
             .iter()
             .filter(ok)
-            .filter_map(|large| {
+            .map(|r| r.head_dim)
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        // Per head size: stall seconds per cache byte at this layer size, in-cache bytes,
+        // long-context bytes.
+        let stalls: Vec<(u32, [f64; 3])> = dims
+            .into_iter()
+            .filter_map(|d| {
                 let cached = self
                     .attn_decode_ns
                     .iter()
                     .filter(ok)
-                    .find(|r| r.head_dim == large.head_dim)?;
-                let per_unit = f16_bytes_per_unit(large.head_dim);
+                    .find(|r| r.head_dim == d)?;
+                let per_unit = f16_bytes_per_unit(d);
+                // (layer bytes, stall per byte, bytes in all), smallest layers first.
+                let mut points: Vec<(f64, f64, f64)> = self
+                    .attn_decode_large_ns
+                    .iter()
+                    .filter(ok)
+                    .filter(|r| r.head_dim == d)
+                    .map(|r| {
+                        (
+                            r.layer_cache_bytes as f64,
+                            (r.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
+                            r.cache_bytes as f64,
+                        )
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (small, large) = (*points.first()?, *points.last()?);
+                let per_byte = if small.0 > 0.0 && large.0 > small.0 {
+                    let f = ((layer_bytes.max(1.0).ln() - small.0.ln())
+                        / (large.0.ln() - small.0.ln()))
+                    .clamp(0.0, 1.0);
+                    small.1 + f * (large.1 - small.1)
+                } else {
+                    large.1
+                };
                 Some((
-                    large.head_dim,
-                    [
-                        (large.ns - cached.ns).max(0.0) * 1e-9 / per_unit,
-                        cached.cache_bytes as f64,
-                        large.cache_bytes as f64,
-                    ],
+                    d,
+                    [per_byte, cached.cache_bytes as f64, small.2.min(large.2)],
                 ))
             })
             .collect();
@@ -266,7 +307,7 @@ impl ThreadRates {
         if hi <= lo || lo <= 0.0 {
             return Some(hot);
         }
-        let f = ((cache_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
+        let f = ((step_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
         Some(hot + per_byte * bytes_per_unit.max(0.0) * f)
     }
 

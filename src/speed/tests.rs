@@ -19,6 +19,7 @@ fn attn(t: GgmlType, head_dim: u32, ns: f64, cache_bytes: u64) -> AttnRate {
         head_dim,
         ns,
         cache_bytes,
+        layer_cache_bytes: 0,
     }
 }
 
@@ -186,7 +187,7 @@ fn the_engines_measured_overhead_replaces_the_per_node_cost() {
 fn long_context_attention_slows_toward_the_memory_figure() {
     let p = point(1);
     let f = |bytes: u64| {
-        p.attn_decode_seconds(GgmlType::F16, 128, bytes as f64, 1.0)
+        p.attn_decode_seconds(GgmlType::F16, 128, bytes as f64, 1.0, 0.0)
             .unwrap()
             * 1e9
     };
@@ -198,8 +199,14 @@ fn long_context_attention_slows_toward_the_memory_figure() {
     // Head size 64 (in cache 1.0 ns) waits the same 0.5 ns per cache byte out of memory:
     // 4/3 bytes per unit with 3 query heads per KV head, 2/3 with 6.
     let d64 = |bytes_per_unit: f64| {
-        p.attn_decode_seconds(GgmlType::F16, 64, (256u64 << 20) as f64, bytes_per_unit)
-            .unwrap()
+        p.attn_decode_seconds(
+            GgmlType::F16,
+            64,
+            (256u64 << 20) as f64,
+            bytes_per_unit,
+            0.0,
+        )
+        .unwrap()
             * 1e9
     };
     assert!((d64(4.0 / 3.0) - (1.0 + 0.5 * 4.0 / 3.0)).abs() < 1e-9);
@@ -341,7 +348,7 @@ fn each_head_size_stalls_by_its_own_long_context_figure() {
     p.attn_decode_large_ns
         .push(attn(GgmlType::F16, 64, 2.0, 256 << 20));
     let at = |d: u32, per_unit: f64| {
-        p.attn_decode_seconds(GgmlType::F16, d, (256u64 << 20) as f64, per_unit)
+        p.attn_decode_seconds(GgmlType::F16, d, (256u64 << 20) as f64, per_unit, 0.0)
             .unwrap()
             * 1e9
     };
@@ -354,4 +361,105 @@ fn each_head_size_stalls_by_its_own_long_context_figure() {
     // A layer reading about half the bytes per unit (a q8_0 cache) stalls half as long.
     let q8 = at(128, 0.53125);
     assert!((q8 - (0.5 + 0.5 * 0.53125)).abs() < 1e-9, "{q8}");
+}
+
+#[test]
+fn small_layers_stall_by_the_small_layer_figure() {
+    let mut p = point(1);
+    // Head size 128 (8 query heads over 2 KV heads: 1 byte per unit), 256 MiB in all: layers
+    // of 2 MiB measured at 0.7 ns, layers of 16 MiB at 1.0, in cache 0.5.
+    let layer = |ns: f64, layer_mib: u64| AttnRate {
+        layer_cache_bytes: layer_mib << 20,
+        ..attn(GgmlType::F16, 128, ns, 256 << 20)
+    };
+    p.attn_decode_large_ns = vec![layer(1.0, 16), layer(0.7, 2)];
+    let at = |layer_mib: f64| {
+        p.attn_decode_seconds(
+            GgmlType::F16,
+            128,
+            (256u64 << 20) as f64,
+            1.0,
+            layer_mib * (1u64 << 20) as f64,
+        )
+        .unwrap()
+            * 1e9
+    };
+    assert!((at(2.0) - 0.7).abs() < 1e-9);
+    assert!((at(16.0) - 1.0).abs() < 1e-9);
+    // Linear in log(layer bytes) between, clamped outside.
+    assert!(
+        (at(32f64.sqrt()) - 0.85).abs() < 1e-9,
+        "{}",
+        at(32f64.sqrt())
+    );
+    assert!((at(0.5) - 0.7).abs() < 1e-9);
+    assert!((at(64.0) - 1.0).abs() < 1e-9);
+    // A smaller cache in all still ramps from the in-cache figure.
+    let ramp = p
+        .attn_decode_seconds(
+            GgmlType::F16,
+            128,
+            (4u64 << 20) as f64,
+            1.0,
+            2.0 * (1 << 20) as f64,
+        )
+        .unwrap()
+        * 1e9;
+    assert!((ramp - 0.5).abs() < 1e-9, "{ramp}");
+}
+
+#[test]
+fn padded_cache_views_split_unevenly_between_threads() {
+    // 30 layers of 8 query heads x 128, 2048 bytes a cell; the same figures at 1 and 4
+    // threads.
+    let mut four = point(4);
+    // A flat working-set curve: the weights cost the same with or without the cache.
+    four.working_set_curve.clear();
+    four.attn_decode_ns
+        .push(attn(GgmlType::Q8_0, 128, 0.4, 4 << 20));
+    let one = ThreadRates {
+        threads: 1,
+        ..four.clone()
+    };
+    let attn_seconds = |r: &ThreadRates, pos: f64, kv: GgmlType| {
+        let host = Part {
+            kv_type: kv,
+            ..part(None)
+        };
+        let empty = Part {
+            attn: Vec::new(),
+            ..host.clone()
+        };
+        decode_seconds(&host, &Rates::Measured(r), pos).unwrap()
+            - decode_seconds(&empty, &Rates::Measured(r), pos).unwrap()
+    };
+    // 523 cells before the token: 524 visible in a view of 768; 4 threads get runs of 192,
+    // the busiest 192 visible cells: 192 x 4 / 524 of an even split.
+    let even = attn_seconds(&one, 523.0, GgmlType::F16);
+    let split = attn_seconds(&four, 523.0, GgmlType::F16);
+    assert!(
+        (split / even - 192.0 * 4.0 / 524.0).abs() < 1e-9,
+        "{}",
+        split / even
+    );
+    // Below 512 cells in view, and for quantized caches, the heads are split instead.
+    assert!(
+        (attn_seconds(&four, 200.0, GgmlType::F16) / attn_seconds(&one, 200.0, GgmlType::F16)
+            - 1.0)
+            .abs()
+            < 1e-9
+    );
+    assert!(
+        (attn_seconds(&four, 523.0, GgmlType::Q8_0) / attn_seconds(&one, 523.0, GgmlType::Q8_0)
+            - 1.0)
+            .abs()
+            < 1e-9
+    );
+    // A full view splits evenly.
+    assert!(
+        (attn_seconds(&four, 1023.0, GgmlType::F16) / attn_seconds(&one, 1023.0, GgmlType::F16)
+            - 1.0)
+            .abs()
+            < 1e-9
+    );
 }
