@@ -9,7 +9,8 @@ use super::step_probe::{StepProbe, DEEP_BLOCKS, SHALLOW_BLOCKS};
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{
     measured_heads, AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate,
-    CALIBRATION_VERSION, MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
+    CALIBRATION_VERSION, LONG_PROMPT_ATTN_CELLS, MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
+    PROMPT_ATTN_CELLS,
 };
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,7 @@ enum Item {
     Curve(u64),
     Attn(AttnShape),
     AttnPrompt(AttnShape),
+    AttnPromptLong(AttnShape),
     AttnLarge(AttnShape),
     Node,
     Sampling,
@@ -118,11 +120,20 @@ fn items(max_working_set: u64) -> Vec<Item> {
             let hot = decode_shape(kv, d);
             v.push(Item::Attn(hot));
             v.push(Item::AttnPrompt(AttnShape {
-                n_kv: 512,
+                n_kv: PROMPT_ATTN_CELLS,
                 n_q: PROMPT_QUERIES,
                 ..hot
             }));
         }
+    }
+    // The prompt attention's growth with the cells seen, on f16 caches at the smallest and
+    // largest head sizes (calibration::attn_prompt_seconds).
+    for d in [64, 256] {
+        v.push(Item::AttnPromptLong(AttnShape {
+            n_kv: LONG_PROMPT_ATTN_CELLS,
+            n_q: PROMPT_QUERIES,
+            ..decode_shape(GgmlType::F16, d)
+        }));
     }
     // The long-context figures are measured on f16 caches at head sizes 64 and 128; their
     // excess over the in-cache figures is a stall per cache byte that every cache type pays
@@ -160,6 +171,12 @@ fn label(item: &Item) -> String {
             "prompt attention, {} cache, head {}",
             a.kv.name(),
             a.head_dim
+        ),
+        Item::AttnPromptLong(a) => format!(
+            "prompt attention, {} cache, head {}, {} cells",
+            a.kv.name(),
+            a.head_dim,
+            a.n_kv
         ),
         Item::AttnLarge(a) => format!(
             "long-context attention, {} cache, head {}, {}-cell layers",
@@ -204,7 +221,7 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
             let s = be.mul_mat(t, 1024, 1024, 256, 2, budget)?;
             Some(2.0 * (1024 * 1024 * 256 * 2) as f64 / s / 1e9)
         }
-        Item::Attn(a) | Item::AttnPrompt(a) | Item::AttnLarge(a) => {
+        Item::Attn(a) | Item::AttnPrompt(a) | Item::AttnPromptLong(a) | Item::AttnLarge(a) => {
             Some(be.flash_attn(&a, budget)? * 1e9 / a.units())
         }
         Item::Node => be.tiny_nodes(500, 2048, budget),
@@ -351,6 +368,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         attn_decode_ns: Vec::new(),
         attn_decode_large_ns: Vec::new(),
         attn_prompt_ns: Vec::new(),
+        attn_prompt_long_ns: Vec::new(),
         node_seconds: 1e-6,
         sampling_ns_per_token: 0.0,
         engine_block_seconds: 0.0,
@@ -383,6 +401,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             }
             Item::Attn(a) => p.attn_decode_ns.push(attn(a, x)),
             Item::AttnPrompt(a) => p.attn_prompt_ns.push(attn(a, x)),
+            Item::AttnPromptLong(a) => p.attn_prompt_long_ns.push(attn(a, x)),
             Item::AttnLarge(a) => p.attn_decode_large_ns.push(attn(a, x)),
             Item::Node => p.node_seconds = x,
             Item::Sampling => p.sampling_ns_per_token = x,

@@ -33,6 +33,12 @@ pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
 /// Gemma 3 270M 640), where each row's dot product has less to stream per fixed cost.
 pub const MATVEC_SHORT_ROW_ELEMENTS: u64 = 512;
 
+/// Cells of the prompt-attention measurements: every cache type and head size over the
+/// first, f16 caches at head sizes 64 and 256 over the second too; their ratio grows a
+/// prompt's attention cost with the cells each query sees.
+pub const PROMPT_ATTN_CELLS: u64 = 512;
+pub const LONG_PROMPT_ATTN_CELLS: u64 = 8192;
+
 /// One figure per ggml type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TypeRate {
@@ -75,6 +81,9 @@ pub struct ThreadRates {
     /// Flash attention of a prompt micro-batch, nanoseconds per query token x query head x
     /// visible cell x head dimension.
     pub attn_prompt_ns: Vec<AttnRate>,
+    /// The same over `LONG_PROMPT_ATTN_CELLS` cells (f16 caches, head sizes 64 and 256).
+    #[serde(default)]
+    pub attn_prompt_long_ns: Vec<AttnRate>,
     /// Seconds per graph node that does almost nothing (thread wake-up and barrier).
     pub node_seconds: f64,
     /// Nanoseconds per vocabulary entry of a decode step's logits: the copy out of the
@@ -309,6 +318,38 @@ impl ThreadRates {
         }
         let f = ((step_bytes.max(1.0).ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0);
         Some(hot + per_byte * bytes_per_unit.max(0.0) * f)
+    }
+
+    /// Seconds per unit of a prompt batch's attention at cache type `kv` and `head_dim` when
+    /// its queries see `cells` cells on average: the figure over `PROMPT_ATTN_CELLS` grown by
+    /// the measured long-to-short ratio of f16 caches at the nearest head sizes (linear
+    /// between them), linear in log(cells) from 512 to 8192 cells and on to 1.5 times that
+    /// growth (32768 cells), never below the short figure. Why: over 16384 cells SmolLM2's
+    /// prompt ran its attention at 0.136 ns a unit (1 thread) against 0.079-0.088 over 512;
+    /// ggml's kernel alone, head size 64: 0.079 over 512 cells, 0.084-0.090 over 2048,
+    /// 0.100-0.129 over 8192, 0.145 over 16384; head size 256 stayed at 0.071-0.084.
+    pub fn attn_prompt_seconds(&self, kv: GgmlType, head_dim: u32, cells: f64) -> Option<f64> {
+        let short = self.attn_seconds(kv, head_dim, true)?;
+        let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
+        let ratios: Vec<(u32, [f64; 1])> = self
+            .attn_prompt_long_ns
+            .iter()
+            .filter(ok)
+            .filter_map(|long| {
+                let at_short = self
+                    .attn_prompt_ns
+                    .iter()
+                    .filter(ok)
+                    .find(|r| r.head_dim == long.head_dim)?;
+                Some((long.head_dim, [(long.ns / at_short.ns).max(1.0)]))
+            })
+            .collect();
+        let Some([ratio]) = at_head_dim(&ratios, head_dim) else {
+            return Some(short);
+        };
+        let span = (LONG_PROMPT_ATTN_CELLS as f64 / PROMPT_ATTN_CELLS as f64).log2();
+        let g = ((cells.max(1.0) / PROMPT_ATTN_CELLS as f64).log2() / span).clamp(0.0, 1.5);
+        Some(short * (1.0 + (ratio - 1.0) * g))
     }
 
     /// Seconds per unit of attention work at cache type `kv` and `head_dim`, for a decode

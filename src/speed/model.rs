@@ -201,7 +201,8 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 t += b / r.matvec_bytes_per_s(ty, b, part.output_row_elements)?;
             }
             for a in attn_units(part, mid) {
-                t += batch * a.units * r.attn_seconds(part.kv_type, a.head_dim, true)?;
+                let unit = r.attn_prompt_seconds(part.kv_type, a.head_dim, a.visible)?;
+                t += batch * a.units * unit;
             }
             let nodes =
                 part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };

@@ -51,6 +51,7 @@ fn point(threads: u32) -> ThreadRates {
         ],
         attn_decode_large_ns: vec![attn(GgmlType::F16, 128, 1.0, 256 << 20)],
         attn_prompt_ns: vec![attn(GgmlType::F16, 128, 0.1, 1 << 20)],
+        attn_prompt_long_ns: Vec::new(),
         node_seconds: 1e-6,
         sampling_ns_per_token: 4.0,
         engine_block_seconds: 0.0,
@@ -461,5 +462,26 @@ fn padded_cache_views_split_unevenly_between_threads() {
             - 1.0)
             .abs()
             < 1e-9
+    );
+}
+
+#[test]
+fn prompt_attention_grows_with_the_cells_each_query_sees() {
+    let mut p = point(1);
+    // Head size 128: 0.1 ns over 512 cells, 0.16 over 8192 (a ratio of 1.6).
+    p.attn_prompt_long_ns = vec![attn(GgmlType::F16, 128, 0.16, 1 << 20)];
+    let at = |cells: f64| p.attn_prompt_seconds(GgmlType::F16, 128, cells).unwrap() * 1e9;
+    assert!((at(256.0) - 0.1).abs() < 1e-12);
+    assert!((at(512.0) - 0.1).abs() < 1e-12);
+    // Linear in log(cells): 2048 is half way.
+    assert!((at(2048.0) - 0.13).abs() < 1e-12, "{}", at(2048.0));
+    assert!((at(8192.0) - 0.16).abs() < 1e-12);
+    // On to 1.5 times the growth, then flat.
+    assert!((at(32768.0) - 0.19).abs() < 1e-12, "{}", at(32768.0));
+    assert!((at(1e6) - 0.19).abs() < 1e-12);
+    // A long figure below the short one (noise) never makes a long prompt faster.
+    p.attn_prompt_long_ns = vec![attn(GgmlType::F16, 128, 0.09, 1 << 20)];
+    assert!(
+        (p.attn_prompt_seconds(GgmlType::F16, 128, 16384.0).unwrap() * 1e9 - 0.1).abs() < 1e-12
     );
 }
