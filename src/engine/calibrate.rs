@@ -4,6 +4,7 @@
 //! kept: a shared machine's slow phases (a neighbour's burst, a clock change) then move a
 //! figure only when they last most of the run.
 
+use super::bench_data::Contents;
 use super::ggml_bench::{greedy_sampling, AttnShape, CpuBackend};
 use super::step_probe::{StepProbe, DEEP_BLOCKS, SHALLOW_BLOCKS};
 use crate::ggml_type::GgmlType;
@@ -254,9 +255,13 @@ impl Calibrator {
         counts.sort_unstable();
         counts.dedup();
         let list = items(max_working_set);
+        let contents = std::rc::Rc::new(Contents::default());
         let backends = counts
             .iter()
-            .map(|&n| CpuBackend::new(n).ok_or("the engine's CPU back-end did not start"))
+            .map(|&n| {
+                CpuBackend::with_contents(n, contents.clone())
+                    .ok_or("the engine's CPU back-end did not start")
+            })
             .collect::<Result<_, _>>()?;
         let probe = StepProbe::new(&std::env::temp_dir())?;
         let results = vec![vec![Vec::new(); list.len()]; counts.len()];

@@ -9,6 +9,7 @@ use super::measure::init_backend;
 use crate::ggml_type::GgmlType;
 use llama_cpp_sys_2 as sys;
 use std::ffi::c_void;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 type ExtraBufts =
@@ -20,11 +21,17 @@ pub struct CpuBackend {
     backend: sys::ggml_backend_t,
     dev: sys::ggml_backend_dev_t,
     extra: Vec<sys::ggml_backend_buffer_type_t>,
-    contents: Contents,
+    contents: Rc<Contents>,
 }
 
 impl CpuBackend {
     pub fn new(threads: u32) -> Option<CpuBackend> {
+        Self::with_contents(threads, Rc::default())
+    }
+
+    /// The same, drawing tensor contents from `contents` (shared between thread counts, so
+    /// each shape is drawn and held once).
+    pub fn with_contents(threads: u32, contents: Rc<Contents>) -> Option<CpuBackend> {
         init_backend();
         unsafe {
             let backend = sys::ggml_backend_cpu_init();
@@ -51,7 +58,7 @@ impl CpuBackend {
                 backend,
                 dev,
                 extra,
-                contents: Contents::default(),
+                contents,
             })
         }
     }
