@@ -136,11 +136,10 @@ fn items(max_working_set: u64) -> Vec<Item> {
             ..decode_shape(GgmlType::F16, d)
         }));
     }
-    // The long-context figures are measured on f16 caches at head sizes 64 and 128; their
-    // excess over the in-cache figures is a stall per cache byte that every cache type pays
+    // The long-context figures are measured on f16 caches at head sizes 64 and 128, over
+    // layers of 2048 and of 16384 cells; their excess over the in-cache figures is a stall
+    // per cache byte that every cache type pays, by the layer's size
     // (calibration::attn_decode_seconds).
-    // Each over layers of 2048 and of 16384 cells: the stall per byte depends on the
-    // layer's size too (calibration::attn_decode_seconds).
     for d in [64, 128] {
         for n_kv in LONG_CONTEXT_LAYER_CELLS {
             let one = AttnShape {
@@ -191,8 +190,15 @@ fn label(item: &Item) -> String {
     }
 }
 
-/// The figure of `item`: GB/s, GFLOP/s, ns per attention unit or seconds per node.
-fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
+/// The figure of `item`: GB/s, GFLOP/s, ns per attention unit, seconds per node or per
+/// probe step (at `be`'s thread count, `threads`).
+fn measure(
+    be: &CpuBackend,
+    probe: &mut StepProbe,
+    threads: u32,
+    item: &Item,
+    budget: Duration,
+) -> Option<f64> {
     let row = |t: GgmlType| t.row_size(K).map_or(1, |b| b.get());
     match *item {
         Item::MatVec(_) | Item::Curve(_) => {
@@ -229,8 +235,7 @@ fn measure(be: &CpuBackend, item: &Item, budget: Duration) -> Option<f64> {
         Item::Sampling => {
             Some(greedy_sampling(SAMPLED_VOCAB, budget)? * 1e9 / SAMPLED_VOCAB as f64)
         }
-        // Measured by the calibrator's probe model, not by a ggml graph.
-        Item::Step(_) => None,
+        Item::Step(blocks) => probe.step_seconds(blocks, threads, budget),
     }
 }
 
@@ -289,10 +294,7 @@ impl Calibrator {
         for (j, be) in self.backends.iter().enumerate() {
             let n = self.counts[j];
             for (i, item) in self.list.iter().enumerate() {
-                let x = match *item {
-                    Item::Step(blocks) => self.probe.step_seconds(blocks, n, PASS_BUDGET),
-                    _ => measure(be, item, PASS_BUDGET),
-                };
+                let x = measure(be, &mut self.probe, n, item, PASS_BUDGET);
                 if let Some(x) = x.filter(|x| x.is_finite() && *x > 0.0) {
                     self.results[j][i].push(x);
                 }

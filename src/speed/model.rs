@@ -131,8 +131,10 @@ fn attn_units(part: &Part, pos: f64) -> Vec<LayerAttn> {
 /// the padding is masked, so the first threads get the visible cells and the step waits
 /// for the busiest. At 524 cells and 2 threads: a view of 768, runs of 384, 1.47x. The
 /// calibration's own attention figures see every cell (an even split).
-fn split_kv_imbalance(threads: u32, kv: GgmlType, visible: f64) -> f64 {
-    let split = matches!(kv, GgmlType::F16 | GgmlType::F32);
+/// A sliding-window layer past its window (a ring cache) counts as even.
+fn split_kv_imbalance(threads: u32, kv: GgmlType, layer: &LayerAttn) -> f64 {
+    let visible = layer.visible;
+    let split = matches!(kv, GgmlType::F16 | GgmlType::F32) && !layer.wrapped;
     let view = ((visible / 256.0).ceil() * 256.0).max(256.0);
     if !split || threads <= 1 || view < 512.0 || visible <= 0.0 {
         return 1.0;
@@ -141,9 +143,13 @@ fn split_kv_imbalance(threads: u32, kv: GgmlType, visible: f64) -> f64 {
     (visible.min(run) * threads as f64 / visible).max(1.0)
 }
 
+/// Graph nodes of the part's share of a step.
+fn graph_nodes(part: &Part) -> f64 {
+    part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 }
+}
+
 /// Seconds of one decode step at cache position `pos` (cells already filled).
 pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
-    let nodes = part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };
     match rates {
         Rates::Measured(r) => {
             let ws = bytes_per_step(part, pos);
@@ -157,14 +163,9 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
             for a in attn_units(part, pos) {
                 let unit =
                     r.attn_decode_seconds(part.kv_type, a.head_dim, ws, a.bytes_per_unit, a.bytes)?;
-                let split = if a.wrapped {
-                    1.0
-                } else {
-                    split_kv_imbalance(r.threads, part.kv_type, a.visible)
-                };
-                t += a.units * unit * split;
+                t += a.units * unit * split_kv_imbalance(r.threads, part.kv_type, &a);
             }
-            Some(t + decode_overhead(part, r, nodes) + r.sampling_seconds(part.sampled_vocab))
+            Some(t + decode_overhead(part, r) + r.sampling_seconds(part.sampled_vocab))
         }
         Rates::Spec {
             bytes_per_s,
@@ -177,12 +178,12 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
 /// What a decode step costs beyond its kernels: the engine's measured cost per block and
 /// per step (the step's once on the part holding the embeddings and output), else the
 /// per-node cost over the graph's nodes (calibrations before version 6).
-fn decode_overhead(part: &Part, r: &ThreadRates, nodes: f64) -> f64 {
+fn decode_overhead(part: &Part, r: &ThreadRates) -> f64 {
     let (block, step) = (r.engine_block_seconds, r.engine_step_seconds);
     if block.is_finite() && block > 0.0 && step.is_finite() {
         part.blocks * block + if part.has_outside { step } else { 0.0 }
     } else {
-        nodes * r.node_seconds
+        graph_nodes(part) * r.node_seconds
     }
 }
 
@@ -204,9 +205,7 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 let unit = r.attn_prompt_seconds(part.kv_type, a.head_dim, a.visible)?;
                 t += batch * a.units * unit;
             }
-            let nodes =
-                part.blocks * NODES_PER_BLOCK + if part.has_outside { NODES_OUTSIDE } else { 0.0 };
-            Some(t + nodes * r.node_seconds)
+            Some(t + graph_nodes(part) * r.node_seconds)
         }
         Rates::Spec {
             bytes_per_s,
