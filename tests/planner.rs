@@ -211,3 +211,17 @@ fn a_gpu_at_ngl_0_holds_the_offloaded_batches_and_a_tiny_one_is_hidden() {
         .iter()
         .any(|d| d.message.contains("-dev none")));
 }
+
+/// The speed model charges each token's feed-forward activation by its function: Gemma 3
+/// gates with GELU (llama.cpp's `LLM_FFN_GELU`), SmolLM2 with SiLU, and each activates its
+/// blocks' up-projection widths (read from the tensors, not the header's scalar).
+#[test]
+fn the_feed_forward_activation_comes_from_the_architecture_and_the_tensors() {
+    use layerfit::speed::ffn_activation::FfnActivation;
+    let gemma = input(&common::gemma3());
+    assert_eq!(gemma.ffn_activation, FfnActivation::Gelu);
+    assert_eq!(gemma.ffn_elements, 18.0 * 2048.0);
+    let smol = input(&common::smollm2());
+    assert_eq!(smol.ffn_activation, FfnActivation::Silu);
+    assert_eq!(smol.ffn_elements, 30.0 * 1536.0);
+}

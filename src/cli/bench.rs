@@ -7,6 +7,7 @@ use super::plan_report::rate;
 use super::{exit, Failure};
 use crate::engine::calibrate::{calibrate, Depth};
 use crate::speed::calibration::TypeRate;
+use crate::speed::ffn_activation::FfnActivation;
 use crate::speed::{calibrated_threads, default_threads, Calibration, ThreadRates};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -206,6 +207,14 @@ fn print_table(cal: &Calibration, printer: &Printer) {
         "us",
     );
     printer.row(&mut t, cells);
+    for f in [FfnActivation::Gelu, FfnActivation::Silu] {
+        let cells = row(
+            format!("{} feed-forward activation", f.name()),
+            &|p| Some(p.ffn_activation_seconds(f) * 1e9).filter(|x| *x > 0.0),
+            "ns/value",
+        );
+        printer.row(&mut t, cells);
+    }
     let cells = row(
         "logits copy + greedy sampling".into(),
         &|p| Some(p.sampling_ns_per_token),

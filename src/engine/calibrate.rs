@@ -13,6 +13,7 @@ use crate::speed::calibration::{
     CALIBRATION_VERSION, LONG_PROMPT_ATTN_CELLS, MATVEC_ROW_ELEMENTS, MATVEC_SHORT_ROW_ELEMENTS,
     PROMPT_ATTN_CELLS,
 };
+use crate::speed::ffn_activation::{ActivationRate, FfnActivation};
 use std::time::{Duration, Instant};
 
 /// Weight types whose kernels are measured: the common quantizations of published GGUF
@@ -47,6 +48,11 @@ const MID_WORKING_SET: u64 = 64 << 20;
 const LARGE_CACHE: u64 = 128 << 20;
 /// Cells of each layer in the long-context attention measurements.
 const LONG_CONTEXT_LAYER_CELLS: [u64; 2] = [2048, 16384];
+/// Rows and width of the activation measurement: a million values, so that no row repeats
+/// and the branch predictor cannot learn the inputs (ggml's GELU branches on each value; a
+/// few thousand values timed over and over measured half the cost).
+const ACTIVATION_ROWS: u64 = 256;
+const ACTIVATION_WIDTH: u64 = 2048;
 
 /// Bytes of one measured q8_0 matrix (1024 rows of `K`): the unit working sets are made of.
 fn q8_matrix_bytes() -> u64 {
@@ -87,6 +93,8 @@ enum Item {
     Sampling,
     /// A decode step of the engine's probe model of this many blocks (`step_probe`).
     Step(u32),
+    /// The feed-forward activation over this many rows.
+    FfnActivation(FfnActivation, u64),
 }
 
 /// Grouped-query shapes of real models at each head size (SmolLM2, Llama 3, Gemma 3): the
@@ -157,6 +165,9 @@ fn items(max_working_set: u64) -> Vec<Item> {
     v.push(Item::Sampling);
     v.push(Item::Step(SHALLOW_BLOCKS));
     v.push(Item::Step(DEEP_BLOCKS));
+    for f in [FfnActivation::Gelu, FfnActivation::Silu] {
+        v.push(Item::FfnActivation(f, ACTIVATION_ROWS));
+    }
     v
 }
 
@@ -187,6 +198,7 @@ fn label(item: &Item) -> String {
         Item::Node => "graph nodes".into(),
         Item::Sampling => "sampling".into(),
         Item::Step(b) => format!("engine decode step, {b} blocks"),
+        Item::FfnActivation(f, tokens) => format!("{} activation, {tokens} rows", f.name()),
     }
 }
 
@@ -236,6 +248,11 @@ fn measure(
             Some(greedy_sampling(SAMPLED_VOCAB, budget)? * 1e9 / SAMPLED_VOCAB as f64)
         }
         Item::Step(blocks) => probe.step_seconds(blocks, threads, budget),
+        Item::FfnActivation(f, rows) => {
+            let s =
+                be.ffn_activation(f == FfnActivation::Gelu, ACTIVATION_WIDTH, rows, 2, budget)?;
+            Some(s * 1e9 / (2 * ACTIVATION_WIDTH * rows) as f64)
+        }
     }
 }
 
@@ -380,6 +397,7 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
         sampling_ns_per_token: 0.0,
         engine_block_seconds: 0.0,
         engine_step_seconds: 0.0,
+        ffn_activation_ns: Vec::new(),
     };
     let (mut shallow, mut deep) = (None, None);
     let rate = |t: GgmlType, value: f64| TypeRate {
@@ -414,6 +432,11 @@ fn point(threads: u32, list: &[Item], figures: Vec<Vec<f64>>) -> ThreadRates {
             Item::Sampling => p.sampling_ns_per_token = x,
             Item::Step(SHALLOW_BLOCKS) => shallow = Some(x),
             Item::Step(_) => deep = Some(x),
+            Item::FfnActivation(f, tokens) => p.ffn_activation_ns.push(ActivationRate {
+                activation: f.name().into(),
+                tokens: *tokens as u32,
+                ns_per_element: x,
+            }),
         }
     }
     if let (Some(shallow), Some(deep)) = (shallow, deep) {

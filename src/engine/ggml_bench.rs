@@ -166,6 +166,35 @@ impl CpuBackend {
         g.run(self, budget).map(|t| t / n as f64)
     }
 
+    /// Seconds for `nodes` feed-forward activations (llama.cpp's split GLU: GELU-gated for
+    /// the gemma family and other GELU models, SiLU-gated otherwise) over `width` x `tokens`
+    /// gate and up values, each node on its own inputs as each block's is.
+    pub fn ffn_activation(
+        &self,
+        gelu: bool,
+        width: u64,
+        tokens: u64,
+        nodes: usize,
+        budget: Duration,
+    ) -> Option<f64> {
+        let mut g = Graph::new(nodes * 3 + 8)?;
+        unsafe {
+            for _ in 0..nodes {
+                let [gate, up] = [0; 2].map(|_| {
+                    sys::ggml_new_tensor_2d(g.ctx, sys::GGML_TYPE_F32, width as i64, tokens as i64)
+                });
+                g.inputs.extend([gate, up]);
+                let y = if gelu {
+                    sys::ggml_geglu_split(g.ctx, gate, up)
+                } else {
+                    sys::ggml_swiglu_split(g.ctx, gate, up)
+                };
+                g.expand(y);
+            }
+        }
+        g.run(self, budget)
+    }
+
     /// The first buffer type llama.cpp would load this weight into for this op.
     unsafe fn weight_buft(
         &self,

@@ -6,6 +6,7 @@ use crate::gguf::TensorInfo;
 use crate::memory::weights::block_of;
 use crate::memory::Weights;
 use crate::model::Shape;
+use crate::speed::ffn_activation::FfnActivation;
 
 /// Weight types llama.cpp repacks into anonymous `CPU_REPACK` buffers on x86 with AVX2
 /// (`ggml/src/ggml-cpu/repack.cpp`); measured on Gemma 3 270M: exactly its q4_K tensors.
@@ -40,6 +41,11 @@ pub struct PlanInput {
     /// projection: the speed of a matrix x vector product depends on it.
     pub block_row_elements: f64,
     pub output_row_elements: f64,
+    /// Feed-forward values one token activates, summed over the blocks (the up
+    /// projections' outputs; of experts, the used ones), and the function that gates them:
+    /// the speed model charges each its measured cost.
+    pub ffn_elements: f64,
+    pub ffn_activation: FfnActivation,
 }
 
 impl PlanInput {
@@ -60,7 +66,16 @@ impl PlanInput {
         let (mut row_weighted, mut row_bytes) = (0.0f64, 0.0f64);
         let n_embd = shape.n_embd as f64;
         let (mut output_row, mut embd_row) = (None, n_embd);
+        let mut ffn_elements = 0.0;
         for t in tensors {
+            if block_of(&t.name).is_some_and(|b| b < n) && t.name.contains(".ffn_up") {
+                let used = if t.dims.len() >= 3 {
+                    shape.n_expert_used.max(1) as f64
+                } else {
+                    1.0
+                };
+                ffn_elements += t.dims.get(1).copied().unwrap_or(0) as f64 * used;
+            }
             if t.dims.len() >= 2 && block_of(&t.name).is_some_and(|b| b < n) {
                 match block_types.iter_mut().find(|e| e.0 == t.ggml_type) {
                     Some(e) => e.1 += t.n_bytes(),
@@ -95,6 +110,7 @@ impl PlanInput {
             }
         }
         let cpu_repacks = cpu_simd.iter().any(|s| s == "avx2");
+        let ffn_activation = FfnActivation::of_architecture(&shape.architecture);
         PlanInput {
             shape,
             weights,
@@ -113,6 +129,8 @@ impl PlanInput {
                 n_embd
             },
             output_row_elements: output_row.unwrap_or(embd_row),
+            ffn_elements,
+            ffn_activation,
         }
     }
 

@@ -219,6 +219,12 @@ pub(crate) fn timing<'a>(
             row_elements: inp.block_row_elements,
             output_row_elements: inp.output_row_elements,
             sampled_vocab: 0.0,
+            ffn_elements: if n_blocks > 0.0 {
+                inp.ffn_elements * blocks / n_blocks
+            } else {
+                0.0
+            },
+            ffn_activation: inp.ffn_activation,
         }
     };
     let mut devices = Vec::new();

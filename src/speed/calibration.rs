@@ -25,7 +25,7 @@ pub fn f16_bytes_per_unit(head_dim: u32) -> f64 {
 }
 
 /// Bump when the measured figures change meaning: older files are measured again.
-pub const CALIBRATION_VERSION: u32 = 6;
+pub const CALIBRATION_VERSION: u32 = 7;
 
 /// Row length (elements) of the matrices behind `matvec_gb_per_s`: a typical hidden size.
 pub const MATVEC_ROW_ELEMENTS: u64 = 2048;
@@ -98,6 +98,10 @@ pub struct ThreadRates {
     pub engine_block_seconds: f64,
     #[serde(default)]
     pub engine_step_seconds: f64,
+    /// The feed-forward activation per element, by function and row count
+    /// (`ffn_activation`); empty before version 7.
+    #[serde(default)]
+    pub ffn_activation_ns: Vec<super::ffn_activation::ActivationRate>,
 }
 
 /// Attention cost at one cache type and head size.

@@ -3,6 +3,7 @@
 //! not here, and CPUs that are only described, use published figures (`published`).
 
 pub mod calibration;
+pub mod ffn_activation;
 pub mod model;
 pub mod published;
 

@@ -3,6 +3,7 @@
 //! rates come from a calibration (this CPU), a spec table (GPUs) or rough figures.
 
 use super::calibration::ThreadRates;
+use super::ffn_activation::FfnActivation;
 use crate::ggml_type::GgmlType;
 
 /// Graph nodes llama.cpp's CPU back-end runs per transformer block in a decode step (norms,
@@ -55,6 +56,9 @@ pub struct Part {
     pub output_row_elements: f64,
     /// Logits this device copies and samples each decode step (the host: the vocabulary).
     pub sampled_vocab: f64,
+    /// Feed-forward values one token activates here, and their function.
+    pub ffn_elements: f64,
+    pub ffn_activation: FfnActivation,
 }
 
 /// A device's throughput, however it is known.
@@ -165,7 +169,8 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
                     r.attn_decode_seconds(part.kv_type, a.head_dim, ws, a.bytes_per_unit, a.bytes)?;
                 t += a.units * unit * split_kv_imbalance(r.threads, part.kv_type, &a);
             }
-            Some(t + decode_overhead(part, r) + r.sampling_seconds(part.sampled_vocab))
+            let activation = part.ffn_elements * r.ffn_activation_seconds(part.ffn_activation);
+            Some(t + activation + decode_overhead(part, r) + r.sampling_seconds(part.sampled_vocab))
         }
         Rates::Spec {
             bytes_per_s,
@@ -205,7 +210,9 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 let unit = r.attn_prompt_seconds(part.kv_type, a.head_dim, a.visible)?;
                 t += batch * a.units * unit;
             }
-            Some(t + graph_nodes(part) * r.node_seconds)
+            let activation =
+                batch * part.ffn_elements * r.ffn_activation_seconds(part.ffn_activation);
+            Some(t + activation + graph_nodes(part) * r.node_seconds)
         }
         Rates::Spec {
             bytes_per_s,

@@ -1,6 +1,7 @@
 //! The speed model's arithmetic on hand-made calibrations and parts.
 
 use super::calibration::{AttnRate, Calibration, ThreadRates, TypeRate, WorkingSetRate};
+use super::ffn_activation::FfnActivation;
 use super::model::{decode_seconds, prompt_seconds, AttnLayer, Part, Rates};
 use super::{published, threads_for_load, Basis};
 use crate::ggml_type::GgmlType;
@@ -24,7 +25,7 @@ fn attn(t: GgmlType, head_dim: u32, ns: f64, cache_bytes: u64) -> AttnRate {
 }
 
 /// 10 GB/s for q8_0 at 64 MiB, 20 in the caches (8 MiB), 5 from memory (1 GiB).
-fn point(threads: u32) -> ThreadRates {
+pub(super) fn point(threads: u32) -> ThreadRates {
     ThreadRates {
         threads,
         matvec_gb_per_s: vec![rate(GgmlType::Q8_0, 10.0), rate(GgmlType::Q5_0, 8.0)],
@@ -56,6 +57,7 @@ fn point(threads: u32) -> ThreadRates {
         sampling_ns_per_token: 4.0,
         engine_block_seconds: 0.0,
         engine_step_seconds: 0.0,
+        ffn_activation_ns: Vec::new(),
     }
 }
 
@@ -72,7 +74,7 @@ fn calibration() -> Calibration {
 }
 
 /// A 30-block dense model: 60 MB of q8_0 weights, 30 MB output, 30 attention layers.
-fn part(window: Option<u64>) -> Part {
+pub(super) fn part(window: Option<u64>) -> Part {
     Part {
         weights: vec![(GgmlType::Q8_0, 60e6)],
         output: Some((GgmlType::Q8_0, 30e6)),
@@ -92,6 +94,8 @@ fn part(window: Option<u64>) -> Part {
         row_elements: 2048.0,
         output_row_elements: 2048.0,
         sampled_vocab: 0.0,
+        ffn_elements: 0.0,
+        ffn_activation: FfnActivation::Silu,
     }
 }
 
@@ -288,6 +292,8 @@ fn published_gpu_figures_reproduce_the_sources() {
         row_elements: 4096.0,
         output_row_elements: 4096.0,
         sampled_vocab: 0.0,
+        ffn_elements: 0.0,
+        ffn_activation: FfnActivation::Silu,
     };
     let tps = 1.0 / decode_seconds(&part, &r, 32768.0).unwrap();
     assert!((tps / 98.0 - 1.0).abs() < 0.15, "{tps}");
