@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod bench_data;
 pub mod calibrate;
+mod calibration_list;
 pub mod fit;
 pub mod ggml_bench;
 pub mod measure;
