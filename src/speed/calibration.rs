@@ -176,7 +176,15 @@ impl ThreadRates {
         let at_mid = lookup(v, t)
             .or_else(|| lookup(v, stand_in(t)))
             .or_else(|| lookup(v, GgmlType::Q8_0))?;
-        let scale = self.curve(working_set) / self.curve(self.matvec_working_set_bytes as f64);
+        let mid = self.matvec_working_set_bytes as f64;
+        let mut scale = self.curve(working_set) / self.curve(mid);
+        // Past the mid working set (twice a large L3) the weights stream from memory and a
+        // larger set never streams faster: a curve point above the mid one is where two
+        // buffers' pages happened to lie (10-20% between allocations on the bench machine,
+        // docs/speed.md), not the memory, and would make every large model look fast.
+        if working_set >= mid {
+            scale = scale.min(1.0);
+        }
         // The short-row ratio of this type's kernel, else of the kernel it borrows.
         let ratio = [t, stand_in(t), GgmlType::Q8_0].into_iter().find_map(|k| {
             let short = lookup(&self.matvec_short_rows_gb_per_s, k)?;

@@ -126,6 +126,16 @@ fn decode_rates_follow_the_working_set_curve() {
     // nearest kernel (q5_1 uses q5_0's).
     assert!((at(GgmlType::Q5_0, 8 << 20) - 16.0).abs() < 1e-9);
     assert_eq!(at(GgmlType::Q5_1, 64 << 20), at(GgmlType::Q5_0, 64 << 20));
+    // A point past the mid set measured faster than the mid one is not believed.
+    let mut p = point(1);
+    p.working_set_curve[2].gb_per_s = 12.0;
+    let at = |ws: u64| {
+        p.matvec_bytes_per_s(GgmlType::Q8_0, ws as f64, 2048.0)
+            .unwrap()
+            / 1e9
+    };
+    assert!((at(256 << 20) - 10.0).abs() < 1e-9 && (at(4 << 30) - 10.0).abs() < 1e-9);
+    assert!((at(8 << 20) - 20.0).abs() < 1e-9);
 }
 
 #[test]
