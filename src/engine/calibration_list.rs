@@ -28,21 +28,21 @@ const WEIGHT_TYPES: &[GgmlType] = &[
     GgmlType::Iq4Xs,
 ];
 const KV_TYPES: &[GgmlType] = &[GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0];
-pub(super) const HEAD_DIMS: &[u32] = &[64, 128, 256];
+const HEAD_DIMS: &[u32] = &[64, 128, 256];
 /// Columns of the measured matrices (a typical hidden size; a multiple of every block).
 pub(super) const K: u64 = MATVEC_ROW_ELEMENTS;
 /// Query tokens of the prompt-attention measurement: enough that ggml's row chunks per
 /// thread hold whole 64-row tiles as a 512-token micro-batch's do (64 queries gave 2
 /// threads half tiles), over 512 cells (128 cells sat in the core's cache and measured
 /// the prompt attention at 2K cells about 30% too fast).
-pub(super) const PROMPT_QUERIES: u64 = 256;
+const PROMPT_QUERIES: u64 = 256;
 /// Logits of the sampling measurement (a large vocabulary; the cost is per entry).
 pub(super) const SAMPLED_VOCAB: usize = 131072;
 pub(super) const MID_WORKING_SET: u64 = 64 << 20;
 /// Cache bytes of the long-context attention measurements.
-pub(super) const LARGE_CACHE: u64 = 128 << 20;
+const LARGE_CACHE: u64 = 128 << 20;
 /// Cells of each layer in the long-context attention measurements.
-pub(super) const LONG_CONTEXT_LAYER_CELLS: [u64; 2] = [2048, 16384];
+const LONG_CONTEXT_LAYER_CELLS: [u64; 2] = [2048, 16384];
 /// Rows and width of the activation measurement: a million values, so that no row repeats
 /// and the branch predictor cannot learn the inputs (ggml's GELU branches on each value; a
 /// few thousand values timed over and over measured half the cost).
@@ -50,7 +50,7 @@ const ACTIVATION_ROWS: u64 = 256;
 pub(super) const ACTIVATION_WIDTH: u64 = 2048;
 
 /// Bytes of one measured q8_0 matrix (1024 rows of `K`): the unit working sets are made of.
-pub(super) fn q8_matrix_bytes() -> u64 {
+fn q8_matrix_bytes() -> u64 {
     GgmlType::Q8_0.row_size(K).map_or(1, |b| b.get()) * 1024
 }
 
@@ -178,7 +178,7 @@ pub(super) fn label(item: &Item) -> String {
     }
 }
 
-pub(super) fn median(mut v: Vec<f64>) -> Option<f64> {
+fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied()
 }

@@ -169,8 +169,11 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
                     r.attn_decode_seconds(part.kv_type, a.head_dim, ws, a.bytes_per_unit, a.bytes)?;
                 t += a.units * unit * split_kv_imbalance(r.threads, part.kv_type, &a);
             }
-            let activation = part.ffn_elements * r.ffn_activation_seconds(part.ffn_activation);
-            Some(t + activation + decode_overhead(part, r) + r.sampling_seconds(part.sampled_vocab))
+            Some(
+                t + activation_seconds(part, r)
+                    + decode_overhead(part, r)
+                    + r.sampling_seconds(part.sampled_vocab),
+            )
         }
         Rates::Spec {
             bytes_per_s,
@@ -178,6 +181,12 @@ pub fn decode_seconds(part: &Part, rates: &Rates, pos: f64) -> Option<f64> {
             ..
         } => Some(bytes_per_step(part, pos) / bytes_per_s + part.blocks * seconds_per_block),
     }
+}
+
+/// Seconds of one token's feed-forward activation on the part (every token of a prompt
+/// batch pays it as a decode step's does).
+fn activation_seconds(part: &Part, r: &ThreadRates) -> f64 {
+    part.ffn_elements * r.ffn_activation_seconds(part.ffn_activation)
 }
 
 /// What a decode step costs beyond its kernels: the engine's measured cost per block and
@@ -210,9 +219,7 @@ pub fn prompt_seconds(part: &Part, rates: &Rates, pos: f64, batch: f64) -> Optio
                 let unit = r.attn_prompt_seconds(part.kv_type, a.head_dim, a.visible)?;
                 t += batch * a.units * unit;
             }
-            let activation =
-                batch * part.ffn_elements * r.ffn_activation_seconds(part.ffn_activation);
-            Some(t + activation + graph_nodes(part) * r.node_seconds)
+            Some(t + batch * activation_seconds(part, r) + graph_nodes(part) * r.node_seconds)
         }
         Rates::Spec {
             bytes_per_s,
