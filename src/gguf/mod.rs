@@ -5,6 +5,7 @@
 //! what the file can hold before anything is allocated, and every error naming the file, the
 //! offset and the key or tensor being read.
 
+mod cursor;
 mod error;
 mod reader;
 mod source;

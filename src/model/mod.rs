@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod keys;
+mod meta;
 mod shape;
 
 pub use arch::{ArchRules, MemoryKind, SwaKind};

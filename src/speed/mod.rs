@@ -2,6 +2,7 @@
 //! measured by `layerfit bench` through the bundled engine (`calibration`); GPUs that are
 //! not here, and CPUs that are only described, use published figures (`published`).
 
+mod attention_rates;
 pub mod calibration;
 pub mod ffn_activation;
 pub mod model;
@@ -81,3 +82,5 @@ pub fn threads_for_load(physical_cores: usize, load: f64) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_published;

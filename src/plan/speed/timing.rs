@@ -1,15 +1,14 @@
-//! Expected speed of a placement: the model split into one part per device (its weights by
+//! A placement's step times: the model split into one part per device (its weights by
 //! type, its attention layers, its blocks), each part timed with that device's rates
 //! (`crate::speed`), summed per step, plus a copy of the activations at each device
-//! boundary. Decode at the start and with the cache filled to the context; prompt
-//! processing in micro-batches of `n_ubatch`.
+//! boundary and, for RPC servers, the network.
 
-use super::input::PlanInput;
-use super::{DeviceUse, Requirements, Speed};
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
 use crate::hardware::Snapshot;
 use crate::memory::CacheConfig;
+use crate::plan::input::PlanInput;
+use crate::plan::{DeviceUse, Requirements};
 use crate::speed::model::{bytes_per_step, decode_seconds, prompt_seconds};
 use crate::speed::{published, AttnLayer, Basis, Part, Rates};
 
@@ -18,16 +17,16 @@ use crate::speed::{published, AttnLayer, Basis, Part, Rates};
 const BOUNDARY_SECONDS: f64 = 20e-6;
 
 /// A link to an RPC server when not measured or described: a gigabit LAN.
-pub const ASSUMED_ROUND_TRIP_S: f64 = 0.5e-3;
-pub const ASSUMED_NETWORK_BYTES_PER_S: f64 = 125e6;
+const ASSUMED_ROUND_TRIP_S: f64 = 0.5e-3;
+const ASSUMED_NETWORK_BYTES_PER_S: f64 = 125e6;
 /// Requests per step that wait for a remote device's answer (its inputs, then its result:
 /// llama.cpp's RPC client sends the graph asynchronously and reads the output back).
-pub const ROUND_TRIPS_PER_STEP: f64 = 2.0;
+const ROUND_TRIPS_PER_STEP: f64 = 2.0;
 /// Per step and per block on a remote device: the RPC client serialising that part of the
 /// graph and the server rebuilding and scheduling it. Fitted with `benches/rpc_split.sh` on
 /// loopback (2-core Xeon, one thread per process): the split step minus the local step,
 /// per remote block, is 0.41 ms for SmolLM2 (30 blocks) and 0.42 ms for Gemma 3 (18).
-pub const RPC_SECONDS_PER_REMOTE_BLOCK: f64 = 0.41e-3;
+const RPC_SECONDS_PER_REMOTE_BLOCK: f64 = 0.41e-3;
 
 /// One remote device doing work in a step: the link's round trip and rate.
 #[derive(Clone, Copy, Debug)]
@@ -56,7 +55,7 @@ struct Device<'a> {
 }
 
 /// The figures of one placement, or `None` when nothing is placed.
-pub(crate) struct Timing<'a> {
+pub(super) struct Timing<'a> {
     devices: Vec<Device<'a>>,
     boundaries: usize,
     links: Vec<Link>,
@@ -67,7 +66,7 @@ pub(crate) struct Timing<'a> {
     logits_bytes: f64,
     pub basis: Basis,
     pub threads: u32,
-    notes: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 impl Timing<'_> {
@@ -127,6 +126,11 @@ impl Timing<'_> {
         Some(t)
     }
 
+    /// Some of the placement sits on RPC servers (the speed then says the network's share).
+    pub fn has_links(&self) -> bool {
+        !self.links.is_empty()
+    }
+
     pub fn bytes(&self, pos: f64) -> f64 {
         self.devices
             .iter()
@@ -136,7 +140,7 @@ impl Timing<'_> {
 }
 
 /// The parts and rates of a placement.
-pub(crate) fn timing<'a>(
+pub(super) fn timing<'a>(
     inp: &PlanInput,
     snap: &'a Snapshot,
     req: &'a Requirements,
@@ -380,100 +384,4 @@ fn cpu_rates_at<'a>(req: &'a Requirements, snap: &Snapshot, threads: u32) -> (Ra
 
 fn kv_bytes(n: u64, t: GgmlType) -> f64 {
     t.row_size(n).map_or(0.0, |b| b.get() as f64)
-}
-
-/// The speed of a placement: decode at the start and at the full context, prompt batches
-/// from an empty cache, each with its band.
-pub(super) fn speed(
-    inp: &PlanInput,
-    snap: &Snapshot,
-    req: &Requirements,
-    at: &Placed,
-    cfg: &CacheConfig,
-) -> Option<Speed> {
-    let t = timing(inp, snap, req, at, cfg);
-    let ctx = cfg.n_ctx as f64;
-    let start = t.decode(0.0)?;
-    let full = t.decode((ctx - 1.0).max(0.0))?;
-    let batch = cfg.n_ubatch.max(1) as f64;
-    let prompt = batch / t.prompt(0.0, batch)?;
-    let (db, pb) = t.basis.band();
-    let ok = |x: f64| x.is_finite() && x > 0.0;
-    if !(ok(start) && ok(full) && ok(prompt)) {
-        return None;
-    }
-    let mut basis = match t.basis {
-        Basis::Measured => format!(
-            "this machine's calibration (layerfit bench) at {} thread{}",
-            t.threads,
-            if t.threads == 1 { "" } else { "s" }
-        ),
-        Basis::Published => "GPU spec table x efficiency fitted to published llama.cpp results (docs/speed.md); CPU from this machine's calibration".to_string(),
-        Basis::Rough => "rough figures: no calibration for this CPU (memory bandwidth x 70%, SIMD peak x 25%); run `layerfit bench` on the machine".to_string(),
-    };
-    for n in &t.notes {
-        basis.push_str("; ");
-        basis.push_str(n);
-    }
-    // A busy machine: only when the thread count is the default (an explicit --threads is
-    // the user's choice) and other work would leave fewer free cores than threads.
-    let cores = snap.cpu.physical_cores;
-    let busy = req
-        .load_average
-        .filter(|_| req.threads.is_none())
-        .and_then(|load| {
-            crate::speed::threads_for_load(cores, load).map(|n| super::Busy {
-                load_average: load,
-                physical_cores: cores,
-                recommended_threads: n,
-            })
-        });
-    Some(Speed {
-        threads: t.threads,
-        busy,
-        decode_tokens_per_s: 1.0 / start,
-        decode_tokens_per_s_low: (1.0 - db) / start,
-        decode_tokens_per_s_high: (1.0 + db) / start,
-        decode_tokens_per_s_at_context: 1.0 / full,
-        decode_at_context_low: (1.0 - db) / full,
-        decode_at_context_high: (1.0 + db) / full,
-        prompt_tokens_per_s: prompt,
-        prompt_tokens_per_s_low: prompt * (1.0 - pb),
-        prompt_tokens_per_s_high: prompt * (1.0 + pb),
-        bytes_per_token_low: Bytes(t.bytes(0.0) as u64),
-        bytes_per_token_high: Bytes(t.bytes(ctx) as u64),
-        source: t.basis.name().to_string(),
-        basis,
-        network_share: (!t.links.is_empty()).then(|| t.network(0.0, 1.0) / start),
-    })
-}
-
-/// Seconds of a decode step at cache position `pos` and of a prompt micro-batch of `batch`
-/// tokens from `pos`, for a finished plan (the speed benchmark compares these with the
-/// engine at the same positions).
-pub fn step_seconds(
-    inp: &PlanInput,
-    snap: &Snapshot,
-    req: &Requirements,
-    plan: &super::Plan,
-    pos: f64,
-    batch: f64,
-) -> Option<(f64, f64)> {
-    let (cpu, gpus) = plan.devices.split_last()?;
-    let placed = Placed {
-        gpus,
-        cpu,
-        gpu_blocks: plan.gpu_blocks,
-        output_on_gpu: plan.output_on_gpu,
-    };
-    let cfg = CacheConfig {
-        n_ctx: plan.context,
-        type_k: plan.kv_type,
-        type_v: plan.kv_type,
-        flash_attn: plan.flash_attn,
-        n_ubatch: req.n_ubatch,
-        ..CacheConfig::default()
-    };
-    let t = timing(inp, snap, req, &placed, &cfg);
-    Some((t.decode(pos)?, t.prompt(pos, batch)?))
 }
