@@ -8,7 +8,8 @@ use super::bench_data::Contents;
 use super::calibration_list::{
     items, label, point, Item, ACTIVATION_WIDTH, K, MID_WORKING_SET, SAMPLED_VOCAB,
 };
-use super::ggml_bench::{greedy_sampling, CpuBackend};
+use super::ggml_bench::CpuBackend;
+use super::sampler_bench::greedy_sampling;
 use super::step_probe::StepProbe;
 use crate::ggml_type::GgmlType;
 use crate::speed::calibration::{Calibration, CALIBRATION_VERSION, MATVEC_SHORT_ROW_ELEMENTS};

@@ -1,7 +1,7 @@
 //! Timing single ggml operations on the CPU back-end of the bundled engine: matrix products
 //! of each weight type (in the buffer type llama.cpp would load them into, repacked where it
 //! repacks), flash attention over a KV cache of each cache type, and graphs of tiny nodes
-//! (the per-node cost of a decode step), and llama.cpp's greedy sampler over a step's logits.
+//! (the per-node cost of a decode step).
 //! `calibrate` turns these into the speed model's figures; nothing here knows about models.
 
 use super::bench_data::{Contents, Role};
@@ -211,49 +211,6 @@ impl CpuBackend {
             }
         }
         sys::ggml_backend_dev_buffer_type(self.dev)
-    }
-}
-
-/// Seconds a decode step spends after the graph on `n_vocab` logits: the copy out of the
-/// output tensor and llama.cpp's greedy sampler over all of them, as `llama_sampler_sample`
-/// fills a sampler chain's candidate array (median of runs within `budget`).
-pub fn greedy_sampling(n_vocab: usize, budget: Duration) -> Option<f64> {
-    init_backend();
-    let logits: Vec<f32> = (0..n_vocab)
-        .map(|i| ((i * 7919) % 1000) as f32 * 0.001)
-        .collect();
-    let mut copied = vec![0f32; n_vocab];
-    let mut cur: Vec<sys::llama_token_data> = Vec::with_capacity(n_vocab);
-    unsafe {
-        let smpl = sys::llama_sampler_init_greedy();
-        if smpl.is_null() {
-            return None;
-        }
-        let seconds = median_seconds(budget, || {
-            copied.copy_from_slice(&logits);
-            cur.clear();
-            cur.extend(
-                copied
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &logit)| sys::llama_token_data {
-                        id: i as i32,
-                        logit,
-                        p: 0.0,
-                    }),
-            );
-            let mut arr = sys::llama_token_data_array {
-                data: cur.as_mut_ptr(),
-                size: cur.len(),
-                selected: -1,
-                sorted: false,
-            };
-            sys::llama_sampler_apply(smpl, &mut arr);
-            std::hint::black_box(arr.selected);
-            true
-        });
-        sys::llama_sampler_free(smpl);
-        seconds
     }
 }
 

@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod overrides;
 pub mod rpc;
 pub mod rpc_offer;
+mod sampler_bench;
 pub mod self_check;
 pub mod session;
 pub mod step_probe;

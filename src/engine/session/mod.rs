@@ -3,10 +3,12 @@
 //! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
+mod text;
+
 use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};
 use crate::ggml_type::GgmlType;
 use llama_cpp_sys_2 as sys;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -232,81 +234,6 @@ impl Session {
         unsafe { breakdown_of(self.ctx) }
     }
 
-    /// The conversation formatted by the chat template (`role`, `content` pairs).
-    pub fn format(
-        &self,
-        messages: &[(String, String)],
-        add_assistant: bool,
-    ) -> Result<String, EngineError> {
-        let owned: Vec<(CString, CString)> = messages
-            .iter()
-            .map(|(r, c)| {
-                (
-                    CString::new(r.as_str()).unwrap_or_default(),
-                    CString::new(c.replace('\0', "")).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let msgs: Vec<sys::llama_chat_message> = owned
-            .iter()
-            .map(|(r, c)| sys::llama_chat_message {
-                role: r.as_ptr(),
-                content: c.as_ptr(),
-            })
-            .collect();
-        let chars: usize = messages.iter().map(|(r, c)| r.len() + c.len()).sum();
-        let mut buf = vec![0u8; chars * 2 + 256];
-        for _ in 0..2 {
-            let n = unsafe {
-                sys::llama_chat_apply_template(
-                    self.template.as_ptr(),
-                    msgs.as_ptr(),
-                    msgs.len(),
-                    add_assistant,
-                    buf.as_mut_ptr() as *mut c_char,
-                    buf.len() as i32,
-                )
-            };
-            if n < 0 {
-                return Err(EngineError("the chat template could not be applied".into()));
-            }
-            if (n as usize) <= buf.len() {
-                buf.truncate(n as usize);
-                return Ok(String::from_utf8_lossy(&buf).into_owned());
-            }
-            buf.resize(n as usize, 0);
-        }
-        Err(EngineError("the chat template output kept growing".into()))
-    }
-
-    /// Tokens of `text` (special tokens in the text are parsed, as in a formatted chat).
-    pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<sys::llama_token> {
-        fill(text.len() + 8, |out: &mut [sys::llama_token]| unsafe {
-            sys::llama_tokenize(
-                self.vocab,
-                text.as_ptr() as *const c_char,
-                text.len() as i32,
-                out.as_mut_ptr(),
-                out.len() as i32,
-                add_special,
-                true,
-            )
-        })
-    }
-
-    pub(crate) fn piece(&self, token: sys::llama_token) -> Vec<u8> {
-        fill(64, |buf: &mut [u8]| unsafe {
-            sys::llama_token_to_piece(
-                self.vocab,
-                token,
-                buf.as_mut_ptr() as *mut c_char,
-                buf.len() as i32,
-                0,
-                false,
-            )
-        })
-    }
-
     fn decode(&mut self, tokens: &[sys::llama_token]) -> Result<(), EngineError> {
         for chunk in tokens.chunks(self.n_batch as usize) {
             let mut owned = chunk.to_vec();
@@ -420,19 +347,6 @@ impl Drop for Session {
             sys::llama_model_free(self.model);
         }
     }
-}
-
-/// Calls a llama.cpp function that fills a buffer and returns the count written, or minus
-/// the size it needs when the buffer is too small.
-fn fill<T: Default + Clone>(initial: usize, mut f: impl FnMut(&mut [T]) -> i32) -> Vec<T> {
-    let mut buf = vec![T::default(); initial];
-    let mut n = f(&mut buf);
-    if n < 0 {
-        buf.resize(n.unsigned_abs() as usize, T::default());
-        n = f(&mut buf);
-    }
-    buf.truncate(n.max(0) as usize);
-    buf
 }
 
 /// The built-in chat template llama.cpp knows for an architecture, for files without one.
