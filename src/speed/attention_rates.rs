@@ -7,6 +7,12 @@ use super::calibration::{
 };
 use crate::ggml_type::GgmlType;
 
+/// A usable f16 figure: the growth figures (long contexts, long prompts) are measured over
+/// f16 caches only, and other cache types borrow their ratios.
+fn measured_f16(r: &AttnRate) -> bool {
+    r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0
+}
+
 impl ThreadRates {
     /// Seconds per unit of decode attention at cache type `kv` and `head_dim` when a step
     /// reads `step_bytes` in all (weights and cache: both pass through the CPU's caches), the
@@ -35,11 +41,10 @@ impl ThreadRates {
         layer_bytes: f64,
     ) -> Option<f64> {
         let hot = self.attn_seconds(kv, head_dim, false)?;
-        let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
         let mut dims: Vec<u32> = self
             .attn_decode_large_ns
             .iter()
-            .filter(ok)
+            .filter(|r| measured_f16(r))
             .map(|r| r.head_dim)
             .collect();
         dims.sort_unstable();
@@ -52,14 +57,14 @@ impl ThreadRates {
                 let cached = self
                     .attn_decode_ns
                     .iter()
-                    .filter(ok)
+                    .filter(|r| measured_f16(r))
                     .find(|r| r.head_dim == d)?;
                 let per_unit = f16_bytes_per_unit(d);
                 // (layer bytes, stall per byte, bytes in all), smallest layers first.
                 let mut points: Vec<(f64, f64, f64)> = self
                     .attn_decode_large_ns
                     .iter()
-                    .filter(ok)
+                    .filter(|r| measured_f16(r))
                     .filter(|r| r.head_dim == d)
                     .map(|r| {
                         (
@@ -105,16 +110,15 @@ impl ThreadRates {
     /// 0.100-0.129 over 8192, 0.145 over 16384; head size 256 stayed at 0.071-0.084.
     pub fn attn_prompt_seconds(&self, kv: GgmlType, head_dim: u32, cells: f64) -> Option<f64> {
         let short = self.attn_seconds(kv, head_dim, true)?;
-        let ok = |r: &&AttnRate| r.type_name == "f16" && r.ns.is_finite() && r.ns > 0.0;
         let ratios: Vec<(u32, [f64; 1])> = self
             .attn_prompt_long_ns
             .iter()
-            .filter(ok)
+            .filter(|r| measured_f16(r))
             .filter_map(|long| {
                 let at_short = self
                     .attn_prompt_ns
                     .iter()
-                    .filter(ok)
+                    .filter(|r| measured_f16(r))
                     .find(|r| r.head_dim == long.head_dim)?;
                 Some((long.head_dim, [(long.ns / at_short.ns).max(1.0)]))
             })
