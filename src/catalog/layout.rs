@@ -1,12 +1,21 @@
 //! The tensors a GGUF conversion of a model has, from its hyperparameters: names and shapes
 //! as llama.cpp's loaders create them (`src/models/<arch>.cpp`, `create_tensor` calls).
-//! Every layout here is loaded by the bundled llama.cpp in the tests.
+//! Every layout here is loaded by the bundled llama.cpp in the tests. Architectures whose
+//! blocks differ from the llama family's have a module of their own.
+
+mod deepseek2;
+mod gpt_oss;
 
 use super::Entry;
 
 /// `(name, dims)` in file order: embeddings, blocks in order, then the output layer.
 pub fn tensors(e: &Entry) -> Result<Vec<(String, Vec<u64>)>, super::CatalogError> {
     let arch = e.architecture.as_str();
+    match arch {
+        "gpt-oss" => return Ok(gpt_oss::tensors(e)),
+        "deepseek2" => return Ok(deepseek2::tensors(e)),
+        _ => {}
+    }
     let n_embd = e.embedding_length;
     let hd = e.head_dim() as u64;
     let q = e.head_count as u64 * hd;

@@ -5,6 +5,7 @@
 //! header like a real file's, and the rest of layerfit cannot tell the difference.
 
 pub mod layout;
+mod metadata;
 pub mod quant;
 pub mod verify;
 
@@ -49,6 +50,35 @@ pub struct Entry {
     /// Llama 3 rope scaling: the converter writes a `rope_freqs.weight` vector.
     #[serde(default)]
     pub rope_freqs: bool,
+    /// Blocks before the first mixture-of-experts block, with a dense feed-forward of
+    /// `feed_forward_length` (`first_k_dense_replace`; deepseek2).
+    #[serde(default)]
+    pub leading_dense_block_count: u32,
+    /// Experts every token goes through beside the routed ones (`n_shared_experts`), each of
+    /// `expert_feed_forward_length` (deepseek2).
+    #[serde(default)]
+    pub expert_shared_count: u32,
+    /// The router adds a learned per-expert bias before choosing (`topk_method: noaux_tc`,
+    /// `e_score_correction_bias`): an `exp_probs_b.bias` vector per MoE block (deepseek2).
+    #[serde(default)]
+    pub expert_probs_bias: bool,
+    /// Multi-head latent attention (deepseek2), the query's low-rank size (`q_lora_rank`);
+    /// absent when queries are not compressed.
+    #[serde(default)]
+    pub q_lora_rank: Option<u64>,
+    /// Multi-head latent attention: the compressed key/value latent (`kv_lora_rank`).
+    #[serde(default)]
+    pub kv_lora_rank: Option<u64>,
+    /// Multi-head latent attention: per-head query/key size without rotary embedding.
+    #[serde(default)]
+    pub qk_nope_head_dim: Option<u32>,
+    /// Multi-head latent attention: per-head query/key size with rotary embedding (the GGUF's
+    /// `rope.dimension_count`).
+    #[serde(default)]
+    pub qk_rope_head_dim: Option<u32>,
+    /// Multi-head latent attention: per-head value size.
+    #[serde(default)]
+    pub v_head_dim: Option<u32>,
     /// Quantizations, by llama.cpp's file-type name.
     pub variants: BTreeMap<String, Variant>,
 }
@@ -114,58 +144,7 @@ impl Entry {
 
     /// The metadata a conversion of this model carries (the keys layerfit reads).
     pub fn metadata(&self, ftype: Ftype) -> Metadata {
-        let a = &self.architecture;
-        let mut m = Metadata::new();
-        let mut put = |k: &str, v: Value| {
-            m.insert(k.replace("{arch}", a), v);
-        };
-        put("general.architecture", Value::String(a.clone()));
-        put(
-            "general.name",
-            Value::String(format!("{} {} (catalog)", self.name, ftype)),
-        );
-        put("general.file_type", Value::Uint(ftype.id()));
-        put("{arch}.block_count", Value::Uint(self.block_count as u64));
-        put("{arch}.context_length", Value::Uint(self.context_length));
-        put(
-            "{arch}.embedding_length",
-            Value::Uint(self.embedding_length),
-        );
-        put(
-            "{arch}.feed_forward_length",
-            Value::Uint(self.feed_forward_length),
-        );
-        put("{arch}.vocab_size", Value::Uint(self.vocab_size));
-        put(
-            "{arch}.attention.head_count",
-            Value::Uint(self.head_count as u64),
-        );
-        put(
-            "{arch}.attention.head_count_kv",
-            Value::Uint(self.head_count_kv as u64),
-        );
-        put(
-            "{arch}.attention.key_length",
-            Value::Uint(self.head_dim() as u64),
-        );
-        put(
-            "{arch}.attention.value_length",
-            Value::Uint(self.head_dim() as u64),
-        );
-        if let Some(w) = self.sliding_window {
-            put("{arch}.attention.sliding_window", Value::Uint(w as u64));
-        }
-        if self.expert_count > 0 {
-            put("{arch}.expert_count", Value::Uint(self.expert_count as u64));
-            put(
-                "{arch}.expert_used_count",
-                Value::Uint(self.expert_used_count as u64),
-            );
-        }
-        if let Some(f) = self.expert_feed_forward_length {
-            put("{arch}.expert_feed_forward_length", Value::Uint(f));
-        }
-        m
+        metadata::metadata(self, ftype)
     }
 
     /// The tensors of the `ftype` variant, typed as llama-quantize would type them.
@@ -249,7 +228,7 @@ pub enum CatalogError {
     Invalid { entry: String, what: String },
     #[error("{file}: not a catalog entry: {message}")]
     Yaml { file: String, message: String },
-    #[error("the catalog cannot lay out architecture '{0}' (known: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3)")]
+    #[error("the catalog cannot lay out architecture '{0}' (known: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss, deepseek2)")]
     Architecture(String),
     #[error("{entry}: no variant '{variant}' in the catalog (has: {known})")]
     NoVariant {
@@ -315,13 +294,34 @@ mod tests {
     #[test]
     fn every_embedded_entry_parses_and_lays_out() {
         let all = entries().unwrap();
-        assert!(all.len() >= 5);
+        assert!(all.len() >= 60, "{} entries", all.len());
+        let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "catalog names are unique");
         for e in &all {
             for f in e.ftypes() {
                 let t = e.tensors(f).unwrap();
                 assert!(t.iter().any(|t| t.name == "token_embd.weight"));
             }
         }
+    }
+
+    #[test]
+    fn mla_entries_are_written_the_way_the_converter_writes_them() {
+        let text = include_str!("../../model-catalog/pending/deepseek-r1-671b.yaml");
+        let e = parse("deepseek-r1-671b.yaml", text).unwrap();
+        let m = e.metadata(Ftype::Q4KM);
+        let get = |k: &str| m.get(k).and_then(|v| v.as_u64());
+        assert_eq!(get("deepseek2.attention.head_count_kv"), Some(1));
+        assert_eq!(get("deepseek2.attention.key_length"), Some(512 + 64));
+        assert_eq!(get("deepseek2.attention.value_length"), Some(512));
+        assert_eq!(get("deepseek2.attention.key_length_mla"), Some(128 + 64));
+        assert_eq!(get("deepseek2.rope.dimension_count"), Some(64));
+        let t = e.tensors(Ftype::Q4KM).unwrap();
+        assert!(t.iter().any(|t| t.name == "blk.2.ffn_down.weight"));
+        assert!(!t.iter().any(|t| t.name == "blk.3.ffn_down.weight"));
+        assert!(t.iter().any(|t| t.name == "blk.3.ffn_down_shexp.weight"));
     }
 
     #[test]
