@@ -54,46 +54,119 @@ fn smollm2_answers_in_english_and_the_self_check_holds() {
     assert_self_check(&d);
 }
 
-#[test]
-fn gemma3_self_check_holds_and_the_missing_template_is_named() {
-    let m = common::gemma3();
-    let d = run_json(&[
+const BASE_LINE: &str = "base model: it continues text, it does not chat";
+
+/// `run --model M --prompt P --temp 0 ... --json EXTRA`: the document and stderr.
+fn run_greedy(model: &std::path::Path, prompt: &str, extra: &[&str]) -> (Value, String) {
+    let mut args = vec![
         "run",
         "--model",
-        m.to_str().unwrap(),
-        "--prompt",
-        "Hello",
-        "--max-tokens",
-        "8",
-        "--accept-degraded",
-        "--json",
-    ]);
-    assert!(d["template_note"].as_str().unwrap().contains("'gemma'"));
-    assert_self_check(&d);
-    // A base model: plain completion without the template.
-    let d = run_json(&[
-        "run",
-        "--model",
-        m.to_str().unwrap(),
-        "--raw",
+        model.to_str().unwrap(),
         // Greedy completion of a 270M base model is near a tie here: the f16 cache keeps the
         // answer this test was written against (a q8_0 cache, ranked as good, flips it).
         "--kv",
         "f16",
+        "--ctx",
+        "4096",
         "--prompt",
-        "The capital of France is",
+        prompt,
         "--temp",
         "0",
         "--max-tokens",
         "12",
         "--accept-degraded",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let doc = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (doc, err)
+}
+
+#[test]
+fn gemma3_is_a_base_model_completed_as_plain_text_unless_chat_is_forced() {
+    let m = common::gemma3();
+    let prompt = "The capital of France is";
+    // No chat template, no instruct tag: one line says so, and the prompt is completed raw.
+    let (d, err) = run_greedy(&m, prompt, &[]);
+    assert_eq!(err.matches(BASE_LINE).count(), 1, "{err}");
+    assert!(err.contains("`--chat` forces a chat template"), "{err}");
+    assert_eq!(d["base_model"], true, "{d}");
+    assert_eq!(d["prompt_format"], "raw", "{d}");
+    assert!(d["base_model_note"]
+        .as_str()
+        .unwrap()
+        .starts_with(BASE_LINE));
+    assert_eq!(d["template_note"], Value::Null, "{d}");
+    assert_self_check(&d);
     let answer = d["answer"].as_str().unwrap();
     assert!(
         answer.to_lowercase().contains("france") || answer.contains("Paris"),
         "{answer}"
     );
+    // The same tokens as an explicit --raw run: the same greedy answer.
+    let (raw, _) = run_greedy(&m, prompt, &["--raw"]);
+    assert_eq!(raw["answer"], d["answer"]);
+    assert_eq!(raw["stats"]["prompt_tokens"], d["stats"]["prompt_tokens"]);
+    assert_eq!(raw["prompt_format"], "raw");
+    // --chat forces llama.cpp's built-in Gemma template: the prompt grows by its turn
+    // markers, and the note on the missing template comes back.
+    let (chat, err) = run_greedy(&m, prompt, &["--chat"]);
+    assert_eq!(chat["prompt_format"], "chat_template", "{chat}");
+    assert_eq!(chat["base_model"], true);
+    assert!(
+        err.contains(BASE_LINE) && err.contains("`--chat` wraps"),
+        "{err}"
+    );
+    assert!(chat["template_note"].as_str().unwrap().contains("'gemma'"));
+    let tokens = |d: &Value| d["stats"]["prompt_tokens"].as_u64().unwrap();
+    assert!(tokens(&chat) > tokens(&d) + 4, "{chat} {d}");
+    // --raw and --chat contradict each other: bad input, nothing run.
+    let (code, out, err) = run(&[
+        "run",
+        "--model",
+        m.to_str().unwrap(),
+        "--raw",
+        "--chat",
+        "--prompt",
+        "Hi",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty() && err.contains("--chat"), "{err}");
+}
+
+/// The detection on the two real files, read by layerfit's own GGUF reader.
+#[test]
+fn the_real_files_are_told_apart_from_their_headers() {
+    use layerfit::model::purpose::{detect, ChatEvidence, ModelPurpose};
+    let meta = |p: std::path::PathBuf| layerfit::gguf::open_model(&p).unwrap().metadata().clone();
+    assert_eq!(detect(&meta(common::gemma3())), ModelPurpose::Base);
+    assert_eq!(
+        detect(&meta(common::smollm2())),
+        ModelPurpose::Chat(ChatEvidence::Template {
+            key: "tokenizer.chat_template".into()
+        })
+    );
+}
+
+#[test]
+fn smollm2_is_a_chat_model() {
+    let m = common::smollm2();
+    let (d, err) = run_greedy(&m, "What is the capital of France?", &[]);
+    assert_eq!(d["base_model"], false, "{d}");
+    assert_eq!(d["base_model_note"], Value::Null, "{d}");
+    assert_eq!(d["prompt_format"], "chat_template", "{d}");
+    assert!(!err.contains("base model"), "{err}");
+    // Its own template: no stand-in note.
+    assert_eq!(d["template_note"], Value::Null, "{d}");
+    // --raw still completes a chat model as plain text, with fewer prompt tokens.
+    let (raw, err) = run_greedy(&m, "What is the capital of France?", &["--raw"]);
+    assert_eq!(raw["prompt_format"], "raw", "{raw}");
+    assert_eq!(raw["base_model"], false);
+    assert!(!err.contains("base model"), "{err}");
+    let tokens = |d: &Value| d["stats"]["prompt_tokens"].as_u64().unwrap();
+    assert!(tokens(&raw) < tokens(&d), "{raw} {d}");
 }
 
 #[test]

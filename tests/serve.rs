@@ -1,4 +1,5 @@
-//! `layerfit serve` on the real SmolLM2 model, driven by clients nobody here wrote: the
+//! `layerfit serve` on the real SmolLM2 model (and the base Gemma 3 270M), driven by clients
+//! nobody here wrote: the
 //! official `openai` Python client (tests/serve_client.py; `LAYERFIT_TEST_PYTHON` names a
 //! Python that has it, tests/run.sh prepares one) and plain HTTP for what a client library
 //! hides (bad JSON, a huge body, a dropped stream, SIGTERM).
@@ -19,7 +20,10 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let model = common::smollm2();
+        Server::start_model(&common::smollm2(), "4", extra)
+    }
+
+    fn start_model(model: &std::path::Path, parallel: &str, extra: &[&str]) -> Server {
         let mut c = Command::new(env!("CARGO_BIN_EXE_layerfit"));
         common::isolate(&mut c);
         let child = c
@@ -34,7 +38,7 @@ impl Server {
             ])
             .args([
                 "--parallel",
-                "4",
+                parallel,
                 "--threads",
                 "2",
                 "--accept-degraded",
@@ -143,13 +147,13 @@ impl Drop for Server {
 
 const KEY: &str = "test-key-5150";
 
-#[test]
-fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_independent() {
-    let server = Server::start(&["--api-key", KEY]);
+/// tests/serve_client.py against a server: the figures it prints.
+fn openai_client(server: &Server, mode: &[&str]) -> serde_json::Value {
     let python = std::env::var("LAYERFIT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/serve_client.py");
     let out = Command::new(&python)
         .args([script, &format!("http://{}/v1", server.addr), KEY])
+        .args(mode)
         .output()
         .unwrap_or_else(|e| {
             panic!("{python}: {e} (tests/run.sh prepares a Python with the openai package)")
@@ -164,7 +168,13 @@ fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_indepe
         "{err}\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_independent() {
+    let server = Server::start(&["--api-key", KEY]);
+    let figures = openai_client(&server, &[]);
     assert!(
         figures["answer"].as_str().unwrap().contains("Paris"),
         "{figures}"
@@ -179,6 +189,63 @@ fn the_openai_client_gets_answers_streams_and_errors_and_four_clients_are_indepe
         "{log}"
     );
     assert!(!log.contains(KEY), "the key was logged: {log}");
+    assert!(!log.contains("base model"), "{log}");
+}
+
+const BASE_LINE: &str = "base model: it continues text, it does not chat";
+
+/// A request's JSON body through curl, parsed.
+fn post(server: &Server, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, b) = server.http("POST", path, Some(KEY), body.to_string().as_bytes());
+    assert_eq!(status, 200, "{b}");
+    serde_json::from_str(&b).unwrap()
+}
+
+#[test]
+fn a_base_model_s_chat_messages_are_completed_as_plain_text_unless_chat_is_forced() {
+    let gemma = common::gemma3();
+    let server = Server::start_model(&gemma, "2", &["--api-key", KEY]);
+    let figures = openai_client(&server, &["base"]);
+    assert_eq!(figures["meta"]["base_model"], true, "{figures}");
+    assert_eq!(figures["chat"], figures["completion"], "{figures}");
+    let raw_tokens = figures["prompt_tokens"].as_u64().unwrap();
+    let log = server.log.clone();
+    assert!(server.stop().success());
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.matches(BASE_LINE).count(), 1, "{log}");
+    assert!(log.contains("`--chat` forces a chat template"), "{log}");
+
+    // `serve --chat`: the same messages go through llama.cpp's built-in Gemma template.
+    let server = Server::start_model(&gemma, "1", &["--api-key", KEY, "--chat"]);
+    let (status, models) = server.http("GET", "/v1/models", Some(KEY), b"");
+    assert_eq!(status, 200, "{models}");
+    let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+    let meta = &models["data"][0]["meta"];
+    assert_eq!(meta["base_model"], true, "{models}");
+    assert_eq!(meta["chat_prompt_format"], "chat_template", "{models}");
+    let r = post(
+        &server,
+        "/v1/chat/completions",
+        serde_json::json!({
+            "messages": [
+                {"role": "system", "content": "Facts about Europe."},
+                {"role": "user", "content": "The capital of France is"},
+            ],
+            "max_tokens": 4,
+            "temperature": 0,
+        }),
+    );
+    assert_eq!(r["object"], "chat.completion", "{r}");
+    assert_eq!(r["layerfit"]["prompt_format"], "chat_template", "{r}");
+    assert_eq!(r["layerfit"]["base_model"], true, "{r}");
+    assert!(
+        r["usage"]["prompt_tokens"].as_u64().unwrap() > raw_tokens + 4,
+        "{r} against {raw_tokens} plain-text tokens"
+    );
+    let log = server.log.clone();
+    assert!(server.stop().success());
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("`--chat` wraps"), "{log}");
 }
 
 #[test]

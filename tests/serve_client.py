@@ -2,8 +2,10 @@
 would: the models list, a chat completion, a streamed one, a text completion, the degraded
 header and field on each, four concurrent clients answered as each is alone, and the errors
 a client gets for a wrong key and an impossible max_tokens (the server keeps serving).
+With `base`, the server runs a base model instead: its chat messages are completed as plain
+text, exactly as the same text sent to /v1/completions.
 
-    python tests/serve_client.py BASE_URL API_KEY
+    python tests/serve_client.py BASE_URL API_KEY [base]
 
 Prints one JSON line of figures; exits non-zero (an assertion) on any failure.
 """
@@ -20,6 +22,47 @@ models = client.models.list()
 ids = [m.id for m in models.data]
 assert len(ids) == 1, ids
 model = ids[0]
+meta = models.data[0].model_extra["meta"]
+
+
+def base_model_case():
+    """A base model: the chat endpoint completes the messages' text, one line apart."""
+    assert meta["base_model"] is True and meta["chat_prompt_format"] == "raw", meta
+    messages = [
+        {"role": "system", "content": "Facts about Europe."},
+        {"role": "user", "content": "The capital of France is"},
+    ]
+    r = client.chat.completions.create(model=model, messages=messages, max_tokens=12, temperature=0)
+    ext = r.model_extra["layerfit"]
+    assert ext["base_model"] is True and ext["prompt_format"] == "raw", ext
+    chat = r.choices[0].message.content
+    assert r.choices[0].message.role == "assistant" and r.object == "chat.completion", r
+    assert r.choices[0].finish_reason in ("stop", "length")
+    c = client.completions.create(
+        model=model, prompt="Facts about Europe.\nThe capital of France is", max_tokens=12, temperature=0
+    )
+    assert c.choices[0].text == chat, (c.choices[0].text, chat)
+    assert c.usage.prompt_tokens == r.usage.prompt_tokens, (c.usage, r.usage)
+    assert c.model_extra["layerfit"]["prompt_format"] == "raw"
+    stream = client.chat.completions.create(
+        model=model, messages=messages, max_tokens=12, temperature=0, stream=True
+    )
+    chunks = list(stream)
+    assert chunks[0].model_extra["layerfit"]["prompt_format"] == "raw", chunks[0]
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == chat, (streamed, chat)
+    print(json.dumps({
+        "model": model, "meta": meta, "chat": chat, "completion": c.choices[0].text,
+        "prompt_tokens": r.usage.prompt_tokens,
+    }))
+    sys.exit(0)
+
+
+if sys.argv[3:] == ["base"]:
+    base_model_case()
+
+# A chat model: its messages go through its chat template.
+assert meta["base_model"] is False and meta["chat_prompt_format"] == "chat_template", meta
 
 
 def ask(text, max_tokens=16):
@@ -33,6 +76,7 @@ def ask(text, max_tokens=16):
     r = raw.parse()
     ext = r.model_extra["layerfit"]
     assert ext["degraded"] is True and ext["reasons"], ext
+    assert ext["base_model"] is False and ext["prompt_format"] == "chat_template", ext
     return r
 
 
@@ -60,6 +104,7 @@ assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 c = client.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0)
 assert c.choices[0].text.strip(), c
 assert c.model_extra["layerfit"]["degraded"] is True
+assert c.model_extra["layerfit"]["prompt_format"] == "raw"
 
 # Four clients at once, each answered as it is alone (temperature 0).
 prompts = [

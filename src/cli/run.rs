@@ -5,6 +5,7 @@
 
 use super::output::{self, Printer};
 use super::planning::PlanArgs;
+use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::engine::self_check::Check;
@@ -47,10 +48,14 @@ pub struct Args {
     /// Lock the weights in RAM (mlock).
     #[arg(long)]
     pub mlock: bool,
-    /// Plain text completion, no chat template (base models such as the Gemma 3 270M file
-    /// here, which has no template and is not instruction-tuned).
-    #[arg(long)]
+    /// Plain text completion, no chat template, for any model (a base model, one with no
+    /// chat template and no chat or instruct tag, is completed this way already).
+    #[arg(long, conflicts_with = "chat")]
     pub raw: bool,
+    /// Wrap the prompt in a chat template even for a base model (the file's template, else
+    /// llama.cpp's built-in one for the architecture).
+    #[arg(long)]
+    pub chat: bool,
     /// With --prompt: print one JSON document (answer, self-check, speed, peak RSS)
     /// (docs/json-schema.md).
     #[arg(long, requires = "prompt")]
@@ -77,6 +82,13 @@ pub(super) struct RunDoc<'a> {
     model: String,
     verdict: Verdict,
     degradations: &'a [String],
+    /// The model has no chat template and no chat or instruct tag (docs/json-schema.md).
+    base_model: bool,
+    /// The line printed for a base model, saying how it is run and how to override that.
+    base_model_note: Option<&'a str>,
+    /// How the prompt reached the model: `chat_template` or `raw` (plain text).
+    prompt_format: PromptFormat,
+    /// Why llama.cpp's built-in template stands in for the file's; `null` when none is used.
     template_note: Option<&'a str>,
     self_check: &'a [Check],
     stats: &'a GenStats,
@@ -102,6 +114,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
+    let format = PromptFormat::choose(&prep.purpose, args.raw, args.chat);
+    let base_note = base_model_note(&prep.purpose, format);
+    if let Some(n) = &base_note {
+        output::note(n);
+    }
     let interactive = std::io::stdin().is_terminal() && args.prompt.is_none();
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
         for d in &prep.degradations {
@@ -153,7 +170,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let mut session = Session::load(&cfg, &mut |p| bar.set_position((p * 1000.0) as u64))
         .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
     bar.finish_and_clear();
-    if let (Some(n), false) = (&session.template_note, args.raw) {
+    // The template note matters only when a template is applied.
+    let template_note = match format {
+        PromptFormat::ChatTemplate => session.template_note.clone(),
+        PromptFormat::Raw => None,
+    };
+    if let Some(n) = &template_note {
         output::note(n);
     }
     let checks = crate::engine::self_check::self_check(
@@ -180,7 +202,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         opts,
         banner: degraded_banner(&prep),
         stream: true,
-        raw: args.raw,
+        format,
         // VRAM is read (NVML) only when the plan put something on a GPU.
         watch_vram: prep
             .expected
@@ -201,7 +223,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 model: prep.label.clone(),
                 verdict: prep.verdict,
                 degradations: &prep.degradations,
-                template_note: session.template_note.as_deref(),
+                base_model: prep.purpose.is_base(),
+                base_model_note: base_note.as_deref(),
+                prompt_format: format,
+                template_note: template_note.as_deref(),
                 self_check: &checks,
                 prompt_tokens_per_s: stats.prompt_tokens_per_s(),
                 decode_tokens_per_s: stats.decode_tokens_per_s(),
@@ -215,8 +240,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     if interactive {
+        let what = match format {
+            PromptFormat::ChatTemplate => "chat with",
+            PromptFormat::Raw => "plain-text completion (each line continues the text) with",
+        };
         printer.line(&format!(
-            "chat with {} ({} tokens of context); /exit or Ctrl-D to quit, Ctrl-C stops an answer",
+            "{what} {} ({} tokens of context); /exit or Ctrl-D to quit, Ctrl-C stops an answer",
             prep.label,
             session.n_ctx()
         ));
@@ -254,7 +283,7 @@ struct Turn<'a> {
     banner: Option<String>,
     /// Print the answer as it is generated (not with --json).
     stream: bool,
-    raw: bool,
+    format: PromptFormat,
     watch_vram: bool,
     printer: &'a Printer,
 }
@@ -271,14 +300,9 @@ fn answer(
         .saturating_sub(turn.opts.max_tokens.min(session.n_ctx() / 2)) as usize;
     let mut trimmed = 0;
     let tokens = loop {
-        let text = if turn.raw {
-            history
-                .iter()
-                .map(|m| m.1.as_str())
-                .collect::<Vec<_>>()
-                .join("")
-        } else {
-            session.format(history, true).map_err(internal)?
+        let text = match turn.format {
+            PromptFormat::Raw => crate::engine::session::plain_text(history),
+            PromptFormat::ChatTemplate => session.format(history, true).map_err(internal)?,
         };
         let t = session.tokenize(&text, true);
         let first = usize::from(history.first().is_some_and(|m| m.0 == "system"));

@@ -8,6 +8,7 @@ use super::Failure;
 use crate::bytes::Bytes;
 use crate::emit::{RunFile, RunSettings};
 use crate::hardware::usable::{built_backends, for_this_binary};
+use crate::model::purpose::{self, ModelPurpose};
 use crate::model::Shape;
 use crate::model_source::ModelSource;
 use crate::plan::{plan_fixed, plan_gpu_unused, DeviceUse, Fixed, Requirements, Verdict};
@@ -27,6 +28,37 @@ pub(super) struct Prepared {
     pub speed: Option<crate::plan::Speed>,
     /// The plan itself (`serve`'s `/v1/layerfit/plan`).
     pub plan: crate::plan::Plan,
+    /// Chat or base model, from the file's metadata (`model::purpose`).
+    pub purpose: ModelPurpose,
+}
+
+/// How the prompt reaches the model: through a chat template, or as plain text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum PromptFormat {
+    ChatTemplate,
+    Raw,
+}
+
+impl PromptFormat {
+    /// A base model is completed as plain text unless `--chat` forces a template; `--raw`
+    /// (which clap keeps apart from `--chat`) completes any model as plain text.
+    pub fn choose(purpose: &ModelPurpose, raw: bool, chat: bool) -> PromptFormat {
+        if raw || (purpose.is_base() && !chat) {
+            PromptFormat::Raw
+        } else {
+            PromptFormat::ChatTemplate
+        }
+    }
+}
+
+/// The one line `run` and `serve` print (and `run --json` carries) for a base model, saying
+/// what is done with it and how to override that; `None` for a chat model.
+pub(super) fn base_model_note(purpose: &ModelPurpose, format: PromptFormat) -> Option<String> {
+    purpose.is_base().then(|| match format {
+        PromptFormat::Raw => "base model: it continues text, it does not chat: the prompt is completed as plain text (`--chat` forces a chat template)".to_string(),
+        PromptFormat::ChatTemplate => "base model: it continues text, it does not chat: `--chat` wraps the prompt in a chat template anyway".to_string(),
+    })
 }
 
 impl Prepared {
@@ -146,6 +178,7 @@ pub(super) fn prepare(plan: &PlanArgs, plan_file: Option<&Path>) -> Result<Prepa
         shape: p.shape,
         speed: p.plan.speed.clone(),
         plan: p.plan.clone(),
+        purpose: purpose::detect(&p.model.metadata),
     })
 }
 
@@ -242,5 +275,6 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
         threads: rf.threads,
         speed: plan.speed.clone(),
         plan,
+        purpose: purpose::detect(&src.metadata),
     })
 }

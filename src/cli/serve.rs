@@ -5,6 +5,7 @@
 
 use super::output::{self, Printer};
 use super::planning::PlanArgs;
+use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
 use crate::engine::session::Session;
 use crate::plan::Verdict;
@@ -40,6 +41,10 @@ pub struct Args {
     /// Lock the weights in RAM (mlock).
     #[arg(long)]
     pub mlock: bool,
+    /// Format `/v1/chat/completions` messages with a chat template even for a base model
+    /// (without it a base model's messages are completed as plain text; docs/serve.md).
+    #[arg(long)]
+    pub chat: bool,
 }
 
 fn loopback(host: &str) -> bool {
@@ -51,6 +56,10 @@ fn loopback(host: &str) -> bool {
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
+    let format = PromptFormat::choose(&prep.purpose, false, args.chat);
+    if let Some(n) = base_model_note(&prep.purpose, format) {
+        output::note(&n);
+    }
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
         for d in &prep.degradations {
             printer.warning(d);
@@ -73,7 +82,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     ));
     let session =
         Session::load(&cfg, &mut |_| {}).map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
-    if let Some(n) = &session.template_note {
+    if let (Some(n), PromptFormat::ChatTemplate) = (&session.template_note, format) {
         output::note(n);
     }
     let checks = crate::engine::self_check::self_check(
@@ -123,6 +132,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 )
             })
             .collect(),
+        base_model: prep.purpose.is_base(),
+        chat_as_plain_text: format == PromptFormat::Raw,
     };
     let label = prep.label.clone();
     serve(settings, session, &|addr| {

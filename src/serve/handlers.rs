@@ -130,13 +130,17 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
         Err(e) => return error(&e),
     };
     let model = &app.model.0;
-    let text = if chat {
+    let plain = !chat || app.settings.chat_as_plain_text;
+    let text = if !chat {
+        r.prompt.clone().unwrap_or_default()
+    } else if plain {
+        // A base model continues text: the messages as plain text (docs/serve.md).
+        crate::engine::session::plain_text(&r.messages)
+    } else {
         match model.format(&r.messages, true) {
             Ok(t) => t,
             Err(e) => return error(&ApiError::bad("template_failed", e.to_string())),
         }
-    } else {
-        r.prompt.clone().unwrap_or_default()
     };
     let prompt = model.tokenize(&text, true);
     let ctx = app.n_ctx_seq as usize;
@@ -200,7 +204,12 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
         created,
         model: &name,
     };
-    let ext = openai::extension(&app.settings.degraded, app.alert().as_deref());
+    let ext = openai::extension(
+        &app.settings.degraded,
+        app.alert().as_deref(),
+        app.settings.base_model,
+        plain,
+    );
     let banner = (app.settings.banner_in_text && !app.settings.degraded.is_empty())
         .then(|| format!("[DEGRADED MODE: {}]\n", app.settings.degraded.join("; ")));
     let mut guard = CancelOnDrop(cancelled, false);
@@ -301,7 +310,11 @@ fn rand_id() -> u64 {
 async fn models(State(app): St) -> Response {
     Json(json!({"object": "list", "data": [{
         "id": app.settings.model_name, "object": "model", "created": app.started, "owned_by": "layerfit",
-        "meta": {"n_ctx": app.n_ctx_seq, "parallel": app.settings.parallel}
+        "meta": {
+            "n_ctx": app.n_ctx_seq, "parallel": app.settings.parallel,
+            "base_model": app.settings.base_model,
+            "chat_prompt_format": openai::prompt_format(app.settings.chat_as_plain_text),
+        }
     }]}))
     .into_response()
 }

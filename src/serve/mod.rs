@@ -33,6 +33,11 @@ pub struct ServeSettings {
     pub watch_vram: bool,
     /// Planned bytes per device: (device, weights, kv, compute), for `/metrics`.
     pub planned: Vec<(String, u64, u64, u64)>,
+    /// The model has no chat template and no chat or instruct tag (`model::purpose`).
+    pub base_model: bool,
+    /// `/v1/chat/completions` completes the messages as plain text (`plain_text`) instead
+    /// of formatting them with a chat template: a base model, unless `serve --chat`.
+    pub chat_as_plain_text: bool,
 }
 
 /// The loaded model, shared: the engine thread alone decodes; request handlers only format

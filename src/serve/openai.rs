@@ -195,9 +195,27 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-/// The extension every response carries: whether the server runs degraded, and why.
-pub fn extension(degraded: &[String], memory_alert: Option<&str>) -> Value {
-    json!({"degraded": !degraded.is_empty(), "reasons": degraded, "memory_alert": memory_alert})
+/// The extension every response carries: whether the server runs degraded, and why; whether
+/// the model is a base model, and how this request's prompt reached it.
+pub fn extension(
+    degraded: &[String],
+    memory_alert: Option<&str>,
+    base_model: bool,
+    plain_text: bool,
+) -> Value {
+    json!({
+        "degraded": !degraded.is_empty(), "reasons": degraded, "memory_alert": memory_alert,
+        "base_model": base_model, "prompt_format": prompt_format(plain_text),
+    })
+}
+
+/// `raw` (plain text) or `chat_template`, as `run --json` names them.
+pub fn prompt_format(plain_text: bool) -> &'static str {
+    if plain_text {
+        "raw"
+    } else {
+        "chat_template"
+    }
 }
 
 pub struct Usage {
@@ -293,6 +311,18 @@ mod tests {
             assert_eq!(e.status, 400);
             assert_eq!(e.body()["error"]["type"], "invalid_request_error");
         }
+    }
+
+    #[test]
+    fn the_extension_says_how_the_prompt_reached_the_model() {
+        let e = extension(&["no GPU".into()], None, true, true);
+        assert_eq!(
+            (&e["degraded"], &e["base_model"], &e["prompt_format"]),
+            (&json!(true), &json!(true), &json!("raw"))
+        );
+        let e = extension(&[], Some("RAM at 96%"), false, false);
+        assert_eq!(e["prompt_format"], "chat_template");
+        assert_eq!(e["memory_alert"], "RAM at 96%");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 mod text;
 
+pub use text::plain_text;
+
 use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};
 use crate::ggml_type::GgmlType;
 use llama_cpp_sys_2 as sys;

@@ -1,5 +1,5 @@
-//! A session's text: the conversation through the model's chat template, text to tokens
-//! and tokens back to bytes.
+//! A session's text: the conversation through the model's chat template (or as plain text,
+//! for a base model), text to tokens and tokens back to bytes.
 
 use super::Session;
 use crate::engine::measure::EngineError;
@@ -83,6 +83,18 @@ impl Session {
     }
 }
 
+/// The conversation as plain text, for a base model (or `--raw`): the messages' contents in
+/// order, one newline between two messages, roles left out and nothing added at the end, so
+/// that one message is exactly its text (`run --prompt T --raw` and `/v1/completions` with
+/// `prompt: T` see the same tokens).
+pub fn plain_text(messages: &[(String, String)]) -> String {
+    messages
+        .iter()
+        .map(|(_, content)| content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Calls a llama.cpp function that fills a buffer and returns the count written, or minus
 /// the size it needs when the buffer is too small.
 fn fill<T: Default + Clone>(initial: usize, mut f: impl FnMut(&mut [T]) -> i32) -> Vec<T> {
@@ -94,4 +106,27 @@ fn fill<T: Default + Clone>(initial: usize, mut f: impl FnMut(&mut [T]) -> i32) 
     }
     buf.truncate(n.max(0) as usize);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_text;
+
+    #[test]
+    fn plain_text_is_the_contents_one_line_apart() {
+        let m = |r: &str, c: &str| (r.to_string(), c.to_string());
+        assert_eq!(
+            plain_text(&[m("user", "The capital of France is")]),
+            "The capital of France is"
+        );
+        assert_eq!(
+            plain_text(&[
+                m("system", "Facts."),
+                m("user", "Paris is"),
+                m("assistant", " a city")
+            ]),
+            "Facts.\nParis is\n a city"
+        );
+        assert_eq!(plain_text(&[]), "");
+    }
 }
