@@ -15,6 +15,25 @@ fn main() {
     version_facts();
     embed("model-catalog", &Path::new(&out).join("catalog_files.rs"));
     embed("profiles", &Path::new(&out).join("profile_files.rs"));
+    verified_architectures(&Path::new(&out).join("verified_archs.rs"));
+}
+
+/// `&[names]` of the architectures docs/architectures.md (written by the architecture sweep,
+/// tests/arch-sweep.sh) marks `exact`: layerfit's `rules_verified` comes from it.
+fn verified_architectures(out: &Path) {
+    let doc =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("docs/architectures.md");
+    println!("cargo:rerun-if-changed={}", doc.display());
+    let text = std::fs::read_to_string(&doc).unwrap_or_default();
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() > 3 && cells[cells.len() - 3] == "exact")
+                .then(|| cells[1].trim_matches('`').to_string())
+        })
+        .collect();
+    std::fs::write(out, format!("&{names:?}\n")).unwrap();
 }
 
 /// Writes `&[(file name, contents)]` for the YAML files of `dir`, sorted by name.

@@ -5,7 +5,9 @@
 use crate::bytes::Bytes;
 use crate::ggml_type::{GgmlType, KV_CACHE_TYPES};
 use crate::gguf::ModelFile;
-use crate::memory::{compute_buffers, kv_cache, weights, CacheConfig, ComputeEstimate, Weights};
+use crate::memory::{
+    compute_buffers, kv_cache, model_weights, CacheConfig, ComputeEstimate, Weights,
+};
 use crate::model::{Shape, ShapeError, SwaKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -112,7 +114,7 @@ pub struct ComputeInfo {
 pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeError> {
     let tensor_vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), tensor_vocab)?;
-    let w = weights(file.tensors(), shape.block_count as usize);
+    let w = model_weights(&shape, file.tensors());
     let mut notes = Vec::new();
 
     let mut bytes = BTreeMap::new();

@@ -6,7 +6,7 @@ use crate::bytes::Bytes;
 use crate::catalog::{self, quant::Ftype};
 use crate::fetch::{self, name::RemoteName};
 use crate::gguf::{open_model, Metadata, TensorInfo};
-use crate::memory::weights;
+use crate::memory::model_weights;
 use crate::model::Shape;
 use crate::plan::choose::ModelOption;
 use crate::plan::PlanInput;
@@ -201,7 +201,7 @@ impl ModelSource {
     /// What the planner needs from this model, for a CPU with these SIMD features.
     pub fn plan_input(&self, cpu_simd: &[String]) -> Result<PlanInput, ModelSourceError> {
         let shape = self.shape()?;
-        let w = weights(&self.tensors, shape.block_count as usize);
+        let w = model_weights(&shape, &self.tensors);
         let mut input = PlanInput::new(shape, w, &self.tensors, cpu_simd);
         input.quant = self.quant();
         Ok(input)

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::arch_inputs::{self, Hint};
+
 use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::{GgufWriter, WriteValue};
 use layerfit::memory::CacheConfig;
@@ -133,21 +135,9 @@ fn qwen3moe_experts() {
 
 #[test]
 fn deepseek2_mla() {
+    // Latent attention (key_length_mla, kv_lora_rank, ...), one leading dense block, experts.
     let p = build("deepseek2", 4, |w| {
-        let k = |s: &str| format!("deepseek2.{s}");
-        w.kv(&k("attention.head_count_kv"), WriteValue::U32(1))
-            .kv(&k("attention.key_length"), WriteValue::U32(192))
-            .kv(&k("attention.value_length"), WriteValue::U32(128))
-            .kv(&k("attention.key_length_mla"), WriteValue::U32(128))
-            .kv(&k("attention.value_length_mla"), WriteValue::U32(64))
-            .kv(&k("attention.q_lora_rank"), WriteValue::U32(192))
-            .kv(&k("attention.kv_lora_rank"), WriteValue::U32(128))
-            .kv(&k("rope.dimension_count"), WriteValue::U32(64))
-            .kv(&k("leading_dense_block_count"), WriteValue::U32(1))
-            .kv(&k("expert_count"), WriteValue::U32(8))
-            .kv(&k("expert_used_count"), WriteValue::U32(2))
-            .kv(&k("expert_shared_count"), WriteValue::U32(1))
-            .kv(&k("expert_feed_forward_length"), WriteValue::U32(256));
+        arch_inputs::prepare(w, "deepseek2", &[Hint::Mla, Hint::Moe]);
     });
     assert_matches_engine(&p, &CONTEXTS, &TYPES);
 }
@@ -181,4 +171,56 @@ fn jamba_hybrid_attention_and_ssm_layers() {
         ssm_keys(w, "jamba");
     });
     assert_matches_engine(&p, &CONTEXTS, &TYPES);
+}
+
+/// A header shaped like Qwen3.5 (8 blocks, every 4th one full attention, the rest gated
+/// delta-net): the KV cache on the 2 attention blocks only, the recurrent state on the other 6,
+/// both to llama.cpp's byte, and `inspect --json` says so (`model.recurrent_layers`,
+/// `kv_cache.recurrent_state_bytes`, `kv_cache.bytes`, `model.rules_verified`).
+#[test]
+fn qwen35_hybrid_every_fourth_block_attends() {
+    let p = build("qwen35", 8, |w| {
+        // Delta-net widths and the blocks' fused projections (tests/common/arch_inputs.rs).
+        arch_inputs::prepare(w, "qwen35", &[]);
+        w.kv(
+            "qwen35.rope.dimension_sections",
+            WriteValue::ArrI32(vec![8, 8, 8, 0]),
+        )
+        .kv("qwen35.full_attention_interval", WriteValue::U32(4));
+    });
+    assert_matches_engine(&p, &CONTEXTS, &TYPES);
+
+    let bin = env!("CARGO_BIN_EXE_layerfit");
+    let (code, out, err) = common::layerfit(bin, &["inspect", p.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    common::assert_schema("inspect", &v);
+    assert_eq!(v["model"]["recurrent_layers"], 6);
+    assert_eq!(
+        v["model"]["rules_verified"], true,
+        "docs/architectures.md lists qwen35 as exact"
+    );
+    let cfg = CacheConfig::default();
+    let m = layerfit::engine::measure::measure(
+        &p,
+        &layerfit::engine::measure::MeasureRequest::for_cache(&cfg, 0),
+    )
+    .unwrap();
+    let state = v["kv_cache"]["recurrent_state_bytes"].as_u64().unwrap();
+    assert!(state > 0);
+    assert!(
+        (state as f64 / 1048576.0 - m.recurrent_state_mib.unwrap()).abs() < 0.006,
+        "recurrent state {state} B against llama.cpp's {:?} MiB",
+        m.recurrent_state_mib
+    );
+    assert_eq!(
+        v["kv_cache"]["bytes"]["f16"].as_u64().unwrap(),
+        m.context_bytes().get(),
+        "KV cache + state at 32768 (f16)"
+    );
+    // The KV cache is on 2 blocks of 8: a quarter of what all 8 would hold.
+    let file = layerfit::gguf::open_model(&p).unwrap();
+    let shape =
+        layerfit::model::Shape::from_metadata(file.metadata(), file.tensor_vocab()).unwrap();
+    assert_eq!(shape.layers.iter().filter(|l| l.has_kv).count(), 2);
 }

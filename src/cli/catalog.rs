@@ -120,7 +120,9 @@ fn verify_file(
             .find(|e| e.name == name)
             .ok_or_else(|| Failure::BadInput(format!("no catalog entry '{name}'")))?,
         None => {
-            // The entry whose architecture and block count match, closest in parameter count.
+            // The entry of the same architecture that agrees best with the file (fewest
+            // differences; then closest in parameter count: SmolLM and SmolLM2 135M have the
+            // same count and differ in their trained context).
             let arch = f
                 .metadata()
                 .get("general.architecture")
@@ -138,7 +140,9 @@ fn verify_file(
                         .tensors(catalog::quant::Ftype::F16)
                         .map(|ts| ts.iter().map(|t| t.n_elements()).sum())
                         .unwrap_or(0);
-                    m.abs_diff(n)
+                    let differences = verify(e, f.metadata(), &tensors, f.tensor_vocab())
+                        .map_or(usize::MAX, |r| r.differences.len());
+                    (differences, m.abs_diff(n))
                 })
                 .ok_or_else(|| {
                     Failure::BadInput(format!(

@@ -100,6 +100,9 @@ pub struct Measurement {
     pub buffers: Vec<BufferUse>,
     /// The logits/embeddings output buffer, read from llama.cpp's log (2-decimal MiB).
     pub output_mib: Option<f64>,
+    /// The recurrent-state buffers (`llama_memory_recurrent`), read from the log (2-decimal
+    /// MiB); `None` for a model without recurrent layers.
+    pub recurrent_state_mib: Option<f64>,
     /// Whether flash attention ended up on (after llama.cpp's automatic resolution).
     pub flash_attn: Option<bool>,
     /// The context llama.cpp actually created (`llama_n_ctx`, padded).
@@ -198,6 +201,7 @@ pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineE
     match result {
         Ok(mut m) => {
             m.output_mib = parse_output_mib(&log);
+            m.recurrent_state_mib = parse_buffer_mib(&log, "RS buffer size");
             m.flash_attn = parse_flash_attn(&log).or(req.flash_attn);
             Ok(m)
         }
@@ -268,6 +272,7 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         model_size: Bytes(sys::llama_model_size(model)),
         buffers,
         output_mib: None,
+        recurrent_state_mib: None,
         flash_attn: None,
         n_ctx: sys::llama_n_ctx(ctx),
     };
@@ -308,8 +313,13 @@ pub unsafe fn breakdown_of(ctx: *const sys::llama_context) -> Vec<BufferUse> {
 }
 
 fn parse_output_mib(log: &[String]) -> Option<f64> {
+    parse_buffer_mib(log, "output buffer size")
+}
+
+/// The sum of the log's `<what> = N MiB` lines (2-decimal MiB).
+fn parse_buffer_mib(log: &[String], what: &str) -> Option<f64> {
     log.iter()
-        .filter(|l| l.contains("output buffer size"))
+        .filter(|l| l.contains(what))
         .filter_map(|l| {
             l.split('=')
                 .nth(1)?

@@ -113,6 +113,11 @@ impl GgufWriter {
         self
     }
 
+    /// The value written under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&WriteValue> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     pub fn remove_kv(&mut self, key: &str) -> &mut Self {
         self.metadata.retain(|(k, _)| k != key);
         self

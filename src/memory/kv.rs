@@ -157,11 +157,7 @@ pub fn kv_cache(shape: &Shape, cfg: &CacheConfig) -> Result<KvEstimate, KvError>
         };
         if l.has_kv {
             // Hybrid models keep a full-size cache for their attention layers.
-            let c = if l.is_swa && shape.memory == MemoryKind::Attention {
-                swa_cells
-            } else {
-                cells
-            };
+            let c = if l.is_swa { swa_cells } else { cells };
             let row = |t: GgmlType, n: u64| {
                 t.row_size(n).ok_or(KvError::RowNotBlockMultiple {
                     layer: il,

@@ -7,4 +7,4 @@ pub mod weights;
 
 pub use compute::{compute_buffers, ComputeEstimate};
 pub use kv::{kv_cache, CacheConfig, KvError, KvEstimate};
-pub use weights::{weights, Weights};
+pub use weights::{model_weights, weights, Weights};

@@ -84,6 +84,39 @@ pub fn weights<'a>(
     w
 }
 
+/// The weights llama.cpp allocates for a model of `shape`: [`weights`], plus the tied copy
+/// that some architectures' loaders make of the embedding (or output head) before the tensor
+/// itself is created, so both are allocated and counted by `llama_model_size`
+/// ([`crate::model::arch::tied_copy`]).
+pub fn model_weights<'a>(
+    shape: &crate::model::Shape,
+    tensors: impl IntoIterator<Item = &'a TensorInfo>,
+) -> Weights {
+    let tensors: Vec<&TensorInfo> = tensors.into_iter().collect();
+    let mut w = weights(tensors.iter().copied(), shape.block_count as usize);
+    let Some((absent, source)) = crate::model::arch::tied_copy(&shape.architecture) else {
+        return w;
+    };
+    let (mut has_absent, mut copy) = (false, None);
+    for t in tensors {
+        if t.name == absent {
+            has_absent = true;
+        } else if t.name == source {
+            copy = Some(t.n_bytes());
+        }
+    }
+    if let (false, Some(b)) = (has_absent, copy) {
+        w.total += b;
+        w.outside_blocks += b;
+        if absent.starts_with("token_embd") {
+            w.token_embd += b;
+        } else {
+            w.output += b;
+        }
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,24 @@ pub enum SwaKind {
     Symmetric,
 }
 
+/// Where a sliding window's size comes from, and whether the file can switch it off
+/// (each architecture's `load_arch_hparams`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// `sliding_window` is required.
+    Required,
+    /// `sliding_window`, or this size without it (gemma2).
+    Default(u32),
+    /// SWA is on only when the file carries a non-zero `sliding_window` (gemma3, olmo2).
+    IfPresent,
+    /// Always this size, whatever the file says (exaone-moe).
+    Fixed(u32),
+    /// On when the file carries a non-zero `sliding_window`, at this size (smallthinker).
+    FixedIfPresent(u32),
+    /// On at this size unless the file sets `sliding_window` to 0 (llama4's chunks).
+    FixedUnlessZero(u32),
+}
+
 /// How an architecture marks its sliding-window layers when the file has no explicit
 /// per-layer pattern: `set_swa_pattern(n_pattern, dense_first)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,11 +51,29 @@ pub struct SwaRule {
     /// The default `n_pattern` (a file's `sliding_window_pattern` overrides it).
     pub pattern: u32,
     pub dense_first: bool,
-    /// Window used when the file has no `sliding_window` key (`None`: the key is required,
-    /// or, for `only_if_window`, SWA is off without it).
-    pub default_window: Option<u32>,
-    /// SWA is enabled only when the file carries a non-zero `sliding_window` (gemma3).
-    pub only_if_window: bool,
+    pub window: Window,
+    /// Every attention layer of a hybrid slides (lfm2), instead of a pattern.
+    pub attention_layers: bool,
+}
+
+/// How a hybrid architecture marks its recurrent layers (`hparams.is_recr_impl`) and which
+/// layers `create_memory`'s filters give a KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrence {
+    /// Every layer of a recurrent architecture; none of an attention one.
+    ByMemory,
+    /// Every layer has both a KV cache and a recurrent state (falcon-h1).
+    Both,
+    /// A layer is recurrent when its `head_count_kv` is 0 (jamba, lfm2, granitehybrid, the
+    /// KDA models, ...); the others attend.
+    NoKvHeads,
+    /// nemotron-h: recurrent when it has neither KV heads nor a feed-forward; a layer with a
+    /// feed-forward is a plain MLP block (no cache at all); only main-trunk layers count.
+    NoKvHeadsNoFfn,
+    /// `attention.recurrent_layers` (one bool a layer) when the file has it, otherwise every
+    /// `full_attention_interval`-th layer attends and the rest are recurrent (default period
+    /// given); multi-token-prediction layers are neither (qwen3next, qwen35, minimax-01).
+    Interval(u32),
 }
 
 /// What layerfit knows about an architecture beyond its metadata.
@@ -49,9 +85,8 @@ pub struct ArchRules {
     pub swa_disabled: bool,
     /// Layers from this index on reuse an earlier layer's KV (`n_layer_kv_from_start`).
     pub kv_from_start: Option<u32>,
-    /// Hybrid models: a layer is recurrent when its `head_count_kv` is 0 (jamba, lfm2, ...);
-    /// otherwise every layer has both (falcon-h1).
-    pub recurrent_when_no_kv_heads: bool,
+    /// Which layers of a hybrid model are recurrent (`is_recr_impl` in `load_arch_hparams`).
+    pub recurrence: Recurrence,
     /// The architecture's rules were checked against llama.cpp's own allocations in tests.
     pub verified: bool,
 }
@@ -61,81 +96,195 @@ const ATTENTION: ArchRules = ArchRules {
     swa: None,
     swa_disabled: false,
     kv_from_start: None,
-    recurrent_when_no_kv_heads: false,
+    recurrence: Recurrence::ByMemory,
     verified: false,
 };
 
-const fn swa(kind: SwaKind, pattern: u32, default_window: Option<u32>) -> Option<SwaRule> {
+const fn swa(kind: SwaKind, pattern: u32, window: Window) -> Option<SwaRule> {
     Some(SwaRule {
         kind,
         pattern,
         dense_first: false,
-        default_window,
-        only_if_window: false,
+        window,
+        attention_layers: false,
     })
 }
+
+const fn swa_dense_first(pattern: u32, window: Window) -> Option<SwaRule> {
+    Some(SwaRule {
+        dense_first: true,
+        ..SwaRule {
+            kind: SwaKind::Standard,
+            pattern,
+            dense_first: false,
+            window,
+            attention_layers: false,
+        }
+    })
+}
+
+const fn with_swa(rule: Option<SwaRule>) -> ArchRules {
+    ArchRules {
+        swa: rule,
+        ..ATTENTION
+    }
+}
+
+/// The architectures docs/architectures.md marks exact: the architecture sweep
+/// (tests/arch_sweep.rs) found weights, KV cache, recurrent state and output buffer equal to
+/// llama.cpp's allocation and compute within 5%.
+const VERIFIED: &[&str] = include!(concat!(env!("OUT_DIR"), "/verified_archs.rs"));
 
 /// The rules for `general.architecture` = `arch`. Unknown architectures get plain full
 /// attention on every layer and `verified: false`, which the report says out loud.
 pub fn rules_for(arch: &str) -> ArchRules {
-    let verified = ArchRules {
-        verified: true,
-        ..ATTENTION
-    };
+    ArchRules {
+        verified: VERIFIED.contains(&arch),
+        ..memory_rules(arch)
+    }
+}
+
+fn memory_rules(arch: &str) -> ArchRules {
+    use SwaKind::{Chunked, Standard};
+    use Window::*;
     match arch {
-        "llama" | "qwen2" | "qwen3" | "qwen3moe" | "deepseek2" | "openelm" => verified,
         "phi3" => ArchRules {
             swa_disabled: true,
-            ..verified
+            ..ATTENTION
         },
-        "gemma2" => ArchRules {
-            swa: swa(SwaKind::Standard, 2, Some(4096)),
-            ..verified
-        },
-        "gemma3" => ArchRules {
-            swa: Some(SwaRule {
-                kind: SwaKind::Standard,
-                pattern: 6,
-                dense_first: false,
-                default_window: None,
-                only_if_window: true,
-            }),
-            ..verified
-        },
+        "gemma2" => with_swa(swa(Standard, 2, Default(4096))),
+        "gemma3" => with_swa(swa(Standard, 6, IfPresent)),
         "gemma3n" => ArchRules {
-            swa: swa(SwaKind::Standard, 5, None),
             kv_from_start: Some(20),
-            ..ATTENTION
+            ..with_swa(swa(Standard, 5, Required))
         },
-        "cohere2" => ArchRules {
-            swa: swa(SwaKind::Standard, 4, None),
-            ..ATTENTION
-        },
-        "gpt-oss" => ArchRules {
-            swa: swa(SwaKind::Standard, 2, None),
-            ..ATTENTION
-        },
-        "gemma-embedding" | "bert" | "nomic-bert" | "jina-bert-v2" | "modern-bert" | "neo-bert" => {
-            ArchRules {
-                memory: MemoryKind::None,
-                ..ATTENTION
-            }
+        "cohere2" | "muse-glimmer" => with_swa(swa(Standard, 4, Required)),
+        "gpt-oss" => with_swa(swa(Standard, 2, Required)),
+        "llama4" => with_swa(swa(Chunked, 4, FixedUnlessZero(8192))),
+        "afmoe" | "mellum" | "olmo2" => with_swa(swa(Standard, 4, IfPresent)),
+        "plamo3" => with_swa(swa(Standard, 8, IfPresent)),
+        "cohere2moe" => with_swa(swa_dense_first(4, Required)),
+        "laguna" => with_swa(swa_dense_first(4, IfPresent)),
+        "smallthinker" => with_swa(swa_dense_first(4, FixedIfPresent(4096))),
+        "exaone-moe" => with_swa(swa(Standard, 4, Fixed(128))),
+        // The per-layer pattern array is required: no default period.
+        "granite_swa" | "maple" | "mimo2" | "spark2_5" | "step35" => {
+            with_swa(swa(Standard, 1, Required))
         }
-        "mamba" | "mamba2" | "rwkv6" | "rwkv6qwen2" | "rwkv7" | "arwkv7" => ArchRules {
+        _ if NO_MEMORY.contains(&arch) => ArchRules {
+            memory: MemoryKind::None,
+            ..ATTENTION
+        },
+        _ if RECURRENT.contains(&arch) => ArchRules {
             memory: MemoryKind::Recurrent,
-            verified: arch == "mamba",
             ..ATTENTION
         },
-        "jamba" | "granitehybrid" | "lfm2" => ArchRules {
-            memory: MemoryKind::Hybrid,
-            recurrent_when_no_kv_heads: true,
-            verified: arch == "jamba",
-            ..ATTENTION
+        "falcon-h1" => hybrid(Recurrence::Both),
+        "nemotron_h" | "nemotron_h_moe" => hybrid(Recurrence::NoKvHeadsNoFfn),
+        "qwen3next" | "qwen35" | "qwen35moe" | "qwen4exp" => hybrid(Recurrence::Interval(4)),
+        "minimax-01" => hybrid(Recurrence::Interval(8)),
+        "lfm2" => ArchRules {
+            swa: Some(SwaRule {
+                attention_layers: true,
+                ..SwaRule {
+                    kind: Standard,
+                    pattern: 1,
+                    dense_first: false,
+                    window: IfPresent,
+                    attention_layers: false,
+                }
+            }),
+            ..hybrid(Recurrence::NoKvHeads)
         },
-        "falcon-h1" => ArchRules {
-            memory: MemoryKind::Hybrid,
-            ..ATTENTION
-        },
+        _ if HYBRID.contains(&arch) => hybrid(Recurrence::NoKvHeads),
         _ => ATTENTION,
+    }
+}
+
+/// Architectures whose loader creates the tied copy of a tensor before the tensor itself
+/// (`create_tensor(..., TENSOR_DUPLICATED)` first), so llama.cpp allocates both when the file
+/// ties them: `(the tensor the file lacks, the tensor it is copied from)`. Found by comparing
+/// the creation order in every `src/models/*.cpp`; the architecture sweep checks the bytes.
+pub fn tied_copy(arch: &str) -> Option<(&'static str, &'static str)> {
+    match arch {
+        "gemma3n" | "gemma4" => Some(("output.weight", "token_embd.weight")),
+        "codeshell" => Some(("token_embd.weight", "output.weight")),
+        _ => None,
+    }
+}
+
+const fn hybrid(recurrence: Recurrence) -> ArchRules {
+    ArchRules {
+        memory: MemoryKind::Hybrid,
+        recurrence,
+        ..ATTENTION
+    }
+}
+
+/// `llama_model::create_memory`'s first case: no memory module at all (encoders, diffusion
+/// models, the audio decoder).
+const NO_MEMORY: &[&str] = &[
+    "bert",
+    "jina-bert-v2",
+    "jina-bert-v3",
+    "nomic-bert",
+    "nomic-bert-moe",
+    "neo-bert",
+    "eurobert",
+    "wavtokenizer-dec",
+    "modern-bert",
+    "gemma-embedding",
+    "dream",
+    "llada",
+    "llada-moe",
+    "rnd1",
+    "clef",
+];
+
+/// `llm_arch_is_recurrent`.
+const RECURRENT: &[&str] = &["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"];
+
+/// `llm_arch_is_hybrid`.
+const HYBRID: &[&str] = &[
+    "jamba",
+    "falcon-h1",
+    "plamo2",
+    "granitehybrid",
+    "lfm2",
+    "lfm2moe",
+    "nemotron_h",
+    "nemotron_h_moe",
+    "qwen3next",
+    "kimi-linear",
+    "bailingmoe3",
+    "kimi-k3",
+    "glm5-next",
+    "qwen35",
+    "qwen35moe",
+    "qwen4exp",
+    "deepseek4",
+    "minimax-01",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hybrid_and_recurrent_name_gets_its_memory_kind() {
+        for a in HYBRID {
+            assert_eq!(rules_for(a).memory, MemoryKind::Hybrid, "{a}");
+        }
+        for a in RECURRENT {
+            assert_eq!(rules_for(a).memory, MemoryKind::Recurrent, "{a}");
+        }
+        for a in NO_MEMORY {
+            assert_eq!(rules_for(a).memory, MemoryKind::None, "{a}");
+        }
+        assert_eq!(rules_for("qwen35").recurrence, Recurrence::Interval(4));
+        assert_eq!(rules_for("llama").memory, MemoryKind::Attention);
+        // docs/architectures.md, written by the sweep, is where `verified` comes from.
+        assert!(rules_for("llama").verified);
+        assert!(!rules_for("no-such-architecture").verified);
     }
 }

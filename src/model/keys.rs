@@ -35,6 +35,9 @@ pub const SSM_GROUP_COUNT: &str = "{arch}.ssm.group_count";
 pub const WKV_HEAD_SIZE: &str = "{arch}.wkv.head_size";
 pub const TOKEN_SHIFT_COUNT: &str = "{arch}.token_shift_count";
 pub const SHORTCONV_L_CACHE: &str = "{arch}.shortconv.l_cache";
+pub const KDA_HEAD_DIM: &str = "{arch}.kda.head_dim";
+pub const RECURRENT_LAYERS: &str = "{arch}.attention.recurrent_layers";
+pub const FULL_ATTENTION_INTERVAL: &str = "{arch}.full_attention_interval";
 pub const CAUSAL: &str = "{arch}.attention.causal";
 
 /// Expands a key template for an architecture.

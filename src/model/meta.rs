@@ -2,7 +2,7 @@
 //! name the key, and the two hyperparameter groups `load_hparams` derives from several
 //! keys: the sliding-window pattern and the recurrent state sizes.
 
-use super::arch::{ArchRules, SwaKind};
+use super::arch::{ArchRules, MemoryKind, Recurrence, SwaKind, Window};
 use super::keys::{self, arch_key};
 use super::shape::{RecurrentState, ShapeError};
 use crate::gguf::{Metadata, Value};
@@ -119,8 +119,9 @@ pub(super) fn describe(v: &Value) -> String {
 pub(super) fn sliding_window(
     m: &Meta<'_>,
     rules: &ArchRules,
-    n: usize,
+    attends: &[bool],
 ) -> Result<(SwaKind, u32, Vec<bool>), ShapeError> {
+    let n = attends.len();
     let none = (SwaKind::None, 0, vec![false; n]);
     let Some(rule) = rules.swa else {
         return Ok(none);
@@ -129,19 +130,27 @@ pub(super) fn sliding_window(
         return Ok(none);
     }
     let window = m.u32_opt(keys::SLIDING_WINDOW)?;
-    let n_swa = match (window, rule.only_if_window, rule.default_window) {
-        (Some(w), true, _) if w > 0 => w,
-        (_, true, _) => return Ok(none),
-        (Some(w), false, _) => w,
-        (None, false, Some(d)) => d,
-        (None, false, None) => {
+    let n_swa = match (rule.window, window) {
+        (Window::Required, Some(w)) | (Window::Default(_), Some(w)) => w,
+        (Window::Default(d), None) => d,
+        (Window::Required, None) => {
             return Err(ShapeError(format!(
                 "metadata key '{}' is missing (required for {})",
                 m.key(keys::SLIDING_WINDOW),
                 m.arch
             )))
         }
+        (Window::IfPresent, Some(w)) if w > 0 => w,
+        (Window::IfPresent, _) => return Ok(none),
+        (Window::Fixed(w), _) => w,
+        (Window::FixedIfPresent(w), Some(x)) if x > 0 => w,
+        (Window::FixedIfPresent(_), _) => return Ok(none),
+        (Window::FixedUnlessZero(_), Some(0)) => return Ok(none),
+        (Window::FixedUnlessZero(w), _) => w,
     };
+    if rule.attention_layers {
+        return Ok((rule.kind, n_swa, attends.to_vec()));
+    }
     let key = m.key(keys::SLIDING_WINDOW_PATTERN);
     let is_swa = match m.md.get(&key) {
         Some(Value::Array(a)) => {
@@ -188,8 +197,99 @@ fn set_swa_pattern(n: usize, p: u32, dense_first: bool) -> Vec<bool> {
         .collect()
 }
 
-/// `llama_hparams::n_embd_r` / `n_embd_s` for Mamba, RWKV and short-convolution layers.
-pub(super) fn recurrent_state(m: &Meta<'_>, n_embd: u64) -> Result<RecurrentState, ShapeError> {
+/// Which layers are recurrent and which get a KV cache: `is_recr_impl` as each
+/// architecture's `load_arch_hparams` sets it, and `create_memory`'s layer filters.
+/// `n_main` excludes trailing multi-token-prediction blocks.
+pub(super) struct LayerKinds {
+    pub(super) recurrent: Vec<bool>,
+    pub(super) attends: Vec<bool>,
+}
+
+pub(super) fn layer_kinds(
+    m: &Meta<'_>,
+    rules: &ArchRules,
+    n_main: usize,
+    n_head_kv: &[u32],
+    n_ff: &[u32],
+) -> Result<LayerKinds, ShapeError> {
+    let n = n_head_kv.len();
+    let (recurrent, attends): (Vec<bool>, Vec<bool>) = match (rules.memory, rules.recurrence) {
+        (MemoryKind::None, _) => (vec![false; n], vec![false; n]),
+        (MemoryKind::Recurrent, _) => (vec![true; n], vec![false; n]),
+        (MemoryKind::Attention, _) | (MemoryKind::Hybrid, Recurrence::ByMemory) => {
+            (vec![false; n], vec![true; n])
+        }
+        (MemoryKind::Hybrid, Recurrence::Both) => (vec![true; n], vec![true; n]),
+        (MemoryKind::Hybrid, Recurrence::NoKvHeads) => {
+            let r: Vec<bool> = (0..n).map(|il| il < n_main && n_head_kv[il] == 0).collect();
+            let a = r.iter().map(|r| !r).collect();
+            (r, a)
+        }
+        (MemoryKind::Hybrid, Recurrence::NoKvHeadsNoFfn) => (0..n)
+            .map(|il| {
+                let r = il < n_main && n_head_kv[il] == 0 && n_ff[il] == 0;
+                (r, !r && n_ff[il] == 0)
+            })
+            .unzip(),
+        (MemoryKind::Hybrid, Recurrence::Interval(default)) => {
+            let r = match recurrent_layers(m, n)? {
+                Some(r) => r,
+                None => {
+                    let p = m.u32_opt(keys::FULL_ATTENTION_INTERVAL)?.unwrap_or(default);
+                    if p == 0 {
+                        return Err(ShapeError(format!(
+                            "metadata key '{}' is 0",
+                            m.key(keys::FULL_ATTENTION_INTERVAL)
+                        )));
+                    }
+                    (0..n)
+                        .map(|il| il < n_main && !(il as u32 + 1).is_multiple_of(p))
+                        .collect()
+                }
+            };
+            let a = (0..n).map(|il| il < n_main && !r[il]).collect();
+            (r, a)
+        }
+    };
+    Ok(LayerKinds { recurrent, attends })
+}
+
+/// `attention.recurrent_layers`: one bool (or 0/1) a block.
+fn recurrent_layers(m: &Meta<'_>, n: usize) -> Result<Option<Vec<bool>>, ShapeError> {
+    let key = m.key(keys::RECURRENT_LAYERS);
+    let Some(v) = m.md.get(&key) else {
+        return Ok(None);
+    };
+    let items = v
+        .as_array()
+        .filter(|a| a.len as usize == n)
+        .and_then(|a| a.items.as_ref())
+        .ok_or_else(|| {
+            ShapeError(format!(
+                "metadata key '{key}' should be an array of {n} values, found {}",
+                describe(v)
+            ))
+        })?;
+    Ok(Some(
+        items
+            .iter()
+            .map(|x| match x {
+                Value::Bool(b) => *b,
+                other => other.as_u64().unwrap_or(0) != 0,
+            })
+            .collect(),
+    ))
+}
+
+/// `llama_hparams::n_embd_r` / `n_embd_s` for Mamba, RWKV, short-convolution, Kimi delta
+/// attention (KDA) and MiniMax lightning-attention layers. `n_head` and `head_k` are layer
+/// 0's head count and key head size (`n_head()`, `n_embd_head_k_full`).
+pub(super) fn recurrent_state(
+    m: &Meta<'_>,
+    n_embd: u64,
+    n_head: u64,
+    head_k: u64,
+) -> Result<RecurrentState, ShapeError> {
     let wkv = m.u64_opt(keys::WKV_HEAD_SIZE)?.unwrap_or(0);
     if wkv != 0 {
         let shift = m.u64_opt(keys::TOKEN_SHIFT_COUNT)?.unwrap_or(2);
@@ -206,11 +306,25 @@ pub(super) fn recurrent_state(m: &Meta<'_>, n_embd: u64) -> Result<RecurrentStat
         });
     }
     let d_conv = m.u64_opt(keys::SSM_CONV_KERNEL)?.unwrap_or(0);
+    let kda = m.u64_opt(keys::KDA_HEAD_DIM)?.unwrap_or(0);
+    if kda != 0 {
+        let conv = if d_conv > 0 { d_conv - 1 } else { 3 };
+        return Ok(RecurrentState {
+            n_embd_r: 3 * conv * n_head * kda,
+            n_embd_s: kda * kda * n_head,
+        });
+    }
     let d_inner = m.u64_opt(keys::SSM_INNER_SIZE)?.unwrap_or(0);
     let d_state = m.u64_opt(keys::SSM_STATE_SIZE)?.unwrap_or(0);
     let n_group = m.u64_opt(keys::SSM_GROUP_COUNT)?.unwrap_or(0);
+    // MiniMax-01's lightning attention: `n_embd_head_la = n_embd_head_k_full`.
+    let n_embd_s = if m.arch == "minimax-01" {
+        head_k * head_k * n_head
+    } else {
+        d_state * d_inner
+    };
     Ok(RecurrentState {
         n_embd_r: d_conv.saturating_sub(1) * (d_inner + 2 * n_group * d_state),
-        n_embd_s: d_state * d_inner,
+        n_embd_s,
     })
 }

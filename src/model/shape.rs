@@ -2,7 +2,7 @@
 
 use super::arch::{rules_for, MemoryKind, SwaKind};
 use super::keys;
-use super::meta::{describe, recurrent_state, sliding_window, Meta};
+use super::meta::{describe, layer_kinds, recurrent_state, sliding_window, Meta};
 use crate::gguf::{Metadata, Value};
 use serde::Serialize;
 use std::fmt;
@@ -150,21 +150,13 @@ impl Shape {
             .per_layer(keys::HEAD_COUNT_KV, n)?
             .unwrap_or_else(|| n_head.clone());
 
-        let recurrent_arch = rules.memory == MemoryKind::Recurrent;
-        let is_recurrent: Vec<bool> = (0..n)
-            .map(|il| match rules.memory {
-                MemoryKind::Recurrent => true,
-                MemoryKind::Hybrid => !rules.recurrent_when_no_kv_heads || n_head_kv[il] == 0,
-                _ => false,
-            })
-            .collect();
-        let attends = |il: usize| {
-            !recurrent_arch
-                && rules.memory != MemoryKind::None
-                && !(rules.memory == MemoryKind::Hybrid
-                    && rules.recurrent_when_no_kv_heads
-                    && is_recurrent[il])
-        };
+        let n_ff = m
+            .per_layer(keys::FEED_FORWARD_LENGTH, n)?
+            .unwrap_or_else(|| vec![0; n]);
+        let n_layer_main = n - nextn_layers as usize;
+        let kinds = layer_kinds(&m, &rules, n_layer_main, &n_head_kv, &n_ff)?;
+        let is_recurrent = &kinds.recurrent;
+        let attends = |il: usize| kinds.attends[il];
         for il in 0..n {
             if attends(il) && (n_head[il] == 0 || n_head_kv[il] == 0) {
                 let key = if n_head[il] == 0 {
@@ -201,9 +193,8 @@ impl Shape {
         let mla = m.u32_opt(keys::KEY_LENGTH_MLA)?.unwrap_or(0) != 0
             && m.u32_opt(keys::VALUE_LENGTH_MLA)?.unwrap_or(0) != 0;
 
-        let (swa_kind, n_swa, is_swa) = sliding_window(&m, &rules, n)?;
+        let (swa_kind, n_swa, is_swa) = sliding_window(&m, &rules, &kinds.attends)?;
 
-        let n_layer_main = n - nextn_layers as usize;
         let layers = (0..n)
             .map(|il| {
                 let own_kv = match rules.kv_from_start {
@@ -223,7 +214,13 @@ impl Shape {
             .collect();
 
         let recurrent = if is_recurrent.iter().any(|&r| r) {
-            Some(recurrent_state(&m, n_embd)?)
+            Some(recurrent_state(
+                &m,
+                n_embd,
+                n_head[0] as u64,
+                m.u64_opt(keys::KEY_LENGTH)?
+                    .unwrap_or(n_embd / n_head[0].max(1) as u64),
+            )?)
         } else {
             None
         };
@@ -241,10 +238,7 @@ impl Shape {
             n_vocab,
             n_expert: m.u32_opt(keys::EXPERT_COUNT)?.unwrap_or(0),
             n_expert_used: m.u32_opt(keys::EXPERT_USED_COUNT)?.unwrap_or(0),
-            n_ff_max: m
-                .per_layer(keys::FEED_FORWARD_LENGTH, n)?
-                .map(|v| v.into_iter().max().unwrap_or(0) as u64)
-                .unwrap_or(0),
+            n_ff_max: n_ff.iter().copied().max().unwrap_or(0) as u64,
             n_ff_expert: m
                 .per_layer(keys::EXPERT_FEED_FORWARD_LENGTH, n)?
                 .map(|v| v.into_iter().max().unwrap_or(0) as u64)
@@ -258,6 +252,39 @@ impl Shape {
             rules_verified: rules.verified,
             chat_template: md.contains_key(keys::CHAT_TEMPLATE),
         })
+    }
+
+    /// The memory rules that size this model, in words (docs/architectures.md's column):
+    /// the cache module llama.cpp builds, and what shapes it.
+    pub fn rule_family(&self) -> String {
+        let mut parts: Vec<String> = vec![match self.memory {
+            MemoryKind::None => "no cache".into(),
+            MemoryKind::Attention => "attention".into(),
+            MemoryKind::Recurrent => "recurrent".into(),
+            MemoryKind::Hybrid => {
+                let r = self.layers.iter().filter(|l| l.is_recurrent).count();
+                let a = self.layers.iter().filter(|l| l.has_kv).count();
+                format!(
+                    "hybrid ({a} attention, {r} recurrent of {})",
+                    self.layers.len()
+                )
+            }
+        }];
+        if self.is_swa_any() {
+            parts.push(format!("{:?} SWA", self.swa_kind).to_lowercase());
+        }
+        if self.mla {
+            parts.push("MLA".into());
+        }
+        if self.n_expert > 0 {
+            parts.push("MoE".into());
+        }
+        if self.layers.iter().any(|l| !l.has_kv && !l.is_recurrent)
+            && self.memory != MemoryKind::None
+        {
+            parts.push("layers without own KV".into());
+        }
+        parts.join(", ")
     }
 
     pub fn is_swa_any(&self) -> bool {

@@ -3,15 +3,19 @@
 //! and, for a wrong shape, the shape it expects), so fixtures never drift from the engine.
 #![allow(dead_code)]
 
+pub mod arch_inputs;
+pub mod complete;
 pub mod http_server;
 pub mod remote;
 pub mod rpc;
+pub mod sweep_report;
 
+pub use complete::complete_with_engine;
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
 use layerfit::gguf::writer::{Data, GgufWriter, WriteValue};
-use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
+use layerfit::memory::{compute_buffers, kv_cache, model_weights, CacheConfig};
 use layerfit::model::Shape;
 use std::path::{Path, PathBuf};
 
@@ -95,92 +99,6 @@ pub fn synthetic(
     path
 }
 
-/// The type a synthetic tensor gets: f32 for vectors and SSM parameters (as converters
-/// write them), q8_0 where rows are whole blocks, f16 otherwise.
-fn pick_type(name: &str, dims: &[u64]) -> GgmlType {
-    if dims.len() == 1
-        || dims.iter().skip(1).all(|&d| d == 1)
-        || name.contains("ssm_")
-        || name.contains("norm")
-    {
-        GgmlType::F32
-    } else if dims[0].is_multiple_of(32) {
-        GgmlType::Q8_0
-    } else {
-        GgmlType::F16
-    }
-}
-
-fn quoted(msg: &str, after: &str) -> Option<String> {
-    let i = msg.find(after)? + after.len();
-    let rest = &msg[i..];
-    let start = rest.find('\'')? + 1;
-    let end = start + rest[start..].find('\'')?;
-    Some(rest[start..end].to_string())
-}
-
-/// Completes `w` with every tensor llama.cpp requires, asking it through dry-run loads, and
-/// writes the model (header + sparse hole) to `path`.
-pub fn complete_with_engine(mut w: GgufWriter, path: &Path) {
-    let req = MeasureRequest {
-        n_ctx: 256,
-        ..MeasureRequest::default()
-    };
-    for _ in 0..2000 {
-        w.write(path, Data::Sparse).unwrap();
-        let msg = match measure(path, &req) {
-            Ok(_) => return,
-            Err(e) => e.0,
-        };
-        if let Some(name) = quoted(&msg, "missing tensor").or_else(|| {
-            msg.find("not found")
-                .and_then(|_| quoted(&msg, "check_tensor_dims: tensor"))
-        }) {
-            // Guess the shape the same tensor has in another block; llama.cpp corrects it.
-            let guess = name
-                .split_once('.')
-                .and_then(|(_, r)| r.split_once('.'))
-                .and_then(|(_, rest)| {
-                    w.tensor_shape(&format!("blk.0.{rest}"))
-                        .or_else(|| w.tensor_shape(&format!("blk.1.{rest}")))
-                });
-            match guess {
-                Some((dims, ty)) => w.tensor(&name, &dims, ty),
-                None => w.tensor(&name, &[1], GgmlType::F32),
-            };
-        } else if let Some(name) =
-            quoted(&msg, "tensor").filter(|_| msg.contains("has wrong shape"))
-        {
-            let expected = msg
-                .split("expected")
-                .nth(1)
-                .and_then(|s| s.split(", got").next())
-                .unwrap();
-            let mut dims: Vec<u64> = expected
-                .split(',')
-                .map(|d| d.trim().parse().unwrap())
-                .collect();
-            while dims.len() > 1 && dims.last() == Some(&1) {
-                dims.pop();
-            }
-            let ty = pick_type(&name, &dims);
-            w.tensor(&name, &dims, ty);
-            // Every block usually has the same tensor: guess the same shape for all of them.
-            if let Some(rest) = name.strip_prefix("blk.0.") {
-                for i in 1..64 {
-                    let other = format!("blk.{i}.{rest}");
-                    if w.tensor_names().any(|n| n == other) {
-                        w.tensor(&other, &dims, ty);
-                    }
-                }
-            }
-        } else {
-            panic!("cannot complete synthetic model {}: {msg}", path.display());
-        }
-    }
-    panic!("synthetic model {} did not converge", path.display());
-}
-
 /// Asserts layerfit's estimate for `path` under `cfg` equals what llama.cpp's dry run
 /// allocates: weights and KV cache to the byte, compute within 5% or 16 MiB, output buffer to
 /// the log's 0.01 MiB. Returns (estimated, measured) compute bytes for reports.
@@ -188,7 +106,7 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     let file = open_model(path).unwrap();
     let vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), vocab).unwrap();
-    let w = weights(file.tensors(), shape.block_count as usize);
+    let w = model_weights(&shape, file.tensors());
     let req = MeasureRequest::for_cache(cfg, 0);
     let m = measure(path, &req).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let what = format!(
