@@ -246,7 +246,10 @@ fn gpu_table_covers_the_seeds_gpus() {
         "A100",
     ] {
         let g = lookup(name).unwrap_or_else(|| panic!("{name} missing"));
-        assert!(g.vram_gib > 0.0 && g.bandwidth_gbps > 0.0, "{g:?}");
+        assert!(
+            g.vram_gib.is_some_and(|v| v > 0.0) && g.bandwidth_gbps.is_some_and(|b| b > 0.0),
+            "{g:?}"
+        );
         assert!(g.compute_capability.is_some(), "{name}: compute capability");
     }
     assert!(

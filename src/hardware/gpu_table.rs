@@ -1,23 +1,35 @@
-//! The GPU spec table (`profiles/gpus.yaml`): VRAM, bandwidth, FP16 TFLOPS and compute
-//! capability of common GPUs, for `--gpu NAME` and for GPUs a probe finds without those
-//! figures. Embedded at build time.
+//! The GPU spec table (`profiles/gpus.yaml`): memory, bandwidth, FP16 TFLOPS, compute
+//! capability and architecture of the GPUs people own, each row with its source, for
+//! `--gpu NAME` and for GPUs a probe finds without those figures. Embedded at build time.
+//! Matching a name against it is `gpu_match`'s job.
 
 use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GpuSpec {
     pub name: String,
     #[serde(default)]
     pub aliases: Vec<String>,
     pub vendor: super::Vendor,
-    pub vram_gib: f64,
-    pub bandwidth_gbps: f64,
+    /// Memory on the card; `None` for unified-memory rows (their memory is the machine's RAM).
+    #[serde(default)]
+    pub vram_gib: Option<f64>,
+    /// Unified rows: the memory sizes the product was sold with.
+    #[serde(default)]
+    pub memory_options_gib: Vec<f64>,
+    #[serde(default)]
+    pub bandwidth_gbps: Option<f64>,
     #[serde(default)]
     pub fp16_tflops: Option<f64>,
     #[serde(default)]
     pub compute_capability: Option<String>,
     #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default)]
     pub unified_memory: bool,
+    /// Where the row's figures come from.
+    pub source: String,
 }
 
 #[derive(Deserialize)]
@@ -33,23 +45,8 @@ pub fn table() -> Vec<GpuSpec> {
         .gpus
 }
 
-fn normalize(s: &str) -> String {
-    s.to_lowercase()
-        .replace("nvidia", "")
-        .replace("geforce", "")
-        .replace("amd", "")
-        .replace("radeon", "")
-        .replace("intel", "")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect()
-}
-
-/// Finds a GPU by name or alias, ignoring case, spaces and vendor words
-/// ("RTX 3060", "geforce rtx3060", "NVIDIA GeForce RTX 3060" all match).
+/// Finds a GPU by name or alias, matched loosely (see [`super::gpu_match::find`]); `None`
+/// when no row matches or the name is ambiguous.
 pub fn lookup(name: &str) -> Option<GpuSpec> {
-    let key = normalize(name);
-    table()
-        .into_iter()
-        .find(|g| normalize(&g.name) == key || g.aliases.iter().any(|a| normalize(a) == key))
+    super::gpu_match::find(name, None).ok().map(|m| m.spec)
 }

@@ -7,13 +7,18 @@
 pub mod adapters;
 pub mod cgroup;
 pub mod cpu;
+pub mod described_gpus;
 pub mod disk;
 pub mod engine_gpus;
+pub mod gpu_match;
 pub mod gpu_table;
 pub mod nvidia;
 pub mod probe;
 pub mod ram;
+pub mod size;
 pub mod sysfs;
+pub mod table_gpu;
+pub mod unified;
 pub mod usable;
 pub mod whatif;
 
@@ -76,6 +81,9 @@ pub struct Gpu {
     pub fp16_tflops: Option<f64>,
     #[serde(default)]
     pub compute_capability: Option<String>,
+    /// The GPU architecture as the spec table's source names it (`Ada Lovelace`, `RDNA 3.0`).
+    #[serde(default)]
+    pub architecture: Option<String>,
     /// What the compute capability means for inference kernels (see `precision_class`).
     #[serde(default)]
     pub precision_class: Option<String>,
@@ -134,6 +142,7 @@ impl Gpu {
             bandwidth_gbps: None,
             fp16_tflops: None,
             compute_capability: None,
+            architecture: None,
             precision_class: None,
             driver: None,
             cuda_version: None,

@@ -66,6 +66,7 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             fp16_tflops: None,
             precision_class: cc.as_deref().and_then(super::precision_class),
             compute_capability: cc,
+            architecture: None,
             driver: driver.clone(),
             cuda_version: cuda.clone(),
             pcie,

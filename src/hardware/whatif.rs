@@ -1,10 +1,14 @@
 //! Hardware that is not here: a YAML description (`--hardware FILE`) that replaces the probe,
 //! and flags (`--ram`, `--vram`, `--gpu`, `--no-gpu`) that amend whatever snapshot is in use.
 
-use super::gpu_table::lookup;
+use super::described_gpus::{described_gpu, flag_gpu};
+use super::gpu_match::MatchError;
+use super::table_gpu::size_unified;
 use super::{Cpu, Disk, Gpu, Ram, Snapshot, Vendor};
 use crate::bytes::Bytes;
 use serde::Deserialize;
+
+pub use super::size::{opt_size_text, parse_nonzero_size, parse_size, size_text, SizeError};
 
 /// A described machine. Sizes are strings like `16G`, `512M`, `24GiB` (binary units).
 #[derive(Debug, Deserialize)]
@@ -25,23 +29,6 @@ pub struct Description {
     pub rpc: Vec<crate::rpc::hosts::HostDescription>,
 }
 
-/// A size as written in YAML: `16G`, or a bare number (`ram: 32`), kept as text so that
-/// [`parse_size`] can ask for the unit instead of reading 32 bytes.
-pub fn size_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::de::Error;
-    match serde_norway::Value::deserialize(d)? {
-        serde_norway::Value::String(s) => Ok(s),
-        serde_norway::Value::Number(n) => Ok(n.to_string()),
-        other => Err(D::Error::custom(format!(
-            "expected a size such as 16G, found {other:?}"
-        ))),
-    }
-}
-
-pub fn opt_size_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    size_text(d).map(Some)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuDescription {
@@ -49,12 +36,31 @@ pub struct GpuDescription {
     pub name: String,
     #[serde(default, deserialize_with = "opt_size_text")]
     pub vram: Option<String>,
+    /// The table's spelling of `vram` (a number of GiB), so that a row can be pasted as it is.
+    #[serde(default)]
+    pub vram_gib: Option<f64>,
     #[serde(default, deserialize_with = "opt_size_text")]
     pub vram_free: Option<String>,
     #[serde(default)]
+    pub vendor: Option<Vendor>,
+    #[serde(default)]
     pub bandwidth_gbps: Option<f64>,
     #[serde(default)]
+    pub fp16_tflops: Option<f64>,
+    #[serde(default)]
+    pub compute_capability: Option<String>,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default)]
     pub unified_memory: Option<bool>,
+    /// Table fields that name rather than describe (kept for pasted rows; not used).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub memory_options_gib: Vec<f64>,
+    /// Where the figures come from; shown in the snapshot's notes.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +85,7 @@ pub struct Amendments {
     pub ram: Option<u64>,
     /// VRAM per GPU, in order.
     pub vram: Vec<u64>,
-    /// GPUs by table name, replacing the probed ones.
+    /// GPUs by table name, or `NAME:VRAM`, replacing the probed ones.
     pub gpus: Vec<String>,
     pub no_gpu: bool,
 }
@@ -88,23 +94,6 @@ impl Amendments {
     pub fn is_empty(&self) -> bool {
         self.ram.is_none() && self.vram.is_empty() && self.gpus.is_empty() && !self.no_gpu
     }
-}
-
-/// Why a size could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SizeError {
-    #[error("'{0}' is not a size (e.g. 16G, 512M)")]
-    NotASize(String),
-    #[error("{0}: add a unit, e.g. {0}G")]
-    NoUnit(String),
-    #[error("'{0}': unknown unit '{1}' (use B, K, M, G or T)")]
-    UnknownUnit(String, String),
-    #[error("'{0}' is negative: a size is a positive amount with a unit (e.g. 16G)")]
-    Negative(String),
-    #[error("'{0}' is out of range (at most 1024T)")]
-    OutOfRange(String),
-    #[error("'{0}' is zero: no machine has zero of it (e.g. 16G)")]
-    Zero(String),
 }
 
 /// Why a machine description (YAML or flags) cannot be used.
@@ -116,8 +105,16 @@ pub enum DescriptionError {
         #[source]
         source: SizeError,
     },
-    #[error("unknown GPU '{0}': not in profiles/gpus.yaml (describe it with a name and vram in a --hardware file)")]
-    UnknownGpu(String),
+    #[error(transparent)]
+    Gpu(#[from] MatchError),
+    #[error("{gpu} shares the machine's RAM: give its size, e.g. --ram {example}G or \"{gpu} {example}GB\"{sold}")]
+    UnifiedNeedsRam {
+        gpu: String,
+        example: u64,
+        sold: String,
+    },
+    #[error("{gpu}: the name says {named} GiB of unified memory, the machine has {ram} GiB of RAM: they are the same memory")]
+    UnifiedSize { gpu: String, named: f64, ram: f64 },
     #[error("{0} and {1} contradict each other")]
     Contradiction(&'static str, &'static str),
     #[error("{field} is {value}: it must be a positive finite number")]
@@ -160,86 +157,20 @@ pub fn parse_description(text: &str) -> Result<Description, DescriptionError> {
     serde_norway::from_str(text).map_err(DescriptionError::Yaml)
 }
 
-/// Parses `16G`, `16GB`, `16GiB`, `512M`, `1.5T`, `1073741824B` (G and GB are binary: 2^30).
-/// A unit is required, except for a bare `0`: "16" could mean bytes or gigabytes, and the
-/// wrong guess turns a 16 GB machine into a 16-byte one.
-pub fn parse_size(s: &str) -> Result<u64, SizeError> {
-    let t = s.trim();
-    if t.starts_with('-') {
-        return Err(SizeError::Negative(s.to_string()));
-    }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| SizeError::NotASize(s.to_string()))?;
-    let unit = unit.trim().to_ascii_lowercase();
-    if unit.is_empty() && n != 0.0 {
-        return Err(SizeError::NoUnit(t.to_string()));
-    }
-    let mul = match unit.as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024f64.powi(2),
-        "g" | "gb" | "gib" => 1024f64.powi(3),
-        "t" | "tb" | "tib" => 1024f64.powi(4),
-        u => return Err(SizeError::UnknownUnit(s.to_string(), u.to_string())),
-    };
-    let v = n * mul;
-    if !v.is_finite() || v > 1024f64.powi(5) {
-        return Err(SizeError::OutOfRange(s.to_string()));
-    }
-    Ok(v as u64)
-}
-
-/// A size that must be above zero (RAM, VRAM): a zero-memory machine is a typo, not a plan.
-pub fn parse_nonzero_size(s: &str) -> Result<u64, SizeError> {
-    match parse_size(s)? {
-        0 => Err(SizeError::Zero(s.to_string())),
-        n => Ok(n),
-    }
-}
-
-fn size(field: &'static str, s: &str) -> Result<u64, DescriptionError> {
+pub(super) fn size(field: &'static str, s: &str) -> Result<u64, DescriptionError> {
     parse_size(s).map_err(|source| DescriptionError::Size { field, source })
 }
 
-fn positive(field: &'static str, v: Option<f64>) -> Result<Option<f64>, DescriptionError> {
+pub(super) fn positive(
+    field: &'static str,
+    v: Option<f64>,
+) -> Result<Option<f64>, DescriptionError> {
     match v {
         Some(x) if !(x.is_finite() && x > 0.0) => {
             Err(DescriptionError::BadNumber { field, value: x })
         }
         _ => Ok(v),
     }
-}
-
-fn gpu_from_table(name: &str) -> Result<Gpu, DescriptionError> {
-    let spec = lookup(name).ok_or_else(|| DescriptionError::UnknownGpu(name.to_string()))?;
-    let vram = (spec.vram_gib * 1024f64.powi(3)) as u64;
-    Ok(Gpu {
-        name: spec.name,
-        vendor: spec.vendor,
-        vram_total_bytes: Bytes(vram),
-        vram_free_bytes: Bytes(vram),
-        unified_memory: spec.unified_memory,
-        bandwidth_gbps: Some(spec.bandwidth_gbps),
-        fp16_tflops: spec.fp16_tflops,
-        precision_class: spec
-            .compute_capability
-            .as_deref()
-            .and_then(super::precision_class),
-        compute_capability: spec.compute_capability,
-        driver: None,
-        cuda_version: None,
-        pcie: None,
-        source: "gpu table".into(),
-        engine_device: None,
-        software: false,
-        max_tensor_bytes: None,
-        remote: None,
-    })
 }
 
 /// Builds a snapshot from a description. The CPU, when not described, is `cpu` (usually
@@ -257,34 +188,9 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Des
         .unwrap_or(ram);
     // Remote devices come first, as in llama.cpp's device order.
     let mut gpus = crate::rpc::hosts::described(&d.rpc).map_err(DescriptionError::RemoteHost)?;
+    let mut notes = vec![format!("hardware described by {source}, not probed")];
     for g in &d.gpus {
-        let mut gpu = match (lookup(&g.name), &g.vram) {
-            (Some(_), _) => gpu_from_table(&g.name)?,
-            (None, Some(_)) => Gpu::new(
-                g.name.clone(),
-                Vendor::Other,
-                Bytes::ZERO,
-                Bytes::ZERO,
-                "described",
-            ),
-            (None, None) => return Err(gpu_from_table(&g.name).unwrap_err()),
-        };
-        if let Some(v) = &g.vram {
-            let v = size("gpus[].vram", v)?;
-            gpu.vram_total_bytes = Bytes(v);
-            gpu.vram_free_bytes = Bytes(v);
-        }
-        if let Some(v) = &g.vram_free {
-            gpu.vram_free_bytes =
-                Bytes(size("gpus[].vram_free", v)?.min(gpu.vram_total_bytes.get()));
-        }
-        if let Some(b) = positive("gpus[].bandwidth_gbps", g.bandwidth_gbps)? {
-            gpu.bandwidth_gbps = Some(b);
-        }
-        if let Some(u) = g.unified_memory {
-            gpu.unified_memory = u;
-        }
-        gpus.push(gpu);
+        gpus.push(described_gpu(g, ram, &mut notes)?);
     }
     if let Some(c) = &d.cpu {
         if c.cores == 0 {
@@ -328,7 +234,7 @@ pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, Des
         install_disk: None,
         cpu,
         source: source.to_string(),
-        notes: vec![format!("hardware described by {source}, not probed")],
+        notes,
     })
 }
 
@@ -350,11 +256,19 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), DescriptionError> {
         s.gpus.retain(|g| g.remote.is_some());
     }
     if !a.gpus.is_empty() {
-        s.gpus = a
-            .gpus
-            .iter()
-            .map(|g| gpu_from_table(g))
-            .collect::<Result<_, _>>()?;
+        let mut gpus = Vec::new();
+        for g in &a.gpus {
+            gpus.push(flag_gpu(s, g, a.ram.is_some())?);
+        }
+        s.gpus = gpus;
+    } else if a.ram.is_some() {
+        // The RAM of a described Mac or APU machine is its GPU's memory too.
+        let ram = s.ram.total_bytes;
+        for g in s.gpus.iter_mut() {
+            if g.unified_memory && g.source == "gpu table" {
+                size_unified(g, ram, &mut s.notes);
+            }
+        }
     }
     for (i, &v) in a.vram.iter().enumerate() {
         if a.no_gpu {

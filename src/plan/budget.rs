@@ -2,17 +2,7 @@
 
 use super::Requirements;
 use crate::bytes::Bytes;
-use crate::hardware::{Snapshot, Vendor};
-
-/// Metal's `recommendedMaxWorkingSetSize`, the most an Apple GPU may wire by default: about
-/// three quarters of RAM, and all but about 20.5 GiB on large machines. Measured: M3 16 GB
-/// 11.84 GB (AlexsJones/llmfit PR #754), M5 Max 128 GB 107.52 GiB (antirez/ds4 PR #893);
-/// gpustack reads it as 75% of RAM (gpustack/gpustack issue #1375). `iogpu.wired_limit_mb`
-/// raises it; a described GPU's `vram` states the limit explicitly.
-pub fn metal_working_set(ram_total: Bytes) -> Bytes {
-    let t = ram_total.get();
-    Bytes(((t as f64 * 0.75) as u64).max(t.saturating_sub(20 * (1 << 30) + (1 << 29))))
-}
+use crate::hardware::Snapshot;
 
 /// Kept free on every GPU for the driver's context and fragmentation (a CUDA context alone
 /// takes a few hundred MiB outside what NVML reports as used).
@@ -20,21 +10,6 @@ pub const VRAM_MARGIN: Bytes = Bytes(512 << 20);
 /// Kept free in RAM for the operating system: this fraction of total RAM, at least 512 MiB
 /// and at most 2 GiB.
 pub const RAM_RESERVE_FRACTION: f64 = 0.10;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metal_working_set_matches_the_measurements() {
-        let gib = |g: f64| Bytes((g * (1u64 << 30) as f64) as u64);
-        // M3 16 GB: 11.84 GB measured (11.03 GiB); three quarters is 12 GiB.
-        let m3 = metal_working_set(gib(16.0)).get() as f64 / (1u64 << 30) as f64;
-        assert!((m3 - 12.0).abs() < 1.0, "{m3}");
-        let m5 = metal_working_set(gib(128.0)).get() as f64 / (1u64 << 30) as f64;
-        assert!((m5 - 107.52).abs() < 0.1, "{m5}");
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Budgets {
@@ -65,15 +40,22 @@ impl Budgets {
             .map(|g| {
                 let b = if g.unified_memory {
                     // Shares RAM: the same bytes must not be counted twice, so the GPU's
-                    // budget is the RAM budget and its use is charged to RAM. An iGPU without
-                    // VRAM files (i915) reports 0 B: it draws on RAM alone. Apple GPUs may
-                    // wire only Metal's working set.
-                    let own = g.vram_free_bytes.max(g.vram_total_bytes);
-                    let mut b = if own > Bytes::ZERO { ram.min(own) } else { ram };
-                    if g.vendor == Vendor::Apple {
-                        b = b.min(metal_working_set(s.ram.total_bytes));
+                    // budget is at most the RAM budget and its use is charged to RAM (the
+                    // CPU side gets what remains). What the GPU may use of that RAM is its
+                    // free memory: Metal's working set on Apple silicon (as the engine reports
+                    // it, or `hardware::unified` for a described Mac), the driver's GTT limit
+                    // on an APU. An iGPU without VRAM files (i915) reports 0 B: it draws on
+                    // RAM alone.
+                    let own = if g.vram_free_bytes > Bytes::ZERO {
+                        g.vram_free_bytes
+                    } else {
+                        g.vram_total_bytes
+                    };
+                    if own > Bytes::ZERO {
+                        ram.min(own)
+                    } else {
+                        ram
                     }
-                    b
                 } else if g.remote.is_some() {
                     // What the server offers (`layerfit rpc-server` already keeps its own
                     // host's reserve out of it; docs/rpc.md).
