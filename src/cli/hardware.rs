@@ -4,11 +4,11 @@ use super::output::{self, Printer};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::hardware::probe::{probe, ProbeOptions};
+use crate::hardware::target::{self, CpuFlags};
 use crate::hardware::whatif::{
-    amend, describe, parse_description, parse_nonzero_size, Amendments, Description,
-    DescriptionError,
+    amend, parse_description, parse_nonzero_size, Amendments, Description, DescriptionError,
 };
-use crate::hardware::{cpu, Snapshot};
+use crate::hardware::Snapshot;
 use std::path::PathBuf;
 
 /// Flags that replace or amend the probe; shared by every command that takes hardware.
@@ -29,6 +29,14 @@ pub struct HardwareArgs {
     /// Plan as if there were no GPU.
     #[arg(long)]
     pub no_gpu: bool,
+    /// The CPU's physical cores (describes the CPU: this host's calibration and load no
+    /// longer apply) [default for a described machine: 4].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub cpu_cores: Option<String>,
+    /// The CPU's memory read bandwidth in GB/s (describes the CPU) [default for a described
+    /// machine: 51.2, dual-channel DDR4-3200].
+    #[arg(long, value_name = "GB/s", allow_hyphen_values = true)]
+    pub cpu_bandwidth: Option<String>,
     /// Where models are kept; it must exist (its filesystem's free space is reported)
     /// [env: LAYERFIT_MODELS; default ~/.cache/layerfit/models].
     #[arg(long)]
@@ -86,6 +94,7 @@ fn add_remote_devices(snap: &mut Snapshot, list: &RpcList) -> Result<(), Failure
 impl HardwareArgs {
     /// The snapshot these flags ask for: described, probed, and/or amended.
     pub fn snapshot(&self) -> Result<Snapshot, Failure> {
+        let cpu_flags = self.cpu_flags()?;
         let mut opts = ProbeOptions::default();
         if let Some(d) = &self.models_dir {
             opts.models_dir = d.clone();
@@ -98,9 +107,8 @@ impl HardwareArgs {
                 let text = crate::hardware::whatif::read_bounded(path)
                     .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
                 let d: Description = parse_description(&text).map_err(in_file)?;
-                let mut c = cpu::probe();
-                c.memory_bandwidth_gbps = cpu::bandwidth_cached(&opts.cache_dir, true);
-                describe(&d, &format!("file:{}", path.display()), c).map_err(in_file)?
+                target::described(&d, &format!("file:{}", path.display()), &cpu_flags)
+                    .map_err(in_file)?
             }
             None => probe(&opts),
         };
@@ -111,10 +119,29 @@ impl HardwareArgs {
             no_gpu: self.no_gpu,
         };
         amend(&mut snap, &a).map_err(Failure::input)?;
+        target::settle_probe(&mut snap, &cpu_flags);
         if let Some(list) = &self.rpc {
             add_remote_devices(&mut snap, list)?;
         }
         Ok(snap)
+    }
+
+    /// `--cpu-cores` and `--cpu-bandwidth`, validated (bad input: one line, exit 2).
+    pub fn cpu_flags(&self) -> Result<CpuFlags, Failure> {
+        Ok(CpuFlags {
+            cores: self
+                .cpu_cores
+                .as_deref()
+                .map(target::parse_cores)
+                .transpose()
+                .map_err(Failure::BadInput)?,
+            bandwidth_gbps: self
+                .cpu_bandwidth
+                .as_deref()
+                .map(target::parse_bandwidth)
+                .transpose()
+                .map_err(Failure::BadInput)?,
+        })
     }
 
     /// `--software-gpu`, or `LAYERFIT_SOFTWARE_GPU` set to a true value.
@@ -222,7 +249,14 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             &mut t,
             vec![
                 "memory read bandwidth".to_string(),
-                format!("{b:.1} GB/s (measured)"),
+                format!(
+                    "{b:.1} GB/s ({})",
+                    if target::is_this_machine(&snap) {
+                        "measured"
+                    } else {
+                        "described"
+                    }
+                ),
             ],
         );
     }

@@ -9,9 +9,8 @@ use super::inspect::parse_cache_type;
 use super::{parse_tokens, Failure};
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
-use crate::hardware::cpu;
 use crate::hardware::usable::{built_backends, for_this_binary, Unusable};
-use crate::hardware::whatif::{describe, parse_size};
+use crate::hardware::whatif::parse_size;
 use crate::hardware::Snapshot;
 use crate::model::Shape;
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource};
@@ -45,7 +44,7 @@ pub struct PlanArgs {
     #[arg(
         long,
         requires = "profile",
-        conflicts_with_all = ["hardware", "ram", "vram", "gpu", "no_gpu"]
+        conflicts_with_all = ["hardware", "ram", "vram", "gpu", "no_gpu", "cpu_cores", "cpu_bandwidth"]
     )]
     pub on_target: bool,
     /// Context the plan must hold (never lowered) [default: the profile's, else 32768].
@@ -189,8 +188,8 @@ pub(super) fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Require
 }
 
 /// Threads, calibration and load for the speed figures. This machine's calibration and
-/// load apply only when the CPU planned for is this one (not a described machine or a
-/// profile's target).
+/// load apply only when the machine planned for is this one (`hardware::target`): never to
+/// a profile's target, a description, or RAM or a CPU described by flags.
 pub fn speed_inputs(
     a: &PlanArgs,
     pr: Option<&Profile>,
@@ -198,8 +197,7 @@ pub fn speed_inputs(
     req: &mut Requirements,
 ) {
     req.threads = a.threads.or(pr.and_then(|p| p.threads));
-    let here = !a.on_target && !machine.source.starts_with("file");
-    if here {
+    if crate::hardware::target::is_this_machine(machine) {
         req.calibration = super::calibration::load(&machine.cpu).map(std::sync::Arc::new);
         req.load_average = std::fs::read_to_string("/proc/loadavg")
             .ok()
@@ -209,12 +207,13 @@ pub fn speed_inputs(
 
 pub(super) fn hardware(a: &PlanArgs, profile: Option<&Profile>) -> Result<Snapshot, Failure> {
     match (profile, a.on_target) {
-        (Some(p), true) => {
-            let mut c = cpu::probe();
-            c.memory_bandwidth_gbps = None;
-            describe(&p.target, &format!("profile:{}", p.name), c)
-                .map_err(|e| Failure::input_in(format!("profile {}", p.name), e))
-        }
+        // The same rule as `--hardware` and flags (`hardware::target`).
+        (Some(p), true) => crate::hardware::target::described(
+            &p.target,
+            &format!("profile:{}", p.name),
+            &a.hw.cpu_flags()?,
+        )
+        .map_err(|e| Failure::input_in(format!("profile {}", p.name), e)),
         _ => a.hw.snapshot(),
     }
 }

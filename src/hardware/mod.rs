@@ -18,6 +18,7 @@ pub mod ram;
 pub mod size;
 pub mod sysfs;
 pub mod table_gpu;
+pub mod target;
 pub mod unified;
 pub mod usable;
 pub mod whatif;
@@ -39,7 +40,9 @@ pub struct Snapshot {
     #[serde(default)]
     pub install_disk: Option<Disk>,
     pub cpu: Cpu,
-    /// Where the snapshot came from: `probe`, `file:PATH`, or `probe+flags`.
+    /// Where the snapshot came from: `probe`, `probe+flags` (this machine, its GPUs amended),
+    /// `flags` (RAM or CPU described by flags), `file:PATH`, `profile:NAME`; `+flags`, `+rpc`
+    /// when amended.
     #[serde(default)]
     pub source: String,
     #[serde(default)]
@@ -185,7 +188,8 @@ pub struct Cpu {
     pub logical_cores: usize,
     #[serde(default)]
     pub simd: Vec<String>,
-    /// Measured memory read bandwidth (GB/s), cached per boot; `None` until measured.
+    /// Memory read bandwidth (GB/s): measured here (cached per boot) or described; `None`
+    /// until measured, and for a described CPU without the figure (the speed model's default).
     #[serde(default)]
     pub memory_bandwidth_gbps: Option<f64>,
     /// Clock (GHz) as the OS reports it, for the prompt-speed (FLOPs) estimate.

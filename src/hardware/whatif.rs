@@ -173,8 +173,8 @@ pub(super) fn positive(
     }
 }
 
-/// Builds a snapshot from a description. The CPU, when not described, is `cpu` (usually
-/// this machine's, since a plan needs one).
+/// Builds a snapshot from a description. The CPU, when not described, is `cpu`: for a
+/// machine that is not this one, `hardware::target::unknown_cpu` (`target::described`).
 pub fn describe(d: &Description, source: &str, cpu: Cpu) -> Result<Snapshot, DescriptionError> {
     let ram = parse_nonzero_size(&d.ram).map_err(|source| DescriptionError::Size {
         field: "ram",

@@ -7,9 +7,18 @@ use crate::hardware::Snapshot;
 /// Kept free on every GPU for the driver's context and fragmentation (a CUDA context alone
 /// takes a few hundred MiB outside what NVML reports as used).
 pub const VRAM_MARGIN: Bytes = Bytes(512 << 20);
-/// Kept free in RAM for the operating system: this fraction of total RAM, at least 512 MiB
-/// and at most 2 GiB.
+/// Kept free in RAM for the operating system: this fraction of total RAM, at least
+/// [`RAM_RESERVE_MIN`] and at most [`RAM_RESERVE_MAX`], and never more than
+/// [`RAM_RESERVE_MAX_SHARE`] of the machine (docs/hardware.md, "The OS reserve").
 pub const RAM_RESERVE_FRACTION: f64 = 0.10;
+/// The reserve of a desktop-sized machine (2 GiB of RAM and more).
+pub const RAM_RESERVE_MIN: Bytes = Bytes(512 << 20);
+pub const RAM_RESERVE_MAX: Bytes = Bytes(2 << 30);
+/// A small machine keeps a quarter of its RAM: a headless 64-bit Raspberry Pi OS Lite
+/// (Bookworm) on a 512 MB Pi Zero 2 W uses 125.4 MiB after boot (103.1 MiB for the 32-bit
+/// image; `top`, docs.printercow.com/guide/32bit-vs-64bit.html), and a quarter of 512 MiB is
+/// 128 MiB. The share meets the 512 MiB floor at 2 GiB, so larger machines are unchanged.
+pub const RAM_RESERVE_MAX_SHARE: f64 = 0.25;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Budgets {
@@ -18,9 +27,13 @@ pub struct Budgets {
     pub ram: Bytes,
 }
 
-/// RAM kept for the operating system out of `total`.
+/// RAM kept for the operating system out of `total`: the same rule for every machine,
+/// probed, described by a file, by flags or by a profile's `target:`.
 pub fn os_reserve(total: Bytes) -> Bytes {
-    Bytes(((total.get() as f64 * RAM_RESERVE_FRACTION) as u64).clamp(512 << 20, 2 << 30))
+    let t = total.get() as f64;
+    let scaled =
+        ((t * RAM_RESERVE_FRACTION) as u64).clamp(RAM_RESERVE_MIN.get(), RAM_RESERVE_MAX.get());
+    Bytes(scaled.min((t * RAM_RESERVE_MAX_SHARE) as u64))
 }
 
 impl Budgets {
@@ -69,5 +82,31 @@ impl Budgets {
             })
             .collect();
         Budgets { gpus, ram }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_os_reserve_scales_with_the_machine() {
+        // Small machines keep a quarter: 512 MiB leaves 384 MiB, not nothing.
+        assert_eq!(os_reserve(Bytes(512 * MIB)), Bytes(128 * MIB));
+        assert_eq!(os_reserve(Bytes(1024 * MIB)), Bytes(256 * MIB));
+        // From 2 GiB on: 10%, at least 512 MiB, at most 2 GiB (as before).
+        assert_eq!(os_reserve(Bytes(2048 * MIB)), Bytes(512 * MIB));
+        assert_eq!(os_reserve(Bytes(4096 * MIB)), Bytes(512 * MIB));
+        assert_eq!(os_reserve(Bytes(16 << 30)), Bytes((16u64 << 30) / 10));
+        assert_eq!(os_reserve(Bytes(64 << 30)), Bytes(2 << 30));
+        // Never more than the machine, never a cliff between sizes.
+        let mut last = Bytes::ZERO;
+        for mib in (64..=65536).step_by(64) {
+            let r = os_reserve(Bytes(mib * MIB));
+            assert!(r < Bytes(mib * MIB) && r >= last, "{mib} MiB: {r}");
+            last = r;
+        }
     }
 }
