@@ -58,7 +58,7 @@ fn check_requirements_exit_codes_and_json() {
         g,
         "--no-gpu",
         "--ram",
-        "600M",
+        "100M",
         "--json",
     ]);
     assert_eq!(code, 20);
@@ -124,7 +124,7 @@ fn plan_emits_a_runnable_llama_cpp_command() {
         s.to_str().unwrap(),
         "--no-gpu",
         "--ram",
-        "600M",
+        "256M",
         "--emit",
         "llama-cli",
     ]);

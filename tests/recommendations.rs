@@ -321,7 +321,7 @@ fn a_run_file_is_replanned_and_what_no_longer_fits_is_refused() {
 #[test]
 fn tips_agree_with_the_verdict_and_never_tell_a_described_machine_to_close_programs() {
     // Incompatible for RAM: no --mlock tip.
-    let tiny = hardware("tips-tiny", "ram: 1G\n");
+    let tiny = hardware("tips-tiny", "ram: 100M\n");
     let g = common::gemma3();
     let (code, d) = json(&[
         "check-requirements",
@@ -446,13 +446,17 @@ fn an_intel_igpu_without_vram_files_draws_on_ram() {
 fn the_mmap_route_runs_when_only_the_anonymous_memory_fits_and_no_repack_is_real() {
     // Seed 003: Mistral 7B Q4_K_M at 32K on a 5 GB machine: the whole plan does not fit,
     // its anonymous memory does; the weights that do not fit are re-read from disk.
+    // A described AVX2 machine: its CPU repacks q4_K weights (anonymous memory) unless told not to.
+    let m = hardware(
+        "mmap-route",
+        "ram: 5G\ncpu: {cores: 4, memory_bandwidth_gbps: 40, simd: [avx2]}\n",
+    );
     let (code, d) = json(&[
         "plan",
         "--profile",
         "lowram_mmap_7b",
-        "--ram",
-        "5G",
-        "--no-gpu",
+        "--hardware",
+        &m,
         "--json",
     ]);
     assert_eq!(code, 10, "{d}");

@@ -228,7 +228,18 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
         .map_err(Failure::input)?;
     let pr = profile.as_ref();
     let all = sources(a, pr)?;
-    let machine = hardware(a, pr)?;
+    let mut machine = hardware(a, pr)?;
+    // `run` executes here whatever memory it is limited to: the engine repacks and threads
+    // for this host's CPU, so the plan does too (unless the CPU was described by flags).
+    if purpose == Purpose::Run
+        && !crate::hardware::target::is_this_machine(&machine)
+        && a.hw.cpu_flags()?.is_empty()
+    {
+        machine.cpu = crate::hardware::cpu::probe();
+        machine
+            .notes
+            .retain(|n| !n.starts_with("CPU not fully described"));
+    }
     let mut req = requirements(a, pr)?;
     speed_inputs(a, pr, &machine, &mut req);
     let forced = match (a.ngl, a.dev.is_some()) {

@@ -153,10 +153,16 @@ impl RunSettings {
             "-fa".into(),
             if self.flash_attn { "on" } else { "off" }.into(),
         ];
-        if self.parallel > 1 {
-            v.push("-np".into());
-            v.push(self.parallel.to_string());
-        }
+        // The plan holds only when the server keeps to it: the sequences it sized (llama-server
+        // otherwise makes 4 unified slots and caps each at the training context), no host-RAM
+        // prompt cache (default 8192 MiB) and no context checkpoints (default 32 per slot),
+        // both of which grow resident memory with every new prompt (issue 32).
+        v.push("-np".into());
+        v.push(self.parallel.max(1).to_string());
+        v.push("--cache-ram".into());
+        v.push("0".into());
+        v.push("--ctx-checkpoints".into());
+        v.push("0".into());
         if self.gpu_unused {
             v.push("-dev".into());
             v.push("none".into());
@@ -233,6 +239,16 @@ impl RunSettings {
                     s.n_cpu_moe = num(it.next(), a)?.min(u32::MAX as u64) as u32
                 }
                 "--no-repack" | "-nr" => s.no_repack = true,
+                // Host-side caches layerfit's engine never keeps: the value must be a number.
+                "-cram" | "--cache-ram" | "-ctxcp" | "--ctx-checkpoints" | "--swa-checkpoints" => {
+                    let v = it.next();
+                    if v.and_then(|x| x.parse::<i64>().ok()).is_none() {
+                        return Err(ConfigError::NotANumber {
+                            flag: a.clone(),
+                            value: v.cloned().unwrap_or_default(),
+                        });
+                    }
+                }
                 "--n-cpu-ffn" | "-ncffn" => {
                     s.n_cpu_ffn = num(it.next(), a)?.min(u32::MAX as u64) as u32
                 }

@@ -70,7 +70,7 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         masks += Bytes(kv.swa_cells * n_tokens * mask_elem);
     }
     let hidden = f32s(shape.n_embd * n_tokens);
-    let logits = f32s(shape.n_vocab * n_tokens);
+    let logits = f32s(shape.n_vocab * cfg.reserved_outputs());
     let output_peak = logits + masks + hidden.times(ROWS_AT_OUTPUT);
 
     let n_head_max = shape
@@ -98,12 +98,16 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
     } else {
         shape.n_ff_max
     };
+    // A mixture-of-experts layer holds, per token, the used experts' gate, up and product
+    // (`mul_mat_id` outputs, `n_ff_exp x n_expert_used` each) and their down projections
+    // (`n_embd x n_expert_used`) before the weighted sum.
     let moe_width = if shape.n_expert > 1 {
-        expert_ff * shape.n_expert_used as u64
+        let used = shape.n_expert_used as u64;
+        FF_ROWS_AT_FFN * expert_ff * used + shape.n_embd * used
     } else {
         0
     };
-    let ff_width = FF_ROWS_AT_FFN * shape.n_ff_max.max(moe_width);
+    let ff_width = (FF_ROWS_AT_FFN * shape.n_ff_max).max(moe_width);
     let feed_forward = f32s(ff_width * n_tokens);
     let ffn_peak = feed_forward + masks + hidden.times(ROWS_AT_FFN);
 
