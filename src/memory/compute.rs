@@ -99,11 +99,16 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         shape.n_ff_max
     };
     // A mixture-of-experts layer holds, per token, the used experts' gate, up and product
-    // (`mul_mat_id` outputs, `n_ff_exp x n_expert_used` each) and their down projections
-    // (`n_embd x n_expert_used`) before the weighted sum.
+    // (`mul_mat_id` outputs, `n_ff_exp x n_expert_used` each). Their down projections
+    // (`n_embd x n_expert_used`) reuse a freed gate or up block when they fit in one; when
+    // they are wider (Qwen3-30B/235B: 2048/4096 wide over 768/1536-wide experts) the
+    // allocator adds them: Qwen3-235B-A22B's layout reserves 180.02 MiB at 4096 tokens, exactly
+    // this term plus the mask, while gpt-oss and Mixtral (down no wider than an expert's
+    // gate) reserve the three rows alone.
     let moe_width = if shape.n_expert > 1 {
         let used = shape.n_expert_used as u64;
-        FF_ROWS_AT_FFN * expert_ff * used + shape.n_embd * used
+        let (ff, down) = (expert_ff * used, shape.n_embd * used);
+        FF_ROWS_AT_FFN * ff + if down > ff { down } else { 0 }
     } else {
         0
     };
