@@ -109,7 +109,6 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         n_ubatch: args.ubatch.max(1),
         n_seq_max: 1,
         swa_full: args.swa_full,
-        batch_outputs: false,
     };
     let (file, source) = open(&args.model)?;
     let mut report =

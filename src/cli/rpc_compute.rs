@@ -93,7 +93,6 @@ pub fn measure_on_servers(
         n_gpu_layers: plan.n_gpu_layers as i32,
         dry_run: true,
         n_seq_max: plan.parallel.max(1),
-        n_outputs_max: plan.parallel.max(1),
         rpc,
         tensor_split: plan.tensor_split.iter().map(|&f| f as f32).collect(),
     };

@@ -24,11 +24,6 @@ pub struct CacheConfig {
     pub n_seq_max: u32,
     /// `--swa-full`: sliding-window layers keep the whole context.
     pub swa_full: bool,
-    /// Logits reserved for every token of a ubatch: llama.cpp's default `n_outputs_max` (0,
-    /// meaning `n_batch`), which a host that does not set it gets. `false`: one output per
-    /// sequence, as layerfit's engine and llama-server (`n_outputs_max = n_parallel`,
-    /// `tools/server/server-context.cpp`) set it.
-    pub batch_outputs: bool,
 }
 
 impl Default for CacheConfig {
@@ -42,7 +37,6 @@ impl Default for CacheConfig {
             n_ubatch: 512,
             n_seq_max: 1,
             swa_full: false,
-            batch_outputs: false,
         }
     }
 }
@@ -68,24 +62,6 @@ impl CacheConfig {
     /// `cparams.n_ubatch`.
     pub fn effective_ubatch(&self) -> u64 {
         (self.n_ubatch as u64).min(self.effective_batch())
-    }
-
-    /// `n_outputs_max` as layerfit's engine sets it: one per sequence, or 0 (llama.cpp's
-    /// default, `n_batch`) with `batch_outputs`.
-    pub fn n_outputs_max(&self) -> u32 {
-        if self.batch_outputs {
-            0
-        } else {
-            self.n_seq_max.max(1)
-        }
-    }
-
-    /// Outputs the worst-case graph reserves: `min(n_ubatch, n_outputs_max)` (`sched_reserve`).
-    pub fn reserved_outputs(&self) -> u64 {
-        match self.n_outputs_max() {
-            0 => self.effective_ubatch(),
-            n => self.effective_ubatch().min(n as u64),
-        }
     }
 
     /// Cells of a sliding-window layer's cache (`llama_kv_cache_iswa`):

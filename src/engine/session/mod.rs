@@ -161,10 +161,6 @@ impl Session {
             cp.n_batch = cfg.n_batch;
             cp.n_ubatch = cfg.n_ubatch;
             cp.n_seq_max = n_seq;
-            // One output per sequence, as llama-server sets it and the plan sizes it
-            // (`CacheConfig::n_outputs_max`): the batch scheduler asks for no more.
-            cp.n_outputs_max = n_seq;
-            cp.n_outputs_max_per_seq = 1;
             cp.type_k = cfg.type_k.id() as sys::ggml_type;
             cp.type_v = cfg.type_v.id() as sys::ggml_type;
             cp.flash_attn_type = if cfg.flash_attn {
