@@ -143,9 +143,8 @@ fn sweep_one(arch: &str, hints: &[Hint]) -> Row {
                 mib: (est - got).abs() / 1048576.0,
             };
             let outside = !miss.within();
-            if outside && (row.compute.within() || miss.pct > row.compute.pct)
-                || row.compute.within() && miss.pct > row.compute.pct
-            {
+            let rank = |m: &ComputeMiss| (!m.within(), m.pct);
+            if rank(&miss) > rank(&row.compute) {
                 row.compute = miss;
             }
             if outside {
