@@ -7,6 +7,7 @@ mod candidates;
 mod catalog;
 mod check_requirements;
 mod completions;
+mod draft;
 mod hardware;
 mod inspect;
 mod models;

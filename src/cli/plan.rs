@@ -5,7 +5,7 @@ use super::output::Printer;
 use super::plan_report::{print_candidates, print_plan};
 use super::planning::{make_plan, Candidate, PlanArgs, Purpose, ThisBinary};
 use super::Failure;
-use crate::emit::{RunFile, RunSettings};
+use crate::emit::{RunFile, RunSettings, SlotContext};
 use crate::model_source::Origin;
 use crate::plan::{Plan, Verdict};
 use serde::Serialize;
@@ -102,6 +102,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         let settings = RunSettings::from_plan(&p.plan, p.model.path.clone());
         match tool.as_str() {
             "ollama" => {
+                if let Some(d) = &p.plan.draft {
+                    printer.raw(&format!(
+                        "# note: Ollama has no speculative decoding: the draft {} is not used (its memory stays planned)\n",
+                        d.model
+                    ));
+                }
                 let from = match &p.model.origin {
                     Origin::Catalog { .. } => p.model.catalog_name.clone().unwrap_or_default(),
                     Origin::File { path } => path.display().to_string(),
@@ -130,11 +136,14 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 );
             }
             _ => {
-                let quoted: Vec<String> = settings
-                    .llama_args()
-                    .iter()
-                    .map(|a| shell_quote(a))
-                    .collect();
+                // llama-server caps each slot at the training context unless told otherwise.
+                let slot = SlotContext::of(&p.model.metadata, &p.model.tensors, p.plan.context);
+                if let Some(w) = slot.warning(p.plan.context) {
+                    printer.raw(&format!("# warning: {w}\n"));
+                }
+                let mut args = settings.llama_args();
+                args.extend_from_slice(slot.args());
+                let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
                 // llama.cpp sees a software Vulkan device only when it is named.
                 let env = match std::env::var("GGML_VK_VISIBLE_DEVICES") {
                     Ok(v) if settings.software_gpu => format!("GGML_VK_VISIBLE_DEVICES={v} "),

@@ -60,6 +60,11 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
             printer.warning(&busy_line(b));
         }
     }
+    if let Some(d) = &plan.draft {
+        for line in super::draft::lines(d) {
+            printer.line(&line);
+        }
+    }
     printer.line(&format!("verdict: {}", verdict_word(plan.verdict)));
     for d in &plan.degradations {
         printer.warning(&format!(

@@ -14,7 +14,8 @@ use crate::hardware::whatif::parse_size;
 use crate::hardware::Snapshot;
 use crate::model::Shape;
 use crate::model_source::{default_models_dir, resolve, smaller_variants, ModelSource};
-use crate::plan::choose::{choose, Forced, Ranked};
+use crate::plan::choose::{Forced, Ranked};
+use crate::plan::draft::{choose_with_draft, DraftSpec};
 use crate::plan::{Plan, PlanInput, Requirements, Verdict, DEFAULT_MIN_SPEED};
 use crate::profile::Profile;
 
@@ -86,6 +87,16 @@ pub struct PlanArgs {
     /// KV cache is sized for all of them, as llama.cpp's `-np` sizes it [default: 1].
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
+    /// A draft model for speculative decoding (any name --model takes): planned beside the
+    /// model at the same context, on the device that leaves the model the better plan.
+    #[arg(long)]
+    pub draft: Option<String>,
+    /// The draft's KV cache type (llama.cpp's -ctkd/-ctvd).
+    #[arg(long, default_value = "f16", value_parser = parse_cache_type)]
+    pub draft_kv: GgmlType,
+    /// Tokens drafted per step (llama.cpp's --spec-draft-n-max).
+    #[arg(long, default_value_t = crate::plan::draft::DEFAULT_DRAFT_MAX, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub draft_max: u32,
     #[command(flatten)]
     pub hw: HardwareArgs,
 }
@@ -288,17 +299,22 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     } else {
         machine
     };
+    let draft = super::draft::spec(a, &hardware.cpu.simd, purpose)?;
+    let dspec = draft.as_ref().map(|d| &d.0);
     let ranked = super::rpc_compute::choose_checked(
         &hardware,
-        |hw| choose(&opts, hw, &req, forced),
+        |hw| choose_with_draft(&opts, hw, &req, forced, dspec),
         |m| (srcs[m].path.clone(), opts[m].input.shape.n_vocab),
     );
     let best = &ranked[0];
+    if let Some((_, d)) = &draft {
+        super::draft::check_vocab(&srcs[best.model], d)?;
+    }
     if purpose == Purpose::Run {
         refuse_what_cannot_run(&srcs, &ranked)?;
     }
     let this_binary = (purpose == Purpose::Report && !unusable.is_empty()).then(|| {
-        let mine = choose(&opts, &usable, &req, forced).swap_remove(0);
+        let mine = choose_with_draft(&opts, &usable, &req, forced, dspec).swap_remove(0);
         ThisBinary {
             unusable: unusable.clone(),
             model: srcs[mine.model].label.clone(),
@@ -313,7 +329,7 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let mut plan = best.plan.clone();
     let model = srcs[best.model].clone();
     if plan.verdict == Verdict::Incompatible && forced.is_none() {
-        hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a)?;
+        hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a, dspec)?;
     }
     Ok(Planned {
         shape: opts[best.model].input.shape.clone(),
@@ -384,6 +400,7 @@ fn hint_smaller_variant(
     floor: Option<f64>,
     plan: &mut Plan,
     a: &PlanArgs,
+    draft: Option<&DraftSpec>,
 ) -> Result<(), Failure> {
     let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
     for alt in smaller_variants(model, &models_dir) {
@@ -391,7 +408,9 @@ fn hint_smaller_variant(
             continue;
         }
         let opt = alt.option(&hardware.cpu.simd).map_err(Failure::input)?;
-        let p = choose(&[opt], hardware, req, None).swap_remove(0).plan;
+        let p = choose_with_draft(&[opt], hardware, req, None, draft)
+            .swap_remove(0)
+            .plan;
         if p.verdict != Verdict::Incompatible {
             let hint = format!(
                 "{} would fit ({}, -ngl {}, {} cache)",

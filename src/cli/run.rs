@@ -99,6 +99,24 @@ pub(super) struct RunDoc<'a> {
     threads: u32,
     /// The plan's expected speed (docs/speed.md), to set beside the measured rates.
     expected_speed: Option<&'a crate::plan::Speed>,
+    /// With `--draft`: the draft, its measured acceptance and what the plan expected at it.
+    draft: Option<DraftDoc<'a>>,
+}
+
+/// `run --json`'s account of speculative decoding.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct DraftDoc<'a> {
+    model: &'a str,
+    /// Tokens drafted per step at most.
+    draft_max: u32,
+    /// The share of drafted tokens the model accepted (`stats.draft_accepted` /
+    /// `stats.draft_tokens`); `null` when nothing was drafted.
+    acceptance: Option<f64>,
+    /// The plan's expected decode speed at the measured acceptance (tokens/s), to set
+    /// beside `decode_tokens_per_s`.
+    expected_decode_tokens_per_s: Option<f64>,
+    /// The draft's planned bytes against what llama.cpp allocated for it.
+    self_check: &'a [Check],
 }
 
 static GENERATING: AtomicBool = AtomicBool::new(false);
@@ -169,7 +187,36 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     bar.set_message(prep.label.clone());
     let mut session = Session::load(&cfg, &mut |p| bar.set_position((p * 1000.0) as u64))
         .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+    let mut draft = match prep.draft_config(&cfg)? {
+        Some(dcfg) => {
+            bar.set_position(0);
+            bar.set_message(format!("draft {}", dcfg.model.display()));
+            let d = Session::load(&dcfg, &mut |p| bar.set_position((p * 1000.0) as u64))
+                .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+            Some(d)
+        }
+        None => None,
+    };
     bar.finish_and_clear();
+    let draft_plan = prep.plan.draft.as_ref();
+    let draft_checks = match (&draft, draft_plan) {
+        (Some(d), Some(dp)) => {
+            let checks = crate::engine::self_check::self_check(
+                &dp.devices,
+                dp.ram.repacked_bytes,
+                dp.n_vocab,
+                &d.breakdown(),
+            );
+            report_self_check(
+                &checks,
+                "self-check (draft)",
+                args.verify && !args.json,
+                printer,
+            );
+            checks
+        }
+        _ => Vec::new(),
+    };
     // The template note matters only when a template is applied.
     let template_note = match format {
         PromptFormat::ChatTemplate => session.template_note.clone(),
@@ -184,7 +231,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         prep.shape.n_vocab,
         &session.breakdown(),
     );
-    report_self_check(&checks, args.verify && !args.json, printer);
+    report_self_check(&checks, "self-check", args.verify && !args.json, printer);
 
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -209,6 +256,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             .iter()
             .any(|d| d.is_gpu && d.total_bytes > Bytes::ZERO),
         printer,
+        draft_max: prep.settings.draft.as_ref().map_or(0, |d| d.draft_max),
     };
     if let Some(q) = &args.prompt {
         history.push(("user".into(), q.clone()));
@@ -216,7 +264,24 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             stream: !args.json,
             ..turn
         };
-        let (answer, stats) = answer(&mut session, &mut history, &turn)?;
+        let (answer, stats) = answer(&mut session, &mut draft, &mut history, &turn)?;
+        let draft_doc = draft_plan.map(|d| DraftDoc {
+            model: &d.model,
+            draft_max: d.draft_max,
+            acceptance: stats.draft_acceptance(),
+            expected_decode_tokens_per_s: d.speed.as_ref().zip(stats.draft_acceptance()).map(
+                |(s, a)| {
+                    crate::plan::draft::speculative_rate(
+                        s.target_tokens_per_s,
+                        s.verify_prompt_tokens_per_s,
+                        s.draft_tokens_per_s,
+                        d.draft_max,
+                        a,
+                    )
+                },
+            ),
+            self_check: &draft_checks,
+        });
         if args.json {
             printer.json(&RunDoc {
                 answer,
@@ -235,6 +300,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 context: session.n_ctx(),
                 threads,
                 expected_speed: prep.speed.as_ref(),
+                draft: draft_doc,
             })?;
         }
         return Ok(exit::OK);
@@ -266,7 +332,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             break;
         }
         history.push(("user".into(), line));
-        answer(&mut session, &mut history, &turn)?;
+        answer(&mut session, &mut draft, &mut history, &turn)?;
     }
     Ok(exit::OK)
 }
@@ -286,11 +352,14 @@ struct Turn<'a> {
     format: PromptFormat,
     watch_vram: bool,
     printer: &'a Printer,
+    /// Tokens drafted per step, with a draft model.
+    draft_max: u32,
 }
 
 /// One turn: trims history to fit, streams the answer, appends it to the history.
 fn answer(
     session: &mut Session,
+    draft: &mut Option<Session>,
     history: &mut Vec<(String, String)>,
     turn: &Turn,
 ) -> Result<(String, GenStats), Failure> {
@@ -325,7 +394,8 @@ fn answer(
     let mut text = String::new();
     // Memory is checked every two seconds, not per token: an NVML query costs milliseconds.
     let mut last_check = std::time::Instant::now();
-    let result = session.generate(&tokens, &turn.opts, &STOP, &mut |piece| {
+    let n_max = turn.draft_max;
+    let mut on_text = |piece: &str| {
         text.push_str(piece);
         if turn.stream {
             turn.printer.raw(piece);
@@ -337,13 +407,25 @@ fn answer(
                 output::warning(&alert);
             }
         }
-    });
+    };
+    let result = match draft {
+        Some(d) => session.generate_with_draft(d, n_max, &tokens, &turn.opts, &STOP, &mut on_text),
+        None => session.generate(&tokens, &turn.opts, &STOP, &mut on_text),
+    };
     GENERATING.store(false, Ordering::SeqCst);
     let stats = result.map_err(internal)?;
     if turn.stream {
         turn.printer.raw("\n");
         if stats.interrupted {
             output::note("answer stopped (Ctrl-C)");
+        }
+        if let Some(a) = stats.draft_acceptance() {
+            output::note(&format!(
+                "draft: the model accepted {} of {} drafted tokens ({:.0}%)",
+                stats.draft_accepted,
+                stats.draft_tokens,
+                a * 100.0
+            ));
         }
     }
     if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
@@ -353,7 +435,7 @@ fn answer(
     Ok((text, stats))
 }
 
-pub(super) fn report_self_check(checks: &[Check], table: bool, printer: &Printer) {
+pub(super) fn report_self_check(checks: &[Check], name: &str, table: bool, printer: &Printer) {
     let planned: Bytes = checks.iter().map(|c| c.planned).sum();
     let allocated: Bytes = checks.iter().map(|c| c.allocated).sum();
     let bad: Vec<&Check> = checks.iter().filter(|c| !c.within_5_percent).collect();
@@ -375,12 +457,12 @@ pub(super) fn report_self_check(checks: &[Check], table: bool, printer: &Printer
     }
     if bad.is_empty() {
         output::note(&format!(
-            "self-check: llama.cpp allocated {allocated}, the plan said {planned}: every figure within 5%"
+            "{name}: llama.cpp allocated {allocated}, the plan said {planned}: every figure within 5%"
         ));
     } else {
         for c in bad {
             printer.warning(&format!(
-                "self-check drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
+                "{name} drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
                 c.device, c.what, c.planned, c.allocated
             ));
         }

@@ -32,6 +32,32 @@ pub(super) struct Prepared {
     pub purpose: ModelPurpose,
 }
 
+impl Prepared {
+    /// How to load the draft model (`--draft`), beside the model's own configuration.
+    pub fn draft_config(
+        &self,
+        model: &crate::engine::session::SessionConfig,
+    ) -> Result<Option<crate::engine::session::SessionConfig>, Failure> {
+        let Some(d) = &self.settings.draft else {
+            return Ok(None);
+        };
+        let kv = d.kv_type().map_err(Failure::input)?;
+        Ok(Some(crate::engine::session::SessionConfig {
+            model: d.model.clone(),
+            n_gpu_layers: d.n_gpu_layers as i32,
+            n_cpu_moe: 0,
+            n_cpu_ffn: 0,
+            no_gpu_devices: d.gpu_unused,
+            type_k: kv,
+            type_v: kv,
+            flash_attn: model.flash_attn || kv != crate::ggml_type::GgmlType::F16,
+            rpc: Vec::new(),
+            tensor_split: Vec::new(),
+            ..model.clone()
+        }))
+    }
+}
+
 /// How the prompt reaches the model: through a chat template, or as plain text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -240,7 +266,12 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     };
     super::planning::speed_inputs(plan, None, &hardware, &mut req);
     req.threads = req.threads.or(rf.threads);
-    let plan = if s.gpu_unused {
+    let draft = s
+        .draft
+        .as_ref()
+        .map(|d| super::draft::replan(d, &src, &hardware, &mut req))
+        .transpose()?;
+    let mut plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
     } else {
         let fixed = Fixed {
@@ -252,6 +283,9 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
         };
         plan_fixed(&input, &hardware, &req, fixed)
     };
+    if let Some(d) = &draft {
+        d.attach(&mut plan);
+    }
     if plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(
             "{}: the run file's settings no longer fit this machine ({} tokens, {} cache, -ngl {}): {}",

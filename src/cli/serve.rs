@@ -91,7 +91,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         prep.shape.n_vocab,
         &session.breakdown(),
     );
-    super::run::report_self_check(&checks, false, printer);
+    super::run::report_self_check(&checks, "self-check", false, printer);
     for d in &prep.degradations {
         printer.warning(&format!("DEGRADED MODE: {d}"));
     }

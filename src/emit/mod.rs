@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 mod ollama;
+mod slot;
 pub use ollama::OllamaConfig;
+pub use slot::SlotContext;
 
 /// Why a runnable config (llama.cpp arguments, a Modelfile, a run file) cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,64 @@ pub struct RunSettings {
     /// RPC servers (`HOST:PORT`) whose devices come first (llama.cpp's `--rpc`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rpc: Vec<String>,
+    /// The draft model for speculative decoding (`-md`), as planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftSettings>,
+}
+
+/// The draft model's settings: llama.cpp's `-md`, `-ngld`, `-ctkd`/`-ctvd`, `-devd none`
+/// and `--spec-draft-n-max`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftSettings {
+    pub model: PathBuf,
+    pub n_gpu_layers: u32,
+    pub cache_type: String,
+    /// The GPUs hidden from the draft (`-devd none`).
+    #[serde(default)]
+    pub gpu_unused: bool,
+    pub draft_max: u32,
+}
+
+impl DraftSettings {
+    pub fn from_plan(d: &crate::plan::draft::DraftPlan) -> DraftSettings {
+        DraftSettings {
+            model: d.path.clone(),
+            n_gpu_layers: d.n_gpu_layers,
+            cache_type: d.kv_type.name().into(),
+            gpu_unused: d.placement == crate::plan::draft::DraftPlacement::Cpu,
+            draft_max: d.draft_max,
+        }
+    }
+
+    pub fn kv_type(&self) -> Result<GgmlType, ConfigError> {
+        GgmlType::from_name(&self.cache_type)
+            .filter(|t| crate::ggml_type::KV_CACHE_TYPES.contains(t))
+            .ok_or_else(|| ConfigError::NotACacheType(self.cache_type.clone()))
+    }
+
+    /// llama.cpp's arguments for the draft (`llama-server`, `llama-speculative`).
+    fn args(&self) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "-md".into(),
+            self.model.display().to_string(),
+            "--spec-type".into(),
+            "draft-simple".into(),
+            "-ngld".into(),
+            self.n_gpu_layers.to_string(),
+            "-ctkd".into(),
+            self.cache_type.clone(),
+            "-ctvd".into(),
+            self.cache_type.clone(),
+            "--spec-draft-n-max".into(),
+            self.draft_max.to_string(),
+        ];
+        if self.gpu_unused {
+            v.push("-devd".into());
+            v.push("none".into());
+        }
+        v
+    }
 }
 
 fn one() -> u32 {
@@ -105,6 +165,7 @@ impl RunSettings {
                 .any(|d| d.kind == crate::plan::DegradationKind::SoftwareGpu),
             parallel: plan.parallel.max(1),
             rpc: plan.rpc.clone(),
+            draft: plan.draft.as_ref().map(DraftSettings::from_plan),
         }
     }
 
@@ -124,6 +185,12 @@ impl RunSettings {
     /// Settings a config may carry: a cache type llama.cpp has, a context in range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kv_type()?;
+        if let Some(d) = &self.draft {
+            d.kv_type()?;
+            if d.model.as_os_str().is_empty() {
+                return Err(ConfigError::Missing("the draft needs -md"));
+            }
+        }
         if self.context == 0 || self.context > MAX_CONTEXT {
             return Err(ConfigError::ContextRange(self.context));
         }
@@ -192,6 +259,9 @@ impl RunSettings {
                     .join(","),
             );
         }
+        if let Some(d) = &self.draft {
+            v.extend(d.args());
+        }
         v
     }
 
@@ -214,6 +284,7 @@ impl RunSettings {
                 .any(|a| a.starts_with("GGML_VK_VISIBLE_DEVICES=")),
             parallel: 1,
             rpc: Vec::new(),
+            draft: None,
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, ConfigError> {
@@ -248,6 +319,21 @@ impl RunSettings {
                             value: v.cloned().unwrap_or_default(),
                         });
                     }
+                }
+                // What lifts llama-server's cap of a slot at the training context
+                // (`SlotContext`): the plan is sized by `-c` and `-np` all the same.
+                "--override-kv" => {
+                    let v = it
+                        .next()
+                        .ok_or(ConfigError::MissingValue("--override-kv"))?;
+                    if !slot::is_context_override(v) {
+                        return Err(ConfigError::UnexpectedArgument(format!(
+                            "--override-kv {v}"
+                        )));
+                    }
+                }
+                "--yarn-orig-ctx" => {
+                    num(it.next(), a)?;
                 }
                 "--n-cpu-ffn" | "-ncffn" => {
                     s.n_cpu_ffn = num(it.next(), a)?.min(u32::MAX as u64) as u32
@@ -294,7 +380,46 @@ impl RunSettings {
                         })
                         .collect::<Result<_, _>>()?
                 }
+                "-md" | "--model-draft" | "--spec-draft-model" => {
+                    draft(&mut s).model = it.next().ok_or(ConfigError::MissingValue("-md"))?.into();
+                }
+                "--spec-type" => {
+                    let v = it.next().ok_or(ConfigError::MissingValue("--spec-type"))?;
+                    if v != "draft-simple" {
+                        return Err(ConfigError::UnexpectedArgument(format!("--spec-type {v}")));
+                    }
+                }
+                "-ngld" | "--gpu-layers-draft" | "--n-gpu-layers-draft" | "--spec-draft-ngl" => {
+                    draft(&mut s).n_gpu_layers = num(it.next(), a)?.min(u32::MAX as u64) as u32
+                }
+                "-ctkd" | "-ctvd" | "--cache-type-k-draft" | "--cache-type-v-draft" => {
+                    let v = it.next().ok_or(ConfigError::MissingValue("-ctkd"))?.clone();
+                    let d = draft(&mut s);
+                    // One type for K and V, as for the model's own cache.
+                    if !d.cache_type.is_empty() && d.cache_type != v {
+                        return Err(ConfigError::MixedCacheTypes(d.cache_type.clone(), v));
+                    }
+                    d.cache_type = v;
+                }
+                "--spec-draft-n-max" => {
+                    draft(&mut s).draft_max = num(it.next(), a)?.clamp(1, 64) as u32
+                }
+                "-devd" | "--device-draft" | "--spec-draft-device" => {
+                    match it.next().map(String::as_str) {
+                        Some("none") => draft(&mut s).gpu_unused = true,
+                        other => {
+                            return Err(ConfigError::PartialDevices(
+                                other.unwrap_or("").to_string(),
+                            ))
+                        }
+                    }
+                }
                 other => return Err(ConfigError::UnexpectedArgument(other.to_string())),
+            }
+        }
+        if let Some(d) = &mut s.draft {
+            if d.cache_type.is_empty() {
+                d.cache_type = "f16".into();
             }
         }
         if s.context == 0 || s.model.as_os_str().is_empty() {
@@ -305,6 +430,17 @@ impl RunSettings {
         s.validate()?;
         Ok(s)
     }
+}
+
+/// The draft being read back from llama.cpp arguments (created by its first flag).
+fn draft(s: &mut RunSettings) -> &mut DraftSettings {
+    s.draft.get_or_insert_with(|| DraftSettings {
+        model: PathBuf::new(),
+        n_gpu_layers: 0,
+        cache_type: String::new(),
+        gpu_unused: false,
+        draft_max: crate::plan::draft::DEFAULT_DRAFT_MAX,
+    })
 }
 
 /// layerfit's run file: the settings, and what the plan promised (checked after loading).

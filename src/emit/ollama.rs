@@ -65,8 +65,9 @@ impl RunSettings {
             parallel: get("OLLAMA_NUM_PARALLEL")
                 .and_then(|v| v.parse::<u32>().ok())
                 .map_or(1, |n| n.clamp(1, 256)),
-            // Ollama has no RPC back-end.
+            // Ollama has no RPC back-end and no speculative decoding.
             rpc: Vec::new(),
+            draft: None,
         };
         settings.validate()?;
         Ok(settings)

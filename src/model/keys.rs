@@ -39,6 +39,8 @@ pub const KDA_HEAD_DIM: &str = "{arch}.kda.head_dim";
 pub const RECURRENT_LAYERS: &str = "{arch}.attention.recurrent_layers";
 pub const FULL_ATTENTION_INTERVAL: &str = "{arch}.full_attention_interval";
 pub const CAUSAL: &str = "{arch}.attention.causal";
+/// YaRN's original context; llama.cpp takes the training context when it is absent.
+pub const ROPE_SCALING_ORIG_CTX_LEN: &str = "{arch}.rope.scaling.original_context_length";
 
 /// Expands a key template for an architecture.
 pub fn arch_key(template: &str, arch: &str) -> String {

@@ -6,6 +6,7 @@ pub mod keys;
 mod meta;
 pub mod purpose;
 mod shape;
+pub mod vocab;
 
 pub use arch::{ArchRules, MemoryKind, SwaKind};
 pub use shape::{LayerShape, RecurrentState, Shape, ShapeError};

@@ -42,7 +42,8 @@ impl Budgets {
             .ram
             .available_bytes
             .saturating_sub(os_reserve(s.ram.total_bytes))
-            .saturating_sub(req.app_reserve);
+            .saturating_sub(req.app_reserve)
+            .saturating_sub(req.held.ram);
         let ram = match req.ram_limit {
             Some(limit) => ram.min(limit),
             None => ram,
@@ -50,7 +51,9 @@ impl Budgets {
         let gpus = s
             .gpus
             .iter()
-            .map(|g| {
+            .enumerate()
+            .map(|(i, g)| {
+                let held = req.held.gpus.get(i).copied().unwrap_or(Bytes::ZERO);
                 let b = if g.unified_memory {
                     // Shares RAM: the same bytes must not be counted twice, so the GPU's
                     // budget is at most the RAM budget and its use is charged to RAM (the
@@ -65,18 +68,21 @@ impl Budgets {
                         g.vram_total_bytes
                     };
                     if own > Bytes::ZERO {
-                        ram.min(own)
+                        ram.min(own.saturating_sub(held))
                     } else {
                         ram
                     }
                 } else if g.remote.is_some() {
                     // What the server offers (`layerfit rpc-server` already keeps its own
                     // host's reserve out of it; docs/rpc.md).
-                    g.vram_free_bytes.saturating_sub(req.vram_reserve)
+                    g.vram_free_bytes
+                        .saturating_sub(req.vram_reserve)
+                        .saturating_sub(held)
                 } else {
                     g.vram_free_bytes
                         .saturating_sub(VRAM_MARGIN)
                         .saturating_sub(req.vram_reserve)
+                        .saturating_sub(held)
                 };
                 (g.name.clone(), b, g.unified_memory)
             })

@@ -11,6 +11,7 @@
 
 mod budget;
 pub mod choose;
+pub mod draft;
 mod input;
 mod layout;
 pub mod quality;
@@ -63,6 +64,18 @@ pub struct Requirements {
     /// Sequences served at once (`serve --parallel N`), each holding `min_context`: the KV
     /// cache and output buffers are sized for all of them, as llama.cpp sizes them.
     pub parallel: u32,
+    /// Memory another model loaded beside this one already holds (a draft model,
+    /// `plan::draft`): taken out of the budgets before this model is placed.
+    pub held: Held,
+}
+
+/// Memory held by another model on the same machine, per device.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Held {
+    /// Host RAM (page cache and anonymous memory alike).
+    pub ram: Bytes,
+    /// Per GPU, in the snapshot's order (a missing entry holds nothing).
+    pub gpus: Vec<Bytes>,
 }
 
 fn one() -> u32 {
@@ -89,6 +102,7 @@ impl Default for Requirements {
             calibration: None,
             load_average: None,
             parallel: 1,
+            held: Held::default(),
         }
     }
 }
@@ -221,6 +235,10 @@ pub struct Plan {
     /// order; empty on one machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rpc: Vec<String>,
+    /// The draft model for speculative decoding (`--draft`), placed beside this plan: its
+    /// memory is already out of this plan's budgets. Absent without `--draft`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<draft::DraftPlan>,
 }
 
 #[cfg(test)]

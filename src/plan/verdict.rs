@@ -322,5 +322,6 @@ pub(super) fn finish(
         } else {
             crate::rpc::hosts::endpoints(&s.snap.gpus)
         },
+        draft: None,
     }
 }

@@ -3,6 +3,7 @@
 //! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
+mod speculative;
 mod text;
 
 pub use text::plain_text;
@@ -69,12 +70,20 @@ pub struct GenStats {
     pub decode_seconds: f64,
     /// Stopped by Ctrl-C, not by the model or the limit.
     pub interrupted: bool,
+    /// With a draft model: tokens the draft proposed, and how many of them the model
+    /// accepted (0 and 0 without a draft).
+    pub draft_tokens: u32,
+    pub draft_accepted: u32,
 }
 
 impl GenStats {
     pub fn prompt_tokens_per_s(&self) -> Option<f64> {
         let n = self.prompt_tokens - self.reused_tokens;
         (self.prompt_seconds > 0.0 && n > 0).then(|| n as f64 / self.prompt_seconds)
+    }
+    /// The share of drafted tokens the model accepted; `None` without drafting.
+    pub fn draft_acceptance(&self) -> Option<f64> {
+        (self.draft_tokens > 0).then(|| self.draft_accepted as f64 / self.draft_tokens as f64)
     }
     pub fn decode_tokens_per_s(&self) -> Option<f64> {
         (self.decode_seconds > 0.0 && self.generated_tokens > 1)
@@ -251,15 +260,9 @@ impl Session {
         Ok(())
     }
 
-    /// Answers `prompt` (a formatted conversation's tokens), streaming text to `on_text`.
-    /// The cache keeps what the previous turn left when it is a prefix of this prompt.
-    pub fn generate(
-        &mut self,
-        prompt: &[sys::llama_token],
-        opts: &GenOptions,
-        stop: &AtomicBool,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<GenStats, EngineError> {
+    /// Keeps what the cache shares with `prompt` (the previous turn), drops the rest and
+    /// reads the new part: the stats of an answer about to start, logits at the last token.
+    fn read_prompt(&mut self, prompt: &[sys::llama_token]) -> Result<GenStats, EngineError> {
         if prompt.len() as u32 >= self.n_ctx {
             return Err(EngineError(format!(
                 "the prompt ({} tokens) does not fit the {}-token context",
@@ -275,15 +278,13 @@ impl Session {
             .count();
         // At least one token must be decoded to get logits.
         keep = keep.min(prompt.len().saturating_sub(1));
-        unsafe {
-            let mem = sys::llama_get_memory(self.ctx);
-            if keep < self.cached.len() && !sys::llama_memory_seq_rm(mem, 0, keep as i32, -1) {
-                // Sliding-window caches cannot always drop a suffix: start over.
-                sys::llama_memory_clear(mem, true);
-                keep = 0;
-            }
+        if !self.truncate(keep) {
+            // Sliding-window and recurrent caches cannot always drop a suffix: start over.
+            // SAFETY: `self.ctx` is the live context this session owns.
+            unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true) };
+            self.cached.clear();
+            keep = 0;
         }
-        self.cached.truncate(keep);
         let mut stats = GenStats {
             prompt_tokens: prompt.len() as u32,
             reused_tokens: keep as u32,
@@ -292,7 +293,71 @@ impl Session {
         let t = Instant::now();
         self.decode(&prompt[keep..])?;
         stats.prompt_seconds = t.elapsed().as_secs_f64();
-        let smpl = unsafe {
+        Ok(stats)
+    }
+
+    /// Drops every cached token from position `n` on; false when the cache cannot (a
+    /// sliding-window or recurrent cache), and then nothing is dropped from `cached`.
+    fn truncate(&mut self, n: usize) -> bool {
+        if n >= self.cached.len() {
+            return true;
+        }
+        // SAFETY: `self.ctx` is the live context this session owns; sequence 0 exists.
+        let ok =
+            unsafe { sys::llama_memory_seq_rm(sys::llama_get_memory(self.ctx), 0, n as i32, -1) };
+        if ok {
+            self.cached.truncate(n);
+        }
+        ok
+    }
+
+    /// Answers `prompt` (a formatted conversation's tokens), streaming text to `on_text`.
+    /// The cache keeps what the previous turn left when it is a prefix of this prompt.
+    pub fn generate(
+        &mut self,
+        prompt: &[sys::llama_token],
+        opts: &GenOptions,
+        stop: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenStats, EngineError> {
+        let mut stats = self.read_prompt(prompt)?;
+        let smpl = Sampler::new(opts);
+        let mut out = Utf8Out::default();
+        let t = Instant::now();
+        let result = (|| {
+            while stats.generated_tokens < opts.max_tokens {
+                if stop.load(Ordering::Relaxed) {
+                    stats.interrupted = true;
+                    break;
+                }
+                let tok = smpl.sample(self.ctx, -1);
+                if unsafe { sys::llama_vocab_is_eog(self.vocab, tok) } {
+                    break;
+                }
+                stats.generated_tokens += 1;
+                out.push(&self.piece(tok), on_text);
+                if self.cached.len() as u32 + 1 >= self.n_ctx {
+                    break;
+                }
+                self.decode(&[tok])?;
+            }
+            Ok(())
+        })();
+        stats.decode_seconds = t.elapsed().as_secs_f64();
+        out.flush(on_text);
+        result.map(|_| stats)
+    }
+}
+
+/// The sampler chain of one answer: greedy at temperature 0, else top-k 40, top-p 0.95,
+/// the temperature and a seeded draw.
+struct Sampler(*mut sys::llama_sampler);
+
+impl Sampler {
+    fn new(opts: &GenOptions) -> Sampler {
+        // SAFETY: each `init` returns a new sampler the chain takes ownership of; the chain
+        // is freed once, in `Drop`.
+        unsafe {
             let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
             if opts.temperature <= 0.0 {
                 sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_greedy());
@@ -302,43 +367,49 @@ impl Session {
                 sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_temp(opts.temperature));
                 sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_dist(opts.seed));
             }
-            chain
-        };
-        let mut pending: Vec<u8> = Vec::new();
-        let t = Instant::now();
-        let result = (|| {
-            while stats.generated_tokens < opts.max_tokens {
-                if stop.load(Ordering::Relaxed) {
-                    stats.interrupted = true;
-                    break;
-                }
-                let tok = unsafe { sys::llama_sampler_sample(smpl, self.ctx, -1) };
-                if unsafe { sys::llama_vocab_is_eog(self.vocab, tok) } {
-                    break;
-                }
-                stats.generated_tokens += 1;
-                pending.extend(self.piece(tok));
-                let valid = match std::str::from_utf8(&pending) {
-                    Ok(s) => s.len(),
-                    Err(e) => e.valid_up_to(),
-                };
-                if valid > 0 {
-                    on_text(std::str::from_utf8(&pending[..valid]).unwrap_or(""));
-                    pending.drain(..valid);
-                }
-                if self.cached.len() as u32 + 1 >= self.n_ctx {
-                    break;
-                }
-                self.decode(&[tok])?;
-            }
-            Ok(())
-        })();
-        unsafe { sys::llama_sampler_free(smpl) };
-        stats.decode_seconds = t.elapsed().as_secs_f64();
-        if !pending.is_empty() {
-            on_text(&String::from_utf8_lossy(&pending));
+            Sampler(chain)
         }
-        result.map(|_| stats)
+    }
+
+    /// Samples from the logits of output `idx` of the last decode (-1: the last output) and
+    /// accepts the token into the chain's state.
+    fn sample(&self, ctx: *mut sys::llama_context, idx: i32) -> sys::llama_token {
+        // SAFETY: `ctx` is a live context whose last decode produced output `idx`.
+        unsafe { sys::llama_sampler_sample(self.0, ctx, idx) }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        // SAFETY: the chain was created in `new` and is freed only here.
+        unsafe { sys::llama_sampler_free(self.0) };
+    }
+}
+
+/// Token bytes to text: whole UTF-8 characters are passed on as soon as they are complete.
+#[derive(Default)]
+struct Utf8Out {
+    pending: Vec<u8>,
+}
+
+impl Utf8Out {
+    fn push(&mut self, bytes: &[u8], on_text: &mut dyn FnMut(&str)) {
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(s) => s.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        if valid > 0 {
+            on_text(std::str::from_utf8(&self.pending[..valid]).unwrap_or(""));
+            self.pending.drain(..valid);
+        }
+    }
+
+    fn flush(&mut self, on_text: &mut dyn FnMut(&str)) {
+        if !self.pending.is_empty() {
+            on_text(&String::from_utf8_lossy(&self.pending));
+            self.pending.clear();
+        }
     }
 }
 
