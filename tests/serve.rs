@@ -357,3 +357,53 @@ fn emitted_configs_carry_the_parallel_sequences_and_read_back() {
     assert_eq!((f.settings.context, f.settings.parallel), (4096, 4));
     assert!(emit("ollama").contains("OLLAMA_NUM_PARALLEL=4"));
 }
+
+/// Greedy completions of `prompts`, all sent at once.
+fn completions_at_once(server: &Server, prompts: &[&str]) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                scope.spawn(move || {
+                    let r = post(
+                        server,
+                        "/v1/completions",
+                        serde_json::json!({"prompt": p, "max_tokens": 24, "temperature": 0}),
+                    );
+                    r["choices"][0]["text"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn with_a_draft_every_sequence_decodes_speculatively_to_the_same_text() {
+    let m = common::smollm2();
+    let prompts = [
+        "The capital of France is",
+        "Here is a list of fruits: apple,",
+    ];
+    let plain = Server::start_model(&m, "2", &["--api-key", KEY]);
+    let expected = completions_at_once(&plain, &prompts);
+    assert_eq!(plain.metric("layerfit_draft_tokens_total"), 0.0);
+    assert!(plain.stop().success());
+
+    let drafted = Server::start_model(&m, "2", &["--api-key", KEY, "--draft", m.to_str().unwrap()]);
+    let got = completions_at_once(&drafted, &prompts);
+    assert_eq!(
+        got, expected,
+        "speculative decoding keeps each sequence's greedy text"
+    );
+    let proposed = drafted.metric("layerfit_draft_tokens_total");
+    let kept = drafted.metric("layerfit_draft_accepted_total");
+    assert!(
+        proposed > 0.0 && kept > 0.0 && kept <= proposed,
+        "{kept} of {proposed}"
+    );
+    let log = drafted.log.clone();
+    assert!(drafted.stop().success());
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("self-check (draft)"), "{log}");
+}

@@ -92,6 +92,25 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         &session.breakdown(),
     );
     super::run::report_self_check(&checks, "self-check", false, printer);
+    let draft = match (prep.draft_config(&cfg)?, &prep.plan.draft) {
+        (Some(dcfg), Some(dp)) => {
+            output::note(&format!(
+                "loading the draft {} ({} tokens drafted per step)",
+                dp.model, dp.draft_max
+            ));
+            let d = Session::load(&dcfg, &mut |_| {})
+                .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+            let checks = crate::engine::self_check::self_check(
+                &dp.devices,
+                dp.ram.repacked_bytes,
+                dp.n_vocab,
+                &d.breakdown(),
+            );
+            super::run::report_self_check(&checks, "self-check (draft)", false, printer);
+            Some((d, dp.draft_max))
+        }
+        _ => None,
+    };
     for d in &prep.degradations {
         printer.warning(&format!("DEGRADED MODE: {d}"));
     }
@@ -136,7 +155,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         chat_as_plain_text: format == PromptFormat::Raw,
     };
     let label = prep.label.clone();
-    serve(settings, session, &|addr| {
+    serve(settings, session, draft, &|addr| {
         printer.line(&format!(
             "serving {label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
             s.context

@@ -89,6 +89,7 @@ pub fn now() -> u64 {
 pub fn serve(
     settings: ServeSettings,
     session: Session,
+    draft: Option<(Session, u32)>,
     on_listening: &dyn Fn(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let n_ctx_seq = session.n_ctx_seq();
@@ -97,9 +98,13 @@ pub fn serve(
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let engine = {
         let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
+        let draft = draft.map(|(d, n_max)| (Shared(d), n_max));
         std::thread::Builder::new()
             .name("layerfit-engine".into())
-            .spawn(move || batch::run(&model.0, n, rx, &stats))?
+            .spawn(move || {
+                let draft = draft.as_ref().map(|d| (&d.0 .0, d.1));
+                batch::run(&model.0, draft, n, rx, &stats)
+            })?
     };
     let app = Arc::new(App {
         key_hash: settings

@@ -75,6 +75,18 @@ pub(super) async fn metrics(State(app): St) -> Response {
         one(s.generated_tokens.load(Ordering::Relaxed)),
     );
     metric(
+        "layerfit_draft_tokens_total",
+        "counter",
+        "Tokens the draft model proposed (0 without --draft).",
+        one(s.draft_tokens.load(Ordering::Relaxed)),
+    );
+    metric(
+        "layerfit_draft_accepted_total",
+        "counter",
+        "Drafted tokens the model kept.",
+        one(s.draft_accepted.load(Ordering::Relaxed)),
+    );
+    metric(
         "layerfit_requests_processing",
         "gauge",
         "Sequences being answered.",

@@ -6,6 +6,7 @@
 mod speculative;
 mod text;
 
+pub(crate) use speculative::argmax_at;
 pub use text::plain_text;
 
 use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};

@@ -49,18 +49,7 @@ impl Session {
 
     /// The most likely next token after the last decode (the draft's argmax).
     fn argmax(&self) -> sys::llama_token {
-        // SAFETY: the last decode produced logits for its last token: `n_vocab` floats.
-        let logits = unsafe {
-            let n = sys::llama_vocab_n_tokens(self.vocab) as usize;
-            std::slice::from_raw_parts(sys::llama_get_logits_ith(self.ctx, -1), n)
-        };
-        let mut best = 0;
-        for (i, &l) in logits.iter().enumerate() {
-            if l > logits[best] {
-                best = i;
-            }
-        }
-        best as sys::llama_token
+        argmax_at(self.ctx, self.vocab, -1)
     }
 
     fn n_vocab(&self) -> i32 {
@@ -194,4 +183,25 @@ impl Session {
         out.flush(on_text);
         result.map(|_| stats)
     }
+}
+
+/// The most likely token at output `at` of the last decode (-1: the last output).
+pub(crate) fn argmax_at(
+    ctx: *mut sys::llama_context,
+    vocab: *const sys::llama_vocab,
+    at: i32,
+) -> sys::llama_token {
+    // SAFETY: `ctx` is live, its last decode produced output `at`, and that output has
+    // `n_vocab` logits (`vocab` is its model's).
+    let logits = unsafe {
+        let n = sys::llama_vocab_n_tokens(vocab) as usize;
+        std::slice::from_raw_parts(sys::llama_get_logits_ith(ctx, at), n)
+    };
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as sys::llama_token
 }
