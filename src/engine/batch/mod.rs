@@ -6,6 +6,9 @@
 //! channel and answers leave through each job's sink.
 
 mod draft;
+mod slot;
+
+use slot::{sampler, take, Slot};
 
 use super::session::Session;
 use llama_cpp_sys_2 as sys;
@@ -68,120 +71,6 @@ pub struct EngineStats {
     /// With a draft model: tokens it proposed, and those the model kept.
     pub draft_tokens: AtomicU64,
     pub draft_accepted: AtomicU64,
-}
-
-struct Slot {
-    seq: i32,
-    job: Job,
-    /// Prompt tokens already in the cache.
-    fed: usize,
-    n_past: i32,
-    /// The sampled token to feed at the next step.
-    next: Option<Token>,
-    generated: u32,
-    sampler: *mut sys::llama_sampler,
-    pending: Vec<u8>,
-    /// Text not yet sent: it might be the start of a stop string.
-    held: String,
-    logits_at: Option<i32>,
-    /// The prompt and the answer so far (the draft model follows it).
-    history: Vec<Token>,
-    /// Tokens the draft proposed this step, read by the model after `next`.
-    drafted: Vec<Token>,
-}
-
-fn sampler(temperature: f32, seed: u32) -> *mut sys::llama_sampler {
-    unsafe {
-        let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
-        if temperature <= 0.0 {
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_greedy());
-        } else {
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_k(40));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_p(0.95, 1));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_temp(temperature));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_dist(seed));
-        }
-        chain
-    }
-}
-
-impl Slot {
-    /// Sends what cannot be part of a stop string; `true` when a stop string completed.
-    fn emit(&mut self, piece: &str) -> (bool, bool) {
-        self.held.push_str(piece);
-        if let Some(at) = self
-            .job
-            .stop
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
-            let text: String = self.held[..at].to_string();
-            self.held.clear();
-            let alive = text.is_empty() || (self.job.sink)(Event::Text(text));
-            return (alive, true);
-        }
-        let keep = self
-            .job
-            .stop
-            .iter()
-            .map(|s| s.len().saturating_sub(1))
-            .max()
-            .unwrap_or(0);
-        let mut cut = self.held.len().saturating_sub(keep);
-        while !self.held.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        if cut == 0 {
-            return (true, false);
-        }
-        let text: String = self.held.drain(..cut).collect();
-        ((self.job.sink)(Event::Text(text)), false)
-    }
-}
-
-/// What one sampled token did to a slot.
-struct Taken {
-    /// The client still listens.
-    alive: bool,
-    end: Option<FinishReason>,
-}
-
-/// Takes `tok`, sampled for slot `s` with `s.n_past` tokens before it in the cache: ends
-/// the answer on an end-of-generation token, else sends its text (held back while it may
-/// start a stop string) and ends the answer at a stop string, `max_tokens` or the context.
-fn take(s: &mut Slot, tok: Token, session: &Session, n_ctx_seq: i32, stats: &EngineStats) -> Taken {
-    let (_, vocab) = session.raw();
-    // SAFETY: `vocab` belongs to the session's live model.
-    if unsafe { sys::llama_vocab_is_eog(vocab, tok) } {
-        return Taken {
-            alive: true,
-            end: Some(FinishReason::Stop),
-        };
-    }
-    let mut alive = true;
-    let mut end = None;
-    s.generated += 1;
-    s.history.push(tok);
-    stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-    s.pending.extend(session.piece(tok));
-    let valid = match std::str::from_utf8(&s.pending) {
-        Ok(v) => v.len(),
-        Err(e) => e.valid_up_to(),
-    };
-    if valid > 0 {
-        let piece: String = String::from_utf8_lossy(&s.pending[..valid]).into();
-        s.pending.drain(..valid);
-        let (ok, stopped) = s.emit(&piece);
-        alive = ok;
-        if stopped {
-            end = Some(FinishReason::Stop);
-        }
-    }
-    if end.is_none() && (s.generated >= s.job.max_tokens || s.n_past + 1 >= n_ctx_seq) {
-        end = Some(FinishReason::Length);
-    }
-    Taken { alive, end }
 }
 
 /// Puts one token into the batch (its `n`th entry); returns its index.
