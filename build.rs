@@ -6,16 +6,65 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/engine/breakdown.cpp");
+    println!("cargo:rerun-if-changed=src/engine/chat_template.cpp");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
         .file("src/engine/breakdown.cpp")
         .compile("layerfit_breakdown");
+    let llama = vendored_llama_cpp();
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(llama.join("include"))
+        .include(llama.join("ggml/include"))
+        .include(llama.join("common"))
+        .include(llama.join("vendor"))
+        // llama.cpp's jinja headers define static helpers this file does not call.
+        .flag_if_supported("-Wno-unused-function")
+        .file("src/engine/chat_template.cpp")
+        .compile("layerfit_chat_template");
     let out = std::env::var("OUT_DIR").unwrap();
     version_facts();
     embed("model-catalog", &Path::new(&out).join("catalog_files.rs"));
     embed("profiles", &Path::new(&out).join("profile_files.rs"));
     verified_architectures(&Path::new(&out).join("verified_archs.rs"));
+}
+
+/// The llama.cpp sources of the pinned `llama-cpp-sys-2` (Cargo.toml), whose headers the
+/// chat-template shim is built against: the crate installs none, so they are read where
+/// cargo unpacked it (or `LAYERFIT_LLAMA_CPP`).
+fn vendored_llama_cpp() -> std::path::PathBuf {
+    println!("cargo:rerun-if-env-changed=LAYERFIT_LLAMA_CPP");
+    if let Ok(p) = std::env::var("LAYERFIT_LLAMA_CPP") {
+        return p.into();
+    }
+    let manifest = std::fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("Cargo.toml"),
+    )
+    .unwrap();
+    let version = manifest
+        .lines()
+        .find(|l| l.starts_with("llama-cpp-sys-2"))
+        .and_then(|l| l.split("\"=").nth(1))
+        .and_then(|v| v.split('"').next())
+        .expect("Cargo.toml pins llama-cpp-sys-2 with =VERSION");
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo"));
+    let registry = home.join("registry/src");
+    for index in std::fs::read_dir(&registry).into_iter().flatten().flatten() {
+        let dir = index
+            .path()
+            .join(format!("llama-cpp-sys-2-{version}/llama.cpp"));
+        if dir.join("common/chat.h").is_file() {
+            return dir;
+        }
+    }
+    panic!(
+        "llama-cpp-sys-2 {version}'s sources are not under {}: set LAYERFIT_LLAMA_CPP to its llama.cpp directory",
+        registry.display()
+    );
 }
 
 /// `&[names]` of the architectures docs/architectures.md (written by the architecture sweep,

@@ -22,6 +22,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/apply-template", post(apply_template))
         .route("/v1/models", get(models))
         .route("/v1/layerfit/plan", get(plan))
         .route("/metrics", get(super::status::metrics))
@@ -99,6 +100,43 @@ async fn chat(State(app): St, req: Request) -> Response {
     complete(app, req, true).await
 }
 
+/// The request body, at most `--max-body` bytes (413 past it).
+async fn body(app: &App, req: Request) -> Result<axum::body::Bytes, Response> {
+    let limit = app.settings.max_body_bytes;
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            error(&ApiError {
+                status: 413,
+                kind: "invalid_request_error",
+                code: "body_too_large",
+                message: format!("the request body exceeds {limit} bytes"),
+            })
+        })
+}
+
+/// llama-server's `/apply-template`: the chat request's messages as the model will read them
+/// (`{"prompt": TEXT}`), nothing generated.
+async fn apply_template(State(app): St, req: Request) -> Response {
+    let bytes = match body(&app, req).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let r = match openai::parse(&bytes, true) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let text = if app.settings.chat_as_plain_text {
+        crate::engine::session::plain_text(&r.messages)
+    } else {
+        match app.model.0.format(&r.messages, true) {
+            Ok(t) => t,
+            Err(e) => return error(&ApiError::bad("template_failed", e.to_string())),
+        }
+    };
+    axum::Json(serde_json::json!({ "prompt": text })).into_response()
+}
+
 async fn completions(State(app): St, req: Request) -> Response {
     complete(app, req, false).await
 }
@@ -116,14 +154,9 @@ impl Drop for CancelOnDrop {
 }
 
 async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
-    let limit = app.settings.max_body_bytes;
-    let Ok(bytes) = axum::body::to_bytes(req.into_body(), limit).await else {
-        return error(&ApiError {
-            status: 413,
-            kind: "invalid_request_error",
-            code: "body_too_large",
-            message: format!("the request body exceeds {limit} bytes"),
-        });
+    let bytes = match body(&app, req).await {
+        Ok(b) => b,
+        Err(e) => return e,
     };
     let r = match openai::parse(&bytes, chat) {
         Ok(r) => r,

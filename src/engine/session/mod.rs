@@ -3,6 +3,7 @@
 //! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
+mod jinja;
 mod speculative;
 mod text;
 
@@ -97,6 +98,9 @@ pub struct Session {
     ctx: *mut sys::llama_context,
     vocab: *const sys::llama_vocab,
     template: CString,
+    /// The file's own (Jinja) template through llama.cpp's chat layer, as llama-server
+    /// applies it; `None` when the file has none (then `template`, a built-in one).
+    jinja: Option<jinja::Templates>,
     /// Set when the built-in fallback template is used, saying why.
     pub template_note: Option<String>,
     /// Tokens currently in the KV cache (sequence 0), to reuse across turns.
@@ -196,6 +200,7 @@ impl Session {
                 ctx,
                 vocab,
                 template: CString::new(cfg.fallback_template.clone()).unwrap_or_default(),
+                jinja: None,
                 template_note: None,
                 cached: Vec::new(),
                 n_ctx: sys::llama_n_ctx(ctx),
@@ -209,14 +214,22 @@ impl Session {
                     cfg.fallback_template
                 ));
             } else {
-                let own = CStr::from_ptr(own).to_owned();
-                let fallback = std::mem::replace(&mut s.template, own);
-                if s.format(&probe, true).is_err() {
-                    s.template = fallback;
-                    s.template_note = Some(format!(
-                        "llama.cpp cannot apply the file's chat template: using its built-in '{}' template",
-                        cfg.fallback_template
-                    ));
+                // The file's Jinja template, as llama-server renders it; else llama.cpp's
+                // legacy matcher on the same template; else the built-in one.
+                s.jinja = jinja::Templates::new(model).ok();
+                if s.jinja.is_some() && s.format(&probe, true).is_err() {
+                    s.jinja = None;
+                }
+                if s.jinja.is_none() {
+                    let own = CStr::from_ptr(own).to_owned();
+                    let fallback = std::mem::replace(&mut s.template, own);
+                    if s.format(&probe, true).is_err() {
+                        s.template = fallback;
+                        s.template_note = Some(format!(
+                            "llama.cpp cannot apply the file's chat template: using its built-in '{}' template",
+                            cfg.fallback_template
+                        ));
+                    }
                 }
             }
             Ok(s)

@@ -13,6 +13,9 @@ impl Session {
         messages: &[(String, String)],
         add_assistant: bool,
     ) -> Result<String, EngineError> {
+        if let Some(j) = &self.jinja {
+            return j.apply(messages, add_assistant);
+        }
         let owned: Vec<(CString, CString)> = messages
             .iter()
             .map(|(r, c)| {
