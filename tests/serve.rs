@@ -407,3 +407,71 @@ fn with_a_draft_every_sequence_decodes_speculatively_to_the_same_text() {
     let log = log.lock().unwrap().clone();
     assert!(log.contains("self-check (draft)"), "{log}");
 }
+
+/// Streams a long greedy completion through curl: the raw server-sent events.
+fn stream_long(server: &Server) -> std::thread::JoinHandle<String> {
+    let url = format!("http://{}/v1/completions", server.addr);
+    std::thread::spawn(move || {
+        let body = serde_json::json!({
+            "prompt": "1, 2, 3, 4, 5, 6, 7, 8,",
+            "max_tokens": 1900,
+            "temperature": 0,
+            "stream": true,
+        });
+        let out = Command::new("curl")
+            .args(["-s", "-N", "-H", "Content-Type: application/json"])
+            .args(["-H", &format!("Authorization: Bearer {KEY}")])
+            .args(["--data-binary", &body.to_string(), &url])
+            .output()
+            .expect("curl is needed for this test");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    })
+}
+
+#[test]
+fn after_sigterm_answers_in_flight_get_the_drain_time_then_end_and_serve_exits_0() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut server = Server::start_model(
+            &common::smollm2(),
+            "1",
+            &["--api-key", KEY, "--drain-timeout", "2s"],
+        );
+        let stream = stream_long(&server);
+        // Let the answer start (tokens counted), then stop the server.
+        let t = Instant::now();
+        while server.metric("layerfit_generated_tokens_total") < 5.0 {
+            assert!(t.elapsed() < Duration::from_secs(60), "no tokens");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unsafe { libc::kill(server.child.id() as i32, signal) };
+        let stopped = Instant::now();
+        let status = loop {
+            if let Some(s) = server.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(30),
+                "still running 30 s after the signal with a 2 s drain"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "signal {signal}: {status}");
+        let events = stream.join().unwrap();
+        let chunks: Vec<serde_json::Value> = events
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let last = chunks
+            .last()
+            .unwrap_or_else(|| panic!("no chunks: {events}"));
+        assert_eq!(
+            last["choices"][0]["finish_reason"], "shutdown",
+            "the answer was cut by the drain, and says so: {last}"
+        );
+        assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
+        let log = server.log.lock().unwrap().clone();
+        assert!(log.contains("get 2.0 s to finish"), "{log}");
+    }
+}

@@ -35,6 +35,10 @@ pub struct Args {
     /// that show only the text.
     #[arg(long)]
     pub banner_in_text: bool,
+    /// After SIGTERM or SIGINT, how long answers in flight may go on (e.g. 10s, 500ms, 2m; a
+    /// number is seconds); then each ends with finish_reason "shutdown" and serve exits 0.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: std::time::Duration,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(256 << 20)))]
     pub max_body: u64,
@@ -153,8 +157,13 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             .collect(),
         base_model: prep.purpose.is_base(),
         chat_as_plain_text: format == PromptFormat::Raw,
+        drain_timeout: args.drain_timeout,
     };
     let label = prep.label.clone();
+    // From here SIGINT drains as SIGTERM does (serve/mod.rs, `shutdown`), exit 0: the
+    // handler that ends other commands with 130 must not be chained behind tokio's.
+    // SAFETY: restoring the default disposition of a signal is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     serve(settings, session, draft, &|addr| {
         printer.line(&format!(
             "serving {label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
@@ -164,4 +173,51 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     })
     .map_err(|e| Failure::BadInput(e.to_string()))?;
     Ok(exit::OK)
+}
+
+/// A duration: a number with `ms`, `s`, `m` or `h`, or a bare number of seconds; at most a
+/// day.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a duration: use e.g. 10s, 500ms or 2m"
+            ))
+        }
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale <= 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "'{s}' is not a duration from 0 to a day: use e.g. 10s, 500ms or 2m"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "-1s", "ten", "5d", "NaNs", "2h1m", "25h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

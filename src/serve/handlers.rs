@@ -326,6 +326,7 @@ fn finish(r: FinishReason) -> &'static str {
     match r {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
+        FinishReason::Shutdown => "shutdown",
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ServeSettings {
     /// `/v1/chat/completions` completes the messages as plain text (`plain_text`) instead
     /// of formatting them with a chat template: a base model, unless `serve --chat`.
     pub chat_as_plain_text: bool,
+    /// After SIGTERM or SIGINT, how long answers in flight may go on (`--drain-timeout`).
+    pub drain_timeout: std::time::Duration,
 }
 
 /// The loaded model, shared: the engine thread alone decodes; request handlers only format
@@ -95,15 +97,18 @@ pub fn serve(
     let n_ctx_seq = session.n_ctx_seq();
     let model = Arc::new(Shared(session));
     let stats = Arc::new(EngineStats::default());
+    // Set when the drain time is up: the engine ends every answer in flight.
+    let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let engine = {
         let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
+        let halt = halt.clone();
         let draft = draft.map(|(d, n_max)| (Shared(d), n_max));
         std::thread::Builder::new()
             .name("layerfit-engine".into())
             .spawn(move || {
                 let draft = draft.as_ref().map(|d| (&d.0 .0, d.1));
-                batch::run(&model.0, draft, n, rx, &stats)
+                batch::run(&model.0, draft, n, rx, &stats, &halt)
             })?
     };
     let app = Arc::new(App {
@@ -132,7 +137,7 @@ pub fn serve(
         on_listening(listener.local_addr()?);
         tokio::spawn(watch_memory(app.clone()));
         axum::serve(listener, handlers::router(app.clone()))
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(shutdown(app.settings.drain_timeout, halt.clone()))
             .await
             .map_err(anyhow::Error::from)
     });
@@ -145,7 +150,10 @@ pub fn serve(
     result
 }
 
-async fn shutdown() {
+/// Resolves at SIGTERM or SIGINT (new connections are refused from then on), and sets
+/// `halt` once `drain` has passed: answers still in flight then end (finish_reason
+/// "shutdown") and the server exits.
+async fn shutdown(drain: std::time::Duration, halt: Arc<std::sync::atomic::AtomicBool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -157,7 +165,14 @@ async fn shutdown() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    crate::cli::log_line("note: shutting down (signal): finishing the answers in flight");
+    crate::cli::log_line(&format!(
+        "note: shutting down (signal): answers in flight get {:.1} s to finish",
+        drain.as_secs_f64()
+    ));
+    tokio::spawn(async move {
+        tokio::time::sleep(drain).await;
+        halt.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
 }
 
 /// The memory monitor: every two seconds, RAM (and VRAM where the plan uses a GPU) against

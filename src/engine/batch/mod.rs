@@ -8,7 +8,7 @@
 mod draft;
 mod slot;
 
-use slot::{sampler, take, Slot};
+use slot::{finish, sampler, take, Slot};
 
 use super::session::Session;
 use llama_cpp_sys_2 as sys;
@@ -47,6 +47,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the sequence's context.
     Length,
+    /// The server stopped (SIGTERM or SIGINT, and the drain time passed).
+    Shutdown,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +100,7 @@ pub fn run(
     n_seq: u32,
     jobs: Receiver<Job>,
     stats: &EngineStats,
+    halt: &AtomicBool,
 ) {
     let (ctx, _) = session.raw();
     let n_vocab = {
@@ -173,6 +176,22 @@ pub fn run(
             slots.iter().filter(|s| s.is_some()).count() as u64,
             Ordering::Relaxed,
         );
+        if halt.load(Ordering::SeqCst) {
+            for slot in slots.iter_mut() {
+                if let Some(mut s) = slot.take() {
+                    finish(&mut s, FinishReason::Shutdown);
+                    // SAFETY: the sampler is this slot's, freed once; the context is live.
+                    unsafe {
+                        sys::llama_sampler_free(s.sampler);
+                        sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
+                    }
+                    if let Some((d, _)) = drafter.as_mut() {
+                        d.forget(s.seq);
+                    }
+                }
+            }
+            continue;
+        }
         if let Some((d, n_max)) = drafter.as_mut() {
             propose(d, *n_max, &mut slots, n_ctx_seq, n_batch);
         }
@@ -289,18 +308,7 @@ pub fn run(
             if !alive {
                 stats.cancelled.fetch_add(1, Ordering::Relaxed);
             } else if let Some(reason) = end {
-                let mut rest = std::mem::take(&mut s.held);
-                if reason == FinishReason::Length || s.job.stop.is_empty() {
-                    rest.push_str(&String::from_utf8_lossy(&s.pending));
-                }
-                if !rest.is_empty() {
-                    (s.job.sink)(Event::Text(rest));
-                }
-                (s.job.sink)(Event::Done(Finish {
-                    reason,
-                    prompt_tokens: s.job.prompt.len() as u32,
-                    completion_tokens: s.generated,
-                }));
+                finish(s, reason);
             } else {
                 continue;
             }

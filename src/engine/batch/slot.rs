@@ -1,7 +1,7 @@
 //! One request's sequence in the batch: its sampler, the text it has sent, and what each
 //! sampled token does to it.
 
-use super::{EngineStats, Event, FinishReason, Job, Token};
+use super::{EngineStats, Event, Finish, FinishReason, Job, Token};
 use crate::engine::session::Session;
 use llama_cpp_sys_2 as sys;
 use std::sync::atomic::Ordering;
@@ -124,4 +124,21 @@ pub(super) fn take(
         end = Some(FinishReason::Length);
     }
     Taken { alive, end }
+}
+
+/// Ends slot `s`'s answer: what text it still holds (all of it unless a stop string may be
+/// pending), then the finish event.
+pub(super) fn finish(s: &mut Slot, reason: FinishReason) {
+    let mut rest = std::mem::take(&mut s.held);
+    if reason != FinishReason::Stop || s.job.stop.is_empty() {
+        rest.push_str(&String::from_utf8_lossy(&s.pending));
+    }
+    if !rest.is_empty() {
+        (s.job.sink)(Event::Text(rest));
+    }
+    (s.job.sink)(Event::Done(Finish {
+        reason,
+        prompt_tokens: s.job.prompt.len() as u32,
+        completion_tokens: s.generated,
+    }));
 }
