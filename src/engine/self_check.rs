@@ -125,6 +125,8 @@ mod tests {
             compute_bytes: Bytes(c * MIB),
             total_bytes: Bytes((w + kv + c) * MIB),
             budget_bytes: Bytes(1 << 40),
+            backend: None,
+            backend_reserve_bytes: Bytes::ZERO,
         }
     }
 
