@@ -8,7 +8,7 @@ use super::planning::PlanArgs;
 use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
-use crate::engine::self_check::Check;
+use crate::engine::self_check::{Check, DriverCheck};
 use crate::engine::session::{GenOptions, GenStats, Session};
 use crate::plan::Verdict;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -91,6 +91,9 @@ pub(super) struct RunDoc<'a> {
     /// Why llama.cpp's built-in template stands in for the file's; `null` when none is used.
     template_note: Option<&'a str>,
     self_check: &'a [Check],
+    /// Each local GPU's free memory by its driver before the plan and after loading, next to
+    /// what the plan kept there (buffers and back-end reserve; docs/hardware.md).
+    device_memory: &'a [DriverCheck],
     stats: &'a GenStats,
     prompt_tokens_per_s: Option<f64>,
     decode_tokens_per_s: Option<f64>,
@@ -185,6 +188,9 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         &session.breakdown(),
     );
     report_self_check(&checks, args.verify && !args.json, printer);
+    let driver =
+        crate::engine::self_check::driver_check(&prep.baselines, &crate::engine::free_memory());
+    report_driver_check(&driver, args.verify && !args.json, printer);
 
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -228,6 +234,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 prompt_format: format,
                 template_note: template_note.as_deref(),
                 self_check: &checks,
+                device_memory: &driver,
                 prompt_tokens_per_s: stats.prompt_tokens_per_s(),
                 decode_tokens_per_s: stats.decode_tokens_per_s(),
                 stats: &stats,
@@ -382,6 +389,47 @@ pub(super) fn report_self_check(checks: &[Check], table: bool, printer: &Printer
             printer.warning(&format!(
                 "self-check drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
                 c.device, c.what, c.planned, c.allocated
+            ));
+        }
+    }
+}
+
+/// The driver check: per local GPU, the free memory loading took next to what the plan kept.
+pub(super) fn report_driver_check(checks: &[DriverCheck], table: bool, printer: &Printer) {
+    if table && !checks.is_empty() {
+        let mut t = printer.table(&[
+            "GPU",
+            "free before",
+            "free after",
+            "taken",
+            "plan kept (of it back-end reserve)",
+            "ok",
+        ]);
+        for c in checks {
+            printer.row(
+                &mut t,
+                vec![
+                    format!("{} ({})", c.device, c.engine_device),
+                    c.free_before.to_string(),
+                    c.free_after.to_string(),
+                    c.used.to_string(),
+                    format!("{} ({})", c.planned, c.backend_reserve),
+                    if c.within_plan { "yes" } else { "OVER" }.to_string(),
+                ],
+            );
+        }
+        printer.print_table(t);
+    }
+    for c in checks {
+        if c.within_plan {
+            output::note(&format!(
+                "self-check: the driver reports {} taken on {} ({}); the plan kept {} there (buffers and {} of back-end reserve)",
+                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
+            ));
+        } else {
+            printer.warning(&format!(
+                "self-check drift: the driver reports {} taken on {} ({}), more than the {} the plan kept (buffers and {} of back-end reserve): another program allocated meanwhile, or the reserve is too small (please report it)",
+                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
             ));
         }
     }

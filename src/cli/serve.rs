@@ -92,6 +92,9 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         &session.breakdown(),
     );
     super::run::report_self_check(&checks, false, printer);
+    let driver =
+        crate::engine::self_check::driver_check(&prep.baselines, &crate::engine::free_memory());
+    super::run::report_driver_check(&driver, false, printer);
     for d in &prep.degradations {
         printer.warning(&format!("DEGRADED MODE: {d}"));
     }
