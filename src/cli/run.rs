@@ -421,7 +421,13 @@ pub(super) fn report_driver_check(checks: &[DriverCheck], table: bool, printer: 
         printer.print_table(t);
     }
     for c in checks {
-        if c.within_plan {
+        if c.used == Bytes::ZERO && c.planned > c.backend_reserve {
+            // lavapipe without VK_EXT_memory_budget reports its heap size as free throughout.
+            output::note(&format!(
+                "self-check: the driver of {} ({}) reports the same free memory before and after loading (it does not track use): only llama.cpp's buffers were checked there",
+                c.device, c.engine_device
+            ));
+        } else if c.within_plan {
             output::note(&format!(
                 "self-check: the driver reports {} taken on {} ({}); the plan kept {} there (buffers and {} of back-end reserve)",
                 c.used, c.device, c.engine_device, c.planned, c.backend_reserve
