@@ -131,3 +131,82 @@ fn plan_emits_a_runnable_llama_cpp_command() {
     assert_eq!(code, 20, "{err}");
     assert!(err.contains("more RAM"));
 }
+
+/// The GPU rows of `plan --json`, typed (docs/json-schema.md).
+#[derive(serde::Deserialize)]
+struct PlanDoc {
+    plan: PlanFigures,
+}
+
+#[derive(serde::Deserialize)]
+struct PlanFigures {
+    devices: Vec<DeviceRow>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeviceRow {
+    device: String,
+    is_gpu: bool,
+    budget_bytes: u64,
+    backend: Option<String>,
+    backend_reserve_bytes: u64,
+}
+
+fn gpu_rows(args: &[&str]) -> Vec<DeviceRow> {
+    let (code, out, err) = run(args);
+    assert!(code == 0 || code == 10, "{code}: {err}");
+    let doc: PlanDoc = serde_json::from_str(&out).unwrap();
+    doc.plan.devices.into_iter().filter(|d| d.is_gpu).collect()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn a_described_gpus_budget_is_its_vram_less_the_backend_reserve_and_the_margin() {
+    let g = common::gemma3();
+    let rows = gpu_rows(&[
+        "plan",
+        "--model",
+        g.to_str().unwrap(),
+        "--gpu",
+        "RTX 4060",
+        "--json",
+    ]);
+    let gpu = &rows[0];
+    assert_eq!(gpu.device, "RTX 4060");
+    // A described NVIDIA card is planned for CUDA (what install.sh builds for it), whose
+    // context takes 457 MiB before any llama.cpp buffer; the 512 MiB margin comes on top.
+    assert_eq!(gpu.backend.as_deref(), Some("cuda"));
+    assert_eq!(gpu.backend_reserve_bytes, 457 * MIB);
+    assert_eq!(
+        gpu.budget_bytes,
+        8192 * MIB - gpu.backend_reserve_bytes - layerfit::plan::VRAM_MARGIN.get()
+    );
+}
+
+#[test]
+fn a_servers_offer_already_lacks_its_backends_context() {
+    // A described RPC server offers what its running back-end reads (context already out):
+    // the budget is the offer, with no reserve and no margin kept again.
+    let dir = common::tempdir("rpc-offer");
+    let file = dir.join("cluster.yaml");
+    std::fs::write(
+        &file,
+        "ram: 16G\nrpc:\n  - endpoint: 10.0.0.2:50052\n    devices:\n      - {name: RTX 3090, memory: 24G, memory_free: 20G}\n",
+    )
+    .unwrap();
+    let g = common::gemma3();
+    let rows = gpu_rows(&[
+        "plan",
+        "--model",
+        g.to_str().unwrap(),
+        "--hardware",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    let gpu = &rows[0];
+    assert_eq!(gpu.device, "RPC0");
+    assert_eq!(gpu.backend.as_deref(), Some("rpc"));
+    assert_eq!(gpu.backend_reserve_bytes, 0);
+    assert_eq!(gpu.budget_bytes, 20 * 1024 * MIB);
+}

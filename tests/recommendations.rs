@@ -55,14 +55,17 @@ fn an_8gb_card_runs_a_quantized_7b_entirely_on_the_gpu_not_f16_split_with_the_cp
         .as_str()
         .unwrap()
         .starts_with("lower quality"));
-    // f16 weights split with the CPU rank below everything that fits the GPU.
+    // f16 weights split with the CPU rank below everything that fits the GPU. The split is
+    // either whole blocks (`partial_offload`) or the feed-forward weights (`ffn_on_cpu`),
+    // whichever is faster: with the CUDA reserve kept out of the 8 GiB budget, whole blocks
+    // hold 12 of 28 and keeping every block's feed-forward on the CPU ranks first.
     let f16 = candidate(&d, "qwen2.5-coder:7b-f16", "f16");
     assert!(f16["rank"].as_u64().unwrap() > q4["rank"].as_u64().unwrap());
     assert!(f16["degradations"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|k| k == "partial_offload"));
+        .any(|k| k == "partial_offload" || k == "ffn_on_cpu"));
 }
 
 #[test]
@@ -438,7 +441,8 @@ fn an_intel_igpu_without_vram_files_draws_on_ram() {
     g.unified_memory = true;
     m.gpus.push(g);
     let b = Budgets::from_snapshot(&m, &Requirements::default());
-    assert_eq!(b.gpus[0].1, b.ram);
+    // Driven by Vulkan, whose context keeps no device memory (hardware::backend).
+    assert_eq!(b.gpus[0].budget, b.ram);
     assert!(b.ram > Bytes(10 << 30));
 }
 

@@ -496,7 +496,7 @@ fn llama_cpp_fitter_and_layerfit_choose_the_offload_for_the_same_budget() {
     use layerfit::catalog::{self, quant::Ftype};
     use layerfit::engine::fit::llama_fit;
     use layerfit::gguf::writer::Data;
-    use layerfit::plan::{plan, VRAM_MARGIN};
+    use layerfit::plan::{backend_reserve, plan, VRAM_MARGIN};
     let snap = machine();
     let dev_free = snap.gpus[0].vram_free_bytes;
     let dir = common::tempdir("vk-fitter");
@@ -545,7 +545,9 @@ fn llama_cpp_fitter_and_layerfit_choose_the_offload_for_the_same_budget() {
                 let mut dev = snap.clone();
                 let g = &mut dev.gpus[0];
                 g.unified_memory = false;
-                g.vram_free_bytes = budget + VRAM_MARGIN;
+                // What layerfit keeps on a discrete device: the back-end reserve (none
+                // for Vulkan) and the margin.
+                g.vram_free_bytes = budget + VRAM_MARGIN + backend_reserve(g);
                 g.vram_total_bytes = g.vram_total_bytes.max(g.vram_free_bytes);
                 let ours = plan(&inp, &dev, &req).n_gpu_layers;
                 let margin = dev_free.saturating_sub(budget).get();

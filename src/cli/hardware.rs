@@ -290,6 +290,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             if g.unified_memory {
                 extra.push("unified memory (shares RAM)".into());
             }
+            let backend = crate::hardware::backend::Backend::of(g);
+            if let Some(n) = backend.reserve_note(crate::plan::backend_reserve(g)) {
+                extra.push(format!("budget: {n}"));
+            }
             if let Some(cc) = &g.compute_capability {
                 extra.push(format!("CC {cc}"));
             }

@@ -8,6 +8,21 @@ use crate::plan::Verdict;
 /// Runners-up shown in the table (JSON holds every option).
 const SHOWN_RUNNERS_UP: usize = 5;
 
+/// What the GPU budgets above keep for their back-ends' contexts (docs/hardware.md,
+/// "Back-end reserves"); `None` when no GPU keeps or lacks one.
+fn reserve_line(plan: &crate::plan::Plan) -> Option<String> {
+    let notes: Vec<String> = plan
+        .devices
+        .iter()
+        .filter(|d| d.is_gpu)
+        .filter_map(|d| {
+            let n = d.backend?.reserve_note(d.backend_reserve_bytes)?;
+            Some(format!("{}: {n}", d.device))
+        })
+        .collect();
+    (!notes.is_empty()).then(|| format!("budget: {}", notes.join("; ")))
+}
+
 pub fn print_plan(p: &Planned, printer: &Printer) {
     let plan = &p.plan;
     let mut t = printer.table(&[
@@ -27,6 +42,9 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         );
     }
     printer.print_table(t);
+    if let Some(line) = reserve_line(plan) {
+        printer.line(&line);
+    }
     printer.line(&format!(
         "model {} ({}), context {} tokens, KV cache {}, flash attention {}",
         p.model.label,

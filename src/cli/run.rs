@@ -8,7 +8,7 @@ use super::planning::PlanArgs;
 use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
-use crate::engine::self_check::Check;
+use crate::engine::self_check::{Check, DriverCheck};
 use crate::engine::session::{GenOptions, GenStats, Session};
 use crate::plan::Verdict;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -91,6 +91,9 @@ pub(super) struct RunDoc<'a> {
     /// Why llama.cpp's built-in template stands in for the file's; `null` when none is used.
     template_note: Option<&'a str>,
     self_check: &'a [Check],
+    /// Each local GPU's free memory by its driver before the plan and after loading, next to
+    /// what the plan kept there (buffers and back-end reserve; docs/hardware.md).
+    device_memory: &'a [DriverCheck],
     stats: &'a GenStats,
     prompt_tokens_per_s: Option<f64>,
     decode_tokens_per_s: Option<f64>,
@@ -187,17 +190,37 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     bar.set_message(prep.label.clone());
     let mut session = Session::load(&cfg, &mut |p| bar.set_position((p * 1000.0) as u64))
         .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+    bar.finish_and_clear();
+    // The template note matters only when a template is applied.
+    let template_note = match format {
+        PromptFormat::ChatTemplate => session.template_note.clone(),
+        PromptFormat::Raw => None,
+    };
+    if let Some(n) = &template_note {
+        output::note(n);
+    }
+    let checks = crate::engine::self_check::self_check(
+        &prep.expected,
+        prep.repacked,
+        prep.shape.n_vocab,
+        &session.breakdown(),
+    );
+    report_self_check(&checks, "self-check", args.verify && !args.json, printer);
+    let driver =
+        crate::engine::self_check::driver_check(&prep.baselines, &crate::engine::free_memory());
+    report_driver_check(&driver, args.verify && !args.json, printer);
+    // The draft loads after the model's checks: the driver's view above is the model's alone.
     let mut draft = match prep.draft_config(&cfg)? {
         Some(dcfg) => {
-            bar.set_position(0);
+            bar.reset();
             bar.set_message(format!("draft {}", dcfg.model.display()));
             let d = Session::load(&dcfg, &mut |p| bar.set_position((p * 1000.0) as u64))
                 .map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
+            bar.finish_and_clear();
             Some(d)
         }
         None => None,
     };
-    bar.finish_and_clear();
     let draft_plan = prep.plan.draft.as_ref();
     let draft_checks = match (&draft, draft_plan) {
         (Some(d), Some(dp)) => {
@@ -217,21 +240,6 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
         _ => Vec::new(),
     };
-    // The template note matters only when a template is applied.
-    let template_note = match format {
-        PromptFormat::ChatTemplate => session.template_note.clone(),
-        PromptFormat::Raw => None,
-    };
-    if let Some(n) = &template_note {
-        output::note(n);
-    }
-    let checks = crate::engine::self_check::self_check(
-        &prep.expected,
-        prep.repacked,
-        prep.shape.n_vocab,
-        &session.breakdown(),
-    );
-    report_self_check(&checks, "self-check", args.verify && !args.json, printer);
 
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
@@ -293,6 +301,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 prompt_format: format,
                 template_note: template_note.as_deref(),
                 self_check: &checks,
+                device_memory: &driver,
                 prompt_tokens_per_s: stats.prompt_tokens_per_s(),
                 decode_tokens_per_s: stats.decode_tokens_per_s(),
                 stats: &stats,
@@ -464,6 +473,53 @@ pub(super) fn report_self_check(checks: &[Check], name: &str, table: bool, print
             printer.warning(&format!(
                 "{name} drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
                 c.device, c.what, c.planned, c.allocated
+            ));
+        }
+    }
+}
+
+/// The driver check: per local GPU, the free memory loading took next to what the plan kept.
+pub(super) fn report_driver_check(checks: &[DriverCheck], table: bool, printer: &Printer) {
+    if table && !checks.is_empty() {
+        let mut t = printer.table(&[
+            "GPU",
+            "free before",
+            "free after",
+            "taken",
+            "plan kept (of it back-end reserve)",
+            "ok",
+        ]);
+        for c in checks {
+            printer.row(
+                &mut t,
+                vec![
+                    format!("{} ({})", c.device, c.engine_device),
+                    c.free_before.to_string(),
+                    c.free_after.to_string(),
+                    c.used.to_string(),
+                    format!("{} ({})", c.planned, c.backend_reserve),
+                    if c.within_plan { "yes" } else { "OVER" }.to_string(),
+                ],
+            );
+        }
+        printer.print_table(t);
+    }
+    for c in checks {
+        if c.used == Bytes::ZERO && c.planned > c.backend_reserve {
+            // lavapipe without VK_EXT_memory_budget reports its heap size as free throughout.
+            output::note(&format!(
+                "self-check: the driver of {} ({}) reports the same free memory before and after loading (it does not track use): only llama.cpp's buffers were checked there",
+                c.device, c.engine_device
+            ));
+        } else if c.within_plan {
+            output::note(&format!(
+                "self-check: the driver reports {} taken on {} ({}); the plan kept {} there (buffers and {} of back-end reserve)",
+                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
+            ));
+        } else {
+            printer.warning(&format!(
+                "self-check drift: the driver reports {} taken on {} ({}), more than the {} the plan kept (buffers and {} of back-end reserve): another program allocated meanwhile, or the reserve is too small (please report it)",
+                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
             ));
         }
     }

@@ -7,6 +7,7 @@ use super::planning::{make_plan, Purpose};
 use super::Failure;
 use crate::bytes::Bytes;
 use crate::emit::{RunFile, RunSettings};
+use crate::engine::self_check::DriverBaseline;
 use crate::hardware::usable::{built_backends, for_this_binary};
 use crate::model::purpose::{self, ModelPurpose};
 use crate::model::Shape;
@@ -20,6 +21,8 @@ pub(super) struct Prepared {
     pub verdict: Verdict,
     pub degradations: Vec<String>,
     pub expected: Vec<DeviceUse>,
+    /// Each local GPU's free memory before the plan, for the driver check after loading.
+    pub baselines: Vec<DriverBaseline>,
     pub repacked: Bytes,
     pub shape: Shape,
     pub threads: Option<u32>,
@@ -195,6 +198,7 @@ pub(super) fn prepare(plan: &PlanArgs, plan_file: Option<&Path>) -> Result<Prepa
     let settings = RunSettings::from_plan(&p.plan, p.model.path.clone());
     Ok(Prepared {
         expected: expected_on_devices(&p.plan, &p.model, &settings),
+        baselines: DriverBaseline::of_plan(&p.plan.devices, &p.hardware.gpus),
         settings,
         verdict: p.plan.verdict,
         degradations: messages(&p.plan),
@@ -301,6 +305,7 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     Ok(Prepared {
         label: rf.catalog_name.clone().unwrap_or(src.label.clone()),
         expected: expected_on_devices(&plan, &src, &settings),
+        baselines: DriverBaseline::of_plan(&plan.devices, &hardware.gpus),
         settings,
         verdict: plan.verdict,
         degradations: messages(&plan),

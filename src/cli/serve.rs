@@ -96,6 +96,9 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         &session.breakdown(),
     );
     super::run::report_self_check(&checks, "self-check", false, printer);
+    let driver =
+        crate::engine::self_check::driver_check(&prep.baselines, &crate::engine::free_memory());
+    super::run::report_driver_check(&driver, false, printer);
     let draft = match (prep.draft_config(&cfg)?, &prep.plan.draft) {
         (Some(dcfg), Some(dp)) => {
             output::note(&format!(

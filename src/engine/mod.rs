@@ -76,6 +76,15 @@ pub fn devices() -> Vec<EngineDevice> {
     v
 }
 
+/// Each device's free memory as its driver reports it now, by engine device name (`devices`):
+/// the driver check after loading (`self_check::driver_check`).
+pub fn free_memory() -> Vec<(String, Bytes)> {
+    devices()
+        .into_iter()
+        .map(|d| (d.name, d.memory_free))
+        .collect()
+}
+
 /// Names of the devices the built engine can offload to (`devices`).
 pub fn gpu_backends() -> Vec<String> {
     devices().into_iter().map(|d| d.name).collect()

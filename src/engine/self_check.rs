@@ -1,6 +1,8 @@
 //! The self-check after loading: the plan's per-device weights, KV cache and compute next to
-//! what llama.cpp allocated (`llama_get_memory_breakdown`). Pure arithmetic over the plan and
-//! the engine's buffer list, so it is tested without loading a model.
+//! what llama.cpp allocated (`llama_get_memory_breakdown`), and each GPU's free memory as its
+//! driver reports it before the plan and after loading next to what the plan kept there (its
+//! buffers and the back-end reserve). Pure arithmetic over the plan, the engine's buffer list
+//! and the drivers' figures, so it is tested without loading a model.
 
 use super::measure::BufferUse;
 use crate::bytes::Bytes;
@@ -79,6 +81,93 @@ pub fn self_check(
     checks
 }
 
+/// Allocation slack the driver check allows above the plan: llama.cpp's device buffers are
+/// rounded up to their allocation granularity (2 MiB pages on CUDA) and a back-end may keep
+/// small bookkeeping allocations; the same 16 MiB the compute check allows.
+const DRIVER_SLACK: Bytes = Bytes(16 << 20);
+
+/// One local GPU as the plan found it: the free memory the plan started from (the probe's
+/// figure), what the plan puts there, and the back-end reserve its budget kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DriverBaseline {
+    /// The GPU's name, as the plan's device rows name it.
+    pub device: String,
+    /// The engine's device (`CUDA0`, `Vulkan0`, `MTL0`).
+    pub engine_device: String,
+    pub free_before: Bytes,
+    /// The plan's weights, KV cache and compute on the device.
+    pub buffers: Bytes,
+    pub backend_reserve: Bytes,
+}
+
+impl DriverBaseline {
+    /// The local GPUs of a plan, from the snapshot it was made on (the plan's GPU rows follow
+    /// the snapshot's GPUs in order). Remote devices have no local driver to ask.
+    pub fn of_plan(devices: &[DeviceUse], gpus: &[crate::hardware::Gpu]) -> Vec<DriverBaseline> {
+        devices
+            .iter()
+            .filter(|d| d.is_gpu)
+            .zip(gpus)
+            .filter(|(_, g)| g.remote.is_none())
+            .filter_map(|(d, g)| {
+                Some(DriverBaseline {
+                    device: d.device.clone(),
+                    engine_device: g.engine_device.clone()?,
+                    free_before: g.vram_free_bytes,
+                    buffers: d.total_bytes,
+                    backend_reserve: d.backend_reserve_bytes,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One GPU's memory by its driver: what loading took, next to what the plan kept for it.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct DriverCheck {
+    pub device: String,
+    pub engine_device: String,
+    /// Free memory the plan started from (NVML, sysfs, or the engine's query when probed).
+    pub free_before: Bytes,
+    /// Free memory after loading, as the engine's device reports it (`cudaMemGetInfo`,
+    /// `hipMemGetInfo`, Vulkan's memory budget, Metal's working set less what this process
+    /// allocated).
+    pub free_after: Bytes,
+    /// `free_before - free_after`: what loading took on the device, the back-end's context
+    /// included (and anything another program allocated meanwhile).
+    pub used: Bytes,
+    /// What the plan put on the device (weights, KV cache, compute) plus the back-end reserve
+    /// its budget kept.
+    pub planned: Bytes,
+    pub backend_reserve: Bytes,
+    /// `used` is at most `planned` (with 16 MiB of allocation slack): the plan's buffers and
+    /// back-end reserve held what the driver saw taken.
+    pub within_plan: bool,
+}
+
+/// The driver's view of each planned local GPU after loading. `now` holds each engine
+/// device's free memory after loading; a GPU whose device is not there is left out.
+pub fn driver_check(baselines: &[DriverBaseline], now: &[(String, Bytes)]) -> Vec<DriverCheck> {
+    baselines
+        .iter()
+        .filter_map(|b| {
+            let free_after = now.iter().find(|(n, _)| *n == b.engine_device)?.1;
+            let planned = b.buffers + b.backend_reserve;
+            let used = b.free_before.saturating_sub(free_after);
+            Some(DriverCheck {
+                device: b.device.clone(),
+                engine_device: b.engine_device.clone(),
+                free_before: b.free_before,
+                free_after,
+                used,
+                planned,
+                backend_reserve: b.backend_reserve,
+                within_plan: used <= planned + DRIVER_SLACK,
+            })
+        })
+        .collect()
+}
+
 /// The host weights as llama.cpp maps them when per-tensor overrides (`--n-cpu-moe`,
 /// `--n-cpu-ffn`) interleave host and GPU tensors: one range of the file per buffer type,
 /// from the first host tensor to the end of the last, the GPU tensors between them included
@@ -125,6 +214,8 @@ mod tests {
             compute_bytes: Bytes(c * MIB),
             total_bytes: Bytes((w + kv + c) * MIB),
             budget_bytes: Bytes(1 << 40),
+            backend: None,
+            backend_reserve_bytes: Bytes::ZERO,
         }
     }
 
@@ -161,6 +252,51 @@ mod tests {
         let bad: Vec<_> = drift.iter().filter(|c| !c.within_5_percent).collect();
         assert_eq!(bad.len(), 1, "{drift:?}");
         assert_eq!((bad[0].device.as_str(), bad[0].what), ("GPU", "KV cache"));
+    }
+
+    #[test]
+    fn the_driver_check_counts_the_reserve_once() {
+        let expected = [
+            device("RTX 4060", true, 4000, 500, 300),
+            device("CPU", false, 10, 0, 20),
+        ];
+        let mut gpu = crate::hardware::Gpu::new(
+            "RTX 4060".into(),
+            crate::hardware::Vendor::Nvidia,
+            Bytes(8192 * MIB),
+            Bytes(8000 * MIB),
+            "nvml",
+        );
+        gpu.engine_device = Some("CUDA0".into());
+        let base = |reserve: u64, free: u64| {
+            let mut b = DriverBaseline::of_plan(&expected, std::slice::from_ref(&gpu));
+            assert_eq!(b.len(), 1);
+            b[0].free_before = Bytes(free * MIB);
+            b[0].backend_reserve = Bytes(reserve * MIB);
+            b.swap_remove(0)
+        };
+        assert_eq!(base(0, 0).buffers, Bytes(4800 * MIB));
+        // NVML's figure, read before the context: the context (here 300 MiB) and the buffers
+        // come out of it, within the 457 MiB reserve.
+        let now = [("CUDA0".to_string(), Bytes((8000 - 4800 - 300) * MIB))];
+        let c = driver_check(&[base(457, 8000)], &now);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].used, Bytes(5100 * MIB));
+        assert_eq!(c[0].planned, Bytes((4800 + 457) * MIB));
+        assert!(c[0].within_plan, "{c:?}");
+        // A context larger than the reserve is named.
+        let now = [("CUDA0".to_string(), Bytes((8000 - 4800 - 700) * MIB))];
+        assert!(!driver_check(&[base(457, 8000)], &now)[0].within_plan);
+        // The engine's figure already lacked the context: no reserve, and none needed.
+        let now = [("CUDA0".to_string(), Bytes((7700 - 4800) * MIB))];
+        let c = driver_check(&[base(0, 7700)], &now);
+        assert_eq!(
+            (c[0].used, c[0].planned),
+            (Bytes(4800 * MIB), Bytes(4800 * MIB))
+        );
+        assert!(c[0].within_plan);
+        // A device the engine does not list after loading is left out.
+        assert!(driver_check(&[base(457, 8000)], &[]).is_empty());
     }
 
     #[test]

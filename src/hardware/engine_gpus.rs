@@ -6,6 +6,7 @@
 //! not here, is tested without the devices; `expose_software_devices` is the one side effect,
 //! and must run before the engine is first initialised.
 
+use super::backend::Backend;
 use super::{Adapter, Gpu, Vendor};
 use crate::bytes::Bytes;
 
@@ -53,7 +54,9 @@ fn same_adapter(gpu: &str, description: &str) -> bool {
 ///
 /// - A probed GPU (NVML, sysfs) that the engine lists gets its `engine_device`.
 /// - A hardware device only the engine sees (an Intel or AMD GPU without a vendor probe)
-///   becomes a GPU with the engine's memory figures.
+///   becomes a GPU with the engine's memory figures; a CUDA or HIP one's free memory already
+///   lacks the back-end's context (`free_excludes_context`). A probed GPU keeps its probe's
+///   figure, read before any context.
 /// - A software device becomes a GPU (`software`, memory budgeted from RAM) only when
 ///   `software_opt_in`; otherwise a note says how to ask for it.
 /// - `engine_built` false (a CPU-only build): probed GPUs stay (plans describe the machine,
@@ -114,6 +117,9 @@ pub fn merge(
     for dev in unmatched {
         gpus.push(Gpu {
             unified_memory: dev.integrated,
+            // The engine's figure: CUDA and HIP create their context to answer it.
+            free_excludes_context: Backend::of_device(&dev.name)
+                .is_some_and(Backend::query_creates_context),
             engine_device: Some(dev.name.clone()),
             ..Gpu::new(
                 dev.description.clone(),
@@ -299,6 +305,38 @@ mod tests {
         assert_eq!(gpus.len(), 1, "a probed GPU stays for planning");
         assert!(gpus[0].engine_device.is_none());
         assert!(notes.iter().any(|n| n.contains("CPU-only")), "{notes:?}");
+    }
+
+    #[test]
+    fn only_an_engine_cuda_or_hip_figure_already_lacks_the_context() {
+        // NVML's figure, read before the engine created its context, stays the GPU's.
+        let mut gpus = vec![Gpu::new(
+            "NVIDIA GeForce RTX 4060".into(),
+            Vendor::Nvidia,
+            Bytes(8 << 30),
+            Bytes(7 << 30),
+            "nvml",
+        )];
+        let engine = [
+            dev("CUDA0", "NVIDIA GeForce RTX 4060", 8),
+            dev("CUDA1", "NVIDIA GeForce RTX 3060", 12),
+            dev("ROCm0", "AMD Radeon RX 7900 XTX", 24),
+            dev("Vulkan0", "Intel(R) Arc(tm) A770 Graphics (DG2)", 16),
+        ];
+        let mut notes = Vec::new();
+        merge(&mut gpus, &engine, &[], false, true, &mut notes);
+        let flag = |name: &str| {
+            gpus.iter()
+                .find(|g| g.engine_device.as_deref() == Some(name))
+                .map(|g| g.free_excludes_context)
+                .unwrap()
+        };
+        assert!(!flag("CUDA0"), "NVML's figure holds no context");
+        assert!(
+            flag("CUDA1") && flag("ROCm0"),
+            "cudaMemGetInfo/hipMemGetInfo"
+        );
+        assert!(!flag("Vulkan0"), "a memory-budget query holds no device");
     }
 
     #[test]

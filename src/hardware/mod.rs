@@ -5,6 +5,7 @@
 //! exactly the same code.
 
 pub mod adapters;
+pub mod backend;
 pub mod cgroup;
 pub mod cpu;
 pub mod described_gpus;
@@ -75,6 +76,13 @@ pub struct Gpu {
     pub vendor: Vendor,
     pub vram_total_bytes: Bytes,
     pub vram_free_bytes: Bytes,
+    /// `vram_free_bytes` was read after the back-end's context existed on the device (the
+    /// engine's own CUDA or HIP query, which creates it; an RPC server's offer, read by the
+    /// server's running back-end), so the back-end reserve is already out of it and the
+    /// budget does not keep it again (`hardware::backend`, `plan::budget`). False for NVML,
+    /// sysfs, Vulkan's and Metal's figures and every described GPU.
+    #[serde(default)]
+    pub free_excludes_context: bool,
     /// Shares system RAM (Apple silicon, integrated GPUs): its budget comes out of `ram`.
     #[serde(default)]
     pub unified_memory: bool,
@@ -141,6 +149,7 @@ impl Gpu {
             vendor,
             vram_total_bytes: total,
             vram_free_bytes: free,
+            free_excludes_context: false,
             unified_memory: false,
             bandwidth_gbps: None,
             fp16_tflops: None,

@@ -60,7 +60,9 @@ pub fn probe(notes: &mut Vec<String>) -> Vec<Gpu> {
             name: dev.name().unwrap_or_else(|_| format!("NVIDIA GPU {i}")),
             vendor: Vendor::Nvidia,
             vram_total_bytes: Bytes(mem.total),
+            // Read before this process creates a CUDA context (the engine is asked next).
             vram_free_bytes: Bytes(mem.free),
+            free_excludes_context: false,
             unified_memory: false,
             bandwidth_gbps: bandwidth,
             fp16_tflops: None,

@@ -3,7 +3,8 @@
 //! can use the GPU and, beside it, what this binary would do. Pure: the back-ends built in
 //! arrive as a list.
 
-use super::{Gpu, Snapshot, Vendor};
+use super::backend::Backend;
+use super::{Gpu, Snapshot};
 
 /// The engine back-ends compiled into this binary (Cargo features).
 pub fn built_backends() -> Vec<&'static str> {
@@ -29,28 +30,15 @@ pub struct Unusable {
     pub reason: String,
 }
 
-/// The back-end a GPU of this vendor is best driven by.
-fn feature_for(g: &Gpu) -> &'static str {
-    match g.vendor {
-        Vendor::Nvidia => "cuda",
-        Vendor::Amd => "rocm",
-        Vendor::Apple => "metal",
-        Vendor::Intel | Vendor::Other => "vulkan",
-    }
-}
-
 fn why(g: &Gpu, built: &[&str]) -> Unusable {
-    let wanted = feature_for(g);
+    // The back-end a GPU of this vendor is best driven by (never RPC or CPU).
+    let backend = Backend::for_vendor(g.vendor);
+    let wanted = backend.feature().unwrap_or("vulkan");
     // Vulkan drives NVIDIA, AMD and Intel GPUs too.
     let has = built.contains(&wanted) || (wanted != "metal" && built.contains(&"vulkan"));
     let described = matches!(g.source.as_str(), "described" | "gpu table");
     let (needs_feature, reason) = if !has {
-        let name = match wanted {
-            "cuda" => "CUDA",
-            "rocm" => "ROCm",
-            "metal" => "Metal",
-            _ => "Vulkan",
-        };
+        let name = backend.label();
         (
             Some(wanted.to_string()),
             format!(
@@ -91,6 +79,7 @@ mod tests {
     use super::*;
     use crate::bytes::Bytes;
     use crate::hardware::whatif::{describe, parse_description};
+    use crate::hardware::Vendor;
 
     fn machine(gpu: &str) -> Snapshot {
         let d = parse_description(&format!("ram: 32G\ngpus:\n  - name: {gpu}\n")).unwrap();

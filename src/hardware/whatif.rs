@@ -278,6 +278,8 @@ pub fn amend(s: &mut Snapshot, a: &Amendments) -> Result<(), DescriptionError> {
             Some(g) => {
                 g.vram_total_bytes = Bytes(v);
                 g.vram_free_bytes = Bytes(v);
+                // A described size: no back-end context is out of it yet.
+                g.free_excludes_context = false;
                 g.source = format!("{} + --vram", g.source);
             }
             None => s.gpus.push(Gpu::new(

@@ -4,6 +4,7 @@
 use super::input::PlanInput;
 use super::{Budgets, DeviceUse, RamUse};
 use crate::bytes::Bytes;
+use crate::hardware::backend::Backend;
 use crate::hardware::Snapshot;
 use crate::memory::{CacheConfig, ComputeEstimate, KvEstimate};
 
@@ -176,7 +177,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
                 impossible = Some(format!(
                     "block {il}'s cache tensor ({}) is larger than {} can address ({}): llama.cpp aborts; keep the blocks on the CPU (-ngl 1 or 0) or use a smaller context or cache type",
                     kv_tensor(il),
-                    budgets.gpus[d].0,
+                    budgets.gpus[d].name,
                     limit(d)
                 ));
             }
@@ -296,17 +297,22 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     let mut unified_on_ram = Bytes::ZERO;
     for d in 0..n_gpus {
         let total = gw[d] + gk[d] + gc[d];
-        if budgets.gpus[d].2 {
-            unified_on_ram += total;
+        let b = &budgets.gpus[d];
+        if b.unified {
+            // The back-end's context on a unified GPU is RAM too, used once the GPU is in
+            // llama.cpp's device list.
+            unified_on_ram += total + b.backend_reserve;
         }
         gpu.push(DeviceUse {
-            device: budgets.gpus[d].0.clone(),
+            device: b.name.clone(),
             is_gpu: true,
             weights_bytes: gw[d],
             kv_bytes: gk[d],
             compute_bytes: gc[d],
             total_bytes: total,
-            budget_bytes: budgets.gpus[d].1,
+            budget_bytes: b.budget,
+            backend: Some(b.backend),
+            backend_reserve_bytes: b.backend_reserve,
         });
     }
     let output_buffer = comp.output_buffer;
@@ -341,6 +347,8 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
             compute_bytes: cpu_compute + output_buffer,
             total_bytes: cpu_total,
             budget_bytes: budgets.ram,
+            backend: Some(Backend::Cpu),
+            backend_reserve_bytes: Bytes::ZERO,
         },
         ram: RamUse {
             page_cache_bytes: page_cache,

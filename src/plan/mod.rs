@@ -20,7 +20,9 @@ mod search;
 pub mod speed;
 mod verdict;
 
-pub use budget::{os_reserve, Budgets, RAM_RESERVE_FRACTION, VRAM_MARGIN};
+pub use budget::{
+    backend_reserve, os_reserve, Budgets, GpuBudget, RAM_RESERVE_FRACTION, VRAM_MARGIN,
+};
 pub use input::PlanInput;
 pub use search::{
     cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
@@ -29,6 +31,7 @@ pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
+use crate::hardware::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 /// What the user needs.
@@ -126,7 +129,17 @@ pub struct DeviceUse {
     pub kv_bytes: Bytes,
     pub compute_bytes: Bytes,
     pub total_bytes: Bytes,
+    /// What the plan may put here: for a GPU its free memory less its back-end reserve, the
+    /// VRAM margin and a profile's `vram_reserve` (`plan::budget`).
     pub budget_bytes: Bytes,
+    /// The llama.cpp back-end that drives the device (`cuda`, `rocm`, `metal`, `vulkan`,
+    /// `rpc`, `cpu`); `None` in run files written before it was recorded.
+    #[serde(default)]
+    pub backend: Option<Backend>,
+    /// The back-end reserve `budget_bytes` keeps for the back-end's context (zero when the
+    /// device's free memory was read after the context existed; docs/hardware.md).
+    #[serde(default)]
+    pub backend_reserve_bytes: Bytes,
 }
 
 /// How host RAM is used: weights mapped from the file are page cache (droppable by the

@@ -55,6 +55,8 @@ pub fn connected(servers: &[ServerInfo]) -> Vec<Gpu> {
                 "rpc",
             );
             g.engine_device = Some(name);
+            // Read by the server's own running back-end: its context is already out of it.
+            g.free_excludes_context = true;
             g.remote = Some(RemoteLink {
                 endpoint: s.endpoint.to_string(),
                 device_index: d.index,
@@ -117,6 +119,8 @@ pub fn described(hosts: &[HostDescription]) -> Result<Vec<Gpu>, String> {
             let name = format!("RPC{}", v.len());
             let mut g = Gpu::new(name, Vendor::Other, Bytes(total), Bytes(free), "described");
             g.bandwidth_gbps = d.bandwidth_gbps;
+            // What the server would offer: its back-end's figure, context already out.
+            g.free_excludes_context = true;
             g.remote = Some(RemoteLink {
                 endpoint: e.to_string(),
                 device_index: j as u32,
