@@ -153,6 +153,16 @@ if [ "$FEATURES" = vulkan ]; then
   fi
   eval "$vulkan_env"
 fi
+if [ "$FEATURES" = cuda ] && ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+  # No CUDA toolkit: NVIDIA's CUDA 13 wheels make one in a private prefix (docs/cuda.md).
+  if ! ask "No CUDA toolkit (nvcc) here. Install CUDA 13 from NVIDIA's wheels (about 530 MB) into ~/.cache/layerfit?" ||
+     ! cuda_env="$(bash "$REPO/install/cuda-toolkit.sh")"; then
+    err "--features cuda needs the CUDA toolkit: install it, run install/cuda-toolkit.sh, or install with --features cpu"
+    exit 4
+  fi
+  eval "$cuda_env"
+  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$LAYERFIT_CUDA_RUSTFLAGS"
+fi
 say "building and installing: cargo install --path . --locked ${feat_args[*]}"
 if ! cargo install --path . --locked "${feat_args[@]}"; then
   err "the build failed (see cargo's output above)"; exit 1
