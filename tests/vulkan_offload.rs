@@ -283,13 +283,15 @@ fn check_requirements_plans_onto_lavapipe_only_on_request() {
     assert!(!kinds.contains(&"cpu_only"), "{kinds:?}");
 }
 
-/// `layerfit run ARGS --prompt "What is the capital of France?"`, greedy, short, as JSON.
+/// `layerfit run ARGS --prompt "What is the capital of France? Answer in one word."`, greedy,
+/// short, as JSON (through SmolLM2's own template, with its default system message, the bare
+/// question gets a French list on the CPU, as on llama-server).
 fn ask(args: &[&str]) -> (i32, serde_json::Value, String) {
     let mut a = vec!["run"];
     a.extend_from_slice(args);
     a.extend_from_slice(&[
         "--prompt",
-        "What is the capital of France?",
+        "What is the capital of France? Answer in one word.",
         "--temp",
         "0",
         "--max-tokens",

@@ -180,6 +180,11 @@ impl LlamaServer {
         s
     }
 
+    /// The server's process id (its `/proc` entry).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// GET: status and body (JSON, or `null` when the body is not JSON).
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
         match self.agent.get(format!("{}{path}", self.base)).call() {
