@@ -401,6 +401,11 @@ fn every_flag_has_help_and_version_names_the_engine() {
         assert_eq!(code, 0, "{sub:?}");
         let mut in_options = false;
         for line in help.lines() {
+            // A default written in the doc comment and one added by clap read twice.
+            assert!(
+                line.matches("[default:").count() <= 1,
+                "{sub:?}: default shown twice: {line:?}"
+            );
             if line.starts_with("Options:") || line.starts_with("Arguments:") {
                 in_options = true;
                 continue;
