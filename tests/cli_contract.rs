@@ -472,3 +472,40 @@ fn plan_json_is_typed_and_versioned() {
         .iter()
         .any(|d| d.device.contains("RTX 3060")));
 }
+
+/// One core and one thread read "1 core", "1 thread", never "1 cores" or "1 threads".
+#[test]
+fn a_count_of_one_takes_the_singular() {
+    let cases: [&[&str]; 2] = [
+        &["hardware", "--cpu-cores", "1", "--ram", "8G", "--no-gpu"],
+        &[
+            "check-requirements",
+            "--model",
+            "smollm2:135m-q4_1",
+            "--cpu-cores",
+            "1",
+            "--ram",
+            "8G",
+            "--no-gpu",
+            "--threads",
+            "1",
+        ],
+    ];
+    for args in cases {
+        let (_, out, err) = layerfit(args);
+        assert!(
+            out.contains("1 core") || out.contains("1 thread"),
+            "{args:?}: {out}{err}"
+        );
+        for wrong in ["1 cores", "1 threads", "1 physical cores"] {
+            assert!(!out.contains(wrong), "{args:?}: {wrong:?} in\n{out}");
+        }
+    }
+    let (_, hw, _) = layerfit(cases[0]);
+    let cpu = hw.lines().find(|l| l.contains("| CPU")).unwrap();
+    assert!(cpu.contains("1 core / 1 thread"), "{cpu}");
+    assert!(
+        !cpu.trim_end_matches(['|', ' ']).ends_with(','),
+        "dangling comma: {cpu}"
+    );
+}

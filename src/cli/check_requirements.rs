@@ -176,7 +176,7 @@ fn report(p: &Planned, tips: &[String], printer: &Printer) {
             .unwrap_or_default()
     ));
     printer.line(&format!(
-        "detected: RAM {} ({} available), {}, CPU {} ({} cores)",
+        "detected: RAM {} ({} available), {}, CPU {} ({})",
         h.ram.total_bytes,
         h.ram.available_bytes,
         if h.gpus.is_empty() {
@@ -194,7 +194,7 @@ fn report(p: &Planned, tips: &[String], printer: &Printer) {
                 .join(", ")
         },
         h.cpu.model,
-        h.cpu.physical_cores
+        super::output::count(h.cpu.physical_cores as u64, "core")
     ));
     print_plan(p, printer);
     print_candidates(&p.candidates, printer);

@@ -231,19 +231,16 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         );
     }
     let c = &snap.cpu;
-    printer.row(
-        &mut t,
-        vec![
-            "CPU".to_string(),
-            format!(
-                "{}, {} cores / {} threads, {}",
-                c.model,
-                c.physical_cores,
-                c.logical_cores,
-                c.simd.join(" ")
-            ),
-        ],
+    let mut cpu = format!(
+        "{}, {} / {}",
+        c.model,
+        output::count(c.physical_cores as u64, "core"),
+        output::count(c.logical_cores as u64, "thread")
     );
+    if !c.simd.is_empty() {
+        cpu = format!("{cpu}, {}", c.simd.join(" "));
+    }
+    printer.row(&mut t, vec!["CPU".to_string(), cpu]);
     if let Some(b) = c.memory_bandwidth_gbps {
         printer.row(
             &mut t,

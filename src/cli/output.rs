@@ -68,6 +68,11 @@ pub fn glue_units(s: &str) -> String {
     out
 }
 
+/// A count and its noun, plural unless the count is 1: `count(1, "thread")` is "1 thread".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Wraps a line at spaces to `width` columns; continuation lines are indented by `indent`.
 /// A word longer than the width stays whole on its own line.
 pub fn wrap(line: &str, width: usize, indent: usize) -> String {

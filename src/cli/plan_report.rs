@@ -188,12 +188,11 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
             rate(s.decode_at_context_high),
         ),
         format!(
-            "expected prompt processing: about {} tokens/s ({} to {}); {} thread{}, {} figures",
+            "expected prompt processing: about {} tokens/s ({} to {}); {}, {} figures",
             rate(s.prompt_tokens_per_s),
             rate(s.prompt_tokens_per_s_low),
             rate(s.prompt_tokens_per_s_high),
-            s.threads,
-            if s.threads == 1 { "" } else { "s" },
+            super::output::count(u64::from(s.threads), "thread"),
             s.source
         ),
     ];
@@ -209,7 +208,9 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
 /// The warning for a loaded machine.
 pub fn busy_line(b: &crate::plan::Busy) -> String {
     format!(
-        "this machine is busy (load average {:.1} on {} physical cores): the figures assume idle cores; use --threads {} so the engine does not fight the other work",
-        b.load_average, b.physical_cores, b.recommended_threads
+        "this machine is busy (load average {:.1} on {}): the figures assume idle cores; use --threads {} so the engine does not fight the other work",
+        b.load_average,
+        super::output::count(b.physical_cores as u64, "physical core"),
+        b.recommended_threads
     )
 }
