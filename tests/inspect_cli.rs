@@ -156,3 +156,29 @@ fn human_table_shows_the_headline_figures() {
         "no colour codes when not on a terminal"
     );
 }
+
+/// Sliding-window cells are shown for a model with sliding-window layers (Gemma 3) and not
+/// for one without (SmolLM2), where they would be the full context under a wrong name.
+#[test]
+fn sliding_window_cells_only_where_the_model_has_them() {
+    let cells = |p: std::path::PathBuf| {
+        let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+            .args(["inspect", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("cells:"))
+            .unwrap_or_else(|| panic!("no cells line:\n{text}"))
+            .to_string()
+    };
+    let smol = cells(common::smollm2());
+    assert!(smol.starts_with("cells: 32768 full-attention;"), "{smol}");
+    assert!(!smol.contains("sliding"), "{smol}");
+    let gemma = cells(common::gemma3());
+    assert!(
+        gemma.starts_with("cells: 32768 full-attention, 1024 sliding-window;"),
+        "{gemma}"
+    );
+}

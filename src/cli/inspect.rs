@@ -300,10 +300,14 @@ fn print_tables(r: &Inspection, printer: &Printer) {
         );
     }
     printer.print_table(t);
+    // Sliding-window cells exist only where the model has sliding-window layers.
+    let swa = match m.sliding_window {
+        Some(_) => format!(", {} sliding-window", k.swa_cells),
+        None => String::new(),
+    };
     printer.line(&format!(
-        "cells: {} full-attention, {} sliding-window; flash attention {}",
+        "cells: {} full-attention{swa}; flash attention {}",
         k.cells,
-        k.swa_cells,
         if k.flash_attention { "on" } else { "off" }
     ));
 
