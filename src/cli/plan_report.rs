@@ -35,14 +35,14 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         plan.kv_type,
         if plan.flash_attn { "on" } else { "off" }
     ));
+    let (offload, output) = offload_words(p);
     printer.line(&format!(
-        "GPU blocks {}/{} ({:.0}%), CPU blocks {}/{}, output layer on {} (-ngl {})",
+        "{offload} blocks {}/{} ({:.0}%), CPU blocks {}/{}, output layer on {output} (-ngl {})",
         plan.gpu_blocks,
         plan.block_count,
         plan.gpu_share * 100.0,
         plan.cpu_blocks,
         plan.block_count,
-        if plan.output_on_gpu { "GPU" } else { "CPU" },
         plan.n_gpu_layers
     ));
     printer.line(&format!(
@@ -203,6 +203,43 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
         ));
     }
     v
+}
+
+/// What the offloaded blocks are on, and where the output layer is. llama.cpp's RPC server
+/// does not say what kind of device it offers (often a remote CPU), so remote devices are
+/// "RPC", never "GPU": "GPU blocks", "RPC blocks" or "GPU+RPC blocks"; the output layer,
+/// with the last offloaded blocks, is on "CPU", "GPU" or the remote device's name.
+fn offload_words(p: &Planned) -> (&'static str, String) {
+    let remote = |name: &str| {
+        p.hardware
+            .gpus
+            .iter()
+            .any(|g| g.name == name && g.remote.is_some())
+    };
+    let used: Vec<&str> = p
+        .plan
+        .devices
+        .iter()
+        .filter(|d| d.is_gpu && d.weights_bytes > crate::bytes::Bytes::ZERO)
+        .map(|d| d.device.as_str())
+        .collect();
+    // Nothing offloaded: name what could have been.
+    let kinds: Vec<bool> = if used.is_empty() {
+        p.hardware.gpus.iter().map(|g| g.remote.is_some()).collect()
+    } else {
+        used.iter().map(|d| remote(d)).collect()
+    };
+    let offload = match (kinds.contains(&false), kinds.contains(&true)) {
+        (_, false) => "GPU",
+        (false, true) => "RPC",
+        (true, true) => "GPU+RPC",
+    };
+    let output = match used.last() {
+        _ if !p.plan.output_on_gpu => "CPU".to_string(),
+        Some(d) if remote(d) => d.to_string(),
+        _ => "GPU".to_string(),
+    };
+    (offload, output)
 }
 
 /// The warning for a loaded machine.
