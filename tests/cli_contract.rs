@@ -509,3 +509,54 @@ fn a_count_of_one_takes_the_singular() {
         "dangling comma: {cpu}"
     );
 }
+
+/// Two `--gpu` flags naming one model describe a two-GPU machine: both GPUs stay, and their
+/// rows are told apart by device number in `hardware` and in the plan's device table; the
+/// JSON keeps both entries under the name the user gave.
+#[test]
+fn two_identical_gpus_are_two_numbered_rows() {
+    let gpus = [
+        "--gpu", "RTX 3060", "--gpu", "RTX 3060", "--gpu", "RTX 4090",
+    ];
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| RTX"))
+            .map(|l| l.split('|').nth(1).unwrap().trim().to_string())
+            .collect()
+    };
+    let (code, hw, err) = layerfit(&[&["hardware", "--ram", "64G"][..], &gpus].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rows(&hw),
+        ["RTX 3060 #0", "RTX 3060 #1", "RTX 4090"],
+        "{hw}"
+    );
+    let (code, json, err) =
+        layerfit(&[&["hardware", "--ram", "64G", "--json"][..], &gpus].concat());
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(d["gpus"].as_array().unwrap().len(), 3, "{json}");
+    for (i, name) in ["RTX 3060", "RTX 3060", "RTX 4090"].iter().enumerate() {
+        assert_eq!(d["gpus"][i]["name"], *name, "{json}");
+    }
+
+    let plan = [
+        "plan",
+        "--model",
+        "smollm2:135m-q4_1",
+        "--ram",
+        "16G",
+        "--gpu",
+        "RTX 3060",
+        "--gpu",
+        "RTX 3060",
+    ];
+    let (code, out, err) = layerfit(&plan);
+    assert!(code == 0 || code == 10, "{err}");
+    assert_eq!(rows(&out), ["RTX 3060 #0", "RTX 3060 #1"], "{out}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    let mut unique = warnings.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(warnings.len(), unique.len(), "a warning repeated:\n{out}");
+}

@@ -260,7 +260,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     printer.print_table(t);
     if !snap.gpus.is_empty() {
         let mut t = printer.table(&["GPU", "VRAM", "bandwidth", "notes"]);
-        for g in &snap.gpus {
+        let names = output::distinct_names(snap.gpus.iter().map(|g| g.name.as_str()));
+        for (g, name) in snap.gpus.iter().zip(names) {
             let mut extra = match &g.remote {
                 Some(r) => {
                     let mut v = vec![format!("RPC: {}", r.description)];
@@ -299,7 +300,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             printer.row(
                 &mut t,
                 vec![
-                    g.name.clone(),
+                    name,
                     format!("{} ({} free)", g.vram_total_bytes, g.vram_free_bytes),
                     g.bandwidth_gbps
                         .map(|b| format!("{b:.0} GB/s"))

@@ -73,6 +73,26 @@ pub fn count(n: u64, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
+/// Row labels that tell equal names apart: two GPUs of one model (two `--gpu "RTX 3060"`,
+/// or two identical cards probed) are a real two-GPU machine, so both rows stay, numbered in
+/// device order as llama.cpp numbers its devices: "RTX 3060 #0", "RTX 3060 #1". Unique names
+/// are kept as they are.
+pub fn distinct_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    names
+        .iter()
+        .map(|&n| {
+            if names.iter().filter(|&&m| m == n).count() == 1 {
+                return n.to_string();
+            }
+            let i = seen.entry(n).or_insert(0);
+            *i += 1;
+            format!("{n} #{}", *i - 1)
+        })
+        .collect()
+}
+
 /// Wraps a line at spaces to `width` columns; continuation lines are indented by `indent`.
 /// A word longer than the width stays whole on its own line.
 pub fn wrap(line: &str, width: usize, indent: usize) -> String {

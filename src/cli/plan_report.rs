@@ -13,11 +13,12 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
     let mut t = printer.table(&[
         "device", "weights", "KV cache", "compute", "total", "budget",
     ]);
-    for d in &plan.devices {
+    let names = super::output::distinct_names(plan.devices.iter().map(|d| d.device.as_str()));
+    for (d, name) in plan.devices.iter().zip(names) {
         printer.row(
             &mut t,
             vec![
-                d.device.clone(),
+                name,
                 d.weights_bytes.to_string(),
                 d.kv_bytes.to_string(),
                 d.compute_bytes.to_string(),
@@ -87,8 +88,13 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         ));
     }
     if let Some(b) = &p.this_binary {
+        // Two GPUs of one model that this binary cannot drive get one line.
+        let mut shown = std::collections::HashSet::new();
         for u in &b.unusable {
-            printer.warning(&format!("{}: {}", u.gpu, u.reason));
+            let line = format!("{}: {}", u.gpu, u.reason);
+            if shown.insert(line.clone()) {
+                printer.warning(&line);
+            }
         }
         printer.line(&format!(
             "this binary would run {} with -ngl {} and a {} cache: {}{}",
