@@ -462,6 +462,24 @@ fn max_context_answers_per_cache_type_and_keeps_the_plan() {
     if f16 < 32768 {
         assert_eq!(at(f16 + 256), "incompatible");
     }
+    // The table's rows come best first, as `--kv` lists the types: f16, q8_0, q4_0.
+    let (_, text, _) = run(&[
+        "plan",
+        "--model",
+        g.to_str().unwrap(),
+        "--ram",
+        "2G",
+        "--ctx",
+        "4096",
+        "--max-context",
+    ]);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("| KV cache"))
+        .filter_map(|l| l.split('|').nth(1).map(str::trim))
+        .filter(|c| ["f16", "q8_0", "q4_0"].contains(c))
+        .collect();
+    assert_eq!(rows, ["f16", "q8_0", "q4_0"], "{text}");
 }
 
 #[test]

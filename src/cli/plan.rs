@@ -29,15 +29,16 @@ pub struct Args {
     pub max_context: bool,
 }
 
-/// The KV cache types `--max-context` reports.
+/// The KV cache types `--max-context` reports, best first: the table's rows keep this order
+/// (the JSON is an object, keyed by type).
 const MAX_CONTEXT_TYPES: [crate::ggml_type::GgmlType; 3] = [
     crate::ggml_type::GgmlType::F16,
     crate::ggml_type::GgmlType::Q8_0,
     crate::ggml_type::GgmlType::Q4_0,
 ];
 
-/// Per KV type, the largest context that fits (`None`: not even 256 tokens).
-fn max_contexts(p: &super::planning::Planned) -> BTreeMap<String, Option<u64>> {
+/// Per KV type, best first, the largest context that fits (`None`: not even 256 tokens).
+fn max_contexts(p: &super::planning::Planned) -> Vec<(String, Option<u64>)> {
     MAX_CONTEXT_TYPES
         .iter()
         .map(|&t| {
@@ -163,7 +164,9 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             plan: &p.plan,
             candidates: &p.candidates,
             this_binary: p.this_binary.as_ref(),
-            max_context: args.max_context.then(|| max_contexts(&p)),
+            max_context: args
+                .max_context
+                .then(|| max_contexts(&p).into_iter().collect()),
         })?;
     } else {
         print_plan(&p, printer);
