@@ -83,6 +83,45 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
     }
 }
 
+/// `check-requirements | head -1` (and `plan`): the reader stops early, and the exit code is
+/// still the verdict's, as without the pipe (a degraded answer is 10, never 0). Through a real
+/// shell pipeline with `pipefail`: `head -1`, and `true`, which closes the pipe before
+/// layerfit has planned, so that every write meets a closed pipe.
+#[test]
+fn the_verdict_exit_code_survives_a_closed_pipe() {
+    let model = "smollm2:135m-q4_1";
+    let degraded = format!("{BIN} check-requirements --model {model} --no-gpu --ram 8G");
+    let (alone, _, _) = layerfit(&[
+        "check-requirements",
+        "--model",
+        model,
+        "--no-gpu",
+        "--ram",
+        "8G",
+    ]);
+    assert_eq!(alone, 10);
+    for line in [
+        format!("{degraded} | head -1"),
+        format!("{degraded} | true"),
+        format!("{degraded} --json | head -c 10"),
+        format!("{BIN} plan --model {model} --no-gpu --ram 8G | true"),
+        format!("{BIN} plan --model {model} --no-gpu --ram 8G --emit llama-server | true"),
+    ] {
+        let out = common::isolate(&mut Command::new("bash"))
+            .args(["-o", "pipefail", "-c", &line])
+            .env("NO_COLOR", "1")
+            .env_remove("LAYERFIT_HARDWARE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(10), "{line}: {err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{line}: {err}"
+        );
+    }
+}
+
 /// SIGINT while a command waits (here: reading a machine description from a pipe that stays
 /// open) ends it quietly with the documented 130.
 #[test]

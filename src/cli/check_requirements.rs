@@ -52,6 +52,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         (make_plan(&args.plan, Purpose::Report)?, None)
     };
     let code = super::verdict_code(p.plan.verdict);
+    output::answer_code(code);
     let warnings: Vec<String> = p
         .plan
         .degradations

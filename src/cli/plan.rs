@@ -79,6 +79,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 p.plan.n_gpu_layers
             ));
         }
+        super::output::answer_code(super::verdict_code(p.plan.verdict));
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(
                 p.plan.missing.clone().unwrap_or_default(),
@@ -155,6 +156,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
         return Ok(super::verdict_code(p.plan.verdict));
     }
+    super::output::answer_code(super::verdict_code(p.plan.verdict));
     if args.json {
         printer.json(&PlanDoc {
             model: p.model.label.clone(),
