@@ -182,3 +182,52 @@ fn sliding_window_cells_only_where_the_model_has_them() {
         "{gemma}"
     );
 }
+
+/// `inspect` takes the names `plan` takes: a catalog name with variants inspects the one
+/// downloaded (and says so), a catalog variant not downloaded is inspected from the catalog
+/// and says where `pull` puts it, and both agree with `plan` on the weights.
+#[test]
+fn inspect_takes_the_names_plan_takes() {
+    let d = inspect_json(&["smollm2:135m"]);
+    assert_eq!(d["source"]["name"], "smollm2:135m-q4_1", "{d}");
+    assert_eq!(
+        d["model"]["path"],
+        common::smollm2().display().to_string(),
+        "{d}"
+    );
+    let said = |d: &Value, what: &str| {
+        d["notes"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().any(|n| n.as_str().unwrap().contains(what)))
+    };
+    assert!(
+        said(&d, "inspected smollm2:135m-q4_1, the one downloaded"),
+        "{d}"
+    );
+
+    let d = inspect_json(&["qwen2.5-coder:7b-q4_k_m"]);
+    assert_eq!(d["source"]["name"], "qwen2.5-coder:7b-q4_k_m", "{d}");
+    assert!(d["source"]["local_path"].is_null(), "{d}");
+    assert!(said(&d, "layerfit pull qwen2.5-coder:7b-q4_k_m"), "{d}");
+    let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args([
+            "plan",
+            "--model",
+            "qwen2.5-coder:7b-q4_k_m",
+            "--ram",
+            "64G",
+            "--no-gpu",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned: u64 = plan["plan"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["weights_bytes"].as_u64().unwrap())
+        .sum();
+    let total = d["weights"]["total_bytes"].as_u64().unwrap();
+    assert_eq!(planned, total, "plan and inspect weigh the same model");
+}
