@@ -145,7 +145,7 @@ fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<(usize, ModelS
             use crate::model_source::ModelSourceError as E;
             let unknown = matches!(
                 e,
-                E::Unknown(_) | E::Catalog(crate::catalog::CatalogError::Unknown(_))
+                E::Unknown { .. } | E::Catalog(crate::catalog::CatalogError::Unknown { .. })
             );
             let f = Failure::input(e);
             if unknown {
