@@ -67,19 +67,28 @@ pub(super) struct PlanDoc<'a> {
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let mut p = make_plan(&args.plan, Purpose::Report)?;
     if let Some(tool) = &args.emit {
+        super::output::answer_code(super::verdict_code(p.plan.verdict));
         let overrides = p.plan.n_cpu_moe > 0 || p.plan.n_cpu_ffn > 0;
         if tool == "ollama" && overrides {
             // Ollama cannot keep experts or feed-forward weights on the CPU: plan whole
             // blocks instead, and say so.
             let mut a = args.plan.clone();
             a.no_cpu_moe = true;
+            let before = p.model.label.clone();
             p = make_plan(&a, Purpose::Report)?;
+            super::output::answer_code(super::verdict_code(p.plan.verdict));
             printer.raw(&format!(
                 "# note: Ollama cannot keep some tensors of a block on the CPU (llama.cpp's --n-cpu-moe/-ot); planned whole blocks instead: -ngl {}\n",
                 p.plan.n_gpu_layers
             ));
+            // Whole blocks can rank another variant first: never switch without saying so.
+            if p.model.label != before {
+                printer.raw(&format!(
+                    "# note: variant switched: {}, not the plan's {}, because with whole blocks it ranks first (the {before} plan keeps some tensors of a block on the CPU, which Ollama cannot)\n",
+                    p.model.label, before
+                ));
+            }
         }
-        super::output::answer_code(super::verdict_code(p.plan.verdict));
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(
                 p.plan.missing.clone().unwrap_or_default(),
