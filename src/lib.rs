@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod memory;
 pub mod model;
 pub mod model_source;
+pub mod nearest;
 pub mod plan;
 pub mod profile;
 pub mod rpc;

@@ -27,8 +27,8 @@ pub enum ModelSourceError {
     },
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
-    #[error("{0}: no such file, and not a catalog name (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)")]
-    Unknown(String),
+    #[error("{name}: no such file, and not a catalog name{} (catalog names look like qwen2.5-coder:7b-q4_k_m; see `layerfit catalog list`)", crate::catalog::did_you_mean(.nearest))]
+    Unknown { name: String, nearest: Vec<String> },
     #[error(transparent)]
     Name(#[from] crate::fetch::name::NameError),
     #[error(transparent)]
@@ -304,7 +304,10 @@ pub fn resolve(spec: &str, models_dir: &Path) -> Result<Vec<ModelSource>, ModelS
                 .map(|f| ModelSource::from_catalog(&r.entry, f, models_dir))
                 .collect()
         }
-        None => Err(ModelSourceError::Unknown(spec.to_string())),
+        None => Err(ModelSourceError::Unknown {
+            name: spec.to_string(),
+            nearest: catalog::suggestions(spec),
+        }),
     }
 }
 

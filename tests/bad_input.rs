@@ -292,3 +292,35 @@ fn bad_flags_are_bad_input() {
     let (code, _, _) = layerfit(&["inspect", "x.gguf", "--cache-type", "q9_9"]);
     assert_eq!(code, 2);
 }
+
+/// A model name that is neither a file nor in the catalog gets the nearest catalog names, in
+/// plan and inspect alike, still as bad input (exit 2) on one `error:` line.
+#[test]
+fn unknown_model_names_get_did_you_mean() {
+    for (args, expect) in [
+        (
+            &["plan", "--model", "qwen-coder:7b"][..],
+            "qwen2.5-coder:7b",
+        ),
+        (&["inspect", "qwen-coder:7b"][..], "qwen2.5-coder:7b"),
+        (
+            &["check-requirements", "--model", "llama3"][..],
+            "llama3:8b",
+        ),
+        (
+            &["plan", "--model", "smolm2:135m-q4_1"][..],
+            "smollm2:135m-q4_1",
+        ),
+    ] {
+        let (code, stdout, stderr) = layerfit(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        let suggested = errors[0]
+            .split_once("did you mean ")
+            .unwrap_or_else(|| panic!("{args:?}: no suggestion: {stderr}"))
+            .1;
+        assert!(suggested.contains(expect), "{args:?}: {stderr}");
+    }
+}

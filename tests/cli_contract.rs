@@ -83,6 +83,45 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
     }
 }
 
+/// `check-requirements | head -1` (and `plan`): the reader stops early, and the exit code is
+/// still the verdict's, as without the pipe (a degraded answer is 10, never 0). Through a real
+/// shell pipeline with `pipefail`: `head -1`, and `true`, which closes the pipe before
+/// layerfit has planned, so that every write meets a closed pipe.
+#[test]
+fn the_verdict_exit_code_survives_a_closed_pipe() {
+    let model = "smollm2:135m-q4_1";
+    let degraded = format!("{BIN} check-requirements --model {model} --no-gpu --ram 8G");
+    let (alone, _, _) = layerfit(&[
+        "check-requirements",
+        "--model",
+        model,
+        "--no-gpu",
+        "--ram",
+        "8G",
+    ]);
+    assert_eq!(alone, 10);
+    for line in [
+        format!("{degraded} | head -1"),
+        format!("{degraded} | true"),
+        format!("{degraded} --json | head -c 10"),
+        format!("{BIN} plan --model {model} --no-gpu --ram 8G | true"),
+        format!("{BIN} plan --model {model} --no-gpu --ram 8G --emit llama-server | true"),
+    ] {
+        let out = common::isolate(&mut Command::new("bash"))
+            .args(["-o", "pipefail", "-c", &line])
+            .env("NO_COLOR", "1")
+            .env_remove("LAYERFIT_HARDWARE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(10), "{line}: {err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{line}: {err}"
+        );
+    }
+}
+
 /// SIGINT while a command waits (here: reading a machine description from a pipe that stays
 /// open) ends it quietly with the documented 130.
 #[test]
@@ -401,6 +440,11 @@ fn every_flag_has_help_and_version_names_the_engine() {
         assert_eq!(code, 0, "{sub:?}");
         let mut in_options = false;
         for line in help.lines() {
+            // A default written in the doc comment and one added by clap read twice.
+            assert!(
+                line.matches("[default:").count() <= 1,
+                "{sub:?}: default shown twice: {line:?}"
+            );
             if line.starts_with("Options:") || line.starts_with("Arguments:") {
                 in_options = true;
                 continue;
@@ -466,4 +510,92 @@ fn plan_json_is_typed_and_versioned() {
         .devices
         .iter()
         .any(|d| d.device.contains("RTX 3060")));
+}
+
+/// One core and one thread read "1 core", "1 thread", never "1 cores" or "1 threads".
+#[test]
+fn a_count_of_one_takes_the_singular() {
+    let cases: [&[&str]; 2] = [
+        &["hardware", "--cpu-cores", "1", "--ram", "8G", "--no-gpu"],
+        &[
+            "check-requirements",
+            "--model",
+            "smollm2:135m-q4_1",
+            "--cpu-cores",
+            "1",
+            "--ram",
+            "8G",
+            "--no-gpu",
+            "--threads",
+            "1",
+        ],
+    ];
+    for args in cases {
+        let (_, out, err) = layerfit(args);
+        assert!(
+            out.contains("1 core") || out.contains("1 thread"),
+            "{args:?}: {out}{err}"
+        );
+        for wrong in ["1 cores", "1 threads", "1 physical cores"] {
+            assert!(!out.contains(wrong), "{args:?}: {wrong:?} in\n{out}");
+        }
+    }
+    let (_, hw, _) = layerfit(cases[0]);
+    let cpu = hw.lines().find(|l| l.contains("| CPU")).unwrap();
+    assert!(cpu.contains("1 core / 1 thread"), "{cpu}");
+    assert!(
+        !cpu.trim_end_matches(['|', ' ']).ends_with(','),
+        "dangling comma: {cpu}"
+    );
+}
+
+/// Two `--gpu` flags naming one model describe a two-GPU machine: both GPUs stay, and their
+/// rows are told apart by device number in `hardware` and in the plan's device table; the
+/// JSON keeps both entries under the name the user gave.
+#[test]
+fn two_identical_gpus_are_two_numbered_rows() {
+    let gpus = [
+        "--gpu", "RTX 3060", "--gpu", "RTX 3060", "--gpu", "RTX 4090",
+    ];
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| RTX"))
+            .map(|l| l.split('|').nth(1).unwrap().trim().to_string())
+            .collect()
+    };
+    let (code, hw, err) = layerfit(&[&["hardware", "--ram", "64G"][..], &gpus].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rows(&hw),
+        ["RTX 3060 #0", "RTX 3060 #1", "RTX 4090"],
+        "{hw}"
+    );
+    let (code, json, err) =
+        layerfit(&[&["hardware", "--ram", "64G", "--json"][..], &gpus].concat());
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(d["gpus"].as_array().unwrap().len(), 3, "{json}");
+    for (i, name) in ["RTX 3060", "RTX 3060", "RTX 4090"].iter().enumerate() {
+        assert_eq!(d["gpus"][i]["name"], *name, "{json}");
+    }
+
+    let plan = [
+        "plan",
+        "--model",
+        "smollm2:135m-q4_1",
+        "--ram",
+        "16G",
+        "--gpu",
+        "RTX 3060",
+        "--gpu",
+        "RTX 3060",
+    ];
+    let (code, out, err) = layerfit(&plan);
+    assert!(code == 0 || code == 10, "{err}");
+    assert_eq!(rows(&out), ["RTX 3060 #0", "RTX 3060 #1"], "{out}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    let mut unique = warnings.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(warnings.len(), unique.len(), "a warning repeated:\n{out}");
 }

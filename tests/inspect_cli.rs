@@ -156,3 +156,78 @@ fn human_table_shows_the_headline_figures() {
         "no colour codes when not on a terminal"
     );
 }
+
+/// Sliding-window cells are shown for a model with sliding-window layers (Gemma 3) and not
+/// for one without (SmolLM2), where they would be the full context under a wrong name.
+#[test]
+fn sliding_window_cells_only_where_the_model_has_them() {
+    let cells = |p: std::path::PathBuf| {
+        let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+            .args(["inspect", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("cells:"))
+            .unwrap_or_else(|| panic!("no cells line:\n{text}"))
+            .to_string()
+    };
+    let smol = cells(common::smollm2());
+    assert!(smol.starts_with("cells: 32768 full-attention;"), "{smol}");
+    assert!(!smol.contains("sliding"), "{smol}");
+    let gemma = cells(common::gemma3());
+    assert!(
+        gemma.starts_with("cells: 32768 full-attention, 1024 sliding-window;"),
+        "{gemma}"
+    );
+}
+
+/// `inspect` takes the names `plan` takes: a catalog name with variants inspects the one
+/// downloaded (and says so), a catalog variant not downloaded is inspected from the catalog
+/// and says where `pull` puts it, and both agree with `plan` on the weights.
+#[test]
+fn inspect_takes_the_names_plan_takes() {
+    let d = inspect_json(&["smollm2:135m"]);
+    assert_eq!(d["source"]["name"], "smollm2:135m-q4_1", "{d}");
+    assert_eq!(
+        d["model"]["path"],
+        common::smollm2().display().to_string(),
+        "{d}"
+    );
+    let said = |d: &Value, what: &str| {
+        d["notes"]
+            .as_array()
+            .is_some_and(|ns| ns.iter().any(|n| n.as_str().unwrap().contains(what)))
+    };
+    assert!(
+        said(&d, "inspected smollm2:135m-q4_1, the one downloaded"),
+        "{d}"
+    );
+
+    let d = inspect_json(&["qwen2.5-coder:7b-q4_k_m"]);
+    assert_eq!(d["source"]["name"], "qwen2.5-coder:7b-q4_k_m", "{d}");
+    assert!(d["source"]["local_path"].is_null(), "{d}");
+    assert!(said(&d, "layerfit pull qwen2.5-coder:7b-q4_k_m"), "{d}");
+    let out = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args([
+            "plan",
+            "--model",
+            "qwen2.5-coder:7b-q4_k_m",
+            "--ram",
+            "64G",
+            "--no-gpu",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned: u64 = plan["plan"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["weights_bytes"].as_u64().unwrap())
+        .sum();
+    let total = d["weights"]["total_bytes"].as_u64().unwrap();
+    assert_eq!(planned, total, "plan and inspect weigh the same model");
+}

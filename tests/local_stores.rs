@@ -164,7 +164,10 @@ fn models_lists_every_store_with_a_verdict_and_unreadable_entries_with_the_reaso
     );
     let dangling = find("hf://test-org/cached-GGUF:Q8_0");
     assert!(
-        dangling["problem"].as_str().unwrap().contains("unreadable"),
+        dangling["problem"]
+            .as_str()
+            .unwrap()
+            .contains("a broken link to a missing blob"),
         "{dangling}"
     );
     let truncated = find("truncated.gguf");
@@ -180,6 +183,12 @@ fn models_lists_every_store_with_a_verdict_and_unreadable_entries_with_the_reaso
         text.contains("ollama://smollm2:135m") && text.contains("unreadable"),
         "{text}"
     );
+    // Said once: the row's "unreadable:" is not repeated by the reason.
+    let row = text
+        .lines()
+        .find(|l| l.contains("cached-GGUF:Q8_0"))
+        .unwrap_or_else(|| panic!("no dangling row:\n{text}"));
+    assert_eq!(row.matches("unreadable").count(), 1, "{row}");
 }
 
 #[test]

@@ -210,3 +210,33 @@ fn a_servers_offer_already_lacks_its_backends_context() {
     assert_eq!(gpu.backend_reserve_bytes, 0);
     assert_eq!(gpu.budget_bytes, 20 * 1024 * MIB);
 }
+
+/// `plan --emit ollama` re-plans with whole blocks when the plan keeps experts on the CPU
+/// (Ollama cannot), and whole blocks can rank another variant first: here qwen3:30b-a3b's
+/// q4_k_m with experts on the CPU of a 13 GB card (`NAME:VRAM`; the 12 GB RTX 3060 keeps
+/// q4_k_m both ways since the CUDA context is in its budget), then q5_k_m in whole blocks. The emitted
+/// Modelfile never switches without a `# note:` naming both variants.
+#[test]
+fn emit_ollama_never_switches_variants_silently() {
+    let machine = ["--gpu", "RTX 3060:13G", "--ram", "32G"];
+    let plan = |extra: &[&str]| {
+        let args = [&["plan", "--model", "qwen3:30b-a3b"][..], &machine, extra].concat();
+        let (code, out, err) = run(&args);
+        assert!(code == 0 || code == 10, "{args:?}: {err}");
+        out
+    };
+    let d: Value = serde_json::from_str(&plan(&["--json"])).unwrap();
+    let planned = d["model"].as_str().unwrap().to_string();
+    assert!(d["plan"]["n_cpu_moe"].as_u64().unwrap() > 0, "{d}");
+    let script = plan(&["--emit", "ollama"]);
+    let from = script
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM "))
+        .unwrap_or_else(|| panic!("no FROM line:\n{script}"));
+    assert_ne!(from, planned, "the case this test is about:\n{script}");
+    let note = script
+        .lines()
+        .find(|l| l.starts_with("# note: variant switched"))
+        .unwrap_or_else(|| panic!("switched silently:\n{script}"));
+    assert!(note.contains(from) && note.contains(&planned), "{note}");
+}

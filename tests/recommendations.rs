@@ -160,6 +160,48 @@ fn without_a_model_check_requirements_ranks_the_tiers_and_no_gpu_tier_wins_on_a_
         .any(|k| k == "below_speed_floor"));
 }
 
+/// Losing by the list's order is said as what it is: for models, listed after the
+/// recommended one; for tiers, listed after the recommended tier, by name.
+#[test]
+fn losing_by_list_order_names_what_was_listed_first() {
+    let (code, d) = json(&[
+        "plan",
+        "--ram",
+        "32G",
+        "--gpu",
+        "RTX 4090",
+        "--model",
+        "qwen2.5-coder:7b-q4_k_m",
+        "--model",
+        "qwen2.5-coder:3b-q4_k_m",
+        "--json",
+    ]);
+    assert!(code == 0 || code == 10, "{d}");
+    let three_b = candidate(&d, "qwen2.5-coder:3b-q4_k_m", "q8_0");
+    assert_eq!(
+        three_b["lost_because"], "listed after the recommended model, which runs as well",
+        "{d}"
+    );
+
+    let m = hardware("tiers-4090", "ram: 64G\ngpus: [{name: RTX 4090}]\n");
+    let (_, d) = json(&["check-requirements", "--hardware", &m, "--json"]);
+    let tiers = d["profiles"].as_array().unwrap();
+    let first = tiers[0]["profile"].as_str().unwrap();
+    let by_order: Vec<&str> = tiers
+        .iter()
+        .filter_map(|t| t["lost_because"].as_str())
+        .filter(|w| w.contains("listed after"))
+        .collect();
+    assert!(!by_order.is_empty(), "{d}");
+    for why in by_order {
+        assert_eq!(
+            why,
+            format!("a tier listed after {first}, which runs as well"),
+            "{d}"
+        );
+    }
+}
+
 #[test]
 fn an_application_ships_its_own_tiers_in_layerfit_yaml() {
     let dir = common::tempdir("app-tiers");
@@ -423,6 +465,24 @@ fn max_context_answers_per_cache_type_and_keeps_the_plan() {
     if f16 < 32768 {
         assert_eq!(at(f16 + 256), "incompatible");
     }
+    // The table's rows come best first, as `--kv` lists the types: f16, q8_0, q4_0.
+    let (_, text, _) = run(&[
+        "plan",
+        "--model",
+        g.to_str().unwrap(),
+        "--ram",
+        "2G",
+        "--ctx",
+        "4096",
+        "--max-context",
+    ]);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("| KV cache"))
+        .filter_map(|l| l.split('|').nth(1).map(str::trim))
+        .filter(|c| ["f16", "q8_0", "q4_0"].contains(c))
+        .collect();
+    assert_eq!(rows, ["f16", "q8_0", "q4_0"], "{text}");
 }
 
 #[test]

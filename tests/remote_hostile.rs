@@ -54,6 +54,33 @@ fn hostile_servers_get_one_error_line_in_bounded_time_and_memory() {
     }
 }
 
+/// TLS spoken to a plain HTTP server, which answers "400 Bad Request" in clear text as
+/// nginx or Python's http.server do: the error says what that means, not rustls' record type.
+#[test]
+fn plain_http_on_an_https_url_is_named() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let s = hub();
+    let h = home("plain-http");
+    let o = layerfit(
+        &s,
+        &h,
+        &["inspect", &format!("https://127.0.0.1:{port}/m.gguf")],
+    );
+    assert_one_error(&o, &["without TLS", "plain HTTP", "https://127.0.0.1"]);
+    assert!(!stderr(&o).contains("InvalidContentType"), "{}", stderr(&o));
+}
+
 #[test]
 fn a_gated_model_needs_hf_token_and_the_token_is_never_shown() {
     let s = hub_with_smol_in("test-org/gated-GGUF");

@@ -388,6 +388,49 @@ fn a_cluster_described_in_yaml_is_planned_without_connecting() {
     assert!(err.contains("rpc[0].endpoint"), "{err}");
 }
 
+/// Remote devices are "RPC" in the report, never "GPU": llama.cpp's RPC server does not say
+/// what it offers, and it is often a remote CPU. A local GPU beside them keeps its name.
+#[test]
+fn remote_devices_are_not_called_gpus() {
+    let dir = common::tempdir("rpc-words");
+    let m = common::gemma3();
+    let report = |tag: &str, yaml: &str, extra: &[&str]| {
+        let file = dir.join(format!("{tag}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let mut args = vec![
+            "plan",
+            "--hardware",
+            file.to_str().unwrap(),
+            "--model",
+            m.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = layerfit(&args);
+        assert!(code == 0 || code == 10, "{code}: {out}{err}");
+        out.lines()
+            .find(|l| l.contains(" blocks "))
+            .unwrap_or_else(|| panic!("no blocks line:\n{out}"))
+            .to_string()
+    };
+    let remote = "rpc:\n  - endpoint: 10.0.0.2:50052\n    devices: [{memory: 4G}]\n";
+    let only_remote = report("remote", &format!("ram: 1G\n{remote}"), &[]);
+    assert!(
+        only_remote.starts_with("RPC blocks 18/18") && only_remote.contains("output layer on RPC0"),
+        "{only_remote}"
+    );
+    let local = report("local", "ram: 8G\ngpus: [{name: RTX 3060}]\n", &[]);
+    assert!(
+        local.starts_with("GPU blocks 18/18") && local.contains("output layer on GPU"),
+        "{local}"
+    );
+    let both = report(
+        "both",
+        "ram: 8G\ngpus: [{name: small, vram: 2G}]\nrpc:\n  - endpoint: 10.0.0.2:50052\n    devices: [{memory: 2G}]\n",
+        &["--ngl", "10"],
+    );
+    assert!(both.starts_with("GPU+RPC blocks 9/18"), "{both}");
+}
+
 #[test]
 fn rpc_server_refuses_an_open_address_without_the_flag_and_a_busy_port() {
     let (code, _, err) = layerfit(&["rpc-server", "--host", "0.0.0.0"]);

@@ -236,8 +236,8 @@ pub enum CatalogError {
         variant: String,
         known: String,
     },
-    #[error("'{0}' is neither a file nor a catalog model (see `layerfit catalog list`)")]
-    Unknown(String),
+    #[error("'{name}' is neither a file nor a catalog model{} (see `layerfit catalog list`)", did_you_mean(.nearest))]
+    Unknown { name: String, nearest: Vec<String> },
     /// The file (or the entry) does not describe a model: the shape error, in words.
     #[error("{0}")]
     Shape(String),
@@ -284,7 +284,37 @@ pub fn lookup(spec: &str) -> Result<Option<CatalogRef>, CatalogError> {
             };
         }
     }
-    Err(CatalogError::Unknown(spec))
+    Err(CatalogError::Unknown {
+        nearest: nearest_names(&spec, &all),
+        name: spec,
+    })
+}
+
+/// The catalog names nearest to a name that is neither a file nor in the catalog.
+pub fn suggestions(spec: &str) -> Vec<String> {
+    entries()
+        .map(|all| nearest_names(spec, &all))
+        .unwrap_or_default()
+}
+
+/// The catalog names nearest to an unknown one: entries (`llama3.1:8b`) and their variants
+/// (`llama3.1:8b-q4_k_m`), three at most.
+fn nearest_names(spec: &str, all: &[Entry]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in all {
+        names.push(e.name.clone());
+        names.extend(e.variants.keys().map(|v| format!("{}-{v}", e.name)));
+    }
+    crate::nearest::nearest(spec, names.iter().map(String::as_str), 3)
+}
+
+/// ": did you mean a, b or c?", or nothing when there is nothing to suggest.
+pub fn did_you_mean(nearest: &[String]) -> String {
+    match nearest {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [rest @ .., last] => format!("; did you mean {} or {last}?", rest.join(", ")),
+    }
 }
 
 #[cfg(test)]

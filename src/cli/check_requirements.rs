@@ -52,6 +52,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         (make_plan(&args.plan, Purpose::Report)?, None)
     };
     let code = super::verdict_code(p.plan.verdict);
+    output::answer_code(code);
     let warnings: Vec<String> = p
         .plan
         .degradations
@@ -176,7 +177,7 @@ fn report(p: &Planned, tips: &[String], printer: &Printer) {
             .unwrap_or_default()
     ));
     printer.line(&format!(
-        "detected: RAM {} ({} available), {}, CPU {} ({} cores)",
+        "detected: RAM {} ({} available), {}, CPU {} ({})",
         h.ram.total_bytes,
         h.ram.available_bytes,
         if h.gpus.is_empty() {
@@ -194,7 +195,7 @@ fn report(p: &Planned, tips: &[String], printer: &Printer) {
                 .join(", ")
         },
         h.cpu.model,
-        h.cpu.physical_cores
+        super::output::count(h.cpu.physical_cores as u64, "core")
     ));
     print_plan(p, printer);
     print_candidates(&p.candidates, printer);

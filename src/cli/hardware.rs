@@ -231,19 +231,16 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         );
     }
     let c = &snap.cpu;
-    printer.row(
-        &mut t,
-        vec![
-            "CPU".to_string(),
-            format!(
-                "{}, {} cores / {} threads, {}",
-                c.model,
-                c.physical_cores,
-                c.logical_cores,
-                c.simd.join(" ")
-            ),
-        ],
+    let mut cpu = format!(
+        "{}, {} / {}",
+        c.model,
+        output::count(c.physical_cores as u64, "core"),
+        output::count(c.logical_cores as u64, "thread")
     );
+    if !c.simd.is_empty() {
+        cpu = format!("{cpu}, {}", c.simd.join(" "));
+    }
+    printer.row(&mut t, vec!["CPU".to_string(), cpu]);
     if let Some(b) = c.memory_bandwidth_gbps {
         printer.row(
             &mut t,
@@ -263,7 +260,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     printer.print_table(t);
     if !snap.gpus.is_empty() {
         let mut t = printer.table(&["GPU", "VRAM", "bandwidth", "notes"]);
-        for g in &snap.gpus {
+        let names = output::distinct_names(snap.gpus.iter().map(|g| g.name.as_str()));
+        for (g, name) in snap.gpus.iter().zip(names) {
             let mut extra = match &g.remote {
                 Some(r) => {
                     let mut v = vec![format!("RPC: {}", r.description)];
@@ -306,7 +304,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             printer.row(
                 &mut t,
                 vec![
-                    g.name.clone(),
+                    name,
                     format!("{} ({} free)", g.vram_total_bytes, g.vram_free_bytes),
                     g.bandwidth_gbps
                         .map(|b| format!("{b:.0} GB/s"))

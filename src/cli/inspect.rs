@@ -10,14 +10,15 @@ use crate::gguf::ModelFile;
 use crate::inspect::RemoteSource;
 use crate::inspect::{inspect, Inspection};
 use crate::memory::CacheConfig;
-use crate::model_source::default_models_dir;
+use crate::model_source::{default_models_dir, Origin};
 use std::path::Path;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A GGUF file, or any shard of a split set (name-00001-of-00003.gguf), or a remote
-    /// model naming one file (hf://ORG/REPO:QUANT, https://.../x.gguf, ollama://NAME:TAG):
-    /// only its header is read.
+    /// A GGUF file, or any shard of a split set (name-00001-of-00003.gguf), a remote model
+    /// naming one file (hf://ORG/REPO:QUANT, https://.../x.gguf, ollama://NAME:TAG), or any
+    /// other name plan takes (a catalog name, a model in Ollama's store): only its header is
+    /// read.
     pub model: String,
     /// Context to size the KV cache for (tokens; 32k = 32768).
     #[arg(long, default_value = "32768", allow_negative_numbers = true, value_parser = parse_tokens)]
@@ -42,13 +43,18 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The file a model name stands for: a path as given, or the one file a remote name
-/// names (its local copy, else its header over the network).
-fn open(spec: &str) -> Result<(ModelFile, Option<RemoteSource>), Failure> {
+/// The file a model name stands for: a path as given, the one file a remote name names (its
+/// local copy, else its header over the network), or what plan's other names stand for
+/// (`catalog_or_store`).
+fn open(spec: &str) -> Result<(ModelFile, Option<RemoteSource>, Vec<String>), Failure> {
     let name = RemoteName::parse(spec).map_err(Failure::input)?;
     let Some(name) = name else {
-        let file = open_model(Path::new(spec)).map_err(|e| Failure::BadInput(e.to_string()))?;
-        return Ok((file, None));
+        let path = Path::new(spec);
+        if !path.exists() && !spec.ends_with(".gguf") {
+            return catalog_or_store(spec);
+        }
+        let file = open_model(path).map_err(|e| Failure::BadInput(e.to_string()))?;
+        return Ok((file, None, Vec::new()));
     };
     let client = fetch::client();
     let models_dir = default_models_dir();
@@ -73,6 +79,7 @@ fn open(spec: &str) -> Result<(ModelFile, Option<RemoteSource>), Failure> {
                     local_path: Some(p.display().to_string()),
                     transfer: None,
                 }),
+                Vec::new(),
             ))
         }
         Place::Remote(d) => {
@@ -85,9 +92,85 @@ fn open(spec: &str) -> Result<(ModelFile, Option<RemoteSource>), Failure> {
                     local_path: None,
                     transfer: Some(t),
                 }),
+                Vec::new(),
             ))
         }
     }
+}
+
+/// A name `plan` takes that is neither a path nor a remote name: a model in Ollama's store
+/// (`smollm2:135m` as `ollama list` shows it) or a catalog name. Of a catalog name's
+/// variants, a downloaded one is inspected first, else the best; a note says which. A
+/// variant not downloaded is inspected from the catalog's description of its header.
+fn catalog_or_store(spec: &str) -> Result<(ModelFile, Option<RemoteSource>, Vec<String>), Failure> {
+    let found = crate::model_source::resolve(spec, &default_models_dir())
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    let downloaded = |s: &crate::model_source::ModelSource| matches!(s.origin, Origin::File { .. });
+    let Some(src) = found.iter().find(|s| downloaded(s)).or(found.first()) else {
+        return Err(Failure::BadInput(format!("{spec}: no such model")));
+    };
+    let name = src
+        .catalog_name
+        .clone()
+        .unwrap_or_else(|| src.label.clone());
+    let mut notes = Vec::new();
+    if found.len() > 1 {
+        let names: Vec<&str> = found
+            .iter()
+            .filter_map(|s| s.catalog_name.as_deref())
+            .collect();
+        notes.push(format!(
+            "{spec} has {} variants ({}): inspected {name}, {}; name a variant to inspect another",
+            found.len(),
+            names.join(", "),
+            if downloaded(src) {
+                "the one downloaded"
+            } else {
+                "the best"
+            }
+        ));
+    }
+    if downloaded(src) {
+        let file = open_model(&src.path).map_err(|e| Failure::BadInput(e.to_string()))?;
+        let source = RemoteSource {
+            name,
+            url: None,
+            local_path: Some(src.path.display().to_string()),
+            transfer: None,
+        };
+        return Ok((file, Some(source), notes));
+    }
+    notes.push(format!(
+        "not downloaded: figures from layerfit's catalog; `layerfit pull {name}` puts the file at {}",
+        src.path.display()
+    ));
+    let data_bytes = src
+        .tensors
+        .iter()
+        .map(|t| t.offset + t.n_bytes().get())
+        .max()
+        .unwrap_or(0);
+    let header = crate::gguf::Header {
+        path: src.path.clone(),
+        version: 3,
+        metadata: src.metadata.clone(),
+        tensors: src.tensors.clone(),
+        alignment: 32,
+        data_offset: 0,
+        data_bytes,
+        file_size: data_bytes,
+    };
+    let file = ModelFile {
+        path: src.path.clone(),
+        shards: vec![header],
+    };
+    let source = RemoteSource {
+        name,
+        url: src.upstream.clone(),
+        local_path: None,
+        transfer: None,
+    };
+    Ok((file, Some(source), notes))
 }
 
 pub fn parse_cache_type(s: &str) -> Result<GgmlType, String> {
@@ -110,10 +193,11 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         n_seq_max: 1,
         swa_full: args.swa_full,
     };
-    let (file, source) = open(&args.model)?;
+    let (file, source, notes) = open(&args.model)?;
     let mut report =
         inspect(&file, &cfg).map_err(|e| Failure::BadInput(format!("{}: {e}", args.model)))?;
     report.source = source;
+    report.notes.extend(notes);
     if args.json {
         printer.json(&report)?;
     } else {
@@ -137,7 +221,7 @@ fn print_tables(r: &Inspection, printer: &Printer) {
                 Bytes(t.header_bytes)
             ),
             (None, Some(p)) => format!("the copy at {p}"),
-            (None, None) => String::new(),
+            (None, None) => "layerfit's catalog; not downloaded".to_string(),
         };
         printer.row(
             &mut t,
@@ -211,7 +295,13 @@ fn print_tables(r: &Inspection, printer: &Printer) {
             ],
         );
     }
-    let complete = if m.file_complete {
+    let catalog_only = r
+        .source
+        .as_ref()
+        .is_some_and(|s| s.local_path.is_none() && s.transfer.is_none());
+    let complete = if catalog_only {
+        "not downloaded".to_string()
+    } else if m.file_complete {
         "complete".to_string()
     } else {
         format!("INCOMPLETE: {} missing", Bytes(m.missing_bytes))
@@ -300,10 +390,14 @@ fn print_tables(r: &Inspection, printer: &Printer) {
         );
     }
     printer.print_table(t);
+    // Sliding-window cells exist only where the model has sliding-window layers.
+    let swa = match m.sliding_window {
+        Some(_) => format!(", {} sliding-window", k.swa_cells),
+        None => String::new(),
+    };
     printer.line(&format!(
-        "cells: {} full-attention, {} sliding-window; flash attention {}",
+        "cells: {} full-attention{swa}; flash attention {}",
         k.cells,
-        k.swa_cells,
         if k.flash_attention { "on" } else { "off" }
     ));
 

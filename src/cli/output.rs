@@ -11,6 +11,7 @@ use comfy_table::{
     presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table, Width,
 };
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The version of every JSON document's layout (`schema_version` at the top level).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,13 +24,24 @@ fn colour(stream_is_tty: bool) -> bool {
     stream_is_tty && !crate::env_vars::no_color()
 }
 
-/// Writes to stdout; a closed pipe ends the process quietly with exit 0 (the reader has what
-/// it wanted), any other write error with exit 1.
+/// The exit code a closed stdout ends the command with: success, until the command knows its
+/// answer (a verdict) and says so with [`answer_code`].
+static CLOSED_STDOUT_CODE: AtomicU8 = AtomicU8::new(super::exit::OK);
+
+/// From now on a closed stdout ends the command with `code`: the verdict's exit code holds
+/// when the reader stops early (`layerfit check-requirements | head -1` exits 10 on a
+/// degraded answer, as without the pipe).
+pub fn answer_code(code: u8) {
+    CLOSED_STDOUT_CODE.store(code, Ordering::Relaxed);
+}
+
+/// Writes to stdout; a closed pipe ends the process quietly (the reader has what it wanted)
+/// with the answer's code, exit 0 before there is one; any other write error with exit 1.
 fn write_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(i32::from(super::exit::OK));
+            std::process::exit(i32::from(CLOSED_STDOUT_CODE.load(Ordering::Relaxed)));
         }
         let _ = writeln!(std::io::stderr(), "error: writing the output: {e}");
         std::process::exit(i32::from(super::exit::INTERNAL));
@@ -66,6 +78,31 @@ pub fn glue_units(s: &str) -> String {
         });
     }
     out
+}
+
+/// A count and its noun, plural unless the count is 1: `count(1, "thread")` is "1 thread".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Row labels that tell equal names apart: two GPUs of one model (two `--gpu "RTX 3060"`,
+/// or two identical cards probed) are a real two-GPU machine, so both rows stay, numbered in
+/// device order as llama.cpp numbers its devices: "RTX 3060 #0", "RTX 3060 #1". Unique names
+/// are kept as they are.
+pub fn distinct_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    names
+        .iter()
+        .map(|&n| {
+            if names.iter().filter(|&&m| m == n).count() == 1 {
+                return n.to_string();
+            }
+            let i = seen.entry(n).or_insert(0);
+            *i += 1;
+            format!("{n} #{}", *i - 1)
+        })
+        .collect()
 }
 
 /// Wraps a line at spaces to `width` columns; continuation lines are indented by `indent`.

@@ -29,15 +29,16 @@ pub struct Args {
     pub max_context: bool,
 }
 
-/// The KV cache types `--max-context` reports.
+/// The KV cache types `--max-context` reports, best first: the table's rows keep this order
+/// (the JSON is an object, keyed by type).
 const MAX_CONTEXT_TYPES: [crate::ggml_type::GgmlType; 3] = [
     crate::ggml_type::GgmlType::F16,
     crate::ggml_type::GgmlType::Q8_0,
     crate::ggml_type::GgmlType::Q4_0,
 ];
 
-/// Per KV type, the largest context that fits (`None`: not even 256 tokens).
-fn max_contexts(p: &super::planning::Planned) -> BTreeMap<String, Option<u64>> {
+/// Per KV type, best first, the largest context that fits (`None`: not even 256 tokens).
+fn max_contexts(p: &super::planning::Planned) -> Vec<(String, Option<u64>)> {
     MAX_CONTEXT_TYPES
         .iter()
         .map(|&t| {
@@ -66,17 +67,27 @@ pub(super) struct PlanDoc<'a> {
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let mut p = make_plan(&args.plan, Purpose::Report)?;
     if let Some(tool) = &args.emit {
+        super::output::answer_code(super::verdict_code(p.plan.verdict));
         let overrides = p.plan.n_cpu_moe > 0 || p.plan.n_cpu_ffn > 0;
         if tool == "ollama" && overrides {
             // Ollama cannot keep experts or feed-forward weights on the CPU: plan whole
             // blocks instead, and say so.
             let mut a = args.plan.clone();
             a.no_cpu_moe = true;
+            let before = p.model.label.clone();
             p = make_plan(&a, Purpose::Report)?;
+            super::output::answer_code(super::verdict_code(p.plan.verdict));
             printer.raw(&format!(
                 "# note: Ollama cannot keep some tensors of a block on the CPU (llama.cpp's --n-cpu-moe/-ot); planned whole blocks instead: -ngl {}\n",
                 p.plan.n_gpu_layers
             ));
+            // Whole blocks can rank another variant first: never switch without saying so.
+            if p.model.label != before {
+                printer.raw(&format!(
+                    "# note: variant switched: {}, not the plan's {}, because with whole blocks it ranks first (the {before} plan keeps some tensors of a block on the CPU, which Ollama cannot)\n",
+                    p.model.label, before
+                ));
+            }
         }
         if p.plan.verdict == Verdict::Incompatible {
             return Err(Failure::Infeasible(
@@ -154,6 +165,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
         return Ok(super::verdict_code(p.plan.verdict));
     }
+    super::output::answer_code(super::verdict_code(p.plan.verdict));
     if args.json {
         printer.json(&PlanDoc {
             model: p.model.label.clone(),
@@ -163,7 +175,9 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             plan: &p.plan,
             candidates: &p.candidates,
             this_binary: p.this_binary.as_ref(),
-            max_context: args.max_context.then(|| max_contexts(&p)),
+            max_context: args
+                .max_context
+                .then(|| max_contexts(&p).into_iter().collect()),
         })?;
     } else {
         print_plan(&p, printer);

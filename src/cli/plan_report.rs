@@ -28,11 +28,12 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
     let mut t = printer.table(&[
         "device", "weights", "KV cache", "compute", "total", "budget",
     ]);
-    for d in &plan.devices {
+    let names = super::output::distinct_names(plan.devices.iter().map(|d| d.device.as_str()));
+    for (d, name) in plan.devices.iter().zip(names) {
         printer.row(
             &mut t,
             vec![
-                d.device.clone(),
+                name,
                 d.weights_bytes.to_string(),
                 d.kv_bytes.to_string(),
                 d.compute_bytes.to_string(),
@@ -53,14 +54,14 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         plan.kv_type,
         if plan.flash_attn { "on" } else { "off" }
     ));
+    let (offload, output) = offload_words(p);
     printer.line(&format!(
-        "GPU blocks {}/{} ({:.0}%), CPU blocks {}/{}, output layer on {} (-ngl {})",
+        "{offload} blocks {}/{} ({:.0}%), CPU blocks {}/{}, output layer on {output} (-ngl {})",
         plan.gpu_blocks,
         plan.block_count,
         plan.gpu_share * 100.0,
         plan.cpu_blocks,
         plan.block_count,
-        if plan.output_on_gpu { "GPU" } else { "CPU" },
         plan.n_gpu_layers
     ));
     printer.line(&format!(
@@ -105,8 +106,13 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         ));
     }
     if let Some(b) = &p.this_binary {
+        // Two GPUs of one model that this binary cannot drive get one line.
+        let mut shown = std::collections::HashSet::new();
         for u in &b.unusable {
-            printer.warning(&format!("{}: {}", u.gpu, u.reason));
+            let line = format!("{}: {}", u.gpu, u.reason);
+            if shown.insert(line.clone()) {
+                printer.warning(&line);
+            }
         }
         printer.line(&format!(
             "this binary would run {} with -ngl {} and a {} cache: {}{}",
@@ -206,12 +212,11 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
             rate(s.decode_at_context_high),
         ),
         format!(
-            "expected prompt processing: about {} tokens/s ({} to {}); {} thread{}, {} figures",
+            "expected prompt processing: about {} tokens/s ({} to {}); {}, {} figures",
             rate(s.prompt_tokens_per_s),
             rate(s.prompt_tokens_per_s_low),
             rate(s.prompt_tokens_per_s_high),
-            s.threads,
-            if s.threads == 1 { "" } else { "s" },
+            super::output::count(u64::from(s.threads), "thread"),
             s.source
         ),
     ];
@@ -224,10 +229,49 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
     v
 }
 
+/// What the offloaded blocks are on, and where the output layer is. llama.cpp's RPC server
+/// does not say what kind of device it offers (often a remote CPU), so remote devices are
+/// "RPC", never "GPU": "GPU blocks", "RPC blocks" or "GPU+RPC blocks"; the output layer,
+/// with the last offloaded blocks, is on "CPU", "GPU" or the remote device's name.
+fn offload_words(p: &Planned) -> (&'static str, String) {
+    let remote = |name: &str| {
+        p.hardware
+            .gpus
+            .iter()
+            .any(|g| g.name == name && g.remote.is_some())
+    };
+    let used: Vec<&str> = p
+        .plan
+        .devices
+        .iter()
+        .filter(|d| d.is_gpu && d.weights_bytes > crate::bytes::Bytes::ZERO)
+        .map(|d| d.device.as_str())
+        .collect();
+    // Nothing offloaded: name what could have been.
+    let kinds: Vec<bool> = if used.is_empty() {
+        p.hardware.gpus.iter().map(|g| g.remote.is_some()).collect()
+    } else {
+        used.iter().map(|d| remote(d)).collect()
+    };
+    let offload = match (kinds.contains(&false), kinds.contains(&true)) {
+        (_, false) => "GPU",
+        (false, true) => "RPC",
+        (true, true) => "GPU+RPC",
+    };
+    let output = match used.last() {
+        _ if !p.plan.output_on_gpu => "CPU".to_string(),
+        Some(d) if remote(d) => d.to_string(),
+        _ => "GPU".to_string(),
+    };
+    (offload, output)
+}
+
 /// The warning for a loaded machine.
 pub fn busy_line(b: &crate::plan::Busy) -> String {
     format!(
-        "this machine is busy (load average {:.1} on {} physical cores): the figures assume idle cores; use --threads {} so the engine does not fight the other work",
-        b.load_average, b.physical_cores, b.recommended_threads
+        "this machine is busy (load average {:.1} on {}): the figures assume idle cores; use --threads {} so the engine does not fight the other work",
+        b.load_average,
+        super::output::count(b.physical_cores as u64, "physical core"),
+        b.recommended_threads
     )
 }

@@ -84,7 +84,7 @@ pub struct PlanArgs {
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
     /// Sequences served at once (`serve --parallel`), each holding the whole context: the
-    /// KV cache is sized for all of them, as llama.cpp's `-np` sizes it [default: 1].
+    /// KV cache is sized for all of them, as llama.cpp's `-np` sizes it.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
     /// A draft model for speculative decoding (any name --model takes): planned beside the
@@ -145,7 +145,7 @@ fn sources(a: &PlanArgs, profile: Option<&Profile>) -> Result<Vec<(usize, ModelS
             use crate::model_source::ModelSourceError as E;
             let unknown = matches!(
                 e,
-                E::Unknown(_) | E::Catalog(crate::catalog::CatalogError::Unknown(_))
+                E::Unknown { .. } | E::Catalog(crate::catalog::CatalogError::Unknown { .. })
             );
             let f = Failure::input(e);
             if unknown {

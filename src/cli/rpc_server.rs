@@ -89,7 +89,10 @@ pub fn run(a: Args, _p: &Printer) -> Result<u8, Failure> {
         std::fs::create_dir_all(c)
             .map_err(|e| Failure::BadInput(format!("{}: {e}", c.display())))?;
     }
-    println!("layerfit rpc-server: listening on {endpoint}, {threads} threads");
+    println!(
+        "layerfit rpc-server: listening on {endpoint}, {}",
+        super::output::count(threads as u64, "thread")
+    );
     crate::engine::rpc::serve(&endpoint, &a.devices, threads, cache.as_deref(), &offer)
         .map_err(|e| Failure::BadInput(e.to_string()))?;
     Ok(0)

@@ -168,11 +168,11 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     }
     if let Some(sp) = &prep.speed {
         output::note(&format!(
-            "expected: about {} tokens/s at the start, {} with the context full; prompt about {} tokens/s ({} threads, {} figures)",
+            "expected: about {} tokens/s at the start, {} with the context full; prompt about {} tokens/s ({}, {} figures)",
             super::plan_report::rate(sp.decode_tokens_per_s),
             super::plan_report::rate(sp.decode_tokens_per_s_at_context),
             super::plan_report::rate(sp.prompt_tokens_per_s),
-            sp.threads,
+            output::count(u64::from(sp.threads), "thread"),
             sp.source
         ));
         if let Some(b) = &sp.busy {

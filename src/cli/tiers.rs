@@ -6,7 +6,7 @@
 
 use super::planning::{make_plan, PlanArgs, Planned, Purpose};
 use super::Failure;
-use crate::plan::rank::{rank, Contender};
+use crate::plan::rank::{rank, Contender, LISTED_AFTER};
 use crate::plan::{DegradationKind, Verdict};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -70,17 +70,20 @@ pub fn plan_tiers(args: &PlanArgs) -> Result<Tiers, Failure> {
         })
         .collect();
     let order = rank(&contenders);
+    let name = |p: &Planned| {
+        p.profile
+            .as_ref()
+            .map(|x| x.name.clone())
+            .unwrap_or_default()
+    };
+    let first = name(&planned[order[0].index]);
     let verdicts = order
         .iter()
         .enumerate()
         .map(|(place, s)| {
             let p = &planned[s.index];
             TierVerdict {
-                profile: p
-                    .profile
-                    .as_ref()
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default(),
+                profile: name(p),
                 rank: place + 1,
                 verdict: p.plan.verdict,
                 model: p
@@ -98,7 +101,11 @@ pub fn plan_tiers(args: &PlanArgs) -> Result<Tiers, Failure> {
                     .map(|x| (x.expected_decode() * 10.0).round() / 10.0),
                 downloaded: p.model.downloaded(),
                 degradations: p.plan.degradations.iter().map(|d| d.kind).collect(),
-                lost_because: s.lost_because.clone(),
+                // Here the list is of tiers, best first.
+                lost_because: s.lost_because.as_ref().map(|why| match why.as_str() {
+                    LISTED_AFTER => format!("a tier listed after {first}, which runs as well"),
+                    _ => why.clone(),
+                }),
             }
         })
         .collect();

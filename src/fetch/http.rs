@@ -299,7 +299,7 @@ fn call_error(url: &str, e: ureq::Error) -> NetError {
         E::HostNotFound => "host not found (no network, or a wrong host name)".into(),
         E::ConnectionFailed => "connection refused or failed".into(),
         E::Tls(m) => format!("TLS failure: {m}"),
-        E::Rustls(r) => format!("TLS failure: {r}"),
+        E::Rustls(r) => not_tls(&r.to_string()).unwrap_or_else(|| format!("TLS failure: {r}")),
         E::LargeResponseHeader(..) => "the response headers exceed 64 KiB".into(),
         E::Io(io) => return io_error(url, &io),
         other => other.to_string(),
@@ -307,11 +307,22 @@ fn call_error(url: &str, e: ureq::Error) -> NetError {
     net_error(url, what)
 }
 
+/// An https:// URL answered in plain text: rustls reads the first bytes of an HTTP answer
+/// as a TLS record of an unknown type ("received corrupt message of type
+/// InvalidContentType"), which says nothing to a user.
+fn not_tls(text: &str) -> Option<String> {
+    text.contains("InvalidContentType").then(|| {
+        "the server answered without TLS (plain HTTP on an https:// URL?): check the scheme and the port".to_string()
+    })
+}
+
 /// A failure while reading a body: a dropped connection or a stalled server.
 pub fn io_error(url: &str, e: &std::io::Error) -> NetError {
     let text = e.to_string();
     use std::io::ErrorKind as K;
-    let what = if e.kind() == K::ConnectionRefused {
+    let what = if let Some(m) = not_tls(&text) {
+        m
+    } else if e.kind() == K::ConnectionRefused {
         "connection refused (no server listens there)".into()
     } else if e.kind() == K::ConnectionReset || e.kind() == K::ConnectionAborted {
         "the server reset the connection".into()

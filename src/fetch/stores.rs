@@ -53,9 +53,8 @@ fn ggufs(root: &Path, depth: usize, out: &mut Vec<(PathBuf, Option<String>)>) {
             Ok(_) => out.push((p, None)),
             Err(e) => out.push((
                 p,
-                Some(format!(
-                    "unreadable: {e} (a broken link to a missing blob?)"
-                )),
+                // The reason only: the models table says "unreadable:" itself.
+                Some(format!("{e} (a broken link to a missing blob?)")),
             )),
         }
     }

@@ -158,60 +158,14 @@ pub fn find(name: &str, ram_gib: Option<f64>) -> Result<Match, MatchError> {
 /// The `n` row names closest to `key` (edit distance on the normalized forms; a name that
 /// contains the key, or is contained in it, counts as close).
 fn nearest(rows: &[GpuSpec], key: &str, n: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, &String)> = rows
-        .iter()
-        .map(|g| {
-            let d = names(g)
-                .map(|a| {
-                    let na = normalize(a);
-                    let d = levenshtein(key, &na);
-                    if !key.is_empty() && (na.contains(key) || key.contains(&na)) {
-                        d.min(na.len().abs_diff(key.len()).min(2))
-                    } else {
-                        d
-                    }
-                })
-                .min()
-                .unwrap_or(usize::MAX);
-            (d, &g.name)
-        })
-        .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.len().cmp(&b.1.len())));
-    let mut out: Vec<String> = Vec::new();
-    for (_, name) in scored {
-        if !out.contains(name) {
-            out.push(name.clone());
-        }
-        if out.len() == n {
-            break;
-        }
-    }
-    out
-}
-
-/// Edit distance with adjacent swaps counted as one edit ("8600S" is one slip from "8060S").
-fn levenshtein(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j - 1] + cost)
-                .min(d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
+    let scored = rows.iter().map(|g| {
+        let d = names(g)
+            .map(|a| crate::nearest::distance(key, &normalize(a)))
+            .min()
+            .unwrap_or(usize::MAX);
+        (d, g.name.as_str())
+    });
+    crate::nearest::closest(scored, n)
 }
 
 #[cfg(test)]
@@ -231,13 +185,5 @@ mod tests {
         );
         assert_eq!(split_size("A10G"), ("A10G".into(), None));
         assert_eq!(split_size("RTX 4060"), ("RTX 4060".into(), None));
-    }
-
-    #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein("rtx4060", "rtx4060"), 0);
-        assert_eq!(levenshtein("rtx4065", "rtx4060"), 1);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("8600s", "8060s"), 1);
     }
 }

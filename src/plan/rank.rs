@@ -76,6 +76,11 @@ fn faster(a: &Plan, b: &Plan) -> Ordering {
     }
 }
 
+/// Why an option lost by the third rule: the winner runs as well and its model comes first
+/// in the user's list. Callers whose list is of something else (`check-requirements`' tiers)
+/// say it in their own words.
+pub const LISTED_AFTER: &str = "listed after the recommended model, which runs as well";
+
 /// One rule: what losing it means, and the comparison (`Less`: the first is better).
 type Rule<'a> = (&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering);
 
@@ -86,9 +91,7 @@ fn rules<'a>() -> [Rule<'a>; 7] {
         ("more or worse degradations", |a, b| {
             counts(a.plan).cmp(&counts(b.plan))
         }),
-        ("a model listed after it", |a, b| {
-            a.preference.cmp(&b.preference)
-        }),
+        (LISTED_AFTER, |a, b| a.preference.cmp(&b.preference)),
         ("lower quality", |a, b| {
             if below_floor(a.plan) && below_floor(b.plan) {
                 return Ordering::Equal;
