@@ -81,7 +81,10 @@ pub struct DraftPlan {
 pub struct SpeculativeSpeed {
     /// The target alone, at the start of a conversation (tokens/s).
     pub target_tokens_per_s: f64,
-    /// The target's prompt rate (tokens/s), which bounds how fast it checks a draft.
+    /// How fast the target reads the drafted tokens it checks (tokens/s): its prompt rate
+    /// when it runs on a GPU; on the CPU its decode rate, since a batch of a few tokens is
+    /// compute-bound there (measured: SmolLM2 checked 4 tokens in the time of 4 decode steps
+    /// on this 2-core EPYC, docs/speed.md).
     pub verify_prompt_tokens_per_s: f64,
     /// The draft's own decode speed at the start (tokens/s).
     pub draft_tokens_per_s: f64,
@@ -130,13 +133,21 @@ fn verify_seconds(target: f64, target_prompt: f64, n: u32) -> f64 {
     }
 }
 
-/// What the draft should give beside `target`'s speed.
-pub fn speculative_speed(target: &Speed, draft: &Speed, n: u32) -> SpeculativeSpeed {
-    let (t, tp, d) = (
-        target.decode_tokens_per_s,
-        target.prompt_tokens_per_s,
-        draft.decode_tokens_per_s,
-    );
+/// What the draft should give beside `target`'s speed (`target_on_cpu`: no block of the
+/// target is on a GPU).
+pub fn speculative_speed(
+    target: &Speed,
+    draft: &Speed,
+    n: u32,
+    target_on_cpu: bool,
+) -> SpeculativeSpeed {
+    let t = target.decode_tokens_per_s;
+    let tp = if target_on_cpu {
+        t
+    } else {
+        target.prompt_tokens_per_s
+    };
+    let d = draft.decode_tokens_per_s;
     let rate = |a| speculative_rate(t, tp, d, n, a);
     let break_even = (rate(1.0) > t).then(|| {
         let (mut lo, mut hi) = (0.0f64, 1.0f64);
@@ -258,7 +269,12 @@ pub fn draft_plan(
         devices: p.devices.clone(),
         ram: p.ram.clone(),
         speed: match (&target.speed, &p.speed) {
-            (Some(t), Some(d)) => Some(speculative_speed(t, d, spec.draft_max)),
+            (Some(t), Some(d)) => Some(speculative_speed(
+                t,
+                d,
+                spec.draft_max,
+                target.gpu_blocks == 0,
+            )),
             _ => None,
         },
     }
