@@ -180,6 +180,7 @@ impl From<anyhow::Error> for Failure {
 
 extern "C" fn on_interrupt(_: libc::c_int) {
     // Only async-signal-safe work here: end at once with the documented code.
+    // SAFETY: `_exit` is async-signal-safe and touches no Rust state.
     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
 }
 
@@ -192,6 +193,8 @@ pub fn log_line(line: &str) {
 
 pub fn main() -> ExitCode {
     // Ctrl-C ends any command quietly with 130 (`run` replaces this while it generates).
+    // SAFETY: installs a handler that only calls `_exit` (async-signal-safe), before any
+    // thread starts.
     unsafe {
         libc::signal(
             libc::SIGINT,

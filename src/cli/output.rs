@@ -55,6 +55,7 @@ fn write_stderr(text: &str) {
 
 /// The terminal's width in columns when `fd` is a terminal.
 fn terminal_width(fd: libc::c_int) -> Option<usize> {
+    // SAFETY: `winsize` is plain integers: all-zero is a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize; the pointer is to a live, zeroed struct.
     let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;

@@ -129,6 +129,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
     if GENERATING.load(Ordering::SeqCst) {
         STOP.store(true, Ordering::SeqCst);
     } else {
+        // SAFETY: `_exit` is async-signal-safe; the other branch stores to an atomic.
         unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
     }
 }
@@ -241,6 +242,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         _ => Vec::new(),
     };
 
+    // SAFETY: the handler only stores to atomics or calls `_exit`, both async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }

@@ -42,6 +42,8 @@ pub struct EngineDevice {
 pub fn devices() -> Vec<EngineDevice> {
     measure::init_backend();
     let mut v = Vec::new();
+    // SAFETY: the backend is initialised; indices stay below `ggml_backend_dev_count`, and
+    // null devices are skipped before use.
     unsafe {
         for i in 0..sys::ggml_backend_dev_count() {
             let d = sys::ggml_backend_dev_get(i);

@@ -115,6 +115,18 @@ async fn body(app: &App, req: Request) -> Result<axum::body::Bytes, Response> {
         })
 }
 
+/// A chat request's messages as the model reads them: as plain text for a base model
+/// (docs/serve.md), else through the model's chat template.
+fn chat_text(app: &App, messages: &[(String, String)]) -> Result<String, ApiError> {
+    if app.settings.chat_as_plain_text {
+        return Ok(crate::engine::session::plain_text(messages));
+    }
+    app.model
+        .0
+        .format(messages, true)
+        .map_err(|e| ApiError::bad("template_failed", e.to_string()))
+}
+
 /// llama-server's `/apply-template`: the chat request's messages as the model will read them
 /// (`{"prompt": TEXT}`), nothing generated.
 async fn apply_template(State(app): St, req: Request) -> Response {
@@ -126,13 +138,9 @@ async fn apply_template(State(app): St, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return error(&e),
     };
-    let text = if app.settings.chat_as_plain_text {
-        crate::engine::session::plain_text(&r.messages)
-    } else {
-        match app.model.0.format(&r.messages, true) {
-            Ok(t) => t,
-            Err(e) => return error(&ApiError::bad("template_failed", e.to_string())),
-        }
+    let text = match chat_text(&app, &r.messages) {
+        Ok(t) => t,
+        Err(e) => return error(&e),
     };
     axum::Json(serde_json::json!({ "prompt": text })).into_response()
 }
@@ -166,13 +174,10 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
     let plain = !chat || app.settings.chat_as_plain_text;
     let text = if !chat {
         r.prompt.clone().unwrap_or_default()
-    } else if plain {
-        // A base model continues text: the messages as plain text (docs/serve.md).
-        crate::engine::session::plain_text(&r.messages)
     } else {
-        match model.format(&r.messages, true) {
+        match chat_text(&app, &r.messages) {
             Ok(t) => t,
-            Err(e) => return error(&ApiError::bad("template_failed", e.to_string())),
+            Err(e) => return error(&e),
         }
     };
     let prompt = model.tokenize(&text, true);

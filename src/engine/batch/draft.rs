@@ -75,14 +75,10 @@ impl<'a> Drafter<'a> {
         let mut next_fed: Vec<usize> = Vec::with_capacity(wants.len());
         for w in wants {
             let cached = &mut self.cached[w.seq as usize];
-            let mut keep = cached
-                .iter()
-                .zip(w.history)
-                .take_while(|(a, b)| a == b)
-                .count()
-                .min(w.history.len().saturating_sub(1));
-            // SAFETY: the context is live; `seq` is one of its sequences.
+            let mut keep = crate::engine::session::reusable(cached, w.history);
+            // SAFETY: the context is live; `seq` is one of its sequences (both calls).
             if !unsafe { sys::llama_memory_seq_rm(mem, w.seq, keep as i32, -1) } {
+                // SAFETY: as above; a whole sequence can always be removed.
                 unsafe { sys::llama_memory_seq_rm(mem, w.seq, -1, -1) };
                 keep = 0;
             }

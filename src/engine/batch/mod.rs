@@ -8,7 +8,7 @@
 mod draft;
 mod slot;
 
-use slot::{finish, sampler, take, Slot};
+use slot::{finish, release, sampler, take, Slot};
 
 use super::session::Session;
 use llama_cpp_sys_2 as sys;
@@ -111,8 +111,10 @@ pub fn run(
     let mut drafter = draft.map(|(d, n)| (draft::Drafter::new(d, n_seq, n_vocab), n));
     let n_batch = session.n_batch().max(1) as i32;
     let n_ctx_seq = session.n_ctx_seq() as i32;
+    // SAFETY: `ctx` is the session's live context; its memory lives as long.
     let mem = unsafe { sys::llama_get_memory(ctx) };
     let mut slots: Vec<Option<Slot>> = (0..n_seq).map(|_| None).collect();
+    // SAFETY: a batch of `n_batch` tokens with one sequence id each, freed once at the end.
     let batch = unsafe { sys::llama_batch_init(n_batch, 0, 1) };
     let mut open = true;
     loop {
@@ -149,6 +151,7 @@ pub fn run(
                 )));
                 continue;
             }
+            // SAFETY: `mem` is live and `free` one of its sequences; a whole sequence always goes.
             unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
             let history = job.prompt.clone();
             slots[free] = Some(Slot {
@@ -180,14 +183,7 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     finish(&mut s, FinishReason::Shutdown);
-                    // SAFETY: the sampler is this slot's, freed once; the context is live.
-                    unsafe {
-                        sys::llama_sampler_free(s.sampler);
-                        sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
-                    }
-                    if let Some((d, _)) = drafter.as_mut() {
-                        d.forget(s.seq);
-                    }
+                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -234,6 +230,7 @@ pub fn run(
             s.fed += k;
         }
         let t = Instant::now();
+        // SAFETY: the batch holds the `n` tokens `put` wrote, within its `n_batch`.
         let rc = unsafe {
             let mut b = batch;
             b.n_tokens = n;
@@ -243,10 +240,7 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     (s.job.sink)(Event::Failed(format!("llama_decode failed (code {rc})")));
-                    unsafe {
-                        sys::llama_sampler_free(s.sampler);
-                        sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
-                    }
+                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -298,9 +292,15 @@ pub fn run(
                         .fetch_add(kept as u64, Ordering::Relaxed);
                     // The rejected proposals leave the cache.
                     s.n_past = base + 1 + kept;
-                    // SAFETY: the context is live; a plain (non-recurrent) cache, checked
-                    // when the draft was loaded.
-                    unsafe { sys::llama_memory_seq_rm(mem, s.seq, s.n_past, -1) };
+                    // SAFETY: `mem` is the live context's memory; `s.seq` is this slot's.
+                    let dropped = unsafe { sys::llama_memory_seq_rm(mem, s.seq, s.n_past, -1) };
+                    if !dropped && alive && end.is_none() {
+                        // A recurrent cache cannot drop the rejected proposals.
+                        (s.job.sink)(Event::Failed(
+                            "speculative decoding needs a cache that can drop rejected tokens, and this model's cannot (a recurrent cache)".into(),
+                        ));
+                        alive = false;
+                    }
                 } else {
                     s.n_past = base + 1;
                 }
@@ -312,14 +312,9 @@ pub fn run(
             } else {
                 continue;
             }
-            unsafe {
-                sys::llama_sampler_free(s.sampler);
-                sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
+            if let Some(s) = slot.take() {
+                release(s, mem, drafter.as_mut().map(|d| &mut d.0));
             }
-            if let Some((d, _)) = drafter.as_mut() {
-                d.forget(s.seq);
-            }
-            *slot = None;
         }
         stats.active.store(
             slots.iter().filter(|s| s.is_some()).count() as u64,
@@ -327,6 +322,7 @@ pub fn run(
         );
     }
     stats.active.store(0, Ordering::Relaxed);
+    // SAFETY: allocated above, freed once.
     unsafe { sys::llama_batch_free(batch) };
 }
 

@@ -27,6 +27,8 @@ pub(super) struct Slot {
 }
 
 pub(super) fn sampler(temperature: f32, seed: u32) -> *mut sys::llama_sampler {
+    // SAFETY: each `init` returns a new sampler the chain takes ownership of; the chain is
+    // freed once, by `release`.
     unsafe {
         let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
         if temperature <= 0.0 {
@@ -141,4 +143,21 @@ pub(super) fn finish(s: &mut Slot, reason: FinishReason) {
         prompt_tokens: s.job.prompt.len() as u32,
         completion_tokens: s.generated,
     }));
+}
+
+/// Frees slot `s`: its sampler, its cells in the model's cache and in the draft's.
+pub(super) fn release(
+    s: Slot,
+    mem: sys::llama_memory_t,
+    draft: Option<&mut super::draft::Drafter>,
+) {
+    // SAFETY: the sampler is this slot's and is freed only here; `mem` is the live context's
+    // memory and a whole sequence can always be removed.
+    unsafe {
+        sys::llama_sampler_free(s.sampler);
+        sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
+    }
+    if let Some(d) = draft {
+        d.forget(s.seq);
+    }
 }

@@ -7,7 +7,7 @@ mod jinja;
 mod speculative;
 mod text;
 
-pub(crate) use speculative::argmax_at;
+pub(crate) use speculative::{argmax_at, reusable};
 pub use text::plain_text;
 
 use super::measure::{breakdown_of, init_backend, BufferUse, EngineError};
@@ -109,7 +109,10 @@ pub struct Session {
     n_batch: u32,
 }
 
+/// # Safety
+/// `user` is the `&mut &mut dyn FnMut(f32)` that `load` passes, alive while llama.cpp loads.
 unsafe extern "C" fn progress_trampoline(progress: f32, user: *mut c_void) -> bool {
+    // SAFETY: see the function's contract.
     let f = &mut *(user as *mut &mut dyn FnMut(f32));
     f(progress);
     true
@@ -125,10 +128,14 @@ impl Session {
         let c_path = CString::new(cfg.model.to_string_lossy().as_bytes())
             .map_err(|_| EngineError("the model path contains a NUL byte".into()))?;
         super::rpc::connect(&cfg.rpc)?;
+        // SAFETY: a pure query of a compile-time constant.
         let mut split = vec![0f32; unsafe { sys::llama_max_devices() }];
         for (s, f) in split.iter_mut().zip(&cfg.tensor_split) {
             *s = *f;
         }
+        // SAFETY: every pointer handed to llama.cpp (path, split, device list, overrides,
+        // progress callback) outlives the load call that reads it; the model and context are
+        // freed once, in `Drop`, or here when creating the context fails.
         unsafe {
             let mut mp = sys::llama_model_default_params();
             mp.n_gpu_layers = cfg.n_gpu_layers;
@@ -242,6 +249,7 @@ impl Session {
 
     /// Cells each sequence has (the whole context with one sequence).
     pub fn n_ctx_seq(&self) -> u32 {
+        // SAFETY: `self.ctx` is the live context this session owns.
         unsafe { sys::llama_n_ctx_seq(self.ctx) }
     }
 
@@ -256,12 +264,14 @@ impl Session {
 
     /// What llama.cpp allocated, per buffer type.
     pub fn breakdown(&self) -> Vec<BufferUse> {
+        // SAFETY: `self.ctx` is the live context this session owns.
         unsafe { breakdown_of(self.ctx) }
     }
 
     fn decode(&mut self, tokens: &[sys::llama_token]) -> Result<(), EngineError> {
         for chunk in tokens.chunks(self.n_batch as usize) {
             let mut owned = chunk.to_vec();
+            // SAFETY: the batch views `owned`, which lives past the decode.
             let rc = unsafe {
                 let batch = sys::llama_batch_get_one(owned.as_mut_ptr(), owned.len() as i32);
                 sys::llama_decode(self.ctx, batch)
@@ -284,14 +294,7 @@ impl Session {
                 self.n_ctx
             )));
         }
-        let mut keep = self
-            .cached
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
-        // At least one token must be decoded to get logits.
-        keep = keep.min(prompt.len().saturating_sub(1));
+        let mut keep = speculative::reusable(&self.cached, prompt);
         if !self.truncate(keep) {
             // Sliding-window and recurrent caches cannot always drop a suffix: start over.
             // SAFETY: `self.ctx` is the live context this session owns.
@@ -345,6 +348,7 @@ impl Session {
                     break;
                 }
                 let tok = smpl.sample(self.ctx, -1);
+                // SAFETY: `self.vocab` belongs to the model this session owns.
                 if unsafe { sys::llama_vocab_is_eog(self.vocab, tok) } {
                     break;
                 }
@@ -429,6 +433,7 @@ impl Utf8Out {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // SAFETY: the context and the model were created in `load` and are freed once.
         unsafe {
             sys::llama_free(self.ctx);
             sys::llama_model_free(self.model);

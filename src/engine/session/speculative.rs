@@ -65,13 +65,7 @@ impl Session {
         n_max: u32,
         limit: i32,
     ) -> Result<Vec<sys::llama_token>, EngineError> {
-        let keep = self
-            .cached
-            .iter()
-            .zip(emitted)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(emitted.len() - 1);
+        let keep = reusable(&self.cached, emitted);
         if !self.truncate(keep) {
             return Err(cannot_drop("draft"));
         }
@@ -204,4 +198,15 @@ pub(crate) fn argmax_at(
         }
     }
     best as sys::llama_token
+}
+
+/// How many cached tokens a new sequence `tokens` can keep: their common prefix, leaving at
+/// least one token of `tokens` to decode (its logits are needed).
+pub(crate) fn reusable(cached: &[sys::llama_token], tokens: &[sys::llama_token]) -> usize {
+    cached
+        .iter()
+        .zip(tokens)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(tokens.len().saturating_sub(1))
 }

@@ -35,6 +35,8 @@ impl Session {
         let chars: usize = messages.iter().map(|(r, c)| r.len() + c.len()).sum();
         let mut buf = vec![0u8; chars * 2 + 256];
         for _ in 0..2 {
+            // SAFETY: the message array and the template are NUL-terminated strings that
+            // outlive the call; `buf` has the capacity given.
             let n = unsafe {
                 sys::llama_chat_apply_template(
                     self.template.as_ptr(),
@@ -59,6 +61,7 @@ impl Session {
 
     /// Tokens of `text` (special tokens in the text are parsed, as in a formatted chat).
     pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<sys::llama_token> {
+        // SAFETY: `text` and `out` outlive the call, which writes at most `out.len()` tokens.
         fill(text.len() + 8, |out: &mut [sys::llama_token]| unsafe {
             sys::llama_tokenize(
                 self.vocab,
@@ -73,6 +76,7 @@ impl Session {
     }
 
     pub(crate) fn piece(&self, token: sys::llama_token) -> Vec<u8> {
+        // SAFETY: `buf` outlives the call, which writes at most `buf.len()` bytes.
         fill(64, |buf: &mut [u8]| unsafe {
             sys::llama_token_to_piece(
                 self.vocab,
