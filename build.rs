@@ -7,6 +7,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=src/engine/breakdown.cpp");
     println!("cargo:rerun-if-changed=src/engine/chat_template.cpp");
+    println!("cargo:rerun-if-changed=src/engine/projector.cpp");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
@@ -24,6 +25,14 @@ fn main() {
         .flag_if_supported("-Wno-unused-function")
         .file("src/engine/chat_template.cpp")
         .compile("layerfit_chat_template");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(llama.join("include"))
+        .include(llama.join("ggml/include"))
+        .include(llama.join("tools/mtmd"))
+        .file("src/engine/projector.cpp")
+        .compile("layerfit_projector");
     let out = std::env::var("OUT_DIR").unwrap();
     version_facts();
     embed("model-catalog", &Path::new(&out).join("catalog_files.rs"));

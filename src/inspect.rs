@@ -21,6 +21,22 @@ pub struct Inspection {
     pub notes: Vec<String>,
     /// Where a model named by `hf://`, `ollama://` or a URL came from; `null` for a path.
     pub source: Option<RemoteSource>,
+    /// With `--mmproj`: the vision projector (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projector: Option<ProjectorInfo>,
+}
+
+/// A projector's shape and what llama.cpp's loader would allocate for it on the CPU.
+#[derive(Serialize, Debug, schemars::JsonSchema)]
+pub struct ProjectorInfo {
+    pub path: String,
+    #[serde(flatten)]
+    pub shape: crate::model::projector::ProjectorShape,
+    /// The warm-up image's compute buffers, from llama.cpp's loader (without allocating).
+    pub compute_bytes: Bytes,
+    pub total_bytes: Bytes,
+    /// Tokens one image takes at most; `null` when unknown.
+    pub image_max_tokens: Option<u32>,
 }
 
 /// A named model's origin, and what reading its header over the network cost.
@@ -229,6 +245,7 @@ pub fn inspect(file: &ModelFile, cfg: &CacheConfig) -> Result<Inspection, ShapeE
         },
         notes,
         source: None,
+        projector: None,
     })
 }
 

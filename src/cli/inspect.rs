@@ -41,6 +41,8 @@ pub struct Args {
     /// Print a JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub projector: super::projector::ProjectorArgs,
 }
 
 /// The file a model name stands for: a path as given, the one file a remote name names (its
@@ -198,6 +200,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         inspect(&file, &cfg).map_err(|e| Failure::BadInput(format!("{}: {e}", args.model)))?;
     report.source = source;
     report.notes.extend(notes);
+    report.projector = super::projector::inspect(
+        &args.projector,
+        &file.path,
+        &args.model,
+        report.model.embedding_length,
+    )?;
     if args.json {
         printer.json(&report)?;
     } else {
@@ -207,6 +215,29 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
 }
 
 fn print_tables(r: &Inspection, printer: &Printer) {
+    print_model(r, printer);
+    if let Some(p) = &r.projector {
+        let mut t = printer.table(&["projector", ""]);
+        let rows = [
+            ("file", p.path.clone()),
+            ("type", p.shape.projector_type.clone()),
+            ("weights", p.shape.weight_bytes.to_string()),
+            ("compute (warm-up image)", p.compute_bytes.to_string()),
+            ("total", p.total_bytes.to_string()),
+            (
+                "tokens an image",
+                p.image_max_tokens
+                    .map_or("unknown (dynamic resolution)".into(), |n| n.to_string()),
+            ),
+        ];
+        for (k, v) in rows {
+            printer.row(&mut t, vec![k.to_string(), v]);
+        }
+        printer.print_table(t);
+    }
+}
+
+fn print_model(r: &Inspection, printer: &Printer) {
     let m = &r.model;
     let mut t = printer.table(&["model", ""]);
     printer.row(&mut t, vec!["file".to_string(), m.path.clone()]);

@@ -70,6 +70,7 @@ fn plan_args(a: &Args) -> PlanArgs {
         draft: None,
         draft_kv: crate::ggml_type::GgmlType::F16,
         draft_max: crate::plan::draft::DEFAULT_DRAFT_MAX,
+        projector: Default::default(),
         threads: a.threads,
         parallel: 1,
         hw: a.hw.clone(),

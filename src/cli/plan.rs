@@ -119,6 +119,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                         d.model
                     ));
                 }
+                if let Some(pp) = &p.plan.projector {
+                    printer.raw(&format!(
+                        "# note: this Modelfile carries the text model only: the projector {} is not in it (its memory stays planned)\n",
+                        pp.file
+                    ));
+                }
                 let from = match &p.model.origin {
                     Origin::Catalog { .. } => p.model.catalog_name.clone().unwrap_or_default(),
                     Origin::File { path } => path.display().to_string(),

@@ -84,6 +84,11 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
             printer.line(&line);
         }
     }
+    if let Some(p) = &plan.projector {
+        for line in super::projector::report_lines(p) {
+            printer.line(&line);
+        }
+    }
     printer.line(&format!("verdict: {}", verdict_word(plan.verdict)));
     for d in &plan.degradations {
         printer.warning(&format!(

@@ -98,6 +98,8 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = crate::plan::draft::DEFAULT_DRAFT_MAX, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub draft_max: u32,
     #[command(flatten)]
+    pub projector: super::projector::ProjectorArgs,
+    #[command(flatten)]
     pub hw: HardwareArgs,
 }
 
@@ -301,6 +303,15 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     };
     let draft = super::draft::spec(a, &hardware.cpu.simd, purpose)?;
     let dspec = draft.as_ref().map(|d| &d.0);
+    // The projector goes beside the first candidate's file (`auto`); its memory is held
+    // out of the device llama.cpp's multimodal loader puts it on before any model is placed.
+    let projector = super::projector::spec(&a.projector, &srcs[0])?;
+    let projector_plan = projector
+        .as_ref()
+        .map(|p| super::projector::plan(p, &hardware));
+    if let Some(p) = &projector_plan {
+        req = crate::plan::projector::holding(&req, p);
+    }
     let ranked = super::rpc_compute::choose_checked(
         &hardware,
         |hw| choose_with_draft(&opts, hw, &req, forced, dspec),
@@ -309,6 +320,9 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let best = &ranked[0];
     if let Some((_, d)) = &draft {
         super::draft::check_vocab(&srcs[best.model], d)?;
+    }
+    if let Some(p) = &projector {
+        super::projector::check(p, &srcs[best.model], opts[best.model].input.shape.n_embd)?;
     }
     if purpose == Purpose::Run {
         refuse_what_cannot_run(&srcs, &ranked)?;
@@ -327,6 +341,7 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
         .collect();
     candidates.extend(skipped);
     let mut plan = best.plan.clone();
+    plan.projector = projector_plan;
     let model = srcs[best.model].clone();
     if plan.verdict == Verdict::Incompatible && forced.is_none() {
         hint_smaller_variant(&model, &hardware, &req, floor, &mut plan, a, dspec)?;

@@ -60,6 +60,9 @@ pub struct Args {
     /// (docs/json-schema.md).
     #[arg(long, requires = "prompt")]
     pub json: bool,
+    /// An image for the first message (repeatable; needs --mmproj): PNG, JPEG, BMP or GIF.
+    #[arg(long, value_name = "FILE")]
+    pub image: Vec<PathBuf>,
 }
 
 /// A temperature is a finite number from 0 to 100 (NaN or infinity would poison sampling).
@@ -104,6 +107,8 @@ pub(super) struct RunDoc<'a> {
     expected_speed: Option<&'a crate::plan::Speed>,
     /// With `--draft`: the draft, its measured acceptance and what the plan expected at it.
     draft: Option<DraftDoc<'a>>,
+    /// With `--mmproj`: the projector's planned bytes against what llama.cpp loaded.
+    projector: Option<super::run_images::ProjectorDoc>,
 }
 
 /// `run --json`'s account of speculative decoding.
@@ -136,6 +141,10 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
+    if prep.plan.projector.is_none() {
+        // Refused before anything loads.
+        super::run_images::read(&args.image, None)?;
+    }
     let format = PromptFormat::choose(&prep.purpose, args.raw, args.chat);
     let base_note = base_model_note(&prep.purpose, format);
     if let Some(n) = &base_note {
@@ -241,6 +250,20 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
         _ => Vec::new(),
     };
+    let vision =
+        super::run_images::load(prep.plan.projector.as_ref(), &session, cfg.threads, printer)?;
+    let images = super::run_images::read(&args.image, vision.as_ref().map(|v| &v.0))?;
+    if !images.is_empty() && draft.is_some() {
+        return Err(Failure::BadInput(
+            "--image with --draft: the draft model cannot read the projector's embeddings (llama.cpp's draft-simple drafts from text); drop one of them".into(),
+        ));
+    }
+    let projector_doc = vision
+        .as_ref()
+        .map(|(_, d)| super::run_images::ProjectorDoc {
+            images: images.len(),
+            ..d.clone()
+        });
 
     // SAFETY: the handler only stores to atomics or calls `_exit`, both async-signal-safe.
     unsafe {
@@ -267,9 +290,13 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             .any(|d| d.is_gpu && d.total_bytes > Bytes::ZERO),
         printer,
         draft_max: prep.settings.draft.as_ref().map_or(0, |d| d.draft_max),
+        vision: vision.as_ref().map(|v| &v.0),
+        images: &images,
     };
+    // The images go with the first user message.
+    let first_text = |q: &str| super::run_images::with_markers(q, images.len());
     if let Some(q) = &args.prompt {
-        history.push(("user".into(), q.clone()));
+        history.push(("user".into(), first_text(q)));
         let turn = Turn {
             stream: !args.json,
             ..turn
@@ -312,6 +339,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 threads,
                 expected_speed: prep.speed.as_ref(),
                 draft: draft_doc,
+                projector: projector_doc,
             })?;
         }
         return Ok(exit::OK);
@@ -342,7 +370,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         if line == "/exit" || line == "/quit" {
             break;
         }
-        history.push(("user".into(), line));
+        let first = !history.iter().any(|m| m.0 == "user");
+        history.push(("user".into(), if first { first_text(&line) } else { line }));
         answer(&mut session, &mut draft, &mut history, &turn)?;
     }
     Ok(exit::OK)
@@ -365,6 +394,9 @@ struct Turn<'a> {
     printer: &'a Printer,
     /// Tokens drafted per step, with a draft model.
     draft_max: u32,
+    /// The projector and the conversation's images (`--image`), in message order.
+    vision: Option<&'a crate::engine::vision::Vision>,
+    images: &'a [crate::engine::vision::Image],
 }
 
 /// One turn: trims history to fit, streams the answer, appends it to the history.
@@ -379,7 +411,7 @@ fn answer(
         .n_ctx()
         .saturating_sub(turn.opts.max_tokens.min(session.n_ctx() / 2)) as usize;
     let mut trimmed = 0;
-    let tokens = loop {
+    let (tokens, prompt_text) = loop {
         let text = match turn.format {
             PromptFormat::Raw => crate::engine::session::plain_text(history),
             PromptFormat::ChatTemplate => session.format(history, true).map_err(internal)?,
@@ -387,7 +419,7 @@ fn answer(
         let t = session.tokenize(&text, true);
         let first = usize::from(history.first().is_some_and(|m| m.0 == "system"));
         if t.len() <= budget || history.len() <= first + 1 {
-            break t;
+            break (t, text);
         }
         history.remove(first);
         trimmed += 1;
@@ -419,9 +451,29 @@ fn answer(
             }
         }
     };
-    let result = match draft {
-        Some(d) => session.generate_with_draft(d, n_max, &tokens, &turn.opts, &STOP, &mut on_text),
-        None => session.generate(&tokens, &turn.opts, &STOP, &mut on_text),
+    // The images whose markers are still in the conversation (the oldest go with trimmed
+    // messages).
+    let marked = turn
+        .vision
+        .map_or(0, |_| {
+            prompt_text
+                .matches(&crate::engine::vision::Vision::marker())
+                .count()
+        })
+        .min(turn.images.len());
+    let result = match (draft, turn.vision) {
+        (_, Some(v)) if marked > 0 => session.generate_with_images(
+            v,
+            &prompt_text,
+            &turn.images[turn.images.len() - marked..],
+            &turn.opts,
+            &STOP,
+            &mut on_text,
+        ),
+        (Some(d), _) => {
+            session.generate_with_draft(d, n_max, &tokens, &turn.opts, &STOP, &mut on_text)
+        }
+        (None, _) => session.generate(&tokens, &turn.opts, &STOP, &mut on_text),
     };
     GENERATING.store(false, Ordering::SeqCst);
     let stats = result.map_err(internal)?;

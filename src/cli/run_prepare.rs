@@ -275,6 +275,11 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
         .as_ref()
         .map(|d| super::draft::replan(d, &src, &hardware, &mut req))
         .transpose()?;
+    let projector = s
+        .mmproj
+        .as_ref()
+        .map(|m| super::projector::replan(m, &src, input.shape.n_embd, &hardware, &mut req))
+        .transpose()?;
     let mut plan = if s.gpu_unused {
         plan_gpu_unused(&input, &hardware, &req, kv)
     } else {
@@ -290,6 +295,7 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
     if let Some(d) = &draft {
         d.attach(&mut plan);
     }
+    plan.projector = projector;
     if plan.verdict == Verdict::Incompatible {
         return Err(Failure::Infeasible(format!(
             "{}: the run file's settings no longer fit this machine ({} tokens, {} cache, -ngl {}): {}",

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 mod ollama;
+mod projector;
 mod slot;
 pub use ollama::OllamaConfig;
+pub use projector::ProjectorSettings;
 pub use slot::SlotContext;
 
 /// Why a runnable config (llama.cpp arguments, a Modelfile, a run file) cannot be read back.
@@ -80,6 +82,9 @@ pub struct RunSettings {
     /// The draft model for speculative decoding (`-md`), as planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<DraftSettings>,
+    /// The vision projector (`--mmproj`), as planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmproj: Option<ProjectorSettings>,
 }
 
 /// The draft model's settings: llama.cpp's `-md`, `-ngld`, `-ctkd`/`-ctvd`, `-devd none`
@@ -166,6 +171,7 @@ impl RunSettings {
             parallel: plan.parallel.max(1),
             rpc: plan.rpc.clone(),
             draft: plan.draft.as_ref().map(DraftSettings::from_plan),
+            mmproj: plan.projector.as_ref().map(ProjectorSettings::from_plan),
         }
     }
 
@@ -185,6 +191,13 @@ impl RunSettings {
     /// Settings a config may carry: a cache type llama.cpp has, a context in range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kv_type()?;
+        if self
+            .mmproj
+            .as_ref()
+            .is_some_and(|p| p.path.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Missing("--no-mmproj-offload needs --mmproj"));
+        }
         if let Some(d) = &self.draft {
             d.kv_type()?;
             if d.model.as_os_str().is_empty() {
@@ -262,6 +275,9 @@ impl RunSettings {
         if let Some(d) = &self.draft {
             v.extend(d.args());
         }
+        if let Some(p) = &self.mmproj {
+            v.extend(p.args());
+        }
         v
     }
 
@@ -285,6 +301,7 @@ impl RunSettings {
             parallel: 1,
             rpc: Vec::new(),
             draft: None,
+            mmproj: None,
         };
         let mut it = args.iter().skip_while(|a| !a.starts_with('-'));
         let num = |v: Option<&String>, flag: &str| -> Result<u64, ConfigError> {
@@ -380,6 +397,14 @@ impl RunSettings {
                         })
                         .collect::<Result<_, _>>()?
                 }
+                "-mm" | "--mmproj" => {
+                    projector::projector(&mut s.mmproj).path = it
+                        .next()
+                        .ok_or(ConfigError::MissingValue("--mmproj"))?
+                        .into();
+                }
+                "--no-mmproj-offload" => projector::projector(&mut s.mmproj).offload = false,
+                "--mmproj-offload" => projector::projector(&mut s.mmproj).offload = true,
                 "-md" | "--model-draft" | "--spec-draft-model" => {
                     draft(&mut s).model = it.next().ok_or(ConfigError::MissingValue("-md"))?.into();
                 }

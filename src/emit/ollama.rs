@@ -68,6 +68,8 @@ impl RunSettings {
             // Ollama has no RPC back-end and no speculative decoding.
             rpc: Vec::new(),
             draft: None,
+            // A projector is a layer of the Ollama model, not an environment setting.
+            mmproj: None,
         };
         settings.validate()?;
         Ok(settings)

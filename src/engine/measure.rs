@@ -179,10 +179,34 @@ unsafe extern "C" fn capture_log(_level: sys::ggml_log_level, text: *const c_cha
 /// Initialises llama.cpp's backends once per process and routes its log through layerfit
 /// (silent unless a measurement is capturing it).
 pub fn init_backend() {
+    // SAFETY: called once per process, before any other llama.cpp call; `capture_log`
+    // matches ggml's log callback signature and reads only the text it is given.
     BACKEND.call_once(|| unsafe {
         sys::llama_log_set(Some(capture_log), std::ptr::null_mut());
+        // The multimodal library (projectors) has its own logger, stderr by default.
+        sys::mtmd_helper_log_set(Some(capture_log), std::ptr::null_mut());
         sys::llama_backend_init();
     });
+}
+
+/// llama.cpp's log lines while it is alive, one measurement at a time (`finish` takes them).
+pub(crate) struct Capture {
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+pub(crate) fn capture() -> Capture {
+    let turn = MEASURE.lock().unwrap_or_else(|p| p.into_inner());
+    *LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    Capture { _turn: turn }
+}
+
+impl Capture {
+    pub(crate) fn finish(self) -> Vec<String> {
+        LOG.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
 }
 
 /// Loads `path` in llama.cpp with `req` and returns what it allocated (or, in a dry run,

@@ -10,12 +10,14 @@ pub mod ggml_bench;
 pub mod measure;
 pub mod monitor;
 pub mod overrides;
+pub mod projector;
 pub mod rpc;
 pub mod rpc_offer;
 mod sampler_bench;
 pub mod self_check;
 pub mod session;
 pub mod step_probe;
+pub mod vision;
 
 use crate::bytes::Bytes;
 use llama_cpp_sys_2 as sys;

@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod keys;
 mod meta;
+pub mod projector;
 pub mod purpose;
 mod shape;
 pub mod vocab;

@@ -14,6 +14,7 @@ pub mod choose;
 pub mod draft;
 mod input;
 mod layout;
+pub mod projector;
 pub mod quality;
 pub mod rank;
 mod search;
@@ -252,6 +253,10 @@ pub struct Plan {
     /// memory is already out of this plan's budgets. Absent without `--draft`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<draft::DraftPlan>,
+    /// The vision projector (`--mmproj`), placed beside this plan: its memory is already out
+    /// of this plan's budgets. Absent without `--mmproj`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projector: Option<projector::ProjectorPlan>,
 }
 
 #[cfg(test)]

@@ -323,5 +323,6 @@ pub(super) fn finish(
             crate::rpc::hosts::endpoints(&s.snap.gpus)
         },
         draft: None,
+        projector: None,
     }
 }

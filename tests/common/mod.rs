@@ -7,6 +7,7 @@ pub mod arch_inputs;
 pub mod complete;
 pub mod http_server;
 pub mod llama_server;
+pub mod projector;
 pub mod remote;
 pub mod rpc;
 pub mod sweep_report;

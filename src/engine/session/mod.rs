@@ -4,6 +4,7 @@
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
 mod jinja;
+mod media;
 mod speculative;
 mod text;
 
@@ -257,6 +258,11 @@ impl Session {
         self.n_batch
     }
 
+    /// The model's handle, for a projector loaded beside it (`engine::vision`).
+    pub(crate) fn model_raw(&self) -> *const sys::llama_model {
+        self.model
+    }
+
     /// The context and vocabulary, for the batch engine that drives several sequences.
     pub(crate) fn raw(&self) -> (*mut sys::llama_context, *const sys::llama_vocab) {
         (self.ctx, self.vocab)
@@ -337,7 +343,18 @@ impl Session {
         stop: &AtomicBool,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<GenStats, EngineError> {
-        let mut stats = self.read_prompt(prompt)?;
+        let stats = self.read_prompt(prompt)?;
+        self.answer(stats, opts, stop, on_text)
+    }
+
+    /// Samples the answer once the prompt is read (logits at its last token).
+    fn answer(
+        &mut self,
+        mut stats: GenStats,
+        opts: &GenOptions,
+        stop: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<GenStats, EngineError> {
         let smpl = Sampler::new(opts);
         let mut out = Utf8Out::default();
         let t = Instant::now();
