@@ -240,3 +240,76 @@ fn run_reads_an_image_with_the_planned_bytes() {
         "{with_image} prompt tokens with the image, {text_only} without"
     );
 }
+
+#[test]
+fn auto_finds_the_projector_on_the_hub_and_in_an_ollama_manifest() {
+    let s = common::http_server::Server::start();
+    let (p, weights) = projector("hub");
+    s.file("gemma", &gemma3(), None);
+    s.file("mmproj", &p, None);
+    let repo = "test-org/vision-GGUF";
+    s.hub_file(repo, "gemma-3-270m-Q4_K_M.gguf", "gemma");
+    s.hub_file(repo, "mmproj-gemma-3-270m-F16.gguf", "mmproj");
+    s.ollama_model("library/vision:1b", "gemma");
+    s.ollama_projector("library/vision:1b", "mmproj");
+    let h = tempdir("hub-home");
+    std::fs::create_dir_all(h.join("models")).unwrap();
+    let plan = |model: &str, extra: &[&str]| {
+        let o = common::in_home(&h, &s.base)
+            .args(["plan", "--model", model, "--mmproj", "auto"])
+            .args(["--ram", "2G", "--no-gpu"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(matches!(o.status.code(), Some(0 | 10)), "{err}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // The same projector planned locally, for its figures.
+    let (_, out, _) = layerfit(
+        BIN,
+        &[
+            "plan",
+            "--model",
+            gemma3().to_str().unwrap(),
+            "--mmproj",
+            p.to_str().unwrap(),
+            "--ram",
+            "2G",
+            "--no-gpu",
+            "--json",
+        ],
+    );
+    let local = json(&out)["plan"]["projector"].clone();
+    let hub = json(&plan(&format!("hf://{repo}:Q4_K_M"), &["--json"]));
+    let pj = &hub["plan"]["projector"];
+    let url = pj["url"].as_str().unwrap_or_default();
+    assert!(
+        url.ends_with(&format!(
+            "/{repo}/resolve/main/mmproj-gemma-3-270m-F16.gguf"
+        )),
+        "{pj}"
+    );
+    assert_eq!(pj["weights_bytes"].as_u64(), Some(weights));
+    assert_eq!(pj["compute_bytes"], local["compute_bytes"], "{pj}");
+    // Read by range requests (this small file fits in the first chunk), never downloaded.
+    let reads = s.requests("/cdn/mmproj");
+    assert!(
+        !reads.is_empty() && reads.iter().all(|r| r.range.is_some()),
+        "{reads:?}"
+    );
+    assert!(!h.join("models/hf").join(repo).exists());
+    // The emitted command lets llama-server download it.
+    let cmd = plan(&format!("hf://{repo}:Q4_K_M"), &["--emit", "llama-server"]);
+    assert!(cmd.contains(&format!("--mmproj-url {url}")), "{cmd}");
+    // Ollama: the manifest's projector layer.
+    let host = s.base.trim_start_matches("http://").to_string();
+    let ol = json(&plan(
+        &format!("ollama://{host}/library/vision:1b"),
+        &["--json"],
+    ));
+    let pj = &ol["plan"]["projector"];
+    let url = pj["url"].as_str().unwrap_or_default();
+    assert!(url.contains("/v2/library/vision/blobs/sha256:"), "{pj}");
+    assert_eq!(pj["compute_bytes"], local["compute_bytes"], "{pj}");
+}

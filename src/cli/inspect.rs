@@ -202,8 +202,11 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     report.notes.extend(notes);
     report.projector = super::projector::inspect(
         &args.projector,
-        &file.path,
-        &args.model,
+        &super::projector_source::ModelRef {
+            path: &file.path,
+            label: &args.model,
+            origin: None,
+        },
         report.model.embedding_length,
     )?;
     if args.json {

@@ -17,6 +17,7 @@ mod plan_report;
 mod planning;
 mod profiles;
 mod projector;
+mod projector_source;
 mod pull;
 mod rpc_compute;
 mod rpc_server;

@@ -305,7 +305,8 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
     let dspec = draft.as_ref().map(|d| &d.0);
     // The projector goes beside the first candidate's file (`auto`); its memory is held
     // out of the device llama.cpp's multimodal loader puts it on before any model is placed.
-    let projector = super::projector::spec(&a.projector, &srcs[0])?;
+    let models_dir = a.hw.models_dir.clone().unwrap_or_else(default_models_dir);
+    let projector = super::projector::spec(&a.projector, &srcs[0], &models_dir)?;
     let projector_plan = projector
         .as_ref()
         .map(|p| super::projector::plan(p, &hardware));

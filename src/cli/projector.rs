@@ -2,13 +2,14 @@
 //! multimodal loader (without allocating), then handed to the planner (`plan::projector`),
 //! and its lines in the human report.
 
+use super::projector_source::{locate, measure, Located, ModelRef};
 use super::Failure;
 use crate::bytes::Bytes;
 use crate::hardware::Snapshot;
 use crate::model::projector::{check_pair, projector_shape, ProjectorShape};
 use crate::model_source::ModelSource;
 use crate::plan::projector::{place, ProjectorPlan, ProjectorSpec};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The flags, shared by inspect, plan, check-requirements, run and serve.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -21,56 +22,6 @@ pub struct ProjectorArgs {
     /// on the first GPU, as llama.cpp puts it.
     #[arg(long, requires = "mmproj")]
     pub no_mmproj_offload: bool,
-}
-
-/// The projector file `name` stands for, beside the model at `model_path` for `auto`.
-pub fn find(name: &str, model_path: &Path, label: &str) -> Result<PathBuf, Failure> {
-    if name != "auto" {
-        return Ok(PathBuf::from(name));
-    }
-    let dir = model_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_ascii_lowercase)
-                .is_some_and(|n| n.contains("mmproj") && n.ends_with(".gguf"))
-        })
-        .collect();
-    found.sort();
-    let model_bits = bits(model_path);
-    // llama.cpp's choice among siblings (common/download.cpp, find_best_sibling): the
-    // quantization closest to the model's; then the first by name.
-    found
-        .into_iter()
-        .min_by_key(|p| (bits(p) - model_bits).abs())
-        .ok_or_else(|| {
-            Failure::BadInput(format!(
-                "--mmproj auto: no mmproj*.gguf file next to {} (in {}); name the projector with --mmproj FILE",
-                label,
-                dir.display()
-            ))
-        })
-}
-
-/// The bits a file name's quantization says (`Q4_K_M` 4, `F16` 16), 0 when none.
-fn bits(p: &Path) -> i64 {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    crate::fetch::variants::quant_of(name)
-        .and_then(|q| {
-            q.trim_start_matches(|c: char| !c.is_ascii_digit())
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|d| d.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Reads the projector's header (one clear error for a file that is not one).
@@ -90,18 +41,25 @@ pub fn read(path: &Path) -> Result<ProjectorShape, Failure> {
 
 /// The projector `--mmproj` names for `model`, measured by llama.cpp's loader; `None`
 /// without the flag.
-pub fn spec(a: &ProjectorArgs, model: &ModelSource) -> Result<Option<ProjectorSpec>, Failure> {
+pub fn spec(
+    a: &ProjectorArgs,
+    model: &ModelSource,
+    models_dir: &Path,
+) -> Result<Option<ProjectorSpec>, Failure> {
     let Some(name) = &a.mmproj else {
         return Ok(None);
     };
-    let path = find(name, &model.path, &model.label)?;
-    let shape = read(&path)?;
+    let at = locate(name, &ModelRef::from(model), models_dir)?;
     let offload = !a.no_mmproj_offload;
-    let m = crate::engine::projector::measure(&path, offload, 4)
-        .map_err(|e| Failure::BadInput(format!("--mmproj {}", e.0)))?;
+    let (shape, m) = measure(&at, offload)?;
+    let (path, url) = match at {
+        Located::Local(p) => (p, None),
+        Located::Remote { url, dest } => (dest, Some(url)),
+    };
     Ok(Some(ProjectorSpec {
-        label: path.display().to_string(),
+        label: url.clone().unwrap_or_else(|| path.display().to_string()),
         path,
+        url,
         shape,
         offload,
         measured: m.devices,
@@ -161,11 +119,15 @@ pub fn replan(
     hardware: &Snapshot,
     req: &mut crate::plan::Requirements,
 ) -> Result<ProjectorPlan, Failure> {
+    let name = match &s.url {
+        Some(u) if !s.path.is_file() => u.clone(),
+        _ => s.path.display().to_string(),
+    };
     let args = ProjectorArgs {
-        mmproj: Some(s.path.display().to_string()),
+        mmproj: Some(name),
         no_mmproj_offload: !s.offload,
     };
-    let spec = spec(&args, model)?
+    let spec = spec(&args, model, &crate::model_source::default_models_dir())?
         .ok_or_else(|| Failure::BadInput("the run file's mmproj names no file".into()))?;
     check(&spec, model, n_embd)?;
     let p = plan(&spec, hardware);
@@ -173,25 +135,26 @@ pub fn replan(
     Ok(p)
 }
 
-/// `inspect --mmproj`: the projector beside the model at `model_path`, measured on the CPU.
+/// `inspect --mmproj`: the projector beside the model, measured on the CPU.
 pub fn inspect(
     a: &ProjectorArgs,
-    model_path: &Path,
-    label: &str,
+    model: &ModelRef,
     n_embd: u64,
 ) -> Result<Option<crate::inspect::ProjectorInfo>, Failure> {
     let Some(name) = &a.mmproj else {
         return Ok(None);
     };
-    let path = find(name, model_path, label)?;
-    let shape = read(&path)?;
-    check_pair(&shape, label, n_embd)
-        .map_err(|e| Failure::BadInput(format!("--mmproj {}: {e}", path.display())))?;
-    let m = crate::engine::projector::measure(&path, false, 4)
-        .map_err(|e| Failure::BadInput(format!("--mmproj {}", e.0)))?;
+    let at = locate(name, model, &crate::model_source::default_models_dir())?;
+    let (shape, m) = measure(&at, false)?;
+    let path = match &at {
+        Located::Local(p) => p.display().to_string(),
+        Located::Remote { url, .. } => url.clone(),
+    };
+    check_pair(&shape, model.label, n_embd)
+        .map_err(|e| Failure::BadInput(format!("--mmproj {path}: {e}")))?;
     let total = m.total();
     Ok(Some(crate::inspect::ProjectorInfo {
-        path: path.display().to_string(),
+        path,
         compute_bytes: total.saturating_sub(shape.weight_bytes),
         total_bytes: total.max(shape.weight_bytes),
         image_max_tokens: m

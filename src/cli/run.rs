@@ -141,9 +141,10 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
-    if prep.plan.projector.is_none() {
-        // Refused before anything loads.
-        super::run_images::read(&args.image, None)?;
+    // Refused before anything loads.
+    match &prep.plan.projector {
+        Some(p) => super::run_images::on_disk(p)?,
+        None => drop(super::run_images::read(&args.image, None)?),
     }
     let format = PromptFormat::choose(&prep.purpose, args.raw, args.chat);
     let base_note = base_model_note(&prep.purpose, format);

@@ -31,6 +31,17 @@ fn close(planned: Bytes, loaded: Bytes) -> bool {
     (p - l).abs() <= (0.05 * p).max(0.01 * 1048576.0)
 }
 
+/// Refuses a projector that is not on this machine (planned from its remote header).
+pub fn on_disk(p: &ProjectorPlan) -> Result<(), Failure> {
+    match p.url.as_ref().filter(|_| !p.path.is_file()) {
+        Some(url) => Err(Failure::BadInput(format!(
+            "--mmproj: the projector is not on this machine: download {url} to {} (e.g. curl -L -o FILE URL) and run again",
+            p.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Loads the plan's projector for `session`; `None` when the plan has none.
 pub fn load(
     plan: Option<&ProjectorPlan>,
@@ -41,6 +52,7 @@ pub fn load(
     let Some(p) = plan else {
         return Ok(None);
     };
+    on_disk(p)?;
     let v = Vision::load(&p.path, session.model_raw(), p.offload, threads)
         .map_err(|e| Failure::BadInput(format!("--mmproj {}", e.0)))?;
     let doc = ProjectorDoc {

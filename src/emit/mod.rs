@@ -194,7 +194,7 @@ impl RunSettings {
         if self
             .mmproj
             .as_ref()
-            .is_some_and(|p| p.path.as_os_str().is_empty())
+            .is_some_and(|p| p.path.as_os_str().is_empty() && p.url.is_none())
         {
             return Err(ConfigError::Missing("--no-mmproj-offload needs --mmproj"));
         }
@@ -402,6 +402,13 @@ impl RunSettings {
                         .next()
                         .ok_or(ConfigError::MissingValue("--mmproj"))?
                         .into();
+                }
+                "-mmu" | "--mmproj-url" => {
+                    projector::projector(&mut s.mmproj).url = Some(
+                        it.next()
+                            .ok_or(ConfigError::MissingValue("--mmproj-url"))?
+                            .clone(),
+                    );
                 }
                 "--no-mmproj-offload" => projector::projector(&mut s.mmproj).offload = false,
                 "--mmproj-offload" => projector::projector(&mut s.mmproj).offload = true,

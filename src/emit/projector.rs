@@ -10,6 +10,9 @@ use std::path::PathBuf;
 pub struct ProjectorSettings {
     /// The projector file (`--mmproj`).
     pub path: PathBuf,
+    /// A projector not on this machine, downloaded by llama.cpp (`--mmproj-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// On the GPU (`--mmproj-offload`, the default) or the CPU (`--no-mmproj-offload`).
     #[serde(default = "yes")]
     pub offload: bool,
@@ -23,13 +26,17 @@ impl ProjectorSettings {
     pub fn from_plan(p: &crate::plan::projector::ProjectorPlan) -> ProjectorSettings {
         ProjectorSettings {
             path: p.path.clone(),
+            url: p.url.clone(),
             offload: p.offload,
         }
     }
 
     /// llama.cpp's arguments for the projector.
     pub fn args(&self) -> Vec<String> {
-        let mut v = vec!["--mmproj".into(), self.path.display().to_string()];
+        let mut v = match &self.url {
+            Some(u) => vec!["--mmproj-url".into(), u.clone()],
+            None => vec!["--mmproj".into(), self.path.display().to_string()],
+        };
         if !self.offload {
             v.push("--no-mmproj-offload".into());
         }
@@ -41,6 +48,7 @@ impl ProjectorSettings {
 pub(super) fn projector(s: &mut Option<ProjectorSettings>) -> &mut ProjectorSettings {
     s.get_or_insert_with(|| ProjectorSettings {
         path: PathBuf::new(),
+        url: None,
         offload: true,
     })
 }

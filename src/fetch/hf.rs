@@ -37,6 +37,11 @@ pub fn resolve_url(repo: &str, revision: &str, path: &str) -> String {
 
 /// Every GGUF variant of `repo` at `revision`, from the Hub's tree listing.
 pub fn list(client: &Client, repo: &str, revision: &str) -> Result<Vec<Variant>, NetError> {
+    list_files(client, repo, revision).map(group)
+}
+
+/// Every file of `repo` at `revision` (projectors included), from the Hub's tree listing.
+pub fn list_files(client: &Client, repo: &str, revision: &str) -> Result<Vec<RepoFile>, NetError> {
     let mut url = format!(
         "{}/api/models/{repo}/tree/{revision}?recursive=true",
         endpoint()
@@ -57,7 +62,7 @@ pub fn list(client: &Client, repo: &str, revision: &str) -> Result<Vec<Variant>,
         files.extend(parse_listing(&body).map_err(|e| net_error(&page_url, e))?);
         match next {
             Some(n) => url = n,
-            None => return Ok(group(files)),
+            None => return Ok(files),
         }
     }
     Err(net_error(

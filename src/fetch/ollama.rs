@@ -18,8 +18,26 @@ pub struct ModelLayer {
     pub size: Option<u64>,
 }
 
+/// The media type of a vision model's projector layer (Ollama's `mmproj`).
+pub const PROJECTOR_MEDIA_TYPE: &str = "application/vnd.ollama.image.projector";
+
 /// Reads a manifest's model layer; `None` when the manifest has none (not a model).
 pub fn model_layer(manifest: &[u8]) -> Result<Option<ModelLayer>, String> {
+    layer_of(manifest, MODEL_MEDIA_TYPE)
+}
+
+/// Reads a manifest's projector layer; `None` for a text-only model.
+pub fn projector_layer(manifest: &[u8]) -> Result<Option<ModelLayer>, String> {
+    layer_of(manifest, PROJECTOR_MEDIA_TYPE)
+}
+
+/// The registry's manifest of `name` (at most 1 MiB).
+pub fn registry_manifest(client: &Client, name: &OllamaName) -> Result<Vec<u8>, NetError> {
+    let url = format!("{}/manifests/{}", base_url(name), name.tag);
+    client.get_small(&url, &[("Accept", MANIFEST_ACCEPT.into())], MANIFEST_CAP)
+}
+
+fn layer_of(manifest: &[u8], media_type: &str) -> Result<Option<ModelLayer>, String> {
     let v: serde_json::Value =
         serde_json::from_slice(manifest).map_err(|e| format!("not an Ollama manifest: {e}"))?;
     let layers = v
@@ -27,14 +45,16 @@ pub fn model_layer(manifest: &[u8]) -> Result<Option<ModelLayer>, String> {
         .and_then(|l| l.as_array())
         .ok_or("not an Ollama manifest: no layers")?;
     for l in layers {
-        if l.get("mediaType").and_then(|m| m.as_str()) != Some(MODEL_MEDIA_TYPE) {
+        if l.get("mediaType").and_then(|m| m.as_str()) != Some(media_type) {
             continue;
         }
         let digest = l.get("digest").and_then(|d| d.as_str()).unwrap_or("");
         let hex = digest
             .strip_prefix("sha256:")
             .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| format!("the model layer's digest '{digest}' is not sha256:HEX"))?;
+            .ok_or_else(|| {
+                format!("the {media_type} layer's digest '{digest}' is not sha256:HEX")
+            })?;
         return Ok(Some(ModelLayer {
             sha256: hex.to_ascii_lowercase(),
             size: l.get("size").and_then(|s| s.as_u64()),

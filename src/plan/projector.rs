@@ -19,8 +19,10 @@ use serde::Serialize;
 #[derive(Clone, Debug)]
 pub struct ProjectorSpec {
     pub label: String,
-    /// The file llama.cpp loads (`--mmproj`).
+    /// The file llama.cpp loads (`--mmproj`), or where a remote one would be kept.
     pub path: std::path::PathBuf,
+    /// A projector not on this machine: where it is (llama.cpp's `--mmproj-url`).
+    pub url: Option<String>,
     pub shape: ProjectorShape,
     /// `--mmproj-offload` (the default) or `--no-mmproj-offload`.
     pub offload: bool,
@@ -35,6 +37,9 @@ pub struct ProjectorSpec {
 pub struct ProjectorPlan {
     pub file: String,
     pub path: std::path::PathBuf,
+    /// Not on this machine: its URL (the emitted command downloads it with `--mmproj-url`;
+    /// `run` needs it on disk).
+    pub url: Option<String>,
     pub projector_type: String,
     pub vision: bool,
     pub audio: bool,
@@ -90,6 +95,7 @@ pub fn place(spec: &ProjectorSpec, gpus: &[Gpu]) -> ProjectorPlan {
     ProjectorPlan {
         file: spec.label.clone(),
         path: spec.path.clone(),
+        url: spec.url.clone(),
         projector_type: spec.shape.projector_type.clone(),
         vision: spec.shape.vision,
         audio: spec.shape.audio,
@@ -133,6 +139,7 @@ mod tests {
         ProjectorSpec {
             label: "mmproj.gguf".into(),
             path: "mmproj.gguf".into(),
+            url: None,
             shape: ProjectorShape {
                 projector_type: "gemma3".into(),
                 vision: true,

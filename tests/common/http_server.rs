@@ -32,6 +32,8 @@ pub struct Routes {
     pub repos: HashMap<String, Vec<(String, String)>>,
     /// `NS/NAME:TAG` → file id.
     pub ollama: HashMap<String, String>,
+    /// `NS/NAME:TAG` → the file id of its projector layer.
+    pub ollama_projector: HashMap<String, String>,
     /// Repositories that need `Authorization: Bearer <token>`.
     pub gated: HashMap<String, String>,
     /// Repositories whose resolve redirects to another path than `/cdn/` (`flaky`).
@@ -134,6 +136,14 @@ impl Server {
             .lock()
             .unwrap()
             .ollama
+            .insert(ns_name_tag.into(), id.into());
+    }
+
+    pub fn ollama_projector(&self, ns_name_tag: &str, id: &str) {
+        self.routes
+            .lock()
+            .unwrap()
+            .ollama_projector
             .insert(ns_name_tag.into(), id.into());
     }
 
@@ -428,7 +438,7 @@ fn handle(
             match routes.ollama.get(&format!("{ns}/{name}:{tag}")) {
                 Some(id) => {
                     let f = &routes.files[id];
-                    let m = serde_json::json!({
+                    let mut m = serde_json::json!({
                         "schemaVersion": 2,
                         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": format!("sha256:{}", "0".repeat(64)), "size": 10},
@@ -437,6 +447,12 @@ fn handle(
                             {"mediaType": "application/vnd.ollama.image.template", "digest": format!("sha256:{}", "1".repeat(64)), "size": 10}
                         ]
                     });
+                    if let Some(pid) = routes.ollama_projector.get(&format!("{ns}/{name}:{tag}")) {
+                        let p = &routes.files[pid];
+                        m["layers"].as_array_mut().unwrap().push(serde_json::json!(
+                            {"mediaType": "application/vnd.ollama.image.projector", "digest": format!("sha256:{}", p.sha256), "size": p.size}
+                        ));
+                    }
                     small(
                         &mut conn,
                         "200 OK",
