@@ -222,6 +222,27 @@ fn run_reads_an_image_with_the_planned_bytes() {
         assert_eq!(code, 0, "{err}");
         json(&out)
     };
+    // The check's "start it with" line carries the projector it planned.
+    let (_, out, _) = layerfit(
+        BIN,
+        &[
+            "check-requirements",
+            "--model",
+            m.to_str().unwrap(),
+            "--mmproj",
+            "auto",
+        ],
+    );
+    let start = out
+        .lines()
+        .find(|l| l.starts_with("start it with:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let mm = dir.join("mmproj-gemma-3-270m-f16.gguf");
+    assert!(
+        start.contains(&format!("--mmproj {}", mm.display())),
+        "{start}"
+    );
+    assert!(out.contains("projector: "), "{out}");
     let doc = answer(&["--mmproj", "auto", "--image", img.to_str().unwrap()]);
     let pj = &doc["projector"];
     assert_eq!(pj["images"].as_u64(), Some(1), "{pj}");
@@ -312,4 +333,118 @@ fn auto_finds_the_projector_on_the_hub_and_in_an_ollama_manifest() {
     let url = pj["url"].as_str().unwrap_or_default();
     assert!(url.contains("/v2/library/vision/blobs/sha256:"), "{pj}");
     assert_eq!(pj["compute_bytes"], local["compute_bytes"], "{pj}");
+}
+
+/// `serve` with and without a projector, on port 0; the address it listens on.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let mut c = std::process::Command::new(BIN);
+        common::isolate(&mut c);
+        let child = c
+            .args(["serve", "--model", gemma3().to_str().unwrap()])
+            .args(["--ctx", "2048", "--port", "0", "--parallel", "2"])
+            .args(["--threads", "2", "--accept-degraded"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned at once: dropping it (a failed assertion included) kills and reaps it.
+        let mut s = Serve {
+            child,
+            url: String::new(),
+        };
+        let mut out = std::io::BufReader::new(s.child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "serve ended");
+            if let Some(rest) = line.split(" at http://").nth(1) {
+                let addr = rest.split("/v1").next().unwrap().to_string();
+                std::thread::spawn(move || for _ in out.lines() {});
+                s.url = format!("http://{addr}/v1");
+                return s;
+            }
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The official `openai` client sends an image as a data URL, a remote image URL, and the
+/// same question without the image; what came back, as JSON.
+const CLIENT: &str = r#"
+import base64, json, sys, openai
+c = openai.OpenAI(base_url=sys.argv[1], api_key="none", max_retries=0)
+img = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
+def ask(content):
+    try:
+        r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": content}],
+                                      max_tokens=4, temperature=0)
+        return {"status": 200, "prompt_tokens": r.usage.prompt_tokens,
+                "finish": r.choices[0].finish_reason}
+    except openai.APIStatusError as e:
+        return {"status": e.status_code, "message": str(e)}
+print(json.dumps({
+    "image": ask([{"type": "text", "text": "Describe this:"},
+                  {"type": "image_url", "image_url": {"url": "data:image/bmp;base64," + img}}]),
+    "remote": ask([{"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}]),
+    "text": ask([{"type": "text", "text": "Describe this:"}]),
+}))
+"#;
+
+fn client(url: &str, image: &std::path::Path) -> Value {
+    let python = std::env::var("LAYERFIT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args(["-c", CLIENT, url, image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{python}: {err} (tests/run.sh prepares a Python with the openai package)"
+    );
+    json(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn serve_reads_images_with_a_projector_and_refuses_them_without() {
+    let (p, _) = projector("serve");
+    let img = p.with_file_name("green.bmp");
+    bmp(&img, 64, 48, [0, 255, 0]);
+    let with = Serve::start(&["--mmproj", p.to_str().unwrap()]);
+    let r = client(&with.url, &img);
+    assert_eq!(r["image"]["status"], 200, "{r}");
+    assert_eq!(r["text"]["status"], 200, "{r}");
+    // The image's 16 tokens are in the prompt.
+    let (i, t) = (
+        r["image"]["prompt_tokens"].as_u64().unwrap(),
+        r["text"]["prompt_tokens"].as_u64().unwrap(),
+    );
+    assert!(i >= t + 16, "{i} prompt tokens with the image, {t} without");
+    // The server fetches no URL.
+    assert_eq!(r["remote"]["status"], 400, "{r}");
+    drop(with);
+    let without = Serve::start(&[]);
+    let r = client(&without.url, &img);
+    assert_eq!(r["image"]["status"], 400, "{r}");
+    assert!(
+        r["image"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no vision projector"),
+        "{r}"
+    );
+    assert_eq!(r["text"]["status"], 200, "{r}");
 }

@@ -79,6 +79,11 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         report_tiers(verdicts, from.as_deref(), printer);
     }
     report(&p, &tips, printer);
+    if let Some(pj) = &p.plan.projector {
+        for line in super::projector::report_lines(pj) {
+            printer.line(&line);
+        }
+    }
     if p.plan.verdict != Verdict::Incompatible {
         printer.line(&format!("start it with: {}", run_line(&p, &args.plan)));
     }
@@ -115,6 +120,21 @@ fn run_line(p: &Planned, a: &PlanArgs) -> String {
     // The plan's RPC servers: `run` needs them to run it.
     if !p.plan.rpc.is_empty() && a.hw.rpc.is_some() {
         line.push_str(&format!(" --rpc {}", p.plan.rpc.join(",")));
+    }
+    // What is planned beside the model: `run` plans it again from the same flags.
+    if let Some(d) = &a.draft {
+        line.push_str(&format!(" --draft {d}"));
+    }
+    if let Some(pj) = &p.plan.projector {
+        line.push_str(&format!(
+            " --mmproj {}",
+            pj.url
+                .clone()
+                .unwrap_or_else(|| pj.path.display().to_string())
+        ));
+        if !pj.offload {
+            line.push_str(" --no-mmproj-offload");
+        }
     }
     if p.plan.verdict == Verdict::Degraded {
         line.push_str(" --accept-degraded");

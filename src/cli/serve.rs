@@ -118,6 +118,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
         _ => None,
     };
+    if let Some(p) = &prep.plan.projector {
+        super::run_images::on_disk(p)?;
+    }
+    let vision =
+        super::run_images::load(prep.plan.projector.as_ref(), &session, cfg.threads, printer)?
+            .map(|(v, _)| v);
     for d in &prep.degradations {
         printer.warning(&format!("DEGRADED MODE: {d}"));
     }
@@ -161,13 +167,14 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         base_model: prep.purpose.is_base(),
         chat_as_plain_text: format == PromptFormat::Raw,
         drain_timeout: args.drain_timeout,
+        vision: vision.is_some(),
     };
     let label = prep.label.clone();
     // From here SIGINT drains as SIGTERM does (serve/mod.rs, `shutdown`), exit 0: the
     // handler that ends other commands with 130 must not be chained behind tokio's.
     // SAFETY: restoring the default disposition of a signal is async-signal-safe.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
-    serve(settings, session, draft, &|addr| {
+    serve(settings, session, draft, vision, &|addr| {
         printer.line(&format!(
             "serving {label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
             s.context

@@ -147,8 +147,146 @@ fn parse_loaded(lines: &[String]) -> Loaded {
     out
 }
 
+/// One piece of a tokenized prompt.
+pub(crate) enum Piece {
+    Text(Vec<sys::llama_token>),
+    /// An image: its chunk's index and how many tokens it takes.
+    Image {
+        index: usize,
+        n_tokens: usize,
+    },
+}
+
+/// The chunk list of one prompt, freed once.
+pub(crate) struct Chunks(*mut sys::mtmd_input_chunks);
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        // SAFETY: created by `mtmd_input_chunks_init` and freed once, here.
+        unsafe { sys::mtmd_input_chunks_free(self.0) };
+    }
+}
+
+/// Tokens that stand for image `n` in the cache's record: negative, so no text token ever
+/// matches one, and the same for the same image at the same place in the next turn.
+pub(crate) fn placeholder(n: usize) -> sys::llama_token {
+    -2 - n as sys::llama_token
+}
+
+impl Vision {
+    /// Splits `text` at its image markers into text tokens and image chunks.
+    pub(crate) fn tokenize(
+        &self,
+        text: &str,
+        images: &[Image],
+    ) -> Result<(Chunks, Vec<Piece>), EngineError> {
+        let c_text = CString::new(text)
+            .map_err(|_| EngineError("the prompt contains a NUL character".into()))?;
+        let input = sys::mtmd_input_text {
+            text: c_text.as_ptr(),
+            text_len: text.len(),
+            add_special: true,
+            parse_special: true,
+        };
+        let mut bitmaps: Vec<*const sys::mtmd_bitmap> = images.iter().map(Image::raw).collect();
+        // SAFETY: a new, empty list, freed by `Chunks`.
+        let chunks = Chunks(unsafe { sys::mtmd_input_chunks_init() });
+        // SAFETY: `input` points into `c_text` and `bitmaps` holds live bitmaps, all alive for
+        // the call, which fills `chunks`.
+        let rc = unsafe {
+            sys::mtmd_tokenize(
+                self.raw(),
+                chunks.0,
+                &input,
+                bitmaps.as_mut_ptr(),
+                bitmaps.len(),
+            )
+        };
+        match rc {
+            0 => {}
+            1 => {
+                return Err(EngineError(format!(
+                    "the prompt has a different number of image markers than the {} image(s) given",
+                    images.len()
+                )))
+            }
+            _ => {
+                return Err(EngineError(format!(
+                    "llama.cpp could not preprocess the image (code {rc})"
+                )))
+            }
+        }
+        let mut pieces = Vec::new();
+        // SAFETY: indices stay below the list's size; token pointers are valid for the counts
+        // llama.cpp returns, while `chunks` is alive (they are copied out at once).
+        unsafe {
+            for i in 0..sys::mtmd_input_chunks_size(chunks.0) {
+                let c = sys::mtmd_input_chunks_get(chunks.0, i);
+                if sys::mtmd_input_chunk_get_type(c) == sys::MTMD_INPUT_CHUNK_TYPE_TEXT {
+                    let mut n = 0usize;
+                    let p = sys::mtmd_input_chunk_get_tokens_text(c, &mut n);
+                    let tokens = if p.is_null() || n == 0 {
+                        Vec::new()
+                    } else {
+                        std::slice::from_raw_parts(p, n).to_vec()
+                    };
+                    pieces.push(Piece::Text(tokens));
+                } else {
+                    pieces.push(Piece::Image {
+                        index: i,
+                        n_tokens: sys::mtmd_input_chunk_get_n_tokens(c),
+                    });
+                }
+            }
+        }
+        Ok((chunks, pieces))
+    }
+
+    /// Encodes image chunk `index` of `chunks` and decodes its embeddings into sequence `seq`
+    /// of `ctx` from position `pos`; returns the position after it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn eval_image(
+        &self,
+        ctx: *mut sys::llama_context,
+        chunks: &Chunks,
+        index: usize,
+        pos: i32,
+        seq: i32,
+        n_batch: i32,
+        logits_last: bool,
+    ) -> Result<i32, EngineError> {
+        let mut new_pos: sys::llama_pos = 0;
+        // SAFETY: the chunk belongs to `chunks`, alive for the call; `ctx` is a live context of
+        // the model this projector was loaded for; `new_pos` is writable.
+        let rc = unsafe {
+            let chunk = sys::mtmd_input_chunks_get(chunks.0, index);
+            sys::mtmd_helper_eval_chunk_single(
+                self.ctx,
+                ctx,
+                chunk,
+                pos,
+                seq,
+                n_batch,
+                logits_last,
+                &mut new_pos,
+            )
+        };
+        if rc != 0 {
+            return Err(EngineError(format!(
+                "llama.cpp could not encode the image (code {rc})"
+            )));
+        }
+        Ok(new_pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn serve_marks_images_as_llama_cpp_does() {
+        assert_eq!(super::Vision::marker(), crate::serve::openai::IMAGE_MARKER);
+    }
+
     #[test]
     fn reads_the_loaders_lines() {
         let lines = [

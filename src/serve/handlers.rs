@@ -180,6 +180,12 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
             Err(e) => return error(&e),
         }
     };
+    if !r.images.is_empty() && !app.settings.vision {
+        return error(&ApiError::bad(
+            "unsupported_content",
+            "this server has no vision projector: start it with --mmproj FILE (or --mmproj auto) to send images",
+        ));
+    }
     let prompt = model.tokenize(&text, true);
     let ctx = app.n_ctx_seq as usize;
     if prompt.len() >= ctx {
@@ -215,6 +221,10 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
         stop: r.stop.clone(),
         cancelled: cancelled.clone(),
         sink: Box::new(move |ev| tx.send(ev).is_ok()),
+        media: (!r.images.is_empty()).then(|| crate::engine::batch::media::Media {
+            text: text.clone(),
+            images: r.images.clone(),
+        }),
     };
     let sent = app
         .jobs

@@ -40,6 +40,8 @@ pub struct ServeSettings {
     pub chat_as_plain_text: bool,
     /// After SIGTERM or SIGINT, how long answers in flight may go on (`--drain-timeout`).
     pub drain_timeout: std::time::Duration,
+    /// A vision projector is loaded: chat messages may carry images.
+    pub vision: bool,
 }
 
 /// The loaded model, shared: the engine thread alone decodes; request handlers only format
@@ -48,6 +50,12 @@ pub(crate) struct Shared(pub Session);
 // SAFETY: see above: llama.cpp's tokenizer and template functions read immutable model data.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
+
+/// The vision projector, moved to the engine thread, the only one that uses it.
+struct EngineVision(crate::engine::vision::Vision);
+// SAFETY: the projector's context is created on the main thread and then used only by the
+// engine thread it is moved to (never by two threads at once).
+unsafe impl Send for EngineVision {}
 
 pub(crate) struct App {
     pub settings: ServeSettings,
@@ -92,6 +100,7 @@ pub fn serve(
     settings: ServeSettings,
     session: Session,
     draft: Option<(Session, u32)>,
+    vision: Option<crate::engine::vision::Vision>,
     on_listening: &dyn Fn(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let n_ctx_seq = session.n_ctx_seq();
@@ -104,11 +113,13 @@ pub fn serve(
         let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
         let halt = halt.clone();
         let draft = draft.map(|(d, n_max)| (Shared(d), n_max));
+        let vision = vision.map(EngineVision);
         std::thread::Builder::new()
             .name("layerfit-engine".into())
             .spawn(move || {
                 let draft = draft.as_ref().map(|d| (&d.0 .0, d.1));
-                batch::run(&model.0, draft, n, rx, &stats, &halt)
+                let vision = vision.as_ref().map(|v| &v.0);
+                batch::run(&model.0, draft, vision, n, rx, &stats, &halt)
             })?
     };
     let app = Arc::new(App {

@@ -42,6 +42,45 @@ struct Part {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    image_url: Option<ImageUrl>,
+}
+
+#[derive(Deserialize)]
+struct ImageUrl {
+    url: String,
+}
+
+/// The text that stands for an image in a prompt: llama.cpp's `mtmd_default_marker()`.
+pub const IMAGE_MARKER: &str = "<__media__>";
+
+/// The most bytes one image may have, decoded.
+pub const MAX_IMAGE_BYTES: usize = 32 << 20;
+
+/// An `image_url` part's image: a `data:` URL with base64 content (the server fetches no
+/// URL: a remote one would let a client make it reach any host).
+fn image_bytes(url: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    let bad = |m: &str| ApiError::bad("invalid_image_url", m.to_string());
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(bad(
+            "image_url must be a data URL (data:image/png;base64,...): this server fetches no URLs",
+        ));
+    };
+    let (head, data) = rest
+        .split_once(',')
+        .ok_or_else(|| bad("the data URL has no ',' before its data"))?;
+    if !head.ends_with(";base64") {
+        return Err(bad(
+            "the data URL must be base64 (data:image/png;base64,...)",
+        ));
+    }
+    if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
+        return Err(bad("the image is larger than 32 MiB"));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| bad(&format!("the data URL's base64 does not decode: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -103,6 +142,9 @@ pub struct Request {
     pub temperature: f32,
     pub seed: u32,
     pub stop: Vec<String>,
+    /// Chat: the images of `image_url` parts, in order; each stands at an `IMAGE_MARKER` in
+    /// its message's text.
+    pub images: Vec<Vec<u8>>,
 }
 
 /// Parses a chat (`chat == true`) or completion request body.
@@ -153,6 +195,7 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
         temperature: temperature as f32,
         seed: raw.seed.map_or(42, |s| s as u32),
         stop,
+        images: Vec::new(),
     };
     if chat {
         let msgs = raw.messages.filter(|m| !m.is_empty()).ok_or_else(|| {
@@ -171,12 +214,7 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
             let text = match m.content {
                 None => String::new(),
                 Some(Content::Text(t)) => t,
-                Some(Content::Parts(p)) => p
-                    .into_iter()
-                    .filter(|p| p.kind == "text")
-                    .filter_map(|p| p.text)
-                    .collect::<Vec<_>>()
-                    .join(""),
+                Some(Content::Parts(parts)) => content_text(parts, &mut req.images)?,
             };
             let role = if m.role == "developer" {
                 "system".into()
@@ -193,6 +231,30 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
         });
     }
     Ok(req)
+}
+
+/// A message's parts as the model reads them: text parts joined, each image part an
+/// `IMAGE_MARKER` whose image goes to `images`; any other part is refused, naming it.
+fn content_text(parts: Vec<Part>, images: &mut Vec<Vec<u8>>) -> Result<String, ApiError> {
+    let mut text = String::new();
+    for p in parts {
+        match (p.kind.as_str(), p.text, p.image_url) {
+            ("text", Some(t), _) => text.push_str(&t),
+            ("image_url", _, Some(u)) => {
+                images.push(image_bytes(&u.url)?);
+                text.push_str(IMAGE_MARKER);
+            }
+            (kind, _, _) => {
+                return Err(ApiError::bad(
+                    "unsupported_content",
+                    format!(
+                        "content parts of type '{kind}' are not supported (text and image_url are)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// The extension every response carries: whether the server runs degraded, and why; whether

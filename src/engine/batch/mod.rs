@@ -6,6 +6,7 @@
 //! channel and answers leave through each job's sink.
 
 mod draft;
+pub mod media;
 mod slot;
 
 use slot::{finish, release, sampler, take, Slot};
@@ -32,6 +33,8 @@ pub struct Job {
     pub cancelled: Arc<AtomicBool>,
     /// Receives the answer as it is generated; `false` when nobody listens any more.
     pub sink: Box<dyn FnMut(Event) -> bool + Send>,
+    /// A prompt with images (then `prompt` is filled when the request joins).
+    pub media: Option<media::Media>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +100,7 @@ fn put(batch: &sys::llama_batch, n: &mut i32, tok: Token, pos: i32, seq: i32, lo
 pub fn run(
     session: &Session,
     draft: Option<(&Session, u32)>,
+    vision: Option<&crate::engine::vision::Vision>,
     n_seq: u32,
     jobs: Receiver<Job>,
     stats: &EngineStats,
@@ -140,10 +144,34 @@ pub fn run(
                 }
             };
             stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut job = job;
+            // SAFETY: `mem` is live and `free` one of its sequences; a whole sequence always goes.
+            unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
+            let mut start = (0usize, 0i32);
+            if let Some(m) = job.media.take() {
+                let admitted = match (vision, &drafter) {
+                    (None, _) => Err("this server has no vision projector (serve --mmproj)".into()),
+                    (Some(_), Some(_)) => Err("a draft model cannot read images".into()),
+                    (Some(v), None) => {
+                        media::admit(v, ctx, &batch, n_batch, free as i32, n_ctx_seq, &m)
+                    }
+                };
+                match admitted {
+                    Ok(a) => {
+                        job.prompt = a.prompt;
+                        start = (a.fed, a.n_past);
+                    }
+                    Err(e) => {
+                        // SAFETY: as above.
+                        unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
+                        (job.sink)(Event::Failed(e));
+                        continue;
+                    }
+                }
+            }
             stats
                 .prompt_tokens
                 .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
-            let mut job = job;
             if job.prompt.is_empty() || job.prompt.len() as i32 >= n_ctx_seq {
                 (job.sink)(Event::Failed(format!(
                     "the prompt ({} tokens) does not fit the {n_ctx_seq}-token context",
@@ -151,15 +179,13 @@ pub fn run(
                 )));
                 continue;
             }
-            // SAFETY: `mem` is live and `free` one of its sequences; a whole sequence always goes.
-            unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
             let history = job.prompt.clone();
             slots[free] = Some(Slot {
                 seq: free as i32,
                 sampler: sampler(job.temperature, job.seed),
                 job,
-                fed: 0,
-                n_past: 0,
+                fed: start.0,
+                n_past: start.1,
                 next: None,
                 generated: 0,
                 pending: Vec::new(),
