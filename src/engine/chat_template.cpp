@@ -203,6 +203,19 @@ extern "C" void * layerfit_chat_init(const llama_model * model, char * err, int 
     return nullptr;
 }
 
+// Templates from Jinja source with no model (BOS and EOS given), or NULL (with `err` filled).
+extern "C" void * layerfit_chat_init_source(const char * src, const char * bos, const char * eos, char * err,
+                                            int err_cap) {
+    try {
+        return common_chat_templates_init(nullptr, src, bos, eos).release();
+    } catch (const std::exception & e) {
+        copy_out(e.what(), err, err_cap);
+    } catch (...) {
+        copy_out("unknown error", err, err_cap);
+    }
+    return nullptr;
+}
+
 extern "C" void layerfit_chat_free(void * tmpls) {
     common_chat_templates_free(static_cast<common_chat_templates *>(tmpls));
 }

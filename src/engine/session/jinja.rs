@@ -15,6 +15,13 @@ extern "C" {
         err: *mut c_char,
         err_cap: i32,
     ) -> *mut c_void;
+    fn layerfit_chat_init_source(
+        src: *const c_char,
+        bos: *const c_char,
+        eos: *const c_char,
+        err: *mut c_char,
+        err_cap: i32,
+    ) -> *mut c_void;
     fn layerfit_chat_free(tmpls: *mut c_void);
     fn layerfit_chat_string_free(s: *mut c_char);
     fn layerfit_chat_apply_json(tmpls: *const c_void, request: *const c_char) -> *mut c_char;
@@ -67,6 +74,33 @@ impl Templates {
         let mut err = [0 as c_char; 512];
         // SAFETY: `model` is a loaded model; `err` has the capacity given.
         let t = unsafe { layerfit_chat_init(model, err.as_mut_ptr(), err.len() as i32) };
+        if t.is_null() {
+            // SAFETY: the shim wrote a NUL-terminated message within `err`.
+            let why = unsafe { CStr::from_ptr(err.as_ptr()) };
+            return Err(EngineError(format!(
+                "llama.cpp cannot read the chat template: {}",
+                why.to_string_lossy()
+            )));
+        }
+        Ok(Templates(t))
+    }
+
+    /// Templates from Jinja source, with no model: `bos` and `eos` are the texts of the
+    /// tokens the template may name.
+    pub fn from_source(src: &str, bos: &str, eos: &str) -> Result<Templates, EngineError> {
+        let (src, bos, eos) = (c_text(src), c_text(bos), c_text(eos));
+        let mut err = [0 as c_char; 512];
+        // SAFETY: the strings are NUL-terminated and outlive the call; `err` has the
+        // capacity given.
+        let t = unsafe {
+            layerfit_chat_init_source(
+                src.as_ptr(),
+                bos.as_ptr(),
+                eos.as_ptr(),
+                err.as_mut_ptr(),
+                512,
+            )
+        };
         if t.is_null() {
             // SAFETY: the shim wrote a NUL-terminated message within `err`.
             let why = unsafe { CStr::from_ptr(err.as_ptr()) };
@@ -190,3 +224,7 @@ impl super::Session {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "jinja_tests.rs"]
+mod tests;
