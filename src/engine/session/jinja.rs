@@ -70,7 +70,7 @@ pub struct Templates(*mut c_void);
 
 impl Templates {
     /// The templates of `model` (it must outlive them).
-    pub fn new(model: *const sys::llama_model) -> Result<Templates, EngineError> {
+    pub(crate) fn new(model: *const sys::llama_model) -> Result<Templates, EngineError> {
         let mut err = [0 as c_char; 512];
         // SAFETY: `model` is a loaded model; `err` has the capacity given.
         let t = unsafe { layerfit_chat_init(model, err.as_mut_ptr(), err.len() as i32) };
