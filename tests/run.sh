@@ -12,11 +12,12 @@ cd "$(dirname "$0")/.."
 bash install/prerequisites.sh --tests
 LAYERFIT_MODELS="$(bash tests/fetch-models.sh | tail -n 1)"
 export LAYERFIT_MODELS
-# The official openai client (PyPI) that tests/serve.rs drives `layerfit serve` with, kept
+# The official openai client (PyPI) that tests/serve.rs drives `layerfit serve` with, and the
+# jsonschema validator it checks structured output with, kept
 # under target/ (nothing is installed into the system Python).
 pydeps="$PWD/target/test-python"
-if ! PYTHONPATH="$pydeps" python3 -c "import openai" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check --target "$pydeps" "openai==3.57.0"
+if ! PYTHONPATH="$pydeps" python3 -c "import openai, jsonschema" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$pydeps" "openai==3.57.0" "jsonschema==4.26.0"
 fi
 export PYTHONPATH="$pydeps${PYTHONPATH:+:$PYTHONPATH}"
 cargo test --release --all-targets "$@"

@@ -284,6 +284,19 @@ fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cle
         // The server keeps serving.
         assert_eq!(chat(ok).0, 200);
     }
+    // Every OpenAI field layerfit does not honour is refused with a 400 that names it
+    // (docs/serve.md has the table); so is a field OpenAI does not define.
+    let msg = r#""messages":[{"role":"user","content":"Hi"}]"#;
+    for (path, field, body) in refused_requests(msg) {
+        let (s, b) = server.http("POST", path, Some(KEY), body.as_bytes());
+        assert_eq!(s, 400, "{path} {body}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"]["param"], field, "{path} {body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(&field),
+            "{v}"
+        );
+    }
     let (s, b) = server.http("GET", "/v1/models", Some("wrong"), b"");
     assert_eq!(s, 401, "{b}");
     let (s, b) = server.http("GET", "/health", None, b"");
@@ -314,6 +327,70 @@ fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cle
     assert_eq!(h["slots_processing"], 0, "{h}");
     assert!(server.metric("layerfit_generated_tokens_total") < 1500.0);
     assert!(server.stop().success());
+}
+
+/// (endpoint, the field named in the 400, body) for each field refused.
+fn refused_requests(msg: &str) -> Vec<(&'static str, String, String)> {
+    let chat = "/v1/chat/completions";
+    let mut cases: Vec<(&'static str, String, String)> = [
+        ("n", "2"),
+        ("audio", r#"{"voice":"alloy","format":"wav"}"#),
+        ("modalities", r#"["text","audio"]"#),
+        ("functions", r#"[{"name":"f"}]"#),
+        ("function_call", r#""auto""#),
+        ("prediction", r#"{"type":"content","content":"x"}"#),
+        ("store", "true"),
+        ("metadata", r#"{"a":"b"}"#),
+        ("user", r#""u1""#),
+        ("safety_identifier", r#""s""#),
+        ("prompt_cache_key", r#""k""#),
+        ("prompt_cache_retention", r#""24h""#),
+        ("service_tier", r#""flex""#),
+        ("verbosity", r#""low""#),
+        ("web_search_options", "{}"),
+        ("top_logprobs", "2"),
+        ("no_such_field", "1"),
+    ]
+    .iter()
+    .map(|(f, v)| (chat, f.to_string(), format!("{{{msg},\"{f}\":{v}}}")))
+    .collect();
+    cases.push((
+        chat,
+        "messages[0].content[1].type".into(),
+        r#"{"messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}"#.into(),
+    ));
+    cases.push((
+        chat,
+        "tools[0].type".into(),
+        format!(r#"{{{msg},"tools":[{{"type":"custom","custom":{{"name":"x"}}}}]}}"#),
+    ));
+    for (f, v) in [
+        ("suffix", r#""end""#),
+        ("best_of", "2"),
+        ("n", "3"),
+        ("user", r#""u""#),
+    ] {
+        cases.push((
+            "/v1/completions",
+            f.to_string(),
+            format!(r#"{{"prompt":"Hi","{f}":{v}}}"#),
+        ));
+    }
+    for (f, v) in [
+        ("previous_response_id", r#""resp_1""#),
+        ("store", "true"),
+        ("conversation", r#""conv_1""#),
+        ("background", "true"),
+        ("include", r#"["reasoning.encrypted_content"]"#),
+        ("max_tool_calls", "2"),
+    ] {
+        cases.push((
+            "/v1/responses",
+            f.to_string(),
+            format!(r#"{{"input":"Hi","{f}":{v}}}"#),
+        ));
+    }
+    cases
 }
 
 /// `layerfit plan --model SmolLM2 ARGS`: its stdout (compatible or degraded).

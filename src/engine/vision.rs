@@ -284,7 +284,7 @@ impl Vision {
 mod tests {
     #[test]
     fn serve_marks_images_as_llama_cpp_does() {
-        assert_eq!(super::Vision::marker(), crate::serve::openai::IMAGE_MARKER);
+        assert_eq!(super::Vision::marker(), crate::serve::request::IMAGE_MARKER);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! events), `/v1/models`, `/health`, `/metrics`, `/v1/layerfit/plan`; the key check and the
 //! degraded-mode header on every response.
 
-use super::openai::{self, ApiError, Usage};
+use super::answer::{collect, Reader};
+use super::openai::{self, ApiError, Delta, Usage};
+use super::prepare::{prepare, Prepared};
+use super::request;
 use super::App;
 use crate::engine::batch::{Event, FinishReason, Job};
 use axum::extract::{Request, State};
@@ -13,8 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 type St = State<Arc<App>>;
 
@@ -22,6 +27,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/responses", post(super::responses::responses))
         .route("/apply-template", post(apply_template))
         .route("/v1/models", get(models))
         .route("/v1/layerfit/plan", get(plan))
@@ -32,7 +38,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn error(e: &ApiError) -> Response {
+pub(super) fn error(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, Json(e.body())).into_response()
 }
@@ -42,7 +48,8 @@ async fn not_found() -> Response {
         status: 404,
         kind: "invalid_request_error",
         code: "not_found",
-        message: "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions)".into(),
+        message: "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions, /v1/responses)".into(),
+        param: None,
     })
 }
 
@@ -62,6 +69,7 @@ async fn guard(State(app): St, req: Request, next: Next) -> Response {
             kind: "authentication_error",
             code: "invalid_api_key",
             message: "a valid API key is needed (Authorization: Bearer KEY)".into(),
+            param: None,
         })
     };
     let h = resp.headers_mut();
@@ -101,7 +109,7 @@ async fn chat(State(app): St, req: Request) -> Response {
 }
 
 /// The request body, at most `--max-body` bytes (413 past it).
-async fn body(app: &App, req: Request) -> Result<axum::body::Bytes, Response> {
+pub(super) async fn body(app: &App, req: Request) -> Result<axum::body::Bytes, Response> {
     let limit = app.settings.max_body_bytes;
     axum::body::to_bytes(req.into_body(), limit)
         .await
@@ -111,38 +119,23 @@ async fn body(app: &App, req: Request) -> Result<axum::body::Bytes, Response> {
                 kind: "invalid_request_error",
                 code: "body_too_large",
                 message: format!("the request body exceeds {limit} bytes"),
+                param: None,
             })
         })
 }
 
-/// A chat request's messages as the model reads them: as plain text for a base model
-/// (docs/serve.md), else through the model's chat template.
-fn chat_text(app: &App, messages: &[(String, String)]) -> Result<String, ApiError> {
-    if app.settings.chat_as_plain_text {
-        return Ok(crate::engine::session::plain_text(messages));
-    }
-    app.model
-        .0
-        .format(messages, true)
-        .map_err(|e| ApiError::bad("template_failed", e.to_string()))
-}
-
 /// llama-server's `/apply-template`: the chat request's messages as the model will read them
-/// (`{"prompt": TEXT}`), nothing generated.
+/// (`{"prompt": TEXT}`), nothing generated: the text a chat completion of the same request
+/// reads, tools and JSON schema included.
 async fn apply_template(State(app): St, req: Request) -> Response {
     let bytes = match body(&app, req).await {
         Ok(b) => b,
         Err(e) => return e,
     };
-    let r = match openai::parse(&bytes, true) {
-        Ok(r) => r,
-        Err(e) => return error(&e),
-    };
-    let text = match chat_text(&app, &r.messages) {
-        Ok(t) => t,
-        Err(e) => return error(&e),
-    };
-    axum::Json(serde_json::json!({ "prompt": text })).into_response()
+    match request::parse(&bytes, true).and_then(|r| prepare(&app, &r, true)) {
+        Ok(p) => Json(json!({ "prompt": p.text })).into_response(),
+        Err(e) => error(&e),
+    }
 }
 
 async fn completions(State(app): St, req: Request) -> Response {
@@ -151,7 +144,14 @@ async fn completions(State(app): St, req: Request) -> Response {
 
 /// Sets the job's cancel flag when dropped: the client went away (the handler's future or
 /// the event stream was dropped), so the engine frees the sequence at its next step.
-struct CancelOnDrop(Arc<AtomicBool>, bool);
+pub(super) struct CancelOnDrop(Arc<AtomicBool>, bool);
+
+impl CancelOnDrop {
+    /// The answer has ended: nothing to cancel.
+    pub(super) fn ended(&mut self) {
+        self.1 = true;
+    }
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -161,69 +161,53 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
-    let bytes = match body(&app, req).await {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let r = match openai::parse(&bytes, chat) {
-        Ok(r) => r,
-        Err(e) => return error(&e),
-    };
-    let model = &app.model.0;
-    let plain = !chat || app.settings.chat_as_plain_text;
-    let text = if !chat {
-        r.prompt.clone().unwrap_or_default()
-    } else {
-        match chat_text(&app, &r.messages) {
-            Ok(t) => t,
-            Err(e) => return error(&e),
-        }
-    };
-    if !r.images.is_empty() && !app.settings.vision {
-        return error(&ApiError::bad(
+/// A prepared request sent to the engine: its events, and the guard that cancels it when
+/// dropped. `max_tokens` is checked against what the context leaves.
+pub(super) fn submit(
+    app: &App,
+    p: &Prepared,
+    max_tokens: Option<u32>,
+) -> Result<(UnboundedReceiver<Event>, CancelOnDrop, u32), ApiError> {
+    if !p.images.is_empty() && !app.settings.vision {
+        return Err(ApiError::bad(
             "unsupported_content",
             "this server has no vision projector: start it with --mmproj FILE (or --mmproj auto) to send images",
         ));
     }
-    let prompt = model.tokenize(&text, true);
     let ctx = app.n_ctx_seq as usize;
-    if prompt.len() >= ctx {
-        return error(&ApiError::bad(
+    let n = p.tokens.len();
+    if n >= ctx {
+        return Err(ApiError::bad(
             "context_length_exceeded",
-            format!(
-                "the prompt has {} tokens; the context holds {ctx}",
-                prompt.len()
-            ),
+            format!("the prompt has {n} tokens; the context holds {ctx}"),
         ));
     }
-    let room = (ctx - prompt.len()) as u32;
-    let max_tokens = match r.max_tokens {
+    let room = (ctx - n) as u32;
+    let max_tokens = match max_tokens {
         Some(m) if m > room => {
-            return error(&ApiError::bad(
+            return Err(ApiError::bad(
                 "context_length_exceeded",
                 format!(
-                    "max_tokens {m} does not fit: the prompt has {} tokens and the context holds {ctx} (at most {room})",
-                    prompt.len()
+                    "max_tokens {m} does not fit: the prompt has {n} tokens and the context holds {ctx} (at most {room})"
                 ),
-            ))
+            )
+            .param("max_tokens"))
         }
         Some(m) => m,
         None => room,
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let cancelled = Arc::new(AtomicBool::new(false));
     let job = Job {
-        prompt,
+        prompt: p.tokens.clone(),
         max_tokens,
-        temperature: r.temperature,
-        seed: r.seed,
-        stop: r.stop.clone(),
+        sampling: p.sampling.clone(),
+        stop: p.stop.clone(),
         cancelled: cancelled.clone(),
         sink: Box::new(move |ev| tx.send(ev).is_ok()),
-        media: (!r.images.is_empty()).then(|| crate::engine::batch::media::Media {
-            text: text.clone(),
-            images: r.images.clone(),
+        media: (!p.images.is_empty()).then(|| crate::engine::batch::media::Media {
+            text: p.text.clone(),
+            images: p.images.clone(),
         }),
     };
     let sent = app
@@ -232,112 +216,216 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
         .map(|j| j.send(job).is_ok())
         .unwrap_or(false);
     if !sent {
-        return error(&ApiError {
-            status: 503,
-            kind: "server_error",
-            code: "shutting_down",
-            message: "the server is shutting down".into(),
-        });
+        return Err(ApiError::server(
+            503,
+            "shutting_down",
+            "the server is shutting down",
+        ));
     }
     app.submitted.fetch_add(1, Ordering::Relaxed);
+    Ok((rx, CancelOnDrop(cancelled, false), n as u32))
+}
+
+/// The degraded banner that starts the answer's text with `--banner-in-text`.
+pub(super) fn banner(app: &App) -> String {
+    if app.settings.banner_in_text && !app.settings.degraded.is_empty() {
+        format!("[DEGRADED MODE: {}]\n", app.settings.degraded.join("; "))
+    } else {
+        String::new()
+    }
+}
+
+async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
+    let bytes = match body(&app, req).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let r = match request::parse(&bytes, chat) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let p = match prepare(&app, &r, chat) {
+        Ok(p) => p,
+        Err(e) => return error(&e),
+    };
+    let (mut rx, mut guard, _) = match submit(&app, &p, r.max_tokens) {
+        Ok(x) => x,
+        Err(e) => return error(&e),
+    };
     let id = format!("{}-{:x}", if chat { "chatcmpl" } else { "cmpl" }, rand_id());
-    let created = super::now();
     let name = r
         .model
         .clone()
         .unwrap_or_else(|| app.settings.model_name.clone());
+    let ext = openai::extension(
+        &app.settings.degraded,
+        app.alert().as_deref(),
+        app.settings.base_model,
+        p.plain,
+    );
+    let mut prefix = banner(&app);
+    if r.echo {
+        prefix.push_str(&p.text);
+    }
+    let reader = Reader::new(&p, r.wants_tools(), r.logprobs.is_some(), prefix);
+    let created = super::now();
+    if r.stream {
+        return sse(ChatStream {
+            rx,
+            guard,
+            reader,
+            id,
+            name,
+            created,
+            chat,
+            include_usage: r.include_usage,
+            ext: Some(ext),
+            called_tools: false,
+            done: false,
+        });
+    }
+    let (out, f) = match collect(&mut rx, reader).await {
+        Ok(x) => x,
+        Err(e) => return error(&e),
+    };
+    guard.ended();
+    let usage = Usage {
+        prompt_tokens: f.prompt_tokens,
+        completion_tokens: f.completion_tokens,
+    };
     let answer = openai::Answer {
         chat,
         id: &id,
         created,
         model: &name,
+        usage_chunks: false,
     };
-    let ext = openai::extension(
-        &app.settings.degraded,
-        app.alert().as_deref(),
-        app.settings.base_model,
-        plain,
-    );
-    let banner = (app.settings.banner_in_text && !app.settings.degraded.is_empty())
-        .then(|| format!("[DEGRADED MODE: {}]\n", app.settings.degraded.join("; ")));
-    let mut guard = CancelOnDrop(cancelled, false);
-    if !r.stream {
-        let mut out = banner.unwrap_or_default();
-        loop {
-            match rx.recv().await {
-                Some(Event::Text(t)) => out.push_str(&t),
-                Some(Event::Done(f)) => {
-                    guard.1 = true;
-                    let usage = Usage {
-                        prompt_tokens: f.prompt_tokens,
-                        completion_tokens: f.completion_tokens,
-                    };
-                    return Json(answer.response(&out, finish(f.reason), &usage, ext))
-                        .into_response();
-                }
-                Some(Event::Failed(m)) => {
-                    guard.1 = true;
-                    return error(&ApiError {
-                        status: 500,
-                        kind: "server_error",
-                        code: "engine_failed",
-                        message: m,
-                    });
-                }
-                None => {
-                    return error(&ApiError {
-                        status: 503,
-                        kind: "server_error",
-                        code: "shutting_down",
-                        message: "the engine stopped".into(),
-                    });
-                }
-            }
-        }
-    }
-    // Streamed: the first chunk carries the role and the extension, then text deltas, then
-    // the finish reason, then `[DONE]`.
-    let first = answer.chunk(banner.as_deref().or(Some("")), true, None, Some(ext));
-    let head = futures_util::stream::once(async move {
-        Ok::<_, std::convert::Infallible>(SseEvent::default().data(first.to_string()))
-    });
-    let rest = futures_util::stream::unfold(
-        (rx, Some(guard), id, name),
-        move |(mut rx, mut guard, id, name)| async move {
-            let g = guard.as_mut()?;
-            let answer = openai::Answer {
-                chat,
-                id: &id,
-                created,
-                model: &name,
-            };
-            let ev = match rx.recv().await {
-                Some(Event::Text(t)) => answer.chunk(Some(&t), false, None, None).to_string(),
-                Some(Event::Done(f)) => {
-                    g.1 = true;
-                    guard = None;
-                    let last = answer.chunk(None, false, Some(finish(f.reason)), None);
-                    return Some((
-                        Ok(SseEvent::default().data(format!("{last}"))),
-                        (rx, guard, id, name),
-                    ));
-                }
-                Some(Event::Failed(m)) => {
-                    g.1 = true;
-                    guard = None;
-                    json!({"error": {"message": m, "type": "server_error", "code": "engine_failed"}}).to_string()
-                }
-                None => return None,
-            };
-            Some((Ok(SseEvent::default().data(ev)), (rx, guard, id, name)))
-        },
-    );
-    let done = futures_util::stream::once(async { Ok(SseEvent::default().data("[DONE]")) });
-    use futures_util::StreamExt;
-    Sse::new(head.chain(rest).chain(done)).into_response()
+    Json(answer.response(&out, finish(f.reason), &usage, ext)).into_response()
 }
 
-fn finish(r: FinishReason) -> &'static str {
+/// Server-sent events from a stream of steps, each some `data:` payloads.
+pub(super) fn sse<S: Steps + Send + 'static>(steps: S) -> Response {
+    use futures_util::StreamExt;
+    let events = futures_util::stream::unfold(steps, |mut s| async move {
+        let batch = s.step().await?;
+        Some((futures_util::stream::iter(batch), s))
+    })
+    .flatten()
+    .map(|(event, data): (Option<&'static str>, String)| {
+        let e = SseEvent::default().data(data);
+        Ok::<_, std::convert::Infallible>(match event {
+            Some(name) => e.event(name),
+            None => e,
+        })
+    });
+    Sse::new(events).into_response()
+}
+
+/// A streamed answer, step by step: each step gives the events to send (an event name, or
+/// none, and the data), `None` at the end.
+pub(super) trait Steps {
+    fn step(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Vec<(Option<&'static str>, String)>>> + Send;
+}
+
+/// A chat or completion answer as OpenAI streams it: the first chunk carries the role and
+/// the extension, then deltas (content, reasoning, tool calls) with the log-probabilities
+/// of their tokens, then the finish reason, the usage chunk when asked for, `[DONE]`.
+struct ChatStream {
+    rx: UnboundedReceiver<Event>,
+    guard: CancelOnDrop,
+    reader: Reader,
+    id: String,
+    name: String,
+    created: u64,
+    chat: bool,
+    include_usage: bool,
+    /// The extension, until the first chunk carries it.
+    ext: Option<Value>,
+    called_tools: bool,
+    done: bool,
+}
+
+impl Steps for ChatStream {
+    async fn step(&mut self) -> Option<Vec<(Option<&'static str>, String)>> {
+        if self.done {
+            return None;
+        }
+        let answer = openai::Answer {
+            chat: self.chat,
+            id: &self.id,
+            created: self.created,
+            model: &self.name,
+            usage_chunks: self.include_usage,
+        };
+        let data = |v: Value| (None, v.to_string());
+        if let Some(ext) = self.ext.take() {
+            let first = Delta {
+                role: true,
+                content: Some(self.reader.take_prefix()),
+                ..Delta::default()
+            };
+            return Some(vec![data(answer.chunk(first, None, Some(ext), None))]);
+        }
+        loop {
+            let (deltas, end) = match self.rx.recv().await {
+                Some(Event::Text(t)) => (self.reader.push(&t), None),
+                Some(Event::Logprob(l)) => {
+                    self.reader.logprob(l);
+                    continue;
+                }
+                Some(Event::Done(f)) => (self.reader.end(), Some(f)),
+                Some(Event::Failed(m)) => {
+                    self.guard.ended();
+                    self.done = true;
+                    let e = json!({"error": {"message": m, "type": "server_error", "code": "engine_failed"}});
+                    return Some(vec![data(e), (None, "[DONE]".into())]);
+                }
+                None => {
+                    self.done = true;
+                    return Some(vec![(None, "[DONE]".into())]);
+                }
+            };
+            let mut out = Vec::new();
+            for d in deltas {
+                self.called_tools |= !d.tool_calls.is_empty();
+                let lps = self.reader.take_logprobs();
+                out.push(data(answer.chunk(d, None, None, lps.as_deref())));
+            }
+            let Some(f) = end else {
+                if out.is_empty() {
+                    continue;
+                }
+                return Some(out);
+            };
+            self.guard.ended();
+            self.done = true;
+            let reason = match finish(f.reason) {
+                "stop" if self.called_tools => "tool_calls",
+                r => r,
+            };
+            let lps = self.reader.take_logprobs();
+            out.push(data(answer.chunk(
+                Delta::default(),
+                Some(reason),
+                None,
+                lps.as_deref(),
+            )));
+            if self.include_usage {
+                let usage = Usage {
+                    prompt_tokens: f.prompt_tokens,
+                    completion_tokens: f.completion_tokens,
+                };
+                out.push(data(answer.usage_chunk(&usage)));
+            }
+            out.push((None, "[DONE]".into()));
+            return Some(out);
+        }
+    }
+}
+
+pub(super) fn finish(r: FinishReason) -> &'static str {
     match r {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
@@ -345,7 +433,7 @@ fn finish(r: FinishReason) -> &'static str {
     }
 }
 
-fn rand_id() -> u64 {
+pub(super) fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

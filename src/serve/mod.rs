@@ -4,8 +4,13 @@
 //! never logged; bodies, prompts and `max_tokens` are bounded; SIGTERM and SIGINT end it
 //! cleanly. docs/serve.md.
 
+mod answer;
+mod generic_tools;
 mod handlers;
 pub mod openai;
+mod prepare;
+pub mod request;
+mod responses;
 mod status;
 
 use crate::engine::batch::{self, EngineStats, Job};

@@ -2,7 +2,7 @@
 //! checked into plain settings, responses and stream chunks built, errors as OpenAI's error
 //! objects. Pure: no engine, no sockets.
 
-use serde::Deserialize;
+use crate::engine::batch::TokenLogprob;
 use serde_json::{json, Value};
 
 /// An OpenAI-style error: HTTP status, `type`, `code`, message.
@@ -12,6 +12,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault.
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -21,240 +23,30 @@ impl ApiError {
             kind: "invalid_request_error",
             code,
             message: message.into(),
+            param: None,
         }
+    }
+
+    /// A server-side error (`server_error`).
+    pub fn server(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind: "server_error",
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// The same error, naming the field at fault.
+    pub fn param(mut self, field: &str) -> ApiError {
+        self.param = Some(field.to_string());
+        self
     }
 
     pub fn body(&self) -> Value {
-        json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": null}})
+        json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}})
     }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-#[derive(Deserialize)]
-struct Part {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    image_url: Option<ImageUrl>,
-}
-
-#[derive(Deserialize)]
-struct ImageUrl {
-    url: String,
-}
-
-/// The text that stands for an image in a prompt: llama.cpp's `mtmd_default_marker()`.
-pub const IMAGE_MARKER: &str = "<__media__>";
-
-/// The most bytes one image may have, decoded.
-pub const MAX_IMAGE_BYTES: usize = 32 << 20;
-
-/// An `image_url` part's image: a `data:` URL with base64 content (the server fetches no
-/// URL: a remote one would let a client make it reach any host).
-fn image_bytes(url: &str) -> Result<Vec<u8>, ApiError> {
-    use base64::Engine;
-    let bad = |m: &str| ApiError::bad("invalid_image_url", m.to_string());
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(bad(
-            "image_url must be a data URL (data:image/png;base64,...): this server fetches no URLs",
-        ));
-    };
-    let (head, data) = rest
-        .split_once(',')
-        .ok_or_else(|| bad("the data URL has no ',' before its data"))?;
-    if !head.ends_with(";base64") {
-        return Err(bad(
-            "the data URL must be base64 (data:image/png;base64,...)",
-        ));
-    }
-    if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
-        return Err(bad("the image is larger than 32 MiB"));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| bad(&format!("the data URL's base64 does not decode: {e}")))
-}
-
-#[derive(Deserialize)]
-struct Message {
-    role: String,
-    #[serde(default)]
-    content: Option<Content>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Prompt {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct Raw {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    messages: Option<Vec<Message>>,
-    #[serde(default)]
-    prompt: Option<Prompt>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    max_tokens: Option<i64>,
-    #[serde(default)]
-    max_completion_tokens: Option<i64>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    seed: Option<i64>,
-    #[serde(default)]
-    stop: Option<Stop>,
-    #[serde(default)]
-    n: Option<i64>,
-}
-
-/// What a request asks for, checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Request {
-    pub model: Option<String>,
-    /// Chat: (role, text) pairs. Completion: empty.
-    pub messages: Vec<(String, String)>,
-    /// Completion: the prompt text.
-    pub prompt: Option<String>,
-    pub stream: bool,
-    /// `None`: until the context is full.
-    pub max_tokens: Option<u32>,
-    pub temperature: f32,
-    pub seed: u32,
-    pub stop: Vec<String>,
-    /// Chat: the images of `image_url` parts, in order; each stands at an `IMAGE_MARKER` in
-    /// its message's text.
-    pub images: Vec<Vec<u8>>,
-}
-
-/// Parses a chat (`chat == true`) or completion request body.
-pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad(
-            "invalid_json",
-            format!("the request body is not valid JSON for this endpoint: {e}"),
-        )
-    })?;
-    if raw.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad(
-            "unsupported_value",
-            "only n = 1 is supported",
-        ));
-    }
-    let max = raw.max_completion_tokens.or(raw.max_tokens);
-    if max.is_some_and(|m| m < 1 || m > u32::MAX as i64) {
-        return Err(ApiError::bad(
-            "invalid_max_tokens",
-            "max_tokens must be at least 1",
-        ));
-    }
-    let temperature = raw.temperature.unwrap_or(1.0);
-    if !temperature.is_finite() || !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::bad(
-            "invalid_temperature",
-            "temperature must be from 0 to 2",
-        ));
-    }
-    let stop = match raw.stop {
-        None => Vec::new(),
-        Some(Stop::One(s)) => vec![s],
-        Some(Stop::Many(v)) => v,
-    };
-    if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
-        return Err(ApiError::bad(
-            "invalid_stop",
-            "stop takes up to 4 non-empty strings",
-        ));
-    }
-    let mut req = Request {
-        model: raw.model,
-        messages: Vec::new(),
-        prompt: None,
-        stream: raw.stream.unwrap_or(false),
-        max_tokens: max.map(|m| m as u32),
-        temperature: temperature as f32,
-        seed: raw.seed.map_or(42, |s| s as u32),
-        stop,
-        images: Vec::new(),
-    };
-    if chat {
-        let msgs = raw.messages.filter(|m| !m.is_empty()).ok_or_else(|| {
-            ApiError::bad("missing_messages", "messages must be a non-empty array")
-        })?;
-        for m in msgs {
-            if !matches!(
-                m.role.as_str(),
-                "system" | "developer" | "user" | "assistant" | "tool"
-            ) {
-                return Err(ApiError::bad(
-                    "invalid_role",
-                    format!("unknown role '{}'", m.role),
-                ));
-            }
-            let text = match m.content {
-                None => String::new(),
-                Some(Content::Text(t)) => t,
-                Some(Content::Parts(parts)) => content_text(parts, &mut req.images)?,
-            };
-            let role = if m.role == "developer" {
-                "system".into()
-            } else {
-                m.role
-            };
-            req.messages.push((role, text));
-        }
-    } else {
-        req.prompt = Some(match raw.prompt {
-            Some(Prompt::One(p)) => p,
-            Some(Prompt::Many(mut v)) if v.len() == 1 => v.remove(0),
-            _ => return Err(ApiError::bad("invalid_prompt", "prompt must be a string")),
-        });
-    }
-    Ok(req)
-}
-
-/// A message's parts as the model reads them: text parts joined, each image part an
-/// `IMAGE_MARKER` whose image goes to `images`; any other part is refused, naming it.
-fn content_text(parts: Vec<Part>, images: &mut Vec<Vec<u8>>) -> Result<String, ApiError> {
-    let mut text = String::new();
-    for p in parts {
-        match (p.kind.as_str(), p.text, p.image_url) {
-            ("text", Some(t), _) => text.push_str(&t),
-            ("image_url", _, Some(u)) => {
-                images.push(image_bytes(&u.url)?);
-                text.push_str(IMAGE_MARKER);
-            }
-            (kind, _, _) => {
-                return Err(ApiError::bad(
-                    "unsupported_content",
-                    format!(
-                        "content parts of type '{kind}' are not supported (text and image_url are)"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(text)
 }
 
 /// The extension every response carries: whether the server runs degraded, and why; whether
@@ -285,21 +77,116 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+impl Usage {
+    pub fn json(&self) -> Value {
+        json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+               "total_tokens": self.prompt_tokens + self.completion_tokens})
+    }
+}
+
+/// A whole answer, read: the text, what the chat format took apart from it, the
+/// log-probabilities of its tokens (when asked for).
+#[derive(Default)]
+pub struct Output {
+    pub content: String,
+    pub reasoning: String,
+    /// `{"id", "name", "arguments"}`.
+    pub tool_calls: Vec<Value>,
+    pub logprobs: Option<Vec<TokenLogprob>>,
+}
+
+/// A tool call in OpenAI's chat shape, from the parser's `{"id", "name", "arguments"}`;
+/// `index` for a streamed delta.
+pub fn tool_call(c: &Value, index: Option<usize>) -> Value {
+    let mut v = json!({"id": c["id"], "type": "function",
+                       "function": {"name": c["name"], "arguments": c["arguments"]}});
+    if let Some(i) = index {
+        v["index"] = i.into();
+    }
+    v
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Chat log-probabilities: `{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}`.
+pub fn chat_logprobs(lps: &[TokenLogprob]) -> Value {
+    let entry = |t: &[u8], lp: f32| json!({"token": text(t), "logprob": lp, "bytes": t});
+    let content: Vec<Value> = lps
+        .iter()
+        .map(|l| {
+            let mut e = entry(&l.token, l.logprob);
+            e["top_logprobs"] = l.top.iter().map(|(t, lp)| entry(t, *lp)).collect();
+            e
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
+}
+
+/// Completion log-probabilities: `{"tokens", "token_logprobs", "top_logprobs",
+/// "text_offset"}`, offsets counted from `start` bytes.
+pub fn completion_logprobs(lps: &[TokenLogprob], start: usize) -> Value {
+    let mut offset = start;
+    let mut offsets = Vec::new();
+    for l in lps {
+        offsets.push(offset);
+        offset += l.token.len();
+    }
+    json!({
+        "tokens": lps.iter().map(|l| text(&l.token)).collect::<Vec<_>>(),
+        "token_logprobs": lps.iter().map(|l| l.logprob).collect::<Vec<_>>(),
+        "top_logprobs": lps.iter().map(|l| {
+            l.top.iter().map(|(t, lp)| (text(t), json!(lp))).collect::<serde_json::Map<_, _>>()
+        }).collect::<Vec<_>>(),
+        "text_offset": offsets,
+    })
+}
+
+/// One streamed chat delta.
+#[derive(Default)]
+pub struct Delta {
+    pub role: bool,
+    pub content: Option<String>,
+    pub reasoning: Option<String>,
+    /// Tool-call deltas in OpenAI's shape (with `index`).
+    pub tool_calls: Vec<Value>,
+}
+
 /// What every response of one request shares: its kind, id, time and model name.
 pub struct Answer<'a> {
     pub chat: bool,
     pub id: &'a str,
     pub created: u64,
     pub model: &'a str,
+    /// Stream chunks carry `"usage": null` (`stream_options.include_usage`).
+    pub usage_chunks: bool,
 }
 
 impl Answer<'_> {
-    /// The whole (not streamed) answer.
-    pub fn response(&self, text: &str, finish: &str, usage: &Usage, ext: Value) -> Value {
+    /// The whole (not streamed) answer; `finish` becomes `tool_calls` when it called tools.
+    pub fn response(&self, out: &Output, finish: &str, usage: &Usage, ext: Value) -> Value {
         let choice = if self.chat {
-            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": null})
+            let mut msg = json!({"role": "assistant", "content": out.content});
+            if !out.tool_calls.is_empty() {
+                msg["tool_calls"] = out.tool_calls.iter().map(|c| tool_call(c, None)).collect();
+                if out.content.is_empty() {
+                    msg["content"] = Value::Null;
+                }
+            }
+            if !out.reasoning.is_empty() {
+                msg["reasoning_content"] = out.reasoning.clone().into();
+            }
+            let finish = if out.tool_calls.is_empty() || finish != "stop" {
+                finish
+            } else {
+                "tool_calls"
+            };
+            json!({"index": 0, "message": msg, "finish_reason": finish,
+                   "logprobs": out.logprobs.as_deref().map(chat_logprobs)})
         } else {
-            json!({"index": 0, "text": text, "finish_reason": finish, "logprobs": null})
+            json!({"index": 0, "text": out.content, "finish_reason": finish,
+                   "logprobs": out.logprobs.as_deref().map(|l| completion_logprobs(l, 0))})
         };
         json!({
             "id": self.id,
@@ -307,42 +194,64 @@ impl Answer<'_> {
             "created": self.created,
             "model": self.model,
             "choices": [choice],
-            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.prompt_tokens + usage.completion_tokens},
+            "usage": usage.json(),
             "layerfit": ext,
         })
     }
 
-    /// One streamed chunk: `text` as the delta, the finish reason on the last, the
-    /// extension on the first.
-    pub fn chunk(
-        &self,
-        text: Option<&str>,
-        first: bool,
-        finish: Option<&str>,
-        ext: Option<Value>,
-    ) -> Value {
-        let choice = if self.chat {
-            let mut delta = serde_json::Map::new();
-            if first {
-                delta.insert("role".into(), "assistant".into());
-            }
-            if let Some(t) = text {
-                delta.insert("content".into(), t.into());
-            }
-            json!({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null})
-        } else {
-            json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish, "logprobs": null})
-        };
+    fn envelope(&self, choices: Value) -> Value {
         let mut v = json!({
             "id": self.id,
             "object": if self.chat { "chat.completion.chunk" } else { "text_completion" },
             "created": self.created,
             "model": self.model,
-            "choices": [choice],
+            "choices": choices,
         });
+        if self.usage_chunks {
+            v["usage"] = Value::Null;
+        }
+        v
+    }
+
+    /// One streamed chunk: the delta, the finish reason on the last, the extension on the
+    /// first, the log-probabilities of the tokens it carries.
+    pub fn chunk(
+        &self,
+        d: Delta,
+        finish: Option<&str>,
+        ext: Option<Value>,
+        lps: Option<&[TokenLogprob]>,
+    ) -> Value {
+        let choice = if self.chat {
+            let mut delta = serde_json::Map::new();
+            if d.role {
+                delta.insert("role".into(), "assistant".into());
+            }
+            if let Some(t) = d.content {
+                delta.insert("content".into(), t.into());
+            }
+            if let Some(t) = d.reasoning {
+                delta.insert("reasoning_content".into(), t.into());
+            }
+            if !d.tool_calls.is_empty() {
+                delta.insert("tool_calls".into(), d.tool_calls.into());
+            }
+            json!({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": lps.map(chat_logprobs)})
+        } else {
+            json!({"index": 0, "text": d.content.unwrap_or_default(), "finish_reason": finish,
+                   "logprobs": lps.map(|l| completion_logprobs(l, 0))})
+        };
+        let mut v = self.envelope(json!([choice]));
         if let Some(e) = ext {
             v["layerfit"] = e;
         }
+        v
+    }
+
+    /// The last chunk of `stream_options.include_usage`: no choices, the usage.
+    pub fn usage_chunk(&self, usage: &Usage) -> Value {
+        let mut v = self.envelope(json!([]));
+        v["usage"] = usage.json();
         v
     }
 }
@@ -350,30 +259,6 @@ impl Answer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chat_requests() {
-        let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n"}"#, true).unwrap();
-        assert_eq!(
-            r.messages,
-            vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
-        );
-        assert_eq!(
-            (r.max_tokens, r.temperature, r.stop.len()),
-            (Some(5), 0.0, 1)
-        );
-        for bad in [
-            &b"{"[..],
-            br#"{"messages":[]}"#,
-            br#"{"messages":[{"role":"x","content":"a"}]}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"max_tokens":0}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"temperature":9}"#,
-        ] {
-            let e = parse(bad, true).unwrap_err();
-            assert_eq!(e.status, 400);
-            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
-        }
-    }
 
     #[test]
     fn the_extension_says_how_the_prompt_reached_the_model() {
@@ -388,9 +273,43 @@ mod tests {
     }
 
     #[test]
-    fn completion_requests() {
-        let r = parse(br#"{"prompt":"Once","stream":true}"#, false).unwrap();
-        assert_eq!((r.prompt.as_deref(), r.stream), (Some("Once"), true));
-        assert!(parse(br#"{"prompt":["a","b"]}"#, false).is_err());
+    fn tool_calls_end_with_finish_reason_tool_calls_and_null_content() {
+        let a = Answer {
+            chat: true,
+            id: "x",
+            created: 1,
+            model: "m",
+            usage_chunks: false,
+        };
+        let out = Output {
+            tool_calls: vec![json!({"id": "call_1", "name": "f", "arguments": "{}"})],
+            ..Output::default()
+        };
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+        };
+        let r = a.response(&out, "stop", &usage, json!({}));
+        let c = &r["choices"][0];
+        assert_eq!(c["finish_reason"], "tool_calls");
+        assert_eq!(c["message"]["content"], Value::Null);
+        assert_eq!(c["message"]["tool_calls"][0]["function"]["name"], "f");
+        assert_eq!(r["usage"]["total_tokens"], 5);
+        assert_eq!(
+            a.response(&out, "length", &usage, json!({}))["choices"][0]["finish_reason"],
+            "length"
+        );
+    }
+
+    #[test]
+    fn completion_logprobs_count_offsets_in_bytes() {
+        let l = |t: &str, lp: f32| TokenLogprob {
+            token: t.as_bytes().to_vec(),
+            logprob: lp,
+            top: vec![(t.as_bytes().to_vec(), lp)],
+        };
+        let v = completion_logprobs(&[l("ab", -0.5), l("c", -1.0)], 4);
+        assert_eq!(v["text_offset"], json!([4, 6]));
+        assert_eq!(v["top_logprobs"][1]["c"], json!(-1.0));
     }
 }

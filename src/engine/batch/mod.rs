@@ -7,9 +7,11 @@
 
 mod draft;
 pub mod media;
+mod sampling;
 mod slot;
 
-use slot::{finish, release, sampler, take, Slot};
+pub use sampling::{Grammar, Sampling, TokenLogprob};
+use slot::{finish, release, take, Slot};
 
 use super::session::Session;
 use llama_cpp_sys_2 as sys;
@@ -24,9 +26,7 @@ pub type Token = sys::llama_token;
 pub struct Job {
     pub prompt: Vec<Token>,
     pub max_tokens: u32,
-    /// 0: greedy.
-    pub temperature: f32,
-    pub seed: u32,
+    pub sampling: Sampling,
     /// Strings that end the answer (not included in it).
     pub stop: Vec<String>,
     /// Set by the caller when the client has gone: the sequence is freed at the next step.
@@ -40,6 +40,8 @@ pub struct Job {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Text(String),
+    /// The log-probability of the token whose text comes next (with `sampling.logprobs`).
+    Logprob(TokenLogprob),
     Done(Finish),
     Failed(String),
 }
@@ -180,9 +182,16 @@ pub fn run(
                 continue;
             }
             let history = job.prompt.clone();
+            let sampler = match sampling::sampler(&job.sampling, session, n_ctx_seq) {
+                Ok(s) => s,
+                Err(e) => {
+                    (job.sink)(Event::Failed(e));
+                    continue;
+                }
+            };
             slots[free] = Some(Slot {
                 seq: free as i32,
-                sampler: sampler(job.temperature, job.seed),
+                sampler,
                 job,
                 fed: start.0,
                 n_past: start.1,
@@ -293,7 +302,17 @@ pub fn run(
                     // SAFETY: output `at + i` of this decode belongs to this slot.
                     let tok = unsafe { sys::llama_sampler_sample(s.sampler, ctx, at + i as i32) };
                     s.n_past = base + 1 + i as i32;
-                    let taken = take(s, tok, session, n_ctx_seq, stats);
+                    let lp = s.job.sampling.logprobs.map(|top| {
+                        // SAFETY: output `at + i` of this decode holds `n_vocab` logits.
+                        let logits = unsafe {
+                            std::slice::from_raw_parts(
+                                sys::llama_get_logits_ith(ctx, at + i as i32),
+                                n_vocab as usize,
+                            )
+                        };
+                        sampling::logprob(logits, tok, top, |t| slot::text_of(s, session, t))
+                    });
+                    let taken = take(s, tok, lp, session, n_ctx_seq, stats);
                     alive = taken.alive;
                     end = taken.end;
                     if end.is_some() || !alive {

@@ -26,21 +26,28 @@ pub(super) struct Slot {
     pub(super) drafted: Vec<Token>,
 }
 
-pub(super) fn sampler(temperature: f32, seed: u32) -> *mut sys::llama_sampler {
-    // SAFETY: each `init` returns a new sampler the chain takes ownership of; the chain is
-    // freed once, by `release`.
-    unsafe {
-        let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
-        if temperature <= 0.0 {
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_greedy());
-        } else {
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_k(40));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_top_p(0.95, 1));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_temp(temperature));
-            sys::llama_sampler_chain_add(chain, sys::llama_sampler_init_dist(seed));
-        }
-        chain
+/// The text of `tok` in this answer: special tokens only when the request preserves them
+/// (a tool call's tags, which its parser reads), as llama-server renders them.
+pub(super) fn text_of(s: &Slot, session: &Session, tok: Token) -> Vec<u8> {
+    if !s.job.sampling.preserved.contains(&tok) {
+        return session.piece(tok);
     }
+    let (_, vocab) = session.raw();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: `vocab` belongs to the live model; `buf` outlives the call, which writes at
+    // most `buf.len()` bytes.
+    let n = unsafe {
+        sys::llama_token_to_piece(
+            vocab,
+            tok,
+            buf.as_mut_ptr() as *mut std::ffi::c_char,
+            buf.len() as i32,
+            0,
+            true,
+        )
+    };
+    buf.truncate(n.max(0) as usize);
+    buf
 }
 
 impl Slot {
@@ -91,6 +98,7 @@ pub(super) struct Taken {
 pub(super) fn take(
     s: &mut Slot,
     tok: Token,
+    logprob: Option<super::TokenLogprob>,
     session: &Session,
     n_ctx_seq: i32,
     stats: &EngineStats,
@@ -108,7 +116,11 @@ pub(super) fn take(
     s.generated += 1;
     s.history.push(tok);
     stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-    s.pending.extend(session.piece(tok));
+    if let Some(lp) = logprob {
+        alive = (s.job.sink)(Event::Logprob(lp));
+    }
+    let piece = text_of(s, session, tok);
+    s.pending.extend(piece);
     let valid = match std::str::from_utf8(&s.pending) {
         Ok(v) => v.len(),
         Err(e) => e.valid_up_to(),
@@ -117,7 +129,7 @@ pub(super) fn take(
         let piece: String = String::from_utf8_lossy(&s.pending[..valid]).into();
         s.pending.drain(..valid);
         let (ok, stopped) = s.emit(&piece);
-        alive = ok;
+        alive &= ok;
         if stopped {
             end = Some(FinishReason::Stop);
         }

@@ -3,7 +3,7 @@
 //! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
-mod jinja;
+pub mod jinja;
 mod media;
 mod speculative;
 mod text;

@@ -1,0 +1,781 @@
+//! OpenAI's chat completions and completions requests, checked: every field is one layerfit
+//! honours (read into [`Request`]) or one it refuses with a 400 that names it; a field
+//! OpenAI does not define is refused too, apart from the vendor extensions listed in
+//! [`EXTENSIONS`]. docs/serve.md has the table. Pure: no engine, no sockets.
+
+use super::openai::ApiError;
+use serde_json::{Map, Value};
+
+/// Vendor extensions (llama-server's names) accepted beside OpenAI's fields.
+pub const EXTENSIONS: &[&str] = &["top_k", "min_p"];
+
+/// Fields OpenAI defines that layerfit refuses, with why (the 400's message).
+const REFUSED: &[(&str, &str)] = &[
+    ("audio", "audio output is not available"),
+    (
+        "function_call",
+        "the deprecated functions API is not served; use tools and tool_choice",
+    ),
+    (
+        "functions",
+        "the deprecated functions API is not served; use tools and tool_choice",
+    ),
+    (
+        "metadata",
+        "nothing is stored, so metadata has nowhere to go",
+    ),
+    ("prediction", "predicted outputs are not available"),
+    ("prompt_cache_key", "prompt caching takes no key here"),
+    (
+        "prompt_cache_retention",
+        "prompt caching takes no retention here",
+    ),
+    (
+        "safety_identifier",
+        "no safety system reads an identifier here",
+    ),
+    ("user", "no end-user identifier is read here"),
+    ("verbosity", "verbosity is not available"),
+    ("web_search_options", "web search is not available"),
+    ("suffix", "suffix (insertion) is not available"),
+];
+
+/// How the model may call tools.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    /// This function, and only it.
+    Function(String),
+}
+
+/// One chat message, as the template reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+    /// An assistant's tool calls, in OpenAI's shape.
+    pub tool_calls: Vec<Value>,
+    /// A tool result's call.
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ChatMessage {
+    /// The message in OpenAI's shape, for llama.cpp's chat layer.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("role".into(), self.role.clone().into());
+        m.insert("content".into(), self.content.clone().into());
+        if !self.tool_calls.is_empty() {
+            m.insert("tool_calls".into(), self.tool_calls.clone().into());
+        }
+        if let Some(id) = &self.tool_call_id {
+            m.insert("tool_call_id".into(), id.clone().into());
+        }
+        if let Some(n) = &self.name {
+            m.insert("name".into(), n.clone().into());
+        }
+        Value::Object(m)
+    }
+}
+
+/// What a request asks for, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub model: Option<String>,
+    /// Chat: the messages. Completion: empty.
+    pub messages: Vec<ChatMessage>,
+    /// Completion: the prompt text.
+    pub prompt: Option<String>,
+    pub stream: bool,
+    /// `stream_options.include_usage`: a last chunk with the usage and no choices.
+    pub include_usage: bool,
+    /// `None`: until the context is full.
+    pub max_tokens: Option<u32>,
+    pub temperature: f32,
+    pub seed: Option<u32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i32>,
+    pub min_p: Option<f32>,
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    /// (token id, bias).
+    pub logit_bias: Vec<(i32, f32)>,
+    pub stop: Vec<String>,
+    /// Report log-probabilities, with this many alternatives per token.
+    pub logprobs: Option<u32>,
+    /// Function tools, in OpenAI's chat shape (`{"type": "function", "function": {..}}`).
+    pub tools: Vec<Value>,
+    pub tool_choice: ToolChoice,
+    pub parallel_tool_calls: Option<bool>,
+    /// `response_format`: a JSON schema the answer must follow (`{}`: any JSON object).
+    pub json_schema: Option<Value>,
+    /// Completion: the prompt comes back before the answer.
+    pub echo: bool,
+    /// `reasoning_effort`, for templates that think (`none` turns thinking off).
+    pub reasoning_effort: Option<String>,
+    /// Chat: the images of `image_url` parts, in order; each stands at an `IMAGE_MARKER` in
+    /// its message's text.
+    pub images: Vec<Vec<u8>>,
+}
+
+impl Request {
+    /// (role, text) pairs: what a template without llama.cpp's chat layer, or plain text,
+    /// reads.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.messages
+            .iter()
+            .map(|m| (m.role.clone(), m.content.clone()))
+            .collect()
+    }
+
+    /// Whether the model's answer is read for tool calls.
+    pub fn wants_tools(&self) -> bool {
+        !self.tools.is_empty() && self.tool_choice != ToolChoice::None
+    }
+}
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad("invalid_value", format!("{field}: {why}")).param(field)
+}
+
+fn unsupported(field: &str, why: &str) -> ApiError {
+    ApiError::bad(
+        "unsupported_parameter",
+        format!("{field} is not supported: {why}"),
+    )
+    .param(field)
+}
+
+/// `body[field]` as a number within `lo..=hi` (absent or null: `None`).
+fn number(
+    body: &Map<String, Value>,
+    field: &str,
+    lo: f64,
+    hi: f64,
+) -> Result<Option<f64>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(Some(x)),
+            _ => Err(bad(field, format!("must be a number from {lo} to {hi}"))),
+        },
+    }
+}
+
+fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(bad(field, "must be true or false")),
+    }
+}
+
+fn string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(field, "must be a string")),
+    }
+}
+
+/// The text that stands for an image in a prompt: llama.cpp's `mtmd_default_marker()`.
+pub const IMAGE_MARKER: &str = "<__media__>";
+
+/// The most bytes one image may have, decoded.
+pub const MAX_IMAGE_BYTES: usize = 32 << 20;
+
+/// An `image_url` part's image: a `data:` URL with base64 content (the server fetches no
+/// URL: a remote one would let a client make it reach any host).
+fn image_bytes(url: &str, at: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    let no = |m: &str| ApiError::bad("invalid_image_url", format!("{at}: {m}")).param(at);
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(no(
+            "image_url must be a data URL (data:image/png;base64,...): this server fetches no URLs",
+        ));
+    };
+    let (head, data) = rest
+        .split_once(',')
+        .ok_or_else(|| no("the data URL has no ',' before its data"))?;
+    if !head.ends_with(";base64") {
+        return Err(no(
+            "the data URL must be base64 (data:image/png;base64,...)",
+        ));
+    }
+    if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
+        return Err(no("the image is larger than 32 MiB"));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| no(&format!("the data URL's base64 does not decode: {e}")))
+}
+
+/// A message's content as text: a string, or an array of parts of which only `text` parts
+/// are read (joined); any other part (an image, audio, a file) is refused, naming it.
+pub fn message_content(content: Option<&Value>, at: &str) -> Result<String, ApiError> {
+    content_with_images(content, at, None)
+}
+
+/// A message's content as text, the one place message content is read. With `images`, an
+/// `image_url` part (a data URL) becomes an `IMAGE_MARKER` and its bytes go to `images`;
+/// without, it is refused like any part that is not text.
+pub fn content_with_images(
+    content: Option<&Value>,
+    at: &str,
+    mut images: Option<&mut Vec<Vec<u8>>>,
+) -> Result<String, ApiError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+                let url = p
+                    .get("image_url")
+                    .and_then(|u| u.get("url").or(Some(u)))
+                    .and_then(Value::as_str);
+                match (
+                    kind,
+                    p.get("text").and_then(Value::as_str),
+                    url,
+                    &mut images,
+                ) {
+                    ("text" | "input_text" | "output_text", Some(t), _, _) => text.push_str(t),
+                    ("image_url", _, Some(u), Some(images)) => {
+                        images.push(image_bytes(u, &format!("{at}.content[{j}].image_url"))?);
+                        text.push_str(IMAGE_MARKER);
+                    }
+                    _ => {
+                        return Err(unsupported(
+                            &format!("{at}.content[{j}].type"),
+                            &format!(
+                                "content parts of type '{kind}' are not read; only text{}",
+                                if images.is_some() {
+                                    " and image_url"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Some(_) => Err(bad(
+            &format!("{at}.content"),
+            "must be a string or an array of parts",
+        )),
+    }
+}
+
+fn message(m: &Value, i: usize, images: &mut Vec<Vec<u8>>) -> Result<ChatMessage, ApiError> {
+    let at = format!("messages[{i}]");
+    let obj = m.as_object().ok_or_else(|| bad(&at, "must be an object"))?;
+    for key in obj.keys() {
+        match key.as_str() {
+            "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
+            | "reasoning_content" => {}
+            "audio" | "function_call" => {
+                return Err(unsupported(&format!("{at}.{key}"), "not read here"))
+            }
+            other => return Err(bad(&format!("{at}.{other}"), "unknown field")),
+        }
+    }
+    let role = obj.get("role").and_then(Value::as_str).unwrap_or("");
+    let role = match role {
+        "system" | "user" | "assistant" | "tool" => role.to_string(),
+        "developer" => "system".to_string(),
+        other => {
+            return Err(
+                ApiError::bad("invalid_role", format!("{at}.role: unknown role '{other}'"))
+                    .param(&format!("{at}.role")),
+            )
+        }
+    };
+    let content = content_with_images(obj.get("content"), &at, Some(images))?;
+    let tool_calls = match obj.get("tool_calls") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(calls)) if role == "assistant" => {
+            for (j, c) in calls.iter().enumerate() {
+                let f = &c["function"];
+                if f["name"].as_str().is_none() || f["arguments"].as_str().is_none() {
+                    return Err(bad(
+                        &format!("{at}.tool_calls[{j}]"),
+                        "needs function.name and function.arguments (strings)",
+                    ));
+                }
+            }
+            calls.clone()
+        }
+        Some(_) => {
+            return Err(bad(
+                &format!("{at}.tool_calls"),
+                "an assistant's array of calls",
+            ))
+        }
+    };
+    let tool_call_id = string(obj, "tool_call_id")?.map(str::to_string);
+    if role == "tool" && tool_call_id.is_none() {
+        return Err(bad(
+            &format!("{at}.tool_call_id"),
+            "a tool message names its call",
+        ));
+    }
+    Ok(ChatMessage {
+        role,
+        content,
+        tool_calls,
+        tool_call_id,
+        name: string(obj, "name")?.map(str::to_string),
+    })
+}
+
+/// Function tools in OpenAI's chat shape; any other kind is refused.
+pub fn tools(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| bad("tools", "must be an array"))?;
+    for (i, t) in list.iter().enumerate() {
+        if t["type"] != "function" {
+            return Err(unsupported(
+                &format!("tools[{i}].type"),
+                "only function tools are served",
+            ));
+        }
+        if t["function"]["name"].as_str().is_none_or(str::is_empty) {
+            return Err(bad(
+                &format!("tools[{i}].function.name"),
+                "a function needs a name",
+            ));
+        }
+    }
+    Ok(list.clone())
+}
+
+/// `tool_choice`: a word or `{"type": "function", "function": {"name": N}}` (chat) /
+/// `{"type": "function", "name": N}` (responses).
+pub fn tool_choice(v: Option<&Value>, tools: &[Value]) -> Result<ToolChoice, ApiError> {
+    let choice = match v {
+        None | Some(Value::Null) => ToolChoice::Auto,
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => return Err(bad("tool_choice", "auto, none, required or a function")),
+        },
+        Some(o) if o["type"] == "function" => {
+            let name = o["function"]["name"].as_str().or(o["name"].as_str());
+            ToolChoice::Function(
+                name.ok_or_else(|| bad("tool_choice", "a function choice names the function"))?
+                    .to_string(),
+            )
+        }
+        Some(_) => {
+            return Err(unsupported(
+                "tool_choice",
+                "only auto, none, required or a function",
+            ))
+        }
+    };
+    match &choice {
+        ToolChoice::Required if tools.is_empty() => Err(bad("tool_choice", "required needs tools")),
+        ToolChoice::Function(n) if !tools.iter().any(|t| t["function"]["name"] == n.as_str()) => {
+            Err(bad("tool_choice", format!("no tool named '{n}'")))
+        }
+        _ => Ok(choice),
+    }
+}
+
+/// `response_format`: `text` (nothing), `json_object` (any object) or `json_schema`.
+fn response_format(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match v["type"].as_str() {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(serde_json::json!({"type": "object"}))),
+        Some("json_schema") => match v["json_schema"].get("schema") {
+            Some(s) if s.is_object() => Ok(Some(s.clone())),
+            None => Ok(Some(serde_json::json!({"type": "object"}))),
+            Some(_) => Err(bad(
+                "response_format.json_schema.schema",
+                "must be an object",
+            )),
+        },
+        _ => Err(bad(
+            "response_format",
+            "type must be text, json_object or json_schema",
+        )),
+    }
+}
+
+/// Parses a chat (`chat == true`) or completion request body.
+pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad(
+            "invalid_json",
+            format!("the request body is not valid JSON for this endpoint: {e}"),
+        )
+    })?;
+    let Value::Object(body) = v else {
+        return Err(ApiError::bad(
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
+    };
+    let fields: &[&str] = if chat {
+        &[
+            "model",
+            "messages",
+            "stream",
+            "stream_options",
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "seed",
+            "stop",
+            "n",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "top_logprobs",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "store",
+            "modalities",
+            "service_tier",
+            "reasoning_effort",
+        ]
+    } else {
+        &[
+            "model",
+            "prompt",
+            "stream",
+            "stream_options",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "seed",
+            "stop",
+            "n",
+            "best_of",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "echo",
+        ]
+    };
+    for key in body.keys() {
+        let k = key.as_str();
+        if let Some((_, why)) = REFUSED.iter().find(|(r, _)| *r == k) {
+            if !(k == "suffix" && body[k].as_str().is_some_and(str::is_empty)) {
+                return Err(unsupported(k, why));
+            }
+        } else if !fields.contains(&k) && !EXTENSIONS.contains(&k) {
+            return Err(ApiError::bad("unknown_parameter", format!("{k}: unknown field")).param(k));
+        }
+    }
+    check_refusable(&body)?;
+    let max = body
+        .get("max_completion_tokens")
+        .filter(|v| !v.is_null())
+        .map(|v| ("max_completion_tokens", v))
+        .or(body
+            .get("max_tokens")
+            .filter(|v| !v.is_null())
+            .map(|v| ("max_tokens", v)));
+    let max_tokens = match max {
+        None => None,
+        Some((f, v)) => match v.as_i64() {
+            Some(m) if m >= 1 && m <= u32::MAX as i64 => Some(m as u32),
+            _ => {
+                return Err(
+                    ApiError::bad("invalid_max_tokens", format!("{f} must be at least 1")).param(f),
+                )
+            }
+        },
+    };
+    let temperature = number(&body, "temperature", 0.0, 2.0)?.unwrap_or(1.0) as f32;
+    let stop = match body.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => return Err(bad("stop", "a string or an array of strings")),
+    };
+    if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(
+            ApiError::bad("invalid_stop", "stop takes up to 4 non-empty strings").param("stop"),
+        );
+    }
+    let logit_bias = match body.get("logit_bias") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, b)| match (k.parse::<i32>(), b.as_f64()) {
+                (Ok(t), Some(b)) if t >= 0 && (-100.0..=100.0).contains(&b) => Ok((t, b as f32)),
+                _ => Err(bad(
+                    "logit_bias",
+                    "token ids mapped to numbers from -100 to 100",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("logit_bias", "an object of token ids")),
+    };
+    let logprobs = if chat {
+        let top = number(&body, "top_logprobs", 0.0, 20.0)?;
+        match boolean(&body, "logprobs")? {
+            Some(true) => Some(top.unwrap_or(0.0) as u32),
+            _ if top.is_some() => return Err(bad("top_logprobs", "needs logprobs: true")),
+            _ => None,
+        }
+    } else {
+        number(&body, "logprobs", 0.0, 5.0)?.map(|n| n as u32)
+    };
+    let stream = boolean(&body, "stream")?.unwrap_or(false);
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => {
+            if !stream {
+                return Err(bad("stream_options", "only with stream: true"));
+            }
+            if o.get("include_obfuscation").and_then(Value::as_bool) == Some(true) {
+                return Err(unsupported(
+                    "stream_options.include_obfuscation",
+                    "chunks are not padded",
+                ));
+            }
+            if let Some(k) = o
+                .keys()
+                .find(|k| !matches!(k.as_str(), "include_usage" | "include_obfuscation"))
+            {
+                return Err(bad(&format!("stream_options.{k}"), "unknown field"));
+            }
+            o.get("include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        }
+        Some(_) => return Err(bad("stream_options", "must be an object")),
+    };
+    let tools = tools(body.get("tools"))?;
+    let mut req = Request {
+        model: string(&body, "model")?.map(str::to_string),
+        messages: Vec::new(),
+        prompt: None,
+        stream,
+        include_usage,
+        max_tokens,
+        temperature,
+        seed: number(&body, "seed", i64::MIN as f64, i64::MAX as f64)?.map(|s| s as i64 as u32),
+        top_p: number(&body, "top_p", 0.0, 1.0)?.map(|x| x as f32),
+        top_k: number(&body, "top_k", 0.0, 1e6)?.map(|x| x as i32),
+        min_p: number(&body, "min_p", 0.0, 1.0)?.map(|x| x as f32),
+        presence_penalty: number(&body, "presence_penalty", -2.0, 2.0)?.unwrap_or(0.0) as f32,
+        frequency_penalty: number(&body, "frequency_penalty", -2.0, 2.0)?.unwrap_or(0.0) as f32,
+        logit_bias,
+        stop,
+        logprobs,
+        tool_choice: tool_choice(body.get("tool_choice"), &tools)?,
+        tools,
+        parallel_tool_calls: boolean(&body, "parallel_tool_calls")?,
+        json_schema: response_format(body.get("response_format"))?,
+        echo: boolean(&body, "echo")?.unwrap_or(false),
+        reasoning_effort: string(&body, "reasoning_effort")?.map(str::to_string),
+        images: Vec::new(),
+    };
+    if chat {
+        let msgs = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad("missing_messages", "messages must be a non-empty array")
+                    .param("messages")
+            })?;
+        let mut images = Vec::new();
+        req.messages = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| message(m, i, &mut images))
+            .collect::<Result<_, _>>()?;
+        req.images = images;
+    } else {
+        req.prompt = Some(match body.get("prompt") {
+            Some(Value::String(p)) => p.clone(),
+            Some(Value::Array(v)) if v.len() == 1 && v[0].is_string() => {
+                v[0].as_str().unwrap_or_default().to_string()
+            }
+            _ => {
+                return Err(
+                    ApiError::bad("invalid_prompt", "prompt must be a string").param("prompt")
+                )
+            }
+        });
+    }
+    Ok(req)
+}
+
+/// The fields OpenAI defines that layerfit takes in one value only.
+fn check_refusable(body: &Map<String, Value>) -> Result<(), ApiError> {
+    for f in ["n", "best_of"] {
+        if let Some(n) = body.get(f).filter(|v| !v.is_null()) {
+            if n.as_i64() != Some(1) {
+                return Err(unsupported(
+                    f,
+                    "one answer per request (n = 1); send the request again for another",
+                ));
+            }
+        }
+    }
+    if boolean(body, "store")? == Some(true) {
+        return Err(unsupported("store", "nothing is stored (store: false)"));
+    }
+    if let Some(m) = body.get("modalities").filter(|v| !v.is_null()) {
+        if m.as_array().is_none_or(|a| a.iter().any(|x| x != "text")) {
+            return Err(unsupported("modalities", "text only"));
+        }
+    }
+    if let Some(t) = string(body, "service_tier")? {
+        if !matches!(t, "auto" | "default") {
+            return Err(unsupported("service_tier", "one tier (auto or default)"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_requests() {
+        let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n","logprobs":true,"top_logprobs":3,"stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"json_object"},"seed":7,"n":1,"top_k":5}"#, true).unwrap();
+        assert_eq!(
+            r.pairs(),
+            vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
+        );
+        assert_eq!(
+            (r.max_tokens, r.temperature, r.stop.len()),
+            (Some(5), 0.0, 1)
+        );
+        assert_eq!(
+            (r.logprobs, r.include_usage, r.seed, r.top_k),
+            (Some(3), true, Some(7), Some(5))
+        );
+        assert_eq!(r.json_schema, Some(serde_json::json!({"type": "object"})));
+        for bad in [
+            &b"{"[..],
+            br#"{"messages":[]}"#,
+            br#"{"messages":[{"role":"x","content":"a"}]}"#,
+            br#"{"messages":[{"role":"user","content":"a"}],"max_tokens":0}"#,
+            br#"{"messages":[{"role":"user","content":"a"}],"temperature":9}"#,
+            br#"{"messages":[{"role":"tool","content":"a"}]}"#,
+        ] {
+            let e = parse(bad, true).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+        }
+    }
+
+    #[test]
+    fn every_refused_field_is_named() {
+        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
+        for (field, value) in [
+            ("n", "2"),
+            ("audio", "{}"),
+            ("functions", "[]"),
+            ("user", "\"u\""),
+            ("store", "true"),
+            ("modalities", "[\"audio\"]"),
+            ("prediction", "{}"),
+            ("metadata", "{}"),
+            ("web_search_options", "{}"),
+            ("verbosity", "\"low\""),
+            ("service_tier", "\"flex\""),
+            ("made_up", "1"),
+            ("top_logprobs", "2"),
+        ] {
+            let body = format!("{{{msg},\"{field}\":{value}}}");
+            let e = parse(body.as_bytes(), true).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(field), "{body}: {e:?}");
+            assert!(e.message.contains(field), "{e:?}");
+        }
+        // An image must come as a data URL; other part types are refused by their type.
+        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, true).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].image_url"));
+        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#, true).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
+        let r = parse(br#"{"messages":[{"role":"user","content":[{"type":"text","text":"see "},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw=="}}]}]}"#, true).unwrap();
+        assert_eq!(r.messages[0].content, format!("see {IMAGE_MARKER}"));
+        assert_eq!(r.images, vec![vec![0x89, b'P', b'N', b'G']]);
+        for (field, value) in [("suffix", "\"x\""), ("best_of", "3"), ("n", "2")] {
+            let body = format!("{{\"prompt\":\"a\",\"{field}\":{value}}}");
+            assert_eq!(
+                parse(body.as_bytes(), false).unwrap_err().param.as_deref(),
+                Some(field)
+            );
+        }
+    }
+
+    #[test]
+    fn tools_and_the_choice_among_them() {
+        let tools = r#""tools":[{"type":"function","function":{"name":"f","parameters":{}}}]"#;
+        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
+        let r = parse(format!("{{{msg},{tools},\"tool_choice\":{{\"type\":\"function\",\"function\":{{\"name\":\"f\"}}}}}}").as_bytes(), true).unwrap();
+        assert_eq!(r.tool_choice, ToolChoice::Function("f".into()));
+        assert!(r.wants_tools());
+        let r = parse(
+            format!("{{{msg},{tools},\"tool_choice\":\"none\"}}").as_bytes(),
+            true,
+        )
+        .unwrap();
+        assert!(!r.wants_tools());
+        for choice in [
+            r#""required""#,
+            r#"{"type":"function","function":{"name":"g"}}"#,
+        ] {
+            let no_tools = format!("{{{msg},\"tool_choice\":{choice}}}");
+            assert!(parse(no_tools.as_bytes(), true).is_err(), "{no_tools}");
+        }
+        let custom =
+            format!("{{{msg},\"tools\":[{{\"type\":\"custom\",\"custom\":{{\"name\":\"x\"}}}}]}}");
+        assert_eq!(
+            parse(custom.as_bytes(), true).unwrap_err().param.as_deref(),
+            Some("tools[0].type")
+        );
+        let history = r#"{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}"#;
+        let r = parse(history.as_bytes(), true).unwrap();
+        assert_eq!(r.messages[1].tool_calls.len(), 1);
+        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn completion_requests() {
+        let r = parse(
+            br#"{"prompt":"Once","stream":true,"echo":true,"logprobs":2}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.prompt.as_deref(), r.stream, r.echo, r.logprobs),
+            (Some("Once"), true, true, Some(2))
+        );
+        assert!(parse(br#"{"prompt":["a","b"]}"#, false).is_err());
+        assert!(parse(br#"{"prompt":"a","messages":[]}"#, false).is_err());
+    }
+}
