@@ -443,7 +443,7 @@ fn serve_reads_images_with_a_projector_and_refuses_them_without() {
         r["image"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("no vision projector"),
+            .contains("need a vision projector"),
         "{r}"
     );
     assert_eq!(r["text"]["status"], 200, "{r}");

@@ -169,10 +169,15 @@ pub(super) fn submit(
     max_tokens: Option<u32>,
 ) -> Result<(UnboundedReceiver<Event>, CancelOnDrop, u32), ApiError> {
     if !p.images.is_empty() && !app.settings.vision {
+        let at = p
+            .first_image_at
+            .clone()
+            .unwrap_or_else(|| "messages".into());
         return Err(ApiError::bad(
-            "unsupported_content",
-            "this server has no vision projector: start it with --mmproj FILE (or --mmproj auto) to send images",
-        ));
+            "unsupported_parameter",
+            format!("{at} is not supported: image_url parts need a vision projector, and this server has none (start it with --mmproj FILE or --mmproj auto)"),
+        )
+        .param(&at));
     }
     let ctx = app.n_ctx_seq as usize;
     let n = p.tokens.len();

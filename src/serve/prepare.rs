@@ -26,8 +26,9 @@ pub(super) struct Prepared {
     pub plain: bool,
     /// Tool calls come back in llama.cpp's former generic format (module generic_tools).
     pub generic_tools: bool,
-    /// The request's images (each at an image marker of `text`).
+    /// The request's images (each at an image marker of `text`), and where the first is.
     pub images: Vec<Vec<u8>>,
+    pub first_image_at: Option<String>,
 }
 
 fn template_failed(e: impl std::fmt::Display) -> ApiError {
@@ -215,5 +216,6 @@ pub(super) fn prepare(app: &App, r: &Request, chat: bool) -> Result<Prepared, Ap
         plain,
         generic_tools: generic,
         images: r.images.clone(),
+        first_image_at: r.first_image_at.clone(),
     })
 }

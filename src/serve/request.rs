@@ -119,6 +119,9 @@ pub struct Request {
     /// Chat: the images of `image_url` parts, in order; each stands at an `IMAGE_MARKER` in
     /// its message's text.
     pub images: Vec<Vec<u8>>,
+    /// Where the first image part is (`messages[0].content[1].type`), for a refusal that
+    /// names it on a server without a projector.
+    pub first_image_at: Option<String>,
 }
 
 impl Request {
@@ -219,13 +222,20 @@ pub fn message_content(content: Option<&Value>, at: &str) -> Result<String, ApiE
     content_with_images(content, at, None)
 }
 
+/// The images of a request's messages, with where the first one is.
+#[derive(Default)]
+pub struct Images {
+    pub bytes: Vec<Vec<u8>>,
+    pub first_at: Option<String>,
+}
+
 /// A message's content as text, the one place message content is read. With `images`, an
 /// `image_url` part (a data URL) becomes an `IMAGE_MARKER` and its bytes go to `images`;
 /// without, it is refused like any part that is not text.
 pub fn content_with_images(
     content: Option<&Value>,
     at: &str,
-    mut images: Option<&mut Vec<Vec<u8>>>,
+    mut images: Option<&mut Images>,
 ) -> Result<String, ApiError> {
     match content {
         None | Some(Value::Null) => Ok(String::new()),
@@ -246,7 +256,12 @@ pub fn content_with_images(
                 ) {
                     ("text" | "input_text" | "output_text", Some(t), _, _) => text.push_str(t),
                     ("image_url", _, Some(u), Some(images)) => {
-                        images.push(image_bytes(u, &format!("{at}.content[{j}].image_url"))?);
+                        images
+                            .bytes
+                            .push(image_bytes(u, &format!("{at}.content[{j}].image_url"))?);
+                        images
+                            .first_at
+                            .get_or_insert_with(|| format!("{at}.content[{j}].type"));
                         text.push_str(IMAGE_MARKER);
                     }
                     _ => {
@@ -273,7 +288,7 @@ pub fn content_with_images(
     }
 }
 
-fn message(m: &Value, i: usize, images: &mut Vec<Vec<u8>>) -> Result<ChatMessage, ApiError> {
+fn message(m: &Value, i: usize, images: &mut Images) -> Result<ChatMessage, ApiError> {
     let at = format!("messages[{i}]");
     let obj = m.as_object().ok_or_else(|| bad(&at, "must be an object"))?;
     for key in obj.keys() {
@@ -597,6 +612,7 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
         echo: boolean(&body, "echo")?.unwrap_or(false),
         reasoning_effort: string(&body, "reasoning_effort")?.map(str::to_string),
         images: Vec::new(),
+        first_image_at: None,
     };
     if chat {
         let msgs = body
@@ -607,13 +623,14 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
                 ApiError::bad("missing_messages", "messages must be a non-empty array")
                     .param("messages")
             })?;
-        let mut images = Vec::new();
+        let mut images = Images::default();
         req.messages = msgs
             .iter()
             .enumerate()
             .map(|(i, m)| message(m, i, &mut images))
             .collect::<Result<_, _>>()?;
-        req.images = images;
+        req.images = images.bytes;
+        req.first_image_at = images.first_at;
     } else {
         req.prompt = Some(match body.get("prompt") {
             Some(Value::String(p)) => p.clone(),
