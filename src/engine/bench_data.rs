@@ -96,15 +96,22 @@ impl Contents {
             }
         }
         let mut bytes = vec![0u8; nbytes];
-        let written = unsafe {
-            if ty == sys::GGML_TYPE_F32 {
-                std::ptr::copy_nonoverlapping(
-                    values.as_ptr() as *const u8,
-                    bytes.as_mut_ptr(),
-                    nbytes.min(values.len() * 4),
-                );
-                values.len() * 4
-            } else {
+        let written = if ty == sys::GGML_TYPE_F32 {
+            for (b, v) in bytes.chunks_exact_mut(4).zip(&values) {
+                b.copy_from_slice(&v.to_ne_bytes());
+            }
+            values.len() * 4
+        } else {
+            // SAFETY: a size computation; `per_row` is whole blocks of `ty` (`fill` checks),
+            // as the call asserts.
+            let row_size = unsafe { sys::ggml_row_size(ty, per_row) };
+            if row_size * rows as usize != nbytes {
+                return None;
+            }
+            // SAFETY: the call reads the `rows * per_row` floats of `values` and writes `rows`
+            // rows of `ty`, `nbytes` bytes (checked just above), into `bytes`; both outlive
+            // it. `ty` needs no importance matrix (`fill` checks), so the null one is allowed.
+            unsafe {
                 sys::ggml_quantize_chunk(
                     ty,
                     values.as_ptr(),
@@ -175,12 +182,20 @@ mod tests {
     /// natural log of each 32-value block's largest magnitude).
     fn filled_values(ty: sys::ggml_type, role: Role) -> (f64, f64, f64, f64) {
         crate::engine::measure::init_backend();
-        unsafe {
+        // SAFETY: the context (checked non-null) owns room for four tensor headers and no
+        // data (no_alloc); `t` is its one tensor, which the CPU buffer then holds, so `fill`
+        // gets an allocated tensor. `raw` has the tensor's `ggml_nbytes`, all
+        // `ggml_backend_tensor_get` writes; for F32 those are the `n` floats' own 4 * `n`
+        // bytes, else `to_float`, `ty`'s own converter, reads them as `n` values and writes
+        // `n` floats into `values`. The buffer and the context are freed once, after the last
+        // use of `t`.
+        let values = unsafe {
             let ctx = sys::ggml_init(sys::ggml_init_params {
                 mem_size: sys::ggml_tensor_overhead() * 4,
                 mem_buffer: std::ptr::null_mut(),
                 no_alloc: true,
             });
+            assert!(!ctx.is_null());
             let t = sys::ggml_new_tensor_2d(ctx, ty, 2048, 64);
             let buf = sys::ggml_backend_alloc_ctx_tensors_from_buft(
                 ctx,
@@ -201,28 +216,29 @@ mod tests {
             }
             sys::ggml_backend_buffer_free(buf);
             sys::ggml_free(ctx);
-            let log_max: Vec<f64> = values
-                .chunks(BLOCK)
-                .map(|b| {
-                    b.iter()
-                        .fold(0f64, |m, &v| m.max(v.abs() as f64))
-                        .max(1e-30)
-                        .ln()
-                })
-                .collect();
-            let lm = log_max.iter().sum::<f64>() / log_max.len() as f64;
-            let block_spread = (log_max.iter().map(|x| (x - lm).powi(2)).sum::<f64>()
-                / log_max.len() as f64)
-                .sqrt();
-            let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-            let var = values
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let zeros = values.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
-            (mean, var.sqrt(), zeros, block_spread)
-        }
+            values
+        };
+        let n = values.len();
+        let log_max: Vec<f64> = values
+            .chunks(BLOCK)
+            .map(|b| {
+                b.iter()
+                    .fold(0f64, |m, &v| m.max(v.abs() as f64))
+                    .max(1e-30)
+                    .ln()
+            })
+            .collect();
+        let lm = log_max.iter().sum::<f64>() / log_max.len() as f64;
+        let block_spread =
+            (log_max.iter().map(|x| (x - lm).powi(2)).sum::<f64>() / log_max.len() as f64).sqrt();
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let var = values
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let zeros = values.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+        (mean, var.sqrt(), zeros, block_spread)
     }
 
     #[test]

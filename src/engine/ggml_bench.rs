@@ -33,34 +33,54 @@ impl CpuBackend {
     /// each shape is drawn and held once).
     pub fn with_contents(threads: u32, contents: Rc<Contents>) -> Option<CpuBackend> {
         init_backend();
-        unsafe {
-            let backend = sys::ggml_backend_cpu_init();
-            if backend.is_null() {
-                return None;
-            }
+        // SAFETY: the engine is initialised (above); the call returns a new CPU backend or
+        // null. A non-null one is owned by the `CpuBackend` built below and freed once, in its
+        // `Drop`.
+        let backend = unsafe { sys::ggml_backend_cpu_init() };
+        if backend.is_null() {
+            return None;
+        }
+        // SAFETY: `backend` is the live CPU backend just made (the thread setter asserts it is
+        // one); its device and that device's registry are ggml's static CPU ones, alive for
+        // the whole process.
+        let (dev, reg) = unsafe {
             sys::ggml_backend_cpu_set_n_threads(backend, threads.max(1) as i32);
             let dev = sys::ggml_backend_get_device(backend);
-            let reg = sys::ggml_backend_dev_backend_reg(dev);
-            let mut extra = Vec::new();
-            let f = sys::ggml_backend_reg_get_proc_address(
+            (dev, sys::ggml_backend_dev_backend_reg(dev))
+        };
+        let mut extra = Vec::new();
+        // SAFETY: `reg` is the live CPU registry; the name is a NUL-terminated literal it only
+        // compares with the names of the functions it exports.
+        let f = unsafe {
+            sys::ggml_backend_reg_get_proc_address(
                 reg,
                 c"ggml_backend_dev_get_extra_bufts".as_ptr(),
-            );
-            if !f.is_null() {
-                let f: ExtraBufts = std::mem::transmute(f);
+            )
+        };
+        if !f.is_null() {
+            // SAFETY: under this name the CPU registry returns
+            // `ggml_backend_cpu_device_get_extra_buffers_type` (ggml-cpu.cpp), stored as a
+            // `ggml_backend_dev_get_extra_bufts_t`, declared in ggml-backend.h as
+            // `ggml_backend_buffer_type_t * (*)(ggml_backend_dev_t device)`: `ExtraBufts` is
+            // that signature. It is non-null (checked) and belongs to the linked engine.
+            let f = unsafe { std::mem::transmute::<*mut c_void, ExtraBufts>(f) };
+            // SAFETY: `dev` is the CPU device the function belongs to. It returns the start of
+            // a static array (a function-local static vector) that ends with a null entry and
+            // lives for the whole process, so every read stops inside the array.
+            unsafe {
                 let mut p = f(dev);
                 while !p.is_null() && !(*p).is_null() {
                     extra.push(*p);
                     p = p.add(1);
                 }
             }
-            Some(CpuBackend {
-                backend,
-                dev,
-                extra,
-                contents,
-            })
         }
+        Some(CpuBackend {
+            backend,
+            dev,
+            extra,
+            contents,
+        })
     }
 
     /// Seconds for `y = W x` with W of `ty` (`k` x `m`, `copies` distinct matrices used in
@@ -78,6 +98,12 @@ impl CpuBackend {
             return None;
         }
         let mut g = Graph::new(copies * 3 + 8)?;
+        // SAFETY: `g.ctx` is a live no_alloc context with room for these tensors (`Graph::new`
+        // sized it; ggml aborts rather than overruns a full context or graph). The calls only
+        // describe tensors in it, which live as long as `g`; every tensor passed on is one of
+        // them. The weights are allocated, filled and the outputs added to `g`'s graph as the
+        // unsafe helpers' contracts ask: `weight_buft` gets an unallocated weight and the
+        // product that reads it, `alloc_weights` unallocated weights, `fill` allocated ones.
         unsafe {
             let weights: Vec<_> = (0..copies)
                 .map(|_| sys::ggml_new_tensor_2d(g.ctx, ty.id(), k as i64, m as i64))
@@ -117,6 +143,11 @@ impl CpuBackend {
             copies,
         } = *shape;
         let mut g = Graph::new(8 + copies * 8)?;
+        // SAFETY: `g.ctx` is a live no_alloc context with room for these tensors (`Graph::new`
+        // sized it; ggml aborts rather than overruns a full context or graph). The calls only
+        // describe tensors and views in it, which live as long as `g`; every tensor passed on
+        // is one of them, and `ggml_flash_attn_ext_set_prec` gets the flash-attention node it
+        // expects.
         unsafe {
             let d = head_dim as i64;
             let q =
@@ -153,6 +184,9 @@ impl CpuBackend {
     /// decode step pays per graph node (thread wake-up and barrier) whatever the work.
     pub fn tiny_nodes(&self, n: usize, width: u64, budget: Duration) -> Option<f64> {
         let mut g = Graph::new(n + 8)?;
+        // SAFETY: `g.ctx` is a live no_alloc context with room for these `n + 2` tensors
+        // (`Graph::new`; ggml aborts rather than overruns a full context or graph); the calls
+        // only describe tensors in it, and every tensor passed on is one of them.
         unsafe {
             let a = sys::ggml_new_tensor_1d(g.ctx, sys::GGML_TYPE_F32, width as i64);
             let b = sys::ggml_new_tensor_1d(g.ctx, sys::GGML_TYPE_F32, width as i64);
@@ -178,6 +212,9 @@ impl CpuBackend {
         budget: Duration,
     ) -> Option<f64> {
         let mut g = Graph::new(nodes * 3 + 8)?;
+        // SAFETY: `g.ctx` is a live no_alloc context with room for these `3 * nodes` tensors
+        // (`Graph::new`; ggml aborts rather than overruns a full context or graph); the calls
+        // only describe tensors in it, and every tensor passed on is one of them.
         unsafe {
             for _ in 0..nodes {
                 let [gate, up] = [0; 2].map(|_| {
@@ -196,6 +233,9 @@ impl CpuBackend {
     }
 
     /// The first buffer type llama.cpp would load this weight into for this op.
+    ///
+    /// # Safety
+    /// `w` is an unallocated tensor of a live context and `op` a tensor of it that reads `w`.
     unsafe fn weight_buft(
         &self,
         w: *mut sys::ggml_tensor,
@@ -233,6 +273,8 @@ pub(crate) fn median_seconds(budget: Duration, mut once: impl FnMut() -> bool) -
 
 impl Drop for CpuBackend {
     fn drop(&mut self) {
+        // SAFETY: `self.backend` came from `ggml_backend_cpu_init`, is owned by `self` alone
+        // and is freed only here; the graphs that ran on it are gone (they borrow `self`).
         unsafe { sys::ggml_backend_free(self.backend) }
     }
 }
@@ -275,32 +317,42 @@ struct Graph {
 
 impl Graph {
     fn new(n_tensors: usize) -> Option<Graph> {
-        unsafe {
+        let graph_size = n_tensors.max(16) * 2;
+        // SAFETY: pure size queries; then `ggml_init` with a null buffer makes a context that
+        // owns its own memory (freed once, by `ggml_free` in `Drop`), or returns null.
+        let ctx = unsafe {
             let size = sys::ggml_tensor_overhead() * (n_tensors + 16)
-                + sys::ggml_graph_overhead_custom(n_tensors.max(16) * 2, false);
-            let ctx = sys::ggml_init(sys::ggml_init_params {
+                + sys::ggml_graph_overhead_custom(graph_size, false);
+            sys::ggml_init(sys::ggml_init_params {
                 mem_size: size,
                 mem_buffer: std::ptr::null_mut(),
                 no_alloc: true,
-            });
-            if ctx.is_null() {
-                return None;
-            }
-            let graph = sys::ggml_new_graph_custom(ctx, n_tensors.max(16) * 2, false);
-            Some(Graph {
-                ctx,
-                graph,
-                inputs: Vec::new(),
-                buffers: Vec::new(),
             })
+        };
+        if ctx.is_null() {
+            return None;
         }
+        // SAFETY: `ctx` is live and was sized above with room for a graph of `graph_size`
+        // (`ggml_graph_overhead_custom`), which lives in it.
+        let graph = unsafe { sys::ggml_new_graph_custom(ctx, graph_size, false) };
+        Some(Graph {
+            ctx,
+            graph,
+            inputs: Vec::new(),
+            buffers: Vec::new(),
+        })
     }
 
+    /// # Safety
+    /// `t` is a tensor of `self.ctx`.
     unsafe fn expand(&mut self, t: *mut sys::ggml_tensor) {
         sys::ggml_build_forward_expand(self.graph, t);
     }
 
     /// Weights get their own buffer of `buft` (cleared; the caller writes their values).
+    ///
+    /// # Safety
+    /// `weights` are unallocated tensors of `self.ctx`; `buft` is a live buffer type.
     unsafe fn alloc_weights(
         &mut self,
         weights: &[*mut sys::ggml_tensor],
@@ -335,6 +387,9 @@ impl Graph {
     /// activations and cache entries are (`bench_data`), then runs the graph until `budget`
     /// is spent (at least 3 times after a warm-up run) and returns the median seconds.
     fn run(&mut self, be: &CpuBackend, budget: Duration) -> Option<f64> {
+        // SAFETY: `be.dev` is the CPU device of the live backend `be`; `self.ctx` is a live
+        // no_alloc context. The buffer (null when it could not be made) holds every tensor not
+        // yet allocated; it is owned by `self` and freed once, in `Drop`.
         unsafe {
             let buft = sys::ggml_backend_dev_buffer_type(be.dev);
             let buf = sys::ggml_backend_alloc_ctx_tensors_from_buft(self.ctx, buft);
@@ -342,21 +397,32 @@ impl Graph {
                 sys::ggml_backend_buffer_clear(buf, 0);
                 self.buffers.push(buf);
             }
-            for &t in &self.inputs {
-                if (*t).data.is_null() {
-                    return None;
-                }
-                be.contents.fill(t, Role::Activations)?;
-            }
-            median_seconds(budget, || {
-                sys::ggml_backend_graph_compute(be.backend, self.graph) == sys::GGML_STATUS_SUCCESS
-            })
         }
+        for &t in &self.inputs {
+            // SAFETY: `t` is a tensor of `self.ctx`, which lives as long as `self`.
+            if unsafe { (*t).data.is_null() } {
+                return None;
+            }
+            // SAFETY: `t` is allocated (checked just above).
+            let filled = unsafe { be.contents.fill(t, Role::Activations) };
+            filled?;
+        }
+        median_seconds(budget, || {
+            // SAFETY: every tensor of the graph has its data: the weights in their own buffer,
+            // the rest in the buffer above. The CPU buffer type has no size limit, so ggml
+            // makes that one buffer, sized for them all, or none, and then the inputs have no
+            // data and this does not run. `be.backend` is live; the raw pointers keep `self`
+            // and `be` on this thread.
+            let status = unsafe { sys::ggml_backend_graph_compute(be.backend, self.graph) };
+            status == sys::GGML_STATUS_SUCCESS
+        })
     }
 }
 
 impl Drop for Graph {
     fn drop(&mut self) {
+        // SAFETY: `self` alone owns its buffers and its context, each freed once, here; the
+        // tensors' data lives in the buffers, freed before the context that describes them.
         unsafe {
             for &b in &self.buffers {
                 sys::ggml_backend_buffer_free(b);

@@ -39,6 +39,10 @@ fn lookup(dev: sys::ggml_backend_dev_t) -> Option<(sys::ggml_backend_dev_t, u64)
         .map(|w| (w.1 as sys::ggml_backend_dev_t, w.2))
 }
 
+// The three replacements have the C types of the slots they fill (`ggml_backend_device_i`,
+// ggml-backend-impl.h). ggml calls them with a device (the wrapper, looked up in `WRAPPED`;
+// any other is ignored) and, for the first two, writable out-pointers; they pass the call to
+// the real device, alive for the whole process.
 unsafe extern "C" fn get_memory(dev: sys::ggml_backend_dev_t, free: *mut usize, total: *mut usize) {
     let Some((real, limit)) = lookup(dev) else {
         return;
@@ -83,30 +87,43 @@ pub(super) fn wrap(
     real: sys::ggml_backend_dev_t,
     limit: u64,
 ) -> Result<sys::ggml_backend_dev_t, EngineError> {
-    unsafe {
-        // The layout check: a backend of the device names the device where expected.
-        let b = sys::ggml_backend_dev_init(real, std::ptr::null());
-        if b.is_null() {
-            return Err(EngineError("the device cannot start a backend".into()));
-        }
+    // The layout check: a backend of the device names the device where expected.
+    // SAFETY: `real` is a registered device (`rpc::pick_devices`), which ggml keeps until the
+    // process ends; with null parameters ggml starts a new backend of it, or returns null. A
+    // non-null one is freed below.
+    let b = unsafe { sys::ggml_backend_dev_init(real, std::ptr::null()) };
+    if b.is_null() {
+        return Err(EngineError("the device cannot start a backend".into()));
+    }
+    // SAFETY: `b` is a live backend. The vendored `struct ggml_backend` (ggml-backend-impl.h)
+    // is a guid pointer, 16 interface function pointers, then the device pointer, so the
+    // slot read lies inside it; it is compared with what `ggml_backend_get_device` returns.
+    // `b` is freed once, here, and not used again.
+    let ok = unsafe {
         let slot = (b as *mut *mut c_void).add(BACKEND_DEVICE_SLOT);
         let ok = *slot == real as *mut c_void && sys::ggml_backend_get_device(b) == real;
         sys::ggml_backend_free(b);
-        if !ok {
-            return Err(EngineError(
-                "this engine build's device layout is not the one the memory limit expects".into(),
-            ));
-        }
-        let mut copy = *(real as *const DeviceRaw);
-        copy.iface[GET_MEMORY] = get_memory as *const c_void;
-        copy.iface[GET_PROPS] = get_props as *const c_void;
-        copy.iface[INIT_BACKEND] = init_backend as *const c_void;
-        let wrapper = Box::into_raw(Box::new(copy)) as sys::ggml_backend_dev_t;
-        WRAPPED.lock().unwrap_or_else(|p| p.into_inner()).push((
-            wrapper as usize,
-            real as usize,
-            limit,
+        ok
+    };
+    if !ok {
+        return Err(EngineError(
+            "this engine build's device layout is not the one the memory limit expects".into(),
         ));
-        Ok(wrapper)
     }
+    // SAFETY: `real` points at a live `struct ggml_backend_device`: 15 interface function
+    // pointers, `reg` and `context` (ggml-backend-impl.h), which `DeviceRaw` repeats in C
+    // layout; the check above found this build's backend layout as expected. The copy is
+    // plain pointers: the real device's context stays shared, owned by ggml.
+    let mut copy = unsafe { *(real as *const DeviceRaw) };
+    copy.iface[GET_MEMORY] = get_memory as *const c_void;
+    copy.iface[GET_PROPS] = get_props as *const c_void;
+    copy.iface[INIT_BACKEND] = init_backend as *const c_void;
+    // Never freed: ggml's devices live until the process ends.
+    let wrapper = Box::into_raw(Box::new(copy)) as sys::ggml_backend_dev_t;
+    WRAPPED.lock().unwrap_or_else(|p| p.into_inner()).push((
+        wrapper as usize,
+        real as usize,
+        limit,
+    ));
+    Ok(wrapper)
 }

@@ -50,7 +50,7 @@ impl StepProbe {
             probe_model(blocks)
                 .write(&path, Data::Sparse)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            let loaded = unsafe { load(&path) };
+            let loaded = load(&path);
             let _ = std::fs::remove_file(&path);
             loaded.ok_or_else(|| format!("the engine did not load {}", path.display()))
         };
@@ -68,39 +68,53 @@ impl StepProbe {
         } else {
             &mut self.shallow
         };
-        unsafe {
-            sys::llama_set_n_threads(m.ctx, threads as i32, threads as i32);
-            median_seconds(budget, || {
-                if m.pos >= STEPS_PER_FILL {
-                    sys::llama_memory_clear(sys::llama_get_memory(m.ctx), true);
-                    m.pos = 0;
-                }
-                let mut token: sys::llama_token = 16 + m.pos % 64;
-                m.pos += 1;
-                sys::llama_decode(m.ctx, sys::llama_batch_get_one(&mut token, 1)) == 0
-            })
-        }
+        // SAFETY: `m.ctx` is a live context of this probe; `&mut self` keeps it to one caller,
+        // and its raw pointers keep the probe on the thread that loaded it.
+        unsafe { sys::llama_set_n_threads(m.ctx, threads as i32, threads as i32) };
+        median_seconds(budget, || {
+            if m.pos >= STEPS_PER_FILL {
+                // SAFETY: `m.ctx` is live (above); its memory handle belongs to it.
+                unsafe { sys::llama_memory_clear(sys::llama_get_memory(m.ctx), true) };
+                m.pos = 0;
+            }
+            let mut token: sys::llama_token = 16 + m.pos % 64;
+            m.pos += 1;
+            // SAFETY: `m.ctx` is live (above); the batch points at `token`, one token below the
+            // model's 256-entry vocabulary, which outlives the decode that reads it, at a
+            // position below the 256-cell context (the cache is cleared every
+            // `STEPS_PER_FILL` steps).
+            unsafe { sys::llama_decode(m.ctx, sys::llama_batch_get_one(&mut token, 1)) == 0 }
+        })
     }
 }
 
-unsafe fn load(path: &Path) -> Option<Loaded> {
+fn load(path: &Path) -> Option<Loaded> {
     let c = CString::new(path.to_str()?).ok()?;
-    let mut mp = sys::llama_model_default_params();
+    // SAFETY: returns plain parameter values.
+    let mut mp = unsafe { sys::llama_model_default_params() };
     mp.n_gpu_layers = 0;
     mp.load_mode = sys::LLAMA_LOAD_MODE_NONE;
-    let model = sys::llama_model_load_from_file(c.as_ptr(), mp);
+    // SAFETY: the engine is initialised (`StepProbe::new`); `c` is NUL-terminated and
+    // outlives the call; `mp` is the defaults (their pointers null) with two plain fields
+    // set. The model (or null) is owned by the `Loaded` made below, or freed below when its
+    // context cannot be made.
+    let model = unsafe { sys::llama_model_load_from_file(c.as_ptr(), mp) };
     if model.is_null() {
         return None;
     }
-    let mut cp = sys::llama_context_default_params();
+    // SAFETY: returns plain parameter values.
+    let mut cp = unsafe { sys::llama_context_default_params() };
     cp.n_ctx = 256;
     cp.n_batch = 256;
     cp.n_ubatch = 256;
     cp.n_seq_max = 1;
     cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_ENABLED;
-    let ctx = sys::llama_init_from_model(model, cp);
+    // SAFETY: `model` is live and non-null; `cp` is the defaults (their pointers null) with
+    // plain fields set. The context (or null) is owned by the `Loaded` made below.
+    let ctx = unsafe { sys::llama_init_from_model(model, cp) };
     if ctx.is_null() {
-        sys::llama_model_free(model);
+        // SAFETY: `model` is live, has no context and is not used again.
+        unsafe { sys::llama_model_free(model) };
         return None;
     }
     Some(Loaded { model, ctx, pos: 0 })
@@ -108,6 +122,8 @@ unsafe fn load(path: &Path) -> Option<Loaded> {
 
 impl Drop for Loaded {
     fn drop(&mut self) {
+        // SAFETY: `self` alone owns the context and the model, each freed once, here: the
+        // context first, as it refers to the model.
         unsafe {
             sys::llama_free(self.ctx);
             sys::llama_model_free(self.model);

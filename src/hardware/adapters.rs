@@ -65,14 +65,19 @@ fn with_stderr_muted<T>(f: impl FnOnce() -> T) -> T {
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
         return f();
     };
-    // SAFETY: fd 2 is duplicated, replaced by /dev/null and restored; no Rust code writes to
-    // stderr in between.
+    // SAFETY: `dup` only reads the descriptor table; the new descriptor (or -1) is this
+    // function's alone, closed once below.
     let saved = unsafe { libc::dup(2) };
     if saved < 0 {
         return f();
     }
+    // SAFETY: `null` is an open descriptor owned by `null` for the whole call; fd 2 becomes a
+    // copy of it, so `null` closing its own later leaves fd 2 open. Rust's stderr has no
+    // buffer, so nothing written before is redirected.
     unsafe { libc::dup2(null.as_raw_fd(), 2) };
     let out = f();
+    // SAFETY: `saved` is the open copy of the original fd 2 made above, put back on fd 2 and
+    // then closed, once; nothing else holds it.
     unsafe {
         libc::dup2(saved, 2);
         libc::close(saved);
