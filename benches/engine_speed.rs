@@ -81,6 +81,9 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
 fn raw_once(path: &Path, threads: i32) -> Rates {
     init_backend();
     {
+        // SAFETY: the backend is initialised; `c`, the token buffers and the batch outlive
+        // the calls that read them; the model, context and sampler are freed once at the end
+        // of this block, in reverse order of creation.
         unsafe {
             let c = CString::new(path.to_str().unwrap()).unwrap();
             let mut mp = sys::llama_model_default_params();

@@ -55,6 +55,8 @@ struct Engine {
 impl Engine {
     fn load(path: &Path, n_ctx: u32, n_gpu_layers: i32) -> Engine {
         init_backend();
+        // SAFETY: the backend is initialised; `c` outlives the load; the model and context are
+        // freed once, in `Drop`.
         unsafe {
             let c = CString::new(path.to_str().unwrap()).unwrap();
             let mut mp = sys::llama_model_default_params();
@@ -99,6 +101,7 @@ impl Engine {
 
     fn decode(&mut self, toks: &mut [sys::llama_token]) {
         for chunk in toks.chunks_mut(2048) {
+            // SAFETY: the batch views `chunk`, which outlives the decode; `self.ctx` is live.
             let rc = unsafe {
                 sys::llama_decode(
                     self.ctx,
@@ -120,6 +123,7 @@ impl Engine {
     /// Drops what was decoded after `pos` (so a measurement can be repeated at the same
     /// position); a sliding-window cache may refuse, and then the position moves on.
     fn rewind(&mut self, pos: usize) {
+        // SAFETY: `self.ctx` is the live context this engine owns; sequence 0 exists.
         let ok =
             unsafe { sys::llama_memory_seq_rm(sys::llama_get_memory(self.ctx), 0, pos as i32, -1) };
         if ok {
@@ -131,6 +135,7 @@ impl Engine {
     fn warm_up(&mut self) {
         let mut t = self.tokens(64);
         self.decode(&mut t);
+        // SAFETY: `self.ctx` is the live context this engine owns.
         unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true) };
         self.pos = 0;
     }
@@ -138,6 +143,7 @@ impl Engine {
     /// A 512-token prompt batch from the current position, then `DECODE_STEPS` greedy steps
     /// after it; the cache is rewound to where it was.
     fn measure(&mut self, threads: u32) -> Measured {
+        // SAFETY: `self.ctx` is the live context this engine owns.
         unsafe { sys::llama_set_n_threads(self.ctx, threads as i32, threads as i32) };
         let prompt_pos = self.pos as u64;
         let p0 = self.pos;
@@ -147,6 +153,8 @@ impl Engine {
         let prompt = PROMPT_BATCH as f64 / start.elapsed().as_secs_f64();
         let decode_pos = self.pos as u64;
         let mut steps = Vec::new();
+        // SAFETY: `self.ctx` is live; the sampler chain is created here and freed once at the
+        // end of this block; each token buffer outlives the decode that reads it.
         unsafe {
             let smpl = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
             sys::llama_sampler_chain_add(smpl, sys::llama_sampler_init_greedy());
@@ -176,6 +184,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // SAFETY: the context and model were created in `load` and are freed once, here.
         unsafe {
             sys::llama_free(self.ctx);
             sys::llama_model_free(self.model);

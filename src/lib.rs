@@ -4,6 +4,8 @@
 //! [`memory`] turns shape and settings into exact byte figures. [`engine`] is the bundled
 //! llama.cpp, used to run models and to check the figures against what it really allocates.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod bytes;
 pub mod catalog;
 pub mod cli;

@@ -135,6 +135,7 @@ fn sigint_ends_with_130() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid, which is not reaped yet (no reuse).
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{out:?}");

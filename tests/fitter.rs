@@ -18,6 +18,7 @@ use layerfit::plan::{plan_at, PlanInput, Requirements};
 use std::path::Path;
 
 fn host_total() -> u64 {
+    // SAFETY: sysconf(3) with valid names only reads system configuration.
     unsafe {
         libc::sysconf(libc::_SC_PHYS_PAGES) as u64 * libc::sysconf(libc::_SC_PAGE_SIZE) as u64
     }

@@ -122,6 +122,7 @@ impl Server {
 
     /// SIGTERM: the server ends cleanly (exit 0).
     fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet (no reuse).
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let t = Instant::now();
         loop {
@@ -520,6 +521,7 @@ fn after_sigterm_answers_in_flight_get_the_drain_time_then_end_and_serve_exits_0
             assert!(t.elapsed() < Duration::from_secs(60), "no tokens");
             std::thread::sleep(Duration::from_millis(100));
         }
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet (no reuse).
         unsafe { libc::kill(server.child.id() as i32, signal) };
         let stopped = Instant::now();
         let status = loop {

@@ -216,6 +216,8 @@ pub fn measure(path: &Path, req: &MeasureRequest) -> Result<Measurement, EngineE
     super::rpc::connect(&req.rpc)?;
     let _turn = MEASURE.lock().unwrap_or_else(|p| p.into_inner());
     *LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    // SAFETY: the measurement lock is held (one llama.cpp load at a time in this process) and
+    // the backend is initialised; `measure_locked` frees what it creates before it returns.
     let result = unsafe { measure_locked(path, req) };
     let log = LOG
         .lock()

@@ -54,6 +54,8 @@ pub struct ServeSettings {
 pub(crate) struct Shared(pub Session);
 // SAFETY: see above: llama.cpp's tokenizer and template functions read immutable model data.
 unsafe impl Send for Shared {}
+// SAFETY: as for `Send`: shared references only tokenize and format, which read immutable
+// model data; only the engine thread decodes.
 unsafe impl Sync for Shared {}
 
 /// The vision projector, moved to the engine thread, the only one that uses it.
