@@ -7,6 +7,7 @@
 pub mod layout;
 mod lookup;
 mod metadata;
+pub mod projector;
 pub mod quant;
 pub mod verify;
 
@@ -105,6 +106,9 @@ pub struct Entry {
     /// Query/key/value projections carry biases (`attention_bias`; glm4moe).
     #[serde(default)]
     pub attention_bias: bool,
+    /// The vision projector published beside the model (its own `mmproj` file).
+    #[serde(default)]
+    pub projector: Option<projector::Projector>,
     /// Quantizations, by llama.cpp's file-type name.
     pub variants: BTreeMap<String, Variant>,
 }
@@ -178,6 +182,7 @@ impl Entry {
                 )));
             }
         }
+        self.projector_header()?;
         layout::tensors(self).map(|_| ())
     }
 

@@ -6,6 +6,7 @@ use super::{exit, Failure};
 use crate::catalog::{self, verify::verify};
 use crate::gguf::open_model;
 use crate::memory::weights;
+use crate::model::projector::projector_shape;
 use crate::model_source::{default_models_dir, resolve};
 use std::path::PathBuf;
 
@@ -72,6 +73,7 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
         "blocks",
         "trained ctx",
         "variants (weights)",
+        "projector (f16)",
     ]);
     for e in &entries {
         let variants: Vec<String> = resolve(&e.name, &dir)
@@ -90,6 +92,13 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
                 )
             })
             .collect();
+        // The published vision projector's weights, as --mmproj counts a real file's.
+        let projector = match e.projector_parts() {
+            Ok(Some((meta, tensors))) => projector_shape(&meta, &tensors)
+                .map(|p| p.weight_bytes.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         printer.row(
             &mut t,
             vec![
@@ -98,6 +107,7 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
                 e.block_count.to_string(),
                 e.context_length.to_string(),
                 variants.join(", "),
+                projector,
             ],
         );
     }
