@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn every_embedded_entry_parses_and_lays_out() {
         let all = entries().unwrap();
-        assert!(all.len() >= 60, "{} entries", all.len());
+        assert!(all.len() >= 66, "{} entries", all.len());
         let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
         names.sort();
         names.dedup();

@@ -87,9 +87,7 @@ impl Entry {
     }
 
     /// Scalar metadata and typed tensors of the projector.
-    fn projector_layout(
-        &self,
-    ) -> Result<Option<(Vec<(String, WriteValue)>, Layout)>, super::CatalogError> {
+    fn projector_layout(&self) -> Result<Option<(Keys, Layout)>, super::CatalogError> {
         let Some(p) = &self.projector else {
             return Ok(None);
         };
@@ -134,6 +132,9 @@ impl Entry {
         Ok(Some((kv, gemma3_tensors(p, self.embedding_length))))
     }
 }
+
+/// Scalar metadata keys and values, in file order.
+type Keys = Vec<(String, WriteValue)>;
 
 /// Tensors in file order: name, dims, type.
 type Layout = Vec<(String, Vec<u64>, GgmlType)>;
