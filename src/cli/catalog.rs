@@ -73,10 +73,9 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
         "blocks",
         "trained ctx",
         "variants (weights)",
-        "projector (f16)",
     ]);
     for e in &entries {
-        let variants: Vec<String> = resolve(&e.name, &dir)
+        let mut variants: Vec<String> = resolve(&e.name, &dir)
             .unwrap_or_default()
             .iter()
             .map(|s| {
@@ -93,12 +92,11 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
             })
             .collect();
         // The published vision projector's weights, as --mmproj counts a real file's.
-        let projector = match e.projector_parts() {
-            Ok(Some((meta, tensors))) => projector_shape(&meta, &tensors)
-                .map(|p| p.weight_bytes.to_string())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        if let Ok(Some((meta, tensors))) = e.projector_parts() {
+            if let Ok(p) = projector_shape(&meta, &tensors) {
+                variants.push(format!("mmproj\u{a0}f16\u{a0}{}", p.weight_bytes));
+            }
+        }
         printer.row(
             &mut t,
             vec![
@@ -107,7 +105,6 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
                 e.block_count.to_string(),
                 e.context_length.to_string(),
                 variants.join(", "),
-                projector,
             ],
         );
     }
