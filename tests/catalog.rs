@@ -5,11 +5,13 @@
 mod common;
 
 use layerfit::catalog::{self, quant::Ftype, verify::verify};
+use layerfit::engine::projector::measure as measure_projector;
 use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::open_model;
 use layerfit::gguf::writer::Data;
 use layerfit::hardware::Snapshot;
 use layerfit::memory::{weights, CacheConfig};
+use layerfit::model::projector::projector_shape;
 use layerfit::model::Shape;
 use layerfit::model_source::{resolve, ModelSource};
 use layerfit::plan::{plan, Requirements};
@@ -134,4 +136,73 @@ fn every_catalog_layout_loads_in_llama_cpp_with_the_computed_bytes() {
         common::assert_matches_engine(&path, &cfg);
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+/// Every catalog projector (Gemma 3's), written as a header + sparse file: llama.cpp's
+/// multimodal loader accepts every tensor name and shape, layerfit reads it as a projector of
+/// the model's width, and the weights are those the catalog lays out (as `--mmproj` counts
+/// them); Gemma 3 4B's agree with the published f16 file's size.
+#[test]
+fn every_catalog_projector_loads_in_llama_cpp_with_the_computed_weights() {
+    let dir = common::tempdir("catalog-projectors");
+    let mut checked = Vec::new();
+    for e in catalog::entries().unwrap() {
+        let Some((meta, tensors)) = e.projector_parts().unwrap() else {
+            continue;
+        };
+        let planned = projector_shape(&meta, &tensors).unwrap();
+        assert_eq!(
+            planned.projection_dim,
+            Some(e.embedding_length),
+            "{}",
+            e.name
+        );
+        assert_eq!(planned.image_tokens, Some(256), "{}", e.name);
+        let path = dir.join(format!("mmproj-{}.gguf", e.name.replace(':', "-")));
+        e.projector_header()
+            .unwrap()
+            .unwrap()
+            .write(&path, Data::Sparse)
+            .unwrap();
+        let f = open_model(&path).unwrap();
+        let file_tensors: Vec<_> = f.tensors().cloned().collect();
+        let read = projector_shape(f.metadata(), &file_tensors).unwrap();
+        assert_eq!(read, planned, "{}", e.name);
+        let m =
+            measure_projector(&path, false, 1).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        assert!(m.total() > planned.weight_bytes, "{}: {m:?}", e.name);
+        eprintln!(
+            "{}: projector weights {} ({} bytes), llama.cpp weights+compute {}",
+            e.name,
+            planned.weight_bytes,
+            planned.weight_bytes.get(),
+            m.total()
+        );
+        checked.push((e.name.clone(), planned.weight_bytes.get()));
+        std::fs::remove_file(&path).unwrap();
+    }
+    let names: Vec<&str> = checked.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["gemma3:12b", "gemma3:27b", "gemma3:4b"]);
+    // bartowski's mmproj-gemma-3-4b-it-f16.gguf: 851MB (the card's decimal megabytes).
+    let w4 = checked[2].1 as f64 / 1e6;
+    assert!((w4 - 851.0).abs() < 1.0, "gemma3:4b projector {w4:.1} MB");
+}
+
+/// `catalog list --json` carries the new layouts' facts: the hybrid's recurrent sizes and
+/// Gemma 3's projector.
+#[test]
+fn catalog_list_json_carries_hybrid_and_projector_facts() {
+    let bin = env!("CARGO_BIN_EXE_layerfit");
+    let (code, out, _) = common::layerfit(bin, &["catalog", "list", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entries = v["entries"].as_array().unwrap();
+    let by_name = |n: &str| entries.iter().find(|e| e["name"] == n).unwrap();
+    let g = by_name("gemma3:4b");
+    assert_eq!(g["projector"]["projector_type"], "gemma3");
+    assert_eq!(g["projector"]["image_size"], 896);
+    assert!(by_name("gemma3:1b")["projector"].is_null());
+    let q = by_name("qwen3.5:27b");
+    assert_eq!(q["full_attention_interval"], 4);
+    assert_eq!(q["ssm"]["time_step_rank"], 48);
 }

@@ -4,7 +4,9 @@
 //! blocks differ from the llama family's have a module of their own.
 
 mod deepseek2;
+mod glm4moe;
 mod gpt_oss;
+mod qwen35;
 
 use super::Entry;
 
@@ -14,6 +16,8 @@ pub fn tensors(e: &Entry) -> Result<Vec<(String, Vec<u64>)>, super::CatalogError
     match arch {
         "gpt-oss" => return Ok(gpt_oss::tensors(e)),
         "deepseek2" => return Ok(deepseek2::tensors(e)),
+        "glm4moe" => return Ok(glm4moe::tensors(e)),
+        "qwen35" | "qwen35moe" => return qwen35::tensors(e),
         _ => {}
     }
     let n_embd = e.embedding_length;

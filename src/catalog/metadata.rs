@@ -3,7 +3,7 @@
 
 use super::quant::Ftype;
 use super::Entry;
-use crate::gguf::{Metadata, Value};
+use crate::gguf::{Array, Metadata, Value, ValueType};
 
 /// Keys of `e`'s `ftype` variant. `{arch}` stands for the architecture name.
 pub fn metadata(e: &Entry, ftype: Ftype) -> Metadata {
@@ -16,7 +16,10 @@ pub fn metadata(e: &Entry, ftype: Ftype) -> Metadata {
     put("{arch}.block_count", e.block_count as u64);
     put("{arch}.context_length", e.context_length);
     put("{arch}.embedding_length", e.embedding_length);
-    put("{arch}.feed_forward_length", e.feed_forward_length);
+    // 0: the config has no dense width and the converter writes no key (qwen35moe).
+    if e.feed_forward_length > 0 {
+        put("{arch}.feed_forward_length", e.feed_forward_length);
+    }
     put("{arch}.vocab_size", e.vocab_size);
     put("{arch}.attention.head_count", e.head_count as u64);
     match e.kv_lora_rank {
@@ -63,6 +66,36 @@ pub fn metadata(e: &Entry, ftype: Ftype) -> Metadata {
     }
     if e.expert_shared_count > 0 {
         put("{arch}.expert_shared_count", e.expert_shared_count as u64);
+    }
+    if let Some(f) = e.expert_shared_feed_forward_length {
+        put("{arch}.expert_shared_feed_forward_length", f);
+    }
+    if e.nextn_predict_layers > 0 {
+        put("{arch}.nextn_predict_layers", e.nextn_predict_layers as u64);
+    }
+    if let Some(n) = e.rope_dimension_count {
+        put("{arch}.rope.dimension_count", n as u64);
+    }
+    if let Some(n) = e.full_attention_interval {
+        put("{arch}.full_attention_interval", n as u64);
+    }
+    if let Some(s) = &e.ssm {
+        put("{arch}.ssm.conv_kernel", s.conv_kernel);
+        put("{arch}.ssm.state_size", s.state_size);
+        put("{arch}.ssm.group_count", s.group_count);
+        put("{arch}.ssm.time_step_rank", s.time_step_rank);
+        put("{arch}.ssm.inner_size", s.inner_size);
+    }
+    if let Some(sections) = &e.rope_dimension_sections {
+        let items: Vec<Value> = sections.iter().map(|&x| Value::Uint(x as u64)).collect();
+        m.insert(
+            format!("{a}.rope.dimension_sections"),
+            Value::Array(Array {
+                elem: ValueType::I32,
+                len: items.len() as u64,
+                items: Some(items),
+            }),
+        );
     }
     m.insert("general.architecture".into(), Value::String(a.clone()));
     m.insert(

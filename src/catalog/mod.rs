@@ -5,9 +5,13 @@
 //! header like a real file's, and the rest of layerfit cannot tell the difference.
 
 pub mod layout;
+mod lookup;
 mod metadata;
+pub mod projector;
 pub mod quant;
 pub mod verify;
+
+pub use lookup::{did_you_mean, lookup, suggestions, CatalogRef};
 
 use crate::ggml_type::GgmlType;
 use crate::gguf::writer::{GgufWriter, WriteValue};
@@ -79,8 +83,47 @@ pub struct Entry {
     /// Multi-head latent attention: per-head value size.
     #[serde(default)]
     pub v_head_dim: Option<u32>,
+    /// Rotary dimensions per head when only part of the head rotates (`partial_rotary_factor`
+    /// × head size; qwen35, glm4moe); the head size when absent.
+    #[serde(default)]
+    pub rope_dimension_count: Option<u32>,
+    /// Multimodal rotary sections (`mrope_section`, padded to four; qwen35 requires them).
+    #[serde(default)]
+    pub rope_dimension_sections: Option<Vec<u32>>,
+    /// Hybrid models: every n-th block attends, the others are recurrent (qwen35).
+    #[serde(default)]
+    pub full_attention_interval: Option<u32>,
+    /// The recurrent blocks' sizes (gated delta-net: qwen35).
+    #[serde(default)]
+    pub ssm: Option<Ssm>,
+    /// Width of the shared expert when it differs from a routed one's
+    /// (`shared_expert_intermediate_size`; qwen35moe).
+    #[serde(default)]
+    pub expert_shared_feed_forward_length: Option<u64>,
+    /// Trailing multi-token-prediction blocks counted in `block_count` (glm4moe).
+    #[serde(default)]
+    pub nextn_predict_layers: u32,
+    /// Query/key/value projections carry biases (`attention_bias`; glm4moe).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// The vision projector published beside the model (its own `mmproj` file).
+    #[serde(default)]
+    pub projector: Option<projector::Projector>,
     /// Quantizations, by llama.cpp's file-type name.
     pub variants: BTreeMap<String, Variant>,
+}
+
+/// Recurrent-block sizes, under the GGUF `ssm.*` keys llama.cpp reads for gated delta-net
+/// blocks (`qwen35`): key heads of `state_size` (`group_count` of them), value heads of
+/// `state_size` (`time_step_rank` of them), `inner_size` = value heads × `state_size`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ssm {
+    pub conv_kernel: u64,
+    pub state_size: u64,
+    pub group_count: u64,
+    pub time_step_rank: u64,
+    pub inner_size: u64,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
@@ -139,6 +182,7 @@ impl Entry {
                 )));
             }
         }
+        self.projector_header()?;
         layout::tensors(self).map(|_| ())
     }
 
@@ -189,6 +233,13 @@ impl Entry {
                     Err(_) => WriteValue::U64(*u),
                 },
                 Value::String(s) => WriteValue::Str(s.clone()),
+                Value::Array(a) => WriteValue::ArrI32(
+                    a.items
+                        .iter()
+                        .flatten()
+                        .filter_map(|v| v.as_u64().map(|u| u as i32))
+                        .collect(),
+                ),
                 _ => continue,
             };
             w.kv(k, wv);
@@ -228,7 +279,7 @@ pub enum CatalogError {
     Invalid { entry: String, what: String },
     #[error("{file}: not a catalog entry: {message}")]
     Yaml { file: String, message: String },
-    #[error("the catalog cannot lay out architecture '{0}' (known: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss, deepseek2)")]
+    #[error("the catalog cannot lay out architecture '{0}' (known: llama, qwen2, qwen3, qwen3moe, qwen35, qwen35moe, gemma2, gemma3, phi3, gpt-oss, deepseek2, glm4moe)")]
     Architecture(String),
     #[error("{entry}: no variant '{variant}' in the catalog (has: {known})")]
     NoVariant {
@@ -243,80 +294,6 @@ pub enum CatalogError {
     Shape(String),
 }
 
-/// A model named the way users and profiles name them: `family:size-variant`
-/// (`qwen2.5-coder:7b-q4_k_m`) or `family:size` (every variant, for variant search).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CatalogRef {
-    pub entry: Entry,
-    /// `None`: search the entry's variants.
-    pub ftype: Option<Ftype>,
-}
-
-/// Looks a name up; `Ok(None)` when it is not a catalog name at all.
-pub fn lookup(spec: &str) -> Result<Option<CatalogRef>, CatalogError> {
-    let spec = spec.trim().to_ascii_lowercase();
-    if !spec.contains(':') {
-        return Ok(None);
-    }
-    let all = entries()?;
-    if let Some(e) = all.iter().find(|e| e.name == spec) {
-        return Ok(Some(CatalogRef {
-            entry: e.clone(),
-            ftype: None,
-        }));
-    }
-    for e in &all {
-        if let Some(v) = spec
-            .strip_prefix(e.name.as_str())
-            .and_then(|r| r.strip_prefix('-'))
-        {
-            let f = Ftype::from_name(v).filter(|f| e.variants.contains_key(f.name()));
-            return match f {
-                Some(f) => Ok(Some(CatalogRef {
-                    entry: e.clone(),
-                    ftype: Some(f),
-                })),
-                None => Err(CatalogError::NoVariant {
-                    entry: e.name.clone(),
-                    variant: v.to_string(),
-                    known: e.variants.keys().cloned().collect::<Vec<_>>().join(", "),
-                }),
-            };
-        }
-    }
-    Err(CatalogError::Unknown {
-        nearest: nearest_names(&spec, &all),
-        name: spec,
-    })
-}
-
-/// The catalog names nearest to a name that is neither a file nor in the catalog.
-pub fn suggestions(spec: &str) -> Vec<String> {
-    entries()
-        .map(|all| nearest_names(spec, &all))
-        .unwrap_or_default()
-}
-
-/// The catalog names nearest to an unknown one: entries (`llama3.1:8b`) and their variants
-/// (`llama3.1:8b-q4_k_m`), three at most.
-fn nearest_names(spec: &str, all: &[Entry]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for e in all {
-        names.push(e.name.clone());
-        names.extend(e.variants.keys().map(|v| format!("{}-{v}", e.name)));
-    }
-    crate::nearest::nearest(spec, names.iter().map(String::as_str), 3)
-}
-
-/// ": did you mean a, b or c?", or nothing when there is nothing to suggest.
-pub fn did_you_mean(nearest: &[String]) -> String {
-    match nearest {
-        [] => String::new(),
-        [one] => format!("; did you mean {one}?"),
-        [rest @ .., last] => format!("; did you mean {} or {last}?", rest.join(", ")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +301,7 @@ mod tests {
     #[test]
     fn every_embedded_entry_parses_and_lays_out() {
         let all = entries().unwrap();
-        assert!(all.len() >= 60, "{} entries", all.len());
+        assert!(all.len() >= 66, "{} entries", all.len());
         let mut names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
         names.sort();
         names.dedup();
@@ -352,6 +329,48 @@ mod tests {
         assert!(t.iter().any(|t| t.name == "blk.2.ffn_down.weight"));
         assert!(!t.iter().any(|t| t.name == "blk.3.ffn_down.weight"));
         assert!(t.iter().any(|t| t.name == "blk.3.ffn_down_shexp.weight"));
+    }
+
+    #[test]
+    fn hybrid_entries_attend_every_fourth_block_and_carry_the_delta_net_keys() {
+        let e = lookup("qwen3.5:27b").unwrap().unwrap().entry;
+        let m = e.metadata(Ftype::Q4KM);
+        let get = |k: &str| m.get(k).and_then(|v| v.as_u64());
+        assert_eq!(get("qwen35.full_attention_interval"), Some(4));
+        assert_eq!(get("qwen35.ssm.inner_size"), Some(48 * 128));
+        assert_eq!(get("qwen35.rope.dimension_count"), Some(64));
+        let sections = m["qwen35.rope.dimension_sections"].as_array().unwrap();
+        assert_eq!(sections.len, 4);
+        let t = e.tensors(Ftype::Q4KM).unwrap();
+        let has = |n: &str| t.iter().any(|t| t.name == n);
+        // Blocks 0-2 are gated delta-net, block 3 attends (query doubled by its gate).
+        assert!(has("blk.0.ssm_conv1d.weight") && !has("blk.0.attn_q.weight"));
+        assert!(has("blk.3.attn_q.weight") && !has("blk.3.ssm_out.weight"));
+        let q = t.iter().find(|t| t.name == "blk.3.attn_q.weight").unwrap();
+        assert_eq!(q.dims, vec![5120, 2 * 24 * 256]);
+        // The conv kernel stays f32 (llama-quantize leaves ssm_conv1d alone).
+        let conv = t
+            .iter()
+            .find(|t| t.name == "blk.0.ssm_conv1d.weight")
+            .unwrap();
+        assert_eq!(conv.ggml_type, GgmlType::F32);
+        // The MoE entries write no dense width: the config has none.
+        let moe = lookup("qwen3.5:35b-a3b").unwrap().unwrap().entry;
+        assert!(!moe
+            .metadata(Ftype::Q4KM)
+            .contains_key("qwen35moe.feed_forward_length"));
+    }
+
+    #[test]
+    fn pending_glm_keeps_its_prediction_block() {
+        let text = include_str!("../../model-catalog/pending/glm-4.5-air.yaml");
+        let e = parse("glm-4.5-air.yaml", text).unwrap();
+        let t = e.tensors(Ftype::Q4KM).unwrap();
+        // 803 tensors, as the published q3_K_M conversion has (llama.cpp PR 14939's dump).
+        assert_eq!(t.len(), 803);
+        assert!(t.iter().any(|t| t.name == "blk.46.nextn.eh_proj.weight"));
+        assert!(t.iter().any(|t| t.name == "blk.0.ffn_down.weight"));
+        assert!(t.iter().any(|t| t.name == "blk.1.exp_probs_b.bias"));
     }
 
     #[test]

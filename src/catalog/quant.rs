@@ -173,6 +173,7 @@ fn quantizable(name: &str, dims: &[u64]) -> bool {
         && name.ends_with("weight")
         && !name.contains("_norm.weight")
         && !name.contains("ffn_gate_inp.weight")
+        && !name.contains("ssm_conv1d")
 }
 
 /// What the mixture rules need to know about the model.

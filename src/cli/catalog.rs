@@ -6,6 +6,7 @@ use super::{exit, Failure};
 use crate::catalog::{self, verify::verify};
 use crate::gguf::open_model;
 use crate::memory::weights;
+use crate::model::projector::projector_shape;
 use crate::model_source::{default_models_dir, resolve};
 use std::path::PathBuf;
 
@@ -74,7 +75,7 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
         "variants (weights)",
     ]);
     for e in &entries {
-        let variants: Vec<String> = resolve(&e.name, &dir)
+        let mut variants: Vec<String> = resolve(&e.name, &dir)
             .unwrap_or_default()
             .iter()
             .map(|s| {
@@ -90,6 +91,12 @@ fn list(json: bool, printer: &Printer) -> Result<u8, Failure> {
                 )
             })
             .collect();
+        // The published vision projector's weights, as --mmproj counts a real file's.
+        if let Ok(Some((meta, tensors))) = e.projector_parts() {
+            if let Ok(p) = projector_shape(&meta, &tensors) {
+                variants.push(format!("mmproj\u{a0}f16\u{a0}{}", p.weight_bytes));
+            }
+        }
         printer.row(
             &mut t,
             vec![
