@@ -3,6 +3,8 @@
 //! Data flows one way: [`ggml_type`] (the tensor type table) is the bottom layer, [`gguf`] reads a header, [`model::Shape`] describes the model per layer,
 //! [`memory`] turns shape and settings into exact byte figures. [`engine`] is the bundled
 //! llama.cpp, used to run models and to check the figures against what it really allocates.
+//! docs/architecture.md is the map: the layers, the direction of imports, where I/O may
+//! happen, and how `--model` and `--rpc` reach the engine.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
