@@ -7,6 +7,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=src/engine/breakdown.cpp");
     println!("cargo:rerun-if-changed=src/engine/chat_template.cpp");
+    println!("cargo:rerun-if-changed=src/engine/sampler_guard.cpp");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
@@ -23,6 +24,7 @@ fn main() {
         // llama.cpp's jinja headers define static helpers this file does not call.
         .flag_if_supported("-Wno-unused-function")
         .file("src/engine/chat_template.cpp")
+        .file("src/engine/sampler_guard.cpp")
         .compile("layerfit_chat_template");
     let out = std::env::var("OUT_DIR").unwrap();
     version_facts();

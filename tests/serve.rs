@@ -292,7 +292,10 @@ fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cle
         assert_eq!(s, 400, "{path} {body}: {b}");
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["error"]["param"], field, "{path} {body}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(&field), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(&field),
+            "{v}"
+        );
     }
     let (s, b) = server.http("GET", "/v1/models", Some("wrong"), b"");
     assert_eq!(s, 401, "{b}");
@@ -361,7 +364,12 @@ fn refused_requests(msg: &str) -> Vec<(&'static str, String, String)> {
         "tools[0].type".into(),
         format!(r#"{{{msg},"tools":[{{"type":"custom","custom":{{"name":"x"}}}}]}}"#),
     ));
-    for (f, v) in [("suffix", r#""end""#), ("best_of", "2"), ("n", "3"), ("user", r#""u""#)] {
+    for (f, v) in [
+        ("suffix", r#""end""#),
+        ("best_of", "2"),
+        ("n", "3"),
+        ("user", r#""u""#),
+    ] {
         cases.push((
             "/v1/completions",
             f.to_string(),
