@@ -60,6 +60,8 @@ pub struct ChatMessage {
     /// A tool result's call.
     pub tool_call_id: Option<String>,
     pub name: Option<String>,
+    /// An assistant's earlier reasoning, for templates that render it.
+    pub reasoning_content: Option<String>,
 }
 
 impl ChatMessage {
@@ -76,6 +78,9 @@ impl ChatMessage {
         }
         if let Some(n) = &self.name {
             m.insert("name".into(), n.clone().into());
+        }
+        if let Some(r) = &self.reasoning_content {
+            m.insert("reasoning_content".into(), r.clone().into());
         }
         Value::Object(m)
     }
@@ -232,7 +237,11 @@ fn message(m: &Value, i: usize) -> Result<ChatMessage, ApiError> {
             )
         }
     };
-    let content = message_content(obj.get("content"), &at)?;
+    let mut content = message_content(obj.get("content"), &at)?;
+    // An assistant's refusal is what it said.
+    if let (true, Some(r)) = (content.is_empty(), string(obj, "refusal")?) {
+        content = r.to_string();
+    }
     let tool_calls = match obj.get("tool_calls") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(calls)) if role == "assistant" => {
@@ -267,6 +276,7 @@ fn message(m: &Value, i: usize) -> Result<ChatMessage, ApiError> {
         tool_calls,
         tool_call_id,
         name: string(obj, "name")?.map(str::to_string),
+        reasoning_content: string(obj, "reasoning_content")?.map(str::to_string),
     })
 }
 
