@@ -3,6 +3,8 @@
 //! OpenAI does not define is refused too, apart from the vendor extensions listed in
 //! [`EXTENSIONS`]. docs/serve.md has the table. Pure: no engine, no sockets.
 
+use super::messages::{message, tool_choice, tools};
+pub use super::messages::{message_content, ChatMessage, ToolChoice};
 use super::openai::ApiError;
 use serde_json::{Map, Value};
 
@@ -39,52 +41,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("web_search_options", "web search is not available"),
     ("suffix", "suffix (insertion) is not available"),
 ];
-
-/// How the model may call tools.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ToolChoice {
-    Auto,
-    None,
-    Required,
-    /// This function, and only it.
-    Function(String),
-}
-
-/// One chat message, as the template reads it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-    /// An assistant's tool calls, in OpenAI's shape.
-    pub tool_calls: Vec<Value>,
-    /// A tool result's call.
-    pub tool_call_id: Option<String>,
-    pub name: Option<String>,
-    /// An assistant's earlier reasoning, for templates that render it.
-    pub reasoning_content: Option<String>,
-}
-
-impl ChatMessage {
-    /// The message in OpenAI's shape, for llama.cpp's chat layer.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("role".into(), self.role.clone().into());
-        m.insert("content".into(), self.content.clone().into());
-        if !self.tool_calls.is_empty() {
-            m.insert("tool_calls".into(), self.tool_calls.clone().into());
-        }
-        if let Some(id) = &self.tool_call_id {
-            m.insert("tool_call_id".into(), id.clone().into());
-        }
-        if let Some(n) = &self.name {
-            m.insert("name".into(), n.clone().into());
-        }
-        if let Some(r) = &self.reasoning_content {
-            m.insert("reasoning_content".into(), r.clone().into());
-        }
-        Value::Object(m)
-    }
-}
 
 /// What a request asks for, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,11 +95,11 @@ impl Request {
     }
 }
 
-fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
+pub(super) fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad("invalid_value", format!("{field}: {why}")).param(field)
 }
 
-fn unsupported(field: &str, why: &str) -> ApiError {
+pub(super) fn unsupported(field: &str, why: &str) -> ApiError {
     ApiError::bad(
         "unsupported_parameter",
         format!("{field} is not supported: {why}"),
@@ -152,7 +108,7 @@ fn unsupported(field: &str, why: &str) -> ApiError {
 }
 
 /// `body[field]` as a number within `lo..=hi` (absent or null: `None`).
-fn number(
+pub(super) fn number(
     body: &Map<String, Value>,
     field: &str,
     lo: f64,
@@ -167,7 +123,7 @@ fn number(
     }
 }
 
-fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
+pub(super) fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -175,167 +131,14 @@ fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiEr
     }
 }
 
-fn string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn string<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(bad(field, "must be a string")),
-    }
-}
-
-/// A message's content as text: a string, or an array of parts of which only `text` parts
-/// are read (joined); any other part (an image, audio, a file) is refused, naming it. The one
-/// place message content is read (an image part would be added here).
-pub fn message_content(content: Option<&Value>, at: &str) -> Result<String, ApiError> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            for (j, p) in parts.iter().enumerate() {
-                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
-                match (kind, p.get("text").and_then(Value::as_str)) {
-                    ("text" | "input_text" | "output_text", Some(t)) => text.push_str(t),
-                    _ => {
-                        return Err(unsupported(
-                            &format!("{at}.content[{j}].type"),
-                            &format!("content parts of type '{kind}' are not read; only text"),
-                        ))
-                    }
-                }
-            }
-            Ok(text)
-        }
-        Some(_) => Err(bad(
-            &format!("{at}.content"),
-            "must be a string or an array of parts",
-        )),
-    }
-}
-
-fn message(m: &Value, i: usize) -> Result<ChatMessage, ApiError> {
-    let at = format!("messages[{i}]");
-    let obj = m.as_object().ok_or_else(|| bad(&at, "must be an object"))?;
-    for key in obj.keys() {
-        match key.as_str() {
-            "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
-            | "reasoning_content" => {}
-            "audio" | "function_call" => {
-                return Err(unsupported(&format!("{at}.{key}"), "not read here"))
-            }
-            other => return Err(bad(&format!("{at}.{other}"), "unknown field")),
-        }
-    }
-    let role = obj.get("role").and_then(Value::as_str).unwrap_or("");
-    let role = match role {
-        "system" | "user" | "assistant" | "tool" => role.to_string(),
-        "developer" => "system".to_string(),
-        other => {
-            return Err(
-                ApiError::bad("invalid_role", format!("{at}.role: unknown role '{other}'"))
-                    .param(&format!("{at}.role")),
-            )
-        }
-    };
-    let mut content = message_content(obj.get("content"), &at)?;
-    // An assistant's refusal is what it said.
-    if let (true, Some(r)) = (content.is_empty(), string(obj, "refusal")?) {
-        content = r.to_string();
-    }
-    let tool_calls = match obj.get("tool_calls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) if role == "assistant" => {
-            for (j, c) in calls.iter().enumerate() {
-                let f = &c["function"];
-                if f["name"].as_str().is_none() || f["arguments"].as_str().is_none() {
-                    return Err(bad(
-                        &format!("{at}.tool_calls[{j}]"),
-                        "needs function.name and function.arguments (strings)",
-                    ));
-                }
-            }
-            calls.clone()
-        }
-        Some(_) => {
-            return Err(bad(
-                &format!("{at}.tool_calls"),
-                "an assistant's array of calls",
-            ))
-        }
-    };
-    let tool_call_id = string(obj, "tool_call_id")?.map(str::to_string);
-    if role == "tool" && tool_call_id.is_none() {
-        return Err(bad(
-            &format!("{at}.tool_call_id"),
-            "a tool message names its call",
-        ));
-    }
-    Ok(ChatMessage {
-        role,
-        content,
-        tool_calls,
-        tool_call_id,
-        name: string(obj, "name")?.map(str::to_string),
-        reasoning_content: string(obj, "reasoning_content")?.map(str::to_string),
-    })
-}
-
-/// Function tools in OpenAI's chat shape; any other kind is refused.
-pub fn tools(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let list = v
-        .as_array()
-        .ok_or_else(|| bad("tools", "must be an array"))?;
-    for (i, t) in list.iter().enumerate() {
-        if t["type"] != "function" {
-            return Err(unsupported(
-                &format!("tools[{i}].type"),
-                "only function tools are served",
-            ));
-        }
-        if t["function"]["name"].as_str().is_none_or(str::is_empty) {
-            return Err(bad(
-                &format!("tools[{i}].function.name"),
-                "a function needs a name",
-            ));
-        }
-    }
-    Ok(list.clone())
-}
-
-/// `tool_choice`: a word or `{"type": "function", "function": {"name": N}}` (chat) /
-/// `{"type": "function", "name": N}` (responses).
-pub fn tool_choice(v: Option<&Value>, tools: &[Value]) -> Result<ToolChoice, ApiError> {
-    let choice = match v {
-        None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            _ => return Err(bad("tool_choice", "auto, none, required or a function")),
-        },
-        Some(o) if o["type"] == "function" => {
-            let name = o["function"]["name"].as_str().or(o["name"].as_str());
-            ToolChoice::Function(
-                name.ok_or_else(|| bad("tool_choice", "a function choice names the function"))?
-                    .to_string(),
-            )
-        }
-        Some(_) => {
-            return Err(unsupported(
-                "tool_choice",
-                "only auto, none, required or a function",
-            ))
-        }
-    };
-    match &choice {
-        ToolChoice::Required if tools.is_empty() => Err(bad("tool_choice", "required needs tools")),
-        ToolChoice::Function(n) if !tools.iter().any(|t| t["function"]["name"] == n.as_str()) => {
-            Err(bad("tool_choice", format!("no tool named '{n}'")))
-        }
-        _ => Ok(choice),
     }
 }
 
@@ -601,117 +404,5 @@ fn check_refusable(body: &Map<String, Value>) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chat_requests() {
-        let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n","logprobs":true,"top_logprobs":3,"stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"json_object"},"seed":7,"n":1,"top_k":5}"#, true).unwrap();
-        assert_eq!(
-            r.pairs(),
-            vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
-        );
-        assert_eq!(
-            (r.max_tokens, r.temperature, r.stop.len()),
-            (Some(5), 0.0, 1)
-        );
-        assert_eq!(
-            (r.logprobs, r.include_usage, r.seed, r.top_k),
-            (Some(3), true, Some(7), Some(5))
-        );
-        assert_eq!(r.json_schema, Some(serde_json::json!({"type": "object"})));
-        for bad in [
-            &b"{"[..],
-            br#"{"messages":[]}"#,
-            br#"{"messages":[{"role":"x","content":"a"}]}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"max_tokens":0}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"temperature":9}"#,
-            br#"{"messages":[{"role":"tool","content":"a"}]}"#,
-        ] {
-            let e = parse(bad, true).unwrap_err();
-            assert_eq!(e.status, 400);
-            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
-        }
-    }
-
-    #[test]
-    fn every_refused_field_is_named() {
-        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
-        for (field, value) in [
-            ("n", "2"),
-            ("audio", "{}"),
-            ("functions", "[]"),
-            ("user", "\"u\""),
-            ("store", "true"),
-            ("modalities", "[\"audio\"]"),
-            ("prediction", "{}"),
-            ("metadata", "{}"),
-            ("web_search_options", "{}"),
-            ("verbosity", "\"low\""),
-            ("service_tier", "\"flex\""),
-            ("made_up", "1"),
-            ("top_logprobs", "2"),
-        ] {
-            let body = format!("{{{msg},\"{field}\":{value}}}");
-            let e = parse(body.as_bytes(), true).unwrap_err();
-            assert_eq!(e.param.as_deref(), Some(field), "{body}: {e:?}");
-            assert!(e.message.contains(field), "{e:?}");
-        }
-        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, true).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
-        for (field, value) in [("suffix", "\"x\""), ("best_of", "3"), ("n", "2")] {
-            let body = format!("{{\"prompt\":\"a\",\"{field}\":{value}}}");
-            assert_eq!(
-                parse(body.as_bytes(), false).unwrap_err().param.as_deref(),
-                Some(field)
-            );
-        }
-    }
-
-    #[test]
-    fn tools_and_the_choice_among_them() {
-        let tools = r#""tools":[{"type":"function","function":{"name":"f","parameters":{}}}]"#;
-        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
-        let r = parse(format!("{{{msg},{tools},\"tool_choice\":{{\"type\":\"function\",\"function\":{{\"name\":\"f\"}}}}}}").as_bytes(), true).unwrap();
-        assert_eq!(r.tool_choice, ToolChoice::Function("f".into()));
-        assert!(r.wants_tools());
-        let r = parse(
-            format!("{{{msg},{tools},\"tool_choice\":\"none\"}}").as_bytes(),
-            true,
-        )
-        .unwrap();
-        assert!(!r.wants_tools());
-        for choice in [
-            r#""required""#,
-            r#"{"type":"function","function":{"name":"g"}}"#,
-        ] {
-            let no_tools = format!("{{{msg},\"tool_choice\":{choice}}}");
-            assert!(parse(no_tools.as_bytes(), true).is_err(), "{no_tools}");
-        }
-        let custom =
-            format!("{{{msg},\"tools\":[{{\"type\":\"custom\",\"custom\":{{\"name\":\"x\"}}}}]}}");
-        assert_eq!(
-            parse(custom.as_bytes(), true).unwrap_err().param.as_deref(),
-            Some("tools[0].type")
-        );
-        let history = r#"{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}"#;
-        let r = parse(history.as_bytes(), true).unwrap();
-        assert_eq!(r.messages[1].tool_calls.len(), 1);
-        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("c"));
-    }
-
-    #[test]
-    fn completion_requests() {
-        let r = parse(
-            br#"{"prompt":"Once","stream":true,"echo":true,"logprobs":2}"#,
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            (r.prompt.as_deref(), r.stream, r.echo, r.logprobs),
-            (Some("Once"), true, true, Some(2))
-        );
-        assert!(parse(br#"{"prompt":["a","b"]}"#, false).is_err());
-        assert!(parse(br#"{"prompt":"a","messages":[]}"#, false).is_err());
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;
