@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/engine/breakdown.cpp");
     println!("cargo:rerun-if-changed=src/engine/chat_template.cpp");
     println!("cargo:rerun-if-changed=src/engine/projector.cpp");
+    println!("cargo:rerun-if-changed=src/engine/sampler_guard.cpp");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
@@ -24,6 +25,7 @@ fn main() {
         // llama.cpp's jinja headers define static helpers this file does not call.
         .flag_if_supported("-Wno-unused-function")
         .file("src/engine/chat_template.cpp")
+        .file("src/engine/sampler_guard.cpp")
         .compile("layerfit_chat_template");
     cc::Build::new()
         .cpp(true)

@@ -60,6 +60,7 @@ pub fn messages(msgs: &[ChatMessage], tools: &[Value], offer: bool) -> Vec<ChatM
                     tool_calls: Vec::new(),
                     tool_call_id: None,
                     name: None,
+                    reasoning_content: None,
                 },
             ),
         }
@@ -195,6 +196,7 @@ mod tests {
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+            reasoning_content: None,
         };
         let mut call = m("assistant", "");
         call.tool_calls = vec![

@@ -7,10 +7,12 @@
 mod answer;
 mod generic_tools;
 mod handlers;
+mod messages;
 pub mod openai;
 mod prepare;
 pub mod request;
 mod responses;
+mod responses_out;
 mod status;
 
 use crate::engine::batch::{self, EngineStats, Job};

@@ -3,6 +3,10 @@
 //! OpenAI does not define is refused too, apart from the vendor extensions listed in
 //! [`EXTENSIONS`]. docs/serve.md has the table. Pure: no engine, no sockets.
 
+use super::messages::{message, tool_choice, tools, Images};
+pub use super::messages::{
+    content_with_images, message_content, ChatMessage, ToolChoice, IMAGE_MARKER,
+};
 use super::openai::ApiError;
 use serde_json::{Map, Value};
 
@@ -39,47 +43,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("web_search_options", "web search is not available"),
     ("suffix", "suffix (insertion) is not available"),
 ];
-
-/// How the model may call tools.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ToolChoice {
-    Auto,
-    None,
-    Required,
-    /// This function, and only it.
-    Function(String),
-}
-
-/// One chat message, as the template reads it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-    /// An assistant's tool calls, in OpenAI's shape.
-    pub tool_calls: Vec<Value>,
-    /// A tool result's call.
-    pub tool_call_id: Option<String>,
-    pub name: Option<String>,
-}
-
-impl ChatMessage {
-    /// The message in OpenAI's shape, for llama.cpp's chat layer.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("role".into(), self.role.clone().into());
-        m.insert("content".into(), self.content.clone().into());
-        if !self.tool_calls.is_empty() {
-            m.insert("tool_calls".into(), self.tool_calls.clone().into());
-        }
-        if let Some(id) = &self.tool_call_id {
-            m.insert("tool_call_id".into(), id.clone().into());
-        }
-        if let Some(n) = &self.name {
-            m.insert("name".into(), n.clone().into());
-        }
-        Value::Object(m)
-    }
-}
 
 /// What a request asks for, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,11 +103,11 @@ impl Request {
     }
 }
 
-fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
+pub(super) fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad("invalid_value", format!("{field}: {why}")).param(field)
 }
 
-fn unsupported(field: &str, why: &str) -> ApiError {
+pub(super) fn unsupported(field: &str, why: &str) -> ApiError {
     ApiError::bad(
         "unsupported_parameter",
         format!("{field} is not supported: {why}"),
@@ -153,7 +116,7 @@ fn unsupported(field: &str, why: &str) -> ApiError {
 }
 
 /// `body[field]` as a number within `lo..=hi` (absent or null: `None`).
-fn number(
+pub(super) fn number(
     body: &Map<String, Value>,
     field: &str,
     lo: f64,
@@ -168,7 +131,7 @@ fn number(
     }
 }
 
-fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
+pub(super) fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -176,236 +139,14 @@ fn boolean(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiEr
     }
 }
 
-fn string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn string<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(bad(field, "must be a string")),
-    }
-}
-
-/// The text that stands for an image in a prompt: llama.cpp's `mtmd_default_marker()`.
-pub const IMAGE_MARKER: &str = "<__media__>";
-
-/// The most bytes one image may have, decoded.
-pub const MAX_IMAGE_BYTES: usize = 32 << 20;
-
-/// An `image_url` part's image: a `data:` URL with base64 content (the server fetches no
-/// URL: a remote one would let a client make it reach any host).
-fn image_bytes(url: &str, at: &str) -> Result<Vec<u8>, ApiError> {
-    use base64::Engine;
-    let no = |m: &str| ApiError::bad("invalid_image_url", format!("{at}: {m}")).param(at);
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Err(no(
-            "image_url must be a data URL (data:image/png;base64,...): this server fetches no URLs",
-        ));
-    };
-    let (head, data) = rest
-        .split_once(',')
-        .ok_or_else(|| no("the data URL has no ',' before its data"))?;
-    if !head.ends_with(";base64") {
-        return Err(no(
-            "the data URL must be base64 (data:image/png;base64,...)",
-        ));
-    }
-    if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
-        return Err(no("the image is larger than 32 MiB"));
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| no(&format!("the data URL's base64 does not decode: {e}")))
-}
-
-/// A message's content as text: a string, or an array of parts of which only `text` parts
-/// are read (joined); any other part (an image, audio, a file) is refused, naming it.
-pub fn message_content(content: Option<&Value>, at: &str) -> Result<String, ApiError> {
-    content_with_images(content, at, None)
-}
-
-/// The images of a request's messages, with where the first one is.
-#[derive(Default)]
-pub struct Images {
-    pub bytes: Vec<Vec<u8>>,
-    pub first_at: Option<String>,
-}
-
-/// A message's content as text, the one place message content is read. With `images`, an
-/// `image_url` part (a data URL) becomes an `IMAGE_MARKER` and its bytes go to `images`;
-/// without, it is refused like any part that is not text.
-pub fn content_with_images(
-    content: Option<&Value>,
-    at: &str,
-    mut images: Option<&mut Images>,
-) -> Result<String, ApiError> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            for (j, p) in parts.iter().enumerate() {
-                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
-                let url = p
-                    .get("image_url")
-                    .and_then(|u| u.get("url").or(Some(u)))
-                    .and_then(Value::as_str);
-                match (
-                    kind,
-                    p.get("text").and_then(Value::as_str),
-                    url,
-                    &mut images,
-                ) {
-                    ("text" | "input_text" | "output_text", Some(t), _, _) => text.push_str(t),
-                    ("image_url", _, Some(u), Some(images)) => {
-                        images
-                            .bytes
-                            .push(image_bytes(u, &format!("{at}.content[{j}].image_url"))?);
-                        images
-                            .first_at
-                            .get_or_insert_with(|| format!("{at}.content[{j}].type"));
-                        text.push_str(IMAGE_MARKER);
-                    }
-                    _ => {
-                        return Err(unsupported(
-                            &format!("{at}.content[{j}].type"),
-                            &format!(
-                                "content parts of type '{kind}' are not read; only text{}",
-                                if images.is_some() {
-                                    " and image_url"
-                                } else {
-                                    ""
-                                }
-                            ),
-                        ))
-                    }
-                }
-            }
-            Ok(text)
-        }
-        Some(_) => Err(bad(
-            &format!("{at}.content"),
-            "must be a string or an array of parts",
-        )),
-    }
-}
-
-fn message(m: &Value, i: usize, images: &mut Images) -> Result<ChatMessage, ApiError> {
-    let at = format!("messages[{i}]");
-    let obj = m.as_object().ok_or_else(|| bad(&at, "must be an object"))?;
-    for key in obj.keys() {
-        match key.as_str() {
-            "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
-            | "reasoning_content" => {}
-            "audio" | "function_call" => {
-                return Err(unsupported(&format!("{at}.{key}"), "not read here"))
-            }
-            other => return Err(bad(&format!("{at}.{other}"), "unknown field")),
-        }
-    }
-    let role = obj.get("role").and_then(Value::as_str).unwrap_or("");
-    let role = match role {
-        "system" | "user" | "assistant" | "tool" => role.to_string(),
-        "developer" => "system".to_string(),
-        other => {
-            return Err(
-                ApiError::bad("invalid_role", format!("{at}.role: unknown role '{other}'"))
-                    .param(&format!("{at}.role")),
-            )
-        }
-    };
-    let content = content_with_images(obj.get("content"), &at, Some(images))?;
-    let tool_calls = match obj.get("tool_calls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) if role == "assistant" => {
-            for (j, c) in calls.iter().enumerate() {
-                let f = &c["function"];
-                if f["name"].as_str().is_none() || f["arguments"].as_str().is_none() {
-                    return Err(bad(
-                        &format!("{at}.tool_calls[{j}]"),
-                        "needs function.name and function.arguments (strings)",
-                    ));
-                }
-            }
-            calls.clone()
-        }
-        Some(_) => {
-            return Err(bad(
-                &format!("{at}.tool_calls"),
-                "an assistant's array of calls",
-            ))
-        }
-    };
-    let tool_call_id = string(obj, "tool_call_id")?.map(str::to_string);
-    if role == "tool" && tool_call_id.is_none() {
-        return Err(bad(
-            &format!("{at}.tool_call_id"),
-            "a tool message names its call",
-        ));
-    }
-    Ok(ChatMessage {
-        role,
-        content,
-        tool_calls,
-        tool_call_id,
-        name: string(obj, "name")?.map(str::to_string),
-    })
-}
-
-/// Function tools in OpenAI's chat shape; any other kind is refused.
-pub fn tools(v: Option<&Value>) -> Result<Vec<Value>, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let list = v
-        .as_array()
-        .ok_or_else(|| bad("tools", "must be an array"))?;
-    for (i, t) in list.iter().enumerate() {
-        if t["type"] != "function" {
-            return Err(unsupported(
-                &format!("tools[{i}].type"),
-                "only function tools are served",
-            ));
-        }
-        if t["function"]["name"].as_str().is_none_or(str::is_empty) {
-            return Err(bad(
-                &format!("tools[{i}].function.name"),
-                "a function needs a name",
-            ));
-        }
-    }
-    Ok(list.clone())
-}
-
-/// `tool_choice`: a word or `{"type": "function", "function": {"name": N}}` (chat) /
-/// `{"type": "function", "name": N}` (responses).
-pub fn tool_choice(v: Option<&Value>, tools: &[Value]) -> Result<ToolChoice, ApiError> {
-    let choice = match v {
-        None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            _ => return Err(bad("tool_choice", "auto, none, required or a function")),
-        },
-        Some(o) if o["type"] == "function" => {
-            let name = o["function"]["name"].as_str().or(o["name"].as_str());
-            ToolChoice::Function(
-                name.ok_or_else(|| bad("tool_choice", "a function choice names the function"))?
-                    .to_string(),
-            )
-        }
-        Some(_) => {
-            return Err(unsupported(
-                "tool_choice",
-                "only auto, none, required or a function",
-            ))
-        }
-    };
-    match &choice {
-        ToolChoice::Required if tools.is_empty() => Err(bad("tool_choice", "required needs tools")),
-        ToolChoice::Function(n) if !tools.iter().any(|t| t["function"]["name"] == n.as_str()) => {
-            Err(bad("tool_choice", format!("no tool named '{n}'")))
-        }
-        _ => Ok(choice),
     }
 }
 
@@ -676,123 +417,5 @@ fn check_refusable(body: &Map<String, Value>) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chat_requests() {
-        let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n","logprobs":true,"top_logprobs":3,"stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"json_object"},"seed":7,"n":1,"top_k":5}"#, true).unwrap();
-        assert_eq!(
-            r.pairs(),
-            vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
-        );
-        assert_eq!(
-            (r.max_tokens, r.temperature, r.stop.len()),
-            (Some(5), 0.0, 1)
-        );
-        assert_eq!(
-            (r.logprobs, r.include_usage, r.seed, r.top_k),
-            (Some(3), true, Some(7), Some(5))
-        );
-        assert_eq!(r.json_schema, Some(serde_json::json!({"type": "object"})));
-        for bad in [
-            &b"{"[..],
-            br#"{"messages":[]}"#,
-            br#"{"messages":[{"role":"x","content":"a"}]}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"max_tokens":0}"#,
-            br#"{"messages":[{"role":"user","content":"a"}],"temperature":9}"#,
-            br#"{"messages":[{"role":"tool","content":"a"}]}"#,
-        ] {
-            let e = parse(bad, true).unwrap_err();
-            assert_eq!(e.status, 400);
-            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
-        }
-    }
-
-    #[test]
-    fn every_refused_field_is_named() {
-        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
-        for (field, value) in [
-            ("n", "2"),
-            ("audio", "{}"),
-            ("functions", "[]"),
-            ("user", "\"u\""),
-            ("store", "true"),
-            ("modalities", "[\"audio\"]"),
-            ("prediction", "{}"),
-            ("metadata", "{}"),
-            ("web_search_options", "{}"),
-            ("verbosity", "\"low\""),
-            ("service_tier", "\"flex\""),
-            ("made_up", "1"),
-            ("top_logprobs", "2"),
-        ] {
-            let body = format!("{{{msg},\"{field}\":{value}}}");
-            let e = parse(body.as_bytes(), true).unwrap_err();
-            assert_eq!(e.param.as_deref(), Some(field), "{body}: {e:?}");
-            assert!(e.message.contains(field), "{e:?}");
-        }
-        // An image must come as a data URL; other part types are refused by their type.
-        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, true).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].image_url"));
-        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#, true).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
-        let r = parse(br#"{"messages":[{"role":"user","content":[{"type":"text","text":"see "},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw=="}}]}]}"#, true).unwrap();
-        assert_eq!(r.messages[0].content, format!("see {IMAGE_MARKER}"));
-        assert_eq!(r.images, vec![vec![0x89, b'P', b'N', b'G']]);
-        for (field, value) in [("suffix", "\"x\""), ("best_of", "3"), ("n", "2")] {
-            let body = format!("{{\"prompt\":\"a\",\"{field}\":{value}}}");
-            assert_eq!(
-                parse(body.as_bytes(), false).unwrap_err().param.as_deref(),
-                Some(field)
-            );
-        }
-    }
-
-    #[test]
-    fn tools_and_the_choice_among_them() {
-        let tools = r#""tools":[{"type":"function","function":{"name":"f","parameters":{}}}]"#;
-        let msg = r#""messages":[{"role":"user","content":"a"}]"#;
-        let r = parse(format!("{{{msg},{tools},\"tool_choice\":{{\"type\":\"function\",\"function\":{{\"name\":\"f\"}}}}}}").as_bytes(), true).unwrap();
-        assert_eq!(r.tool_choice, ToolChoice::Function("f".into()));
-        assert!(r.wants_tools());
-        let r = parse(
-            format!("{{{msg},{tools},\"tool_choice\":\"none\"}}").as_bytes(),
-            true,
-        )
-        .unwrap();
-        assert!(!r.wants_tools());
-        for choice in [
-            r#""required""#,
-            r#"{"type":"function","function":{"name":"g"}}"#,
-        ] {
-            let no_tools = format!("{{{msg},\"tool_choice\":{choice}}}");
-            assert!(parse(no_tools.as_bytes(), true).is_err(), "{no_tools}");
-        }
-        let custom =
-            format!("{{{msg},\"tools\":[{{\"type\":\"custom\",\"custom\":{{\"name\":\"x\"}}}}]}}");
-        assert_eq!(
-            parse(custom.as_bytes(), true).unwrap_err().param.as_deref(),
-            Some("tools[0].type")
-        );
-        let history = r#"{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]}"#;
-        let r = parse(history.as_bytes(), true).unwrap();
-        assert_eq!(r.messages[1].tool_calls.len(), 1);
-        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("c"));
-    }
-
-    #[test]
-    fn completion_requests() {
-        let r = parse(
-            br#"{"prompt":"Once","stream":true,"echo":true,"logprobs":2}"#,
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            (r.prompt.as_deref(), r.stream, r.echo, r.logprobs),
-            (Some("Once"), true, true, Some(2))
-        );
-        assert!(parse(br#"{"prompt":["a","b"]}"#, false).is_err());
-        assert!(parse(br#"{"prompt":"a","messages":[]}"#, false).is_err());
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;

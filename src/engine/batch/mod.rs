@@ -299,8 +299,15 @@ pub fn run(
                 let base = s.n_past - 1;
                 let mut kept = 0;
                 for i in 0..=drafted.len() {
-                    // SAFETY: output `at + i` of this decode belongs to this slot.
-                    let tok = unsafe { sys::llama_sampler_sample(s.sampler, ctx, at + i as i32) };
+                    // Output `at + i` of this decode belongs to this slot.
+                    let tok = match sampling::sample(s.sampler, ctx, at + i as i32) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            (s.job.sink)(Event::Failed(e));
+                            alive = false;
+                            break;
+                        }
+                    };
                     s.n_past = base + 1 + i as i32;
                     let lp = s.job.sampling.logprobs.map(|top| {
                         // SAFETY: output `at + i` of this decode holds `n_vocab` logits.

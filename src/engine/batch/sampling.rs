@@ -6,7 +6,43 @@
 use super::Token;
 use crate::engine::session::Session;
 use llama_cpp_sys_2 as sys;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
+
+extern "C" {
+    fn layerfit_sampler_sample(
+        smpl: *mut sys::llama_sampler,
+        ctx: *mut sys::llama_context,
+        idx: i32,
+        err: *mut c_char,
+        err_cap: i32,
+    ) -> Token;
+    fn layerfit_sampler_accept(
+        smpl: *mut sys::llama_sampler,
+        token: Token,
+        err: *mut c_char,
+        err_cap: i32,
+    ) -> bool;
+}
+
+/// `llama_sampler_sample` through src/engine/sampler_guard.cpp: a sampler that throws (a
+/// grammar handed text it cannot take) ends this request with its message, not the process.
+pub(super) fn sample(
+    smpl: *mut sys::llama_sampler,
+    ctx: *mut sys::llama_context,
+    idx: i32,
+) -> Result<Token, String> {
+    let mut err = [0 as c_char; 512];
+    // SAFETY: `smpl` and `ctx` are live; output `idx` of the last decode has logits; `err`
+    // has the capacity given.
+    let t = unsafe { layerfit_sampler_sample(smpl, ctx, idx, err.as_mut_ptr(), 512) };
+    // LLAMA_TOKEN_NULL.
+    if t == -1 {
+        // SAFETY: the shim wrote a NUL-terminated message within `err`.
+        let why = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        return Err(format!("sampling failed: {why}"));
+    }
+    Ok(t)
+}
 
 /// A grammar the answer must follow.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -155,8 +191,19 @@ fn grammar(g: &Grammar, vocab: *const sys::llama_vocab) -> Result<*mut sys::llam
     }
     if !g.lazy {
         for &t in &g.prefill {
-            // SAFETY: `smpl` is the live grammar sampler made above.
-            unsafe { sys::llama_sampler_accept(smpl, t) };
+            let mut err = [0 as c_char; 512];
+            // SAFETY: `smpl` is the live grammar sampler made above; `err` has the capacity
+            // given.
+            if !unsafe { layerfit_sampler_accept(smpl, t, err.as_mut_ptr(), 512) } {
+                // SAFETY: the shim wrote a NUL-terminated message; `smpl` is freed once, here.
+                let why = unsafe { CStr::from_ptr(err.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned();
+                unsafe { sys::llama_sampler_free(smpl) };
+                return Err(format!(
+                    "the grammar does not start with the generation prompt: {why}"
+                ));
+            }
         }
     }
     Ok(smpl)
