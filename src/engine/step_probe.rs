@@ -97,6 +97,8 @@ unsafe fn load(path: &Path) -> Option<Loaded> {
     cp.n_batch = 256;
     cp.n_ubatch = 256;
     cp.n_seq_max = 1;
+    cp.n_outputs_max = 1;
+    cp.n_outputs_max_per_seq = 1;
     cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_ENABLED;
     let ctx = sys::llama_init_from_model(model, cp);
     if ctx.is_null() {

@@ -6,6 +6,7 @@
 //! channel and answers leave through each job's sink.
 
 mod draft;
+mod reuse;
 mod slot;
 
 use slot::{finish, release, sampler, take, Slot};
@@ -114,12 +115,14 @@ pub fn run(
     // SAFETY: `ctx` is the session's live context; its memory lives as long.
     let mem = unsafe { sys::llama_get_memory(ctx) };
     let mut slots: Vec<Option<Slot>> = (0..n_seq).map(|_| None).collect();
+    // What free sequences' cells hold, for the next prompts that start the same way.
+    let mut kept = reuse::Kept::new(n_seq);
     // SAFETY: a batch of `n_batch` tokens with one sequence id each, freed once at the end.
     let batch = unsafe { sys::llama_batch_init(n_batch, 0, 1) };
     let mut open = true;
     loop {
         // Take new requests: wait when idle, never when others are generating.
-        while let Some(free) = slots.iter().position(Option::is_none) {
+        while slots.iter().any(Option::is_none) {
             let busy = slots.iter().any(Option::is_some);
             let job = if busy || !open {
                 match jobs.try_recv() {
@@ -151,15 +154,19 @@ pub fn run(
                 )));
                 continue;
             }
-            // SAFETY: `mem` is live and `free` one of its sequences; a whole sequence always goes.
-            unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
+            // The free sequence whose cache starts as this prompt does; only the rest is read.
+            let free_seqs = slots.iter().enumerate().filter(|(_, s)| s.is_none());
+            let Some(free) = kept.choose(free_seqs.map(|(i, _)| i), &job.prompt) else {
+                break;
+            };
+            let reused = kept.take(mem, free, &job.prompt);
             let history = job.prompt.clone();
             slots[free] = Some(Slot {
                 seq: free as i32,
                 sampler: sampler(job.temperature, job.seed),
                 job,
-                fed: 0,
-                n_past: 0,
+                fed: reused,
+                n_past: reused as i32,
                 next: None,
                 generated: 0,
                 pending: Vec::new(),
@@ -183,7 +190,8 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     finish(&mut s, FinishReason::Shutdown);
-                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                    kept.clear(mem, s.seq as usize);
+                    release(s, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -240,7 +248,8 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     (s.job.sink)(Event::Failed(format!("llama_decode failed (code {rc})")));
-                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                    kept.clear(mem, s.seq as usize);
+                    release(s, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -305,6 +314,7 @@ pub fn run(
                     s.n_past = base + 1;
                 }
             }
+            let ended = alive && end.is_some();
             if !alive {
                 stats.cancelled.fetch_add(1, Ordering::Relaxed);
             } else if let Some(reason) = end {
@@ -313,7 +323,13 @@ pub fn run(
                 continue;
             }
             if let Some(s) = slot.take() {
-                release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                // An answer that ended holds its prompt and answer in the cache, position by
+                // position (rejected proposals are gone); anything else is cleared.
+                match s.history.get(..s.n_past.max(0) as usize) {
+                    Some(cells) if ended => kept.keep(s.seq as usize, cells),
+                    _ => kept.clear(mem, s.seq as usize),
+                }
+                release(s, drafter.as_mut().map(|d| &mut d.0));
             }
         }
         stats.active.store(
