@@ -85,6 +85,37 @@ fn the_issue_figures_hold() {
 }
 
 #[test]
+fn a_drafts_outputs_are_reserved_as_llama_server_reserves_them() {
+    // With a draft proposing 16 tokens a step (llama-server's default) the model verifies 17
+    // tokens of each sequence in one batch: n_outputs_max = n_seq x 17
+    // (common_speculative_get_output_limits). Gemma 3's logits are 1 MiB a row, so 17 and 34
+    // rows outgrow the 12 MiB feed-forward peak: the engine's compute grows by what the
+    // estimate grows, and the plan's host output buffer holds a row per output.
+    let mib = |b: u64| b as f64 / 1048576.0;
+    for n_seq_max in [1u32, 2] {
+        let one = CacheConfig {
+            n_ctx: 8192,
+            n_seq_max,
+            ..CacheConfig::default()
+        };
+        let draft = CacheConfig {
+            outputs_per_seq: 17,
+            ..one
+        };
+        assert_eq!(draft.n_outputs_max(), 17 * n_seq_max);
+        assert_eq!(draft.n_outputs_max_per_seq(), 17);
+        assert_eq!(draft.output_rows(), 17 * n_seq_max as u64);
+        let (est_one, got_one) = common::assert_matches_engine(&common::gemma3(), &one);
+        let (est, got) = common::assert_matches_engine(&common::gemma3(), &draft);
+        let (ours, theirs) = (mib(est) - mib(est_one), mib(got) - mib(got_one));
+        assert!(
+            theirs > 4.0 && (ours - theirs).abs() < 0.25,
+            "{n_seq_max} sequences: compute grew {theirs:.2} MiB in llama.cpp, {ours:.2} MiB estimated"
+        );
+    }
+}
+
+#[test]
 fn parallel_sequences_match_llama_cpp() {
     // `--parallel N`: N sequences, each with the whole context (a non-unified cache, as
     // `layerfit serve` creates it): KV is N times one sequence's, and compute follows.
