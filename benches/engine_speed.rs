@@ -55,6 +55,7 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
         use_mlock: false,
         fallback_template: "chatml".into(),
         n_seq: 1,
+        n_outputs_per_seq: 1,
         rpc: Vec::new(),
         tensor_split: Vec::new(),
     };

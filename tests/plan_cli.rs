@@ -58,7 +58,7 @@ fn check_requirements_exit_codes_and_json() {
         g,
         "--no-gpu",
         "--ram",
-        "600M",
+        "100M",
         "--json",
     ]);
     assert_eq!(code, 20);

@@ -342,7 +342,8 @@ fn dev_none_keeps_every_buffer_off_lavapipe() {
     ]);
     assert_eq!(code, 0, "{err}");
     // Only the host is planned; its compute check holds only if llama.cpp ran the whole graph
-    // on the CPU (with lavapipe visible it would take the logits and most of the compute).
+    // on the CPU: 18.6 MiB at 4096 tokens, where with lavapipe visible the host keeps the masks
+    // and a few rows (8.5 MiB) and lavapipe takes the rest.
     let checks = d["self_check"].as_array().unwrap();
     assert_eq!(checks.len(), 3, "{checks:?}");
     for c in checks {
@@ -351,7 +352,7 @@ fn dev_none_keeps_every_buffer_off_lavapipe() {
     }
     let compute = checks.iter().find(|c| c["what"] == "compute").unwrap();
     assert!(
-        compute["allocated"].as_u64().unwrap() > 64 << 20,
+        compute["allocated"].as_u64().unwrap() > 16 << 20,
         "{compute}"
     );
     assert!(d["answer"].as_str().unwrap().contains("Paris"), "{d}");
@@ -438,9 +439,10 @@ fn emitted_configs_carry_the_software_device_and_a_run_file_runs_on_it() {
 
 #[test]
 fn synthetic_large_vocab_logits_too_large_for_the_device() {
-    // 150k tokens: 293 MiB of logits at 512 tokens exceed lavapipe's 128 MiB storage-buffer
-    // range, so the output projection (its own f16 weight) stays on the host at every -ngl
-    // while its norm follows -ngl.
+    // 150k tokens: 293 MiB of logits at 512 tokens (the batch llama.cpp tries a weight's op
+    // with) exceed lavapipe's 128 MiB storage-buffer range, so the output projection (its own
+    // 73 MiB f16 weight) stays on the host at every -ngl while its norm follows -ngl. With one
+    // output per sequence the logits are one row, computed on the host.
     machine();
     let dir = common::tempdir("vk");
     let path = dir.join("llama-large-vocab.gguf");
@@ -451,7 +453,10 @@ fn synthetic_large_vocab_logits_too_large_for_the_device() {
     w.tensor("output.weight", &[256, 150_000], GgmlType::F16);
     common::complete_with_engine(w, &path);
     let rows = assert_offload_matches(&path, 8192, &ngls(4));
-    assert!(rows.iter().all(|r| r.figures[5].2 > Bytes(290 << 20)));
+    let projection = Bytes(256 * 150_000 * 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.figures[3].2 > projection && r.figures[0].2 < projection));
 }
 
 #[test]

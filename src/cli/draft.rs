@@ -78,7 +78,7 @@ pub fn replan(
             plan.missing.clone().unwrap_or_default()
         )));
     }
-    *req = holding(req, &plan);
+    *req = holding(req, &plan, spec.draft_max);
     Ok(Replanned {
         spec,
         placement,

@@ -194,6 +194,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         n_ubatch: args.ubatch.max(1),
         n_seq_max: 1,
         swa_full: args.swa_full,
+        ..CacheConfig::default()
     };
     let (file, source, notes) = open(&args.model)?;
     let mut report =

@@ -82,6 +82,11 @@ pub fn measure_on_servers(
         .iter()
         .filter_map(|e| Endpoint::parse(e).ok())
         .collect();
+    let cache = crate::memory::CacheConfig {
+        n_seq_max: plan.parallel.max(1),
+        outputs_per_seq: 1 + plan.draft.as_ref().map_or(0, |d| d.draft_max),
+        ..crate::memory::CacheConfig::default()
+    };
     let req = MeasureRequest {
         n_ctx: plan.context as u32,
         n_ubatch: 512,
@@ -93,6 +98,9 @@ pub fn measure_on_servers(
         n_gpu_layers: plan.n_gpu_layers as i32,
         dry_run: true,
         n_seq_max: plan.parallel.max(1),
+        // As the engine sets them: every sequence's outputs, a draft's proposals included.
+        n_outputs_max: cache.n_outputs_max(),
+        n_outputs_max_per_seq: cache.n_outputs_max_per_seq(),
         rpc,
         tensor_split: plan.tensor_split.iter().map(|&f| f as f32).collect(),
     };

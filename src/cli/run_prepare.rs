@@ -56,6 +56,9 @@ impl Prepared {
             flash_attn: model.flash_attn || kv != crate::ggml_type::GgmlType::F16,
             rpc: Vec::new(),
             tensor_split: Vec::new(),
+            // The draft proposes one token per sequence a step (llama-server's draft context:
+            // `n_outputs_max = n_parallel`, `common/speculative.cpp`).
+            n_outputs_per_seq: 1,
             ..model.clone()
         }))
     }
@@ -124,6 +127,8 @@ impl Prepared {
             fallback_template: crate::engine::session::fallback_template(&self.shape.architecture)
                 .into(),
             n_seq: self.plan.parallel.max(1),
+            // The model verifies a draft's proposals and the token before them in one batch.
+            n_outputs_per_seq: 1 + s.draft.as_ref().map_or(0, |d| d.draft_max),
             rpc: s
                 .rpc
                 .iter()

@@ -92,7 +92,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let checks = crate::engine::self_check::self_check(
         &prep.expected,
         prep.repacked,
-        prep.shape.n_vocab,
+        session.output_buffer(),
         &session.breakdown(),
     );
     super::run::report_self_check(&checks, "self-check", false, printer);
@@ -110,7 +110,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             let checks = crate::engine::self_check::self_check(
                 &dp.devices,
                 dp.ram.repacked_bytes,
-                dp.n_vocab,
+                d.output_buffer(),
                 &d.breakdown(),
             );
             super::run::report_self_check(&checks, "self-check (draft)", false, printer);

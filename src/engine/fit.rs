@@ -51,6 +51,8 @@ pub fn llama_fit(
     cp.n_batch = 2048;
     cp.n_ubatch = n_ubatch;
     cp.n_seq_max = 1;
+    cp.n_outputs_max = 1;
+    cp.n_outputs_max_per_seq = 1;
     cp.type_k = kv.id() as sys::ggml_type;
     cp.type_v = kv.id() as sys::ggml_type;
     cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_ENABLED;

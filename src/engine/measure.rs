@@ -30,6 +30,10 @@ pub struct MeasureRequest {
     /// Parallel sequences, each with its own `n_ctx` cells (llama.cpp's `-np`, a
     /// non-unified cache: the context is created `n_seq_max` times as large).
     pub n_seq_max: u32,
+    /// `n_outputs_max` (0: llama.cpp's default, `n_batch`) and `n_outputs_max_per_seq`, as
+    /// layerfit's engine and llama-server set them (`CacheConfig::n_outputs_max`).
+    pub n_outputs_max: u32,
+    pub n_outputs_max_per_seq: u32,
     /// RPC servers whose devices join the engine first, and llama.cpp's `--tensor-split`.
     pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
     pub tensor_split: Vec<f32>,
@@ -48,6 +52,8 @@ impl Default for MeasureRequest {
             n_gpu_layers: 0,
             dry_run: true,
             n_seq_max: 1,
+            n_outputs_max: 1,
+            n_outputs_max_per_seq: 1,
             rpc: Vec::new(),
             tensor_split: Vec::new(),
         }
@@ -68,6 +74,8 @@ impl MeasureRequest {
             n_gpu_layers,
             dry_run: true,
             n_seq_max: cfg.n_seq_max.max(1),
+            n_outputs_max: cfg.n_outputs_max(),
+            n_outputs_max_per_seq: cfg.n_outputs_max_per_seq(),
             rpc: Vec::new(),
             tensor_split: Vec::new(),
         }
@@ -276,6 +284,8 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
         req.n_ctx
     };
     cp.n_seq_max = n_seq;
+    cp.n_outputs_max = req.n_outputs_max;
+    cp.n_outputs_max_per_seq = req.n_outputs_max_per_seq;
     cp.n_batch = req.n_batch;
     cp.n_ubatch = req.n_ubatch;
     cp.type_k = req.type_k.id() as sys::ggml_type;

@@ -108,6 +108,8 @@ fn load(path: &Path) -> Option<Loaded> {
     cp.n_batch = 256;
     cp.n_ubatch = 256;
     cp.n_seq_max = 1;
+    cp.n_outputs_max = 1;
+    cp.n_outputs_max_per_seq = 1;
     cp.flash_attn_type = sys::LLAMA_FLASH_ATTN_TYPE_ENABLED;
     // SAFETY: `model` is live and non-null; `cp` is the defaults (their pointers null) with
     // plain fields set. The context (or null) is owned by the `Loaded` made below.

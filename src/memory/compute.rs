@@ -50,7 +50,8 @@ pub struct ComputeEstimate {
     pub masks: Bytes,
     pub attention_scores: Bytes,
     pub feed_forward: Bytes,
-    /// The host output buffer for logits of one token per sequence (`output_reserve`).
+    /// The host output buffer: a row of logits per output (`output_reserve`), as many as the
+    /// engine may ask for in one batch (`CacheConfig::output_rows`).
     pub output_buffer: Bytes,
 }
 
@@ -70,7 +71,7 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         masks += Bytes(kv.swa_cells * n_tokens * mask_elem);
     }
     let hidden = f32s(shape.n_embd * n_tokens);
-    let logits = f32s(shape.n_vocab * n_tokens);
+    let logits = f32s(shape.n_vocab * cfg.reserved_outputs());
     let output_peak = logits + masks + hidden.times(ROWS_AT_OUTPUT);
 
     let n_head_max = shape
@@ -102,9 +103,9 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
     // (`mul_mat_id` outputs, `n_ff_exp x n_expert_used` each). Their down projections
     // (`n_embd x n_expert_used`) reuse a freed gate or up block when they fit in one; when
     // they are wider (Qwen3-30B/235B: 2048/4096 wide over 768/1536-wide experts) the
-    // allocator adds them (Qwen3-235B-A22B's layout: 180.02 MiB at 4096 tokens with one
-    // output, exactly this term plus the mask), while gpt-oss and Mixtral reserve the three
-    // rows alone.
+    // allocator adds them: Qwen3-235B-A22B's layout reserves 180.02 MiB at 4096 tokens, exactly
+    // this term plus the mask, while gpt-oss and Mixtral (down no wider than an expert's
+    // gate) reserve the three rows alone.
     let moe_width = if shape.n_expert > 1 {
         let used = shape.n_expert_used as u64;
         let (ff, down) = (expert_ff * used, shape.n_embd * used);
@@ -133,6 +134,6 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         masks,
         attention_scores,
         feed_forward,
-        output_buffer: f32s(shape.n_vocab * cfg.n_seq_max.max(1) as u64),
+        output_buffer: f32s(shape.n_vocab * cfg.output_rows()),
     }
 }

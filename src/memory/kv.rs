@@ -24,6 +24,15 @@ pub struct CacheConfig {
     pub n_seq_max: u32,
     /// `--swa-full`: sliding-window layers keep the whole context.
     pub swa_full: bool,
+    /// Logits reserved for every token of a ubatch: llama.cpp's default `n_outputs_max` (0,
+    /// meaning `n_batch`), which a host that does not set it gets. `false`: one output per
+    /// sequence, as layerfit's engine and llama-server (`n_outputs_max = n_parallel`,
+    /// `tools/server/server-context.cpp`) set it.
+    pub batch_outputs: bool,
+    /// Outputs each sequence may ask for in one batch: 1, or 1 + the tokens a draft model
+    /// proposes per step when speculative decoding verifies them in one batch (llama-server's
+    /// `common_speculative_get_output_limits`: `n_outputs_max = n_parallel * (1 + n_draft)`).
+    pub outputs_per_seq: u32,
 }
 
 impl Default for CacheConfig {
@@ -37,6 +46,8 @@ impl Default for CacheConfig {
             n_ubatch: 512,
             n_seq_max: 1,
             swa_full: false,
+            batch_outputs: false,
+            outputs_per_seq: 1,
         }
     }
 }
@@ -62,6 +73,49 @@ impl CacheConfig {
     /// `cparams.n_ubatch`.
     pub fn effective_ubatch(&self) -> u64 {
         (self.n_ubatch as u64).min(self.effective_batch())
+    }
+
+    /// `n_outputs_max` as layerfit's engine and llama-server set it: the sequences times the
+    /// outputs each may ask for, at most `n_batch`; or 0 (llama.cpp's default, `n_batch`) with
+    /// `batch_outputs`.
+    pub fn n_outputs_max(&self) -> u32 {
+        if self.batch_outputs {
+            0
+        } else {
+            let n = self.n_seq_max.max(1) as u64 * self.outputs_per_seq.max(1) as u64;
+            n.min(self.effective_batch()) as u32
+        }
+    }
+
+    /// `n_outputs_max_per_seq` as layerfit's engine and llama-server set it (llama.cpp's
+    /// default, 1, with `batch_outputs`).
+    pub fn n_outputs_max_per_seq(&self) -> u32 {
+        if self.batch_outputs {
+            1
+        } else {
+            (self.outputs_per_seq.max(1) as u64).min(self.effective_batch()) as u32
+        }
+    }
+
+    /// Outputs the worst-case graph reserves: `min(n_ubatch, n_outputs_max)` (`sched_reserve`).
+    pub fn reserved_outputs(&self) -> u64 {
+        match self.n_outputs_max() {
+            0 => self.effective_ubatch(),
+            n => self.effective_ubatch().min(n as u64),
+        }
+    }
+
+    /// Rows of the host output buffer (`llama_context::output_reserve`): one per sequence at
+    /// load, grown to the largest batch of outputs decoded, which is `n_outputs_max` when a
+    /// draft's proposals are verified; one per sequence with llama.cpp's default, where a
+    /// host asks for one output per sequence.
+    pub fn output_rows(&self) -> u64 {
+        let n_seq = self.n_seq_max.max(1) as u64;
+        if self.batch_outputs {
+            n_seq
+        } else {
+            n_seq.max(self.n_outputs_max() as u64)
+        }
     }
 
     /// Cells of a sliding-window layer's cache (`llama_kv_cache_iswa`):

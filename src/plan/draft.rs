@@ -184,6 +184,8 @@ fn draft_requirements(req: &Requirements, spec: &DraftSpec) -> Requirements {
         kv_types: vec![spec.kv_type],
         min_decode_tokens_per_s: None,
         held: Held::default(),
+        // The draft reads one token per sequence a step (llama-server's draft context).
+        outputs_per_seq: 1,
         ..req.clone()
     }
 }
@@ -227,9 +229,11 @@ fn placements(
     out
 }
 
-/// The target's requirements with the draft's memory held.
-pub fn holding(req: &Requirements, draft: &Plan) -> Requirements {
+/// The target's requirements with the draft's memory held and room for its `draft_max`
+/// proposals per sequence, which the target verifies in one batch.
+pub fn holding(req: &Requirements, draft: &Plan, draft_max: u32) -> Requirements {
     Requirements {
+        outputs_per_seq: 1 + draft_max,
         held: Held {
             ram: req.held.ram + draft.ram.total_bytes,
             gpus: draft
@@ -318,7 +322,7 @@ pub fn choose_with_draft(
     }
     let mut best: Option<(Vec<Ranked>, DraftPlacement, Plan)> = None;
     for (placement, dp) in places {
-        let ranked = choose(models, snap, &holding(req, &dp), forced);
+        let ranked = choose(models, snap, &holding(req, &dp, spec.draft_max), forced);
         let wins = match &best {
             None => true,
             Some((b, _, _)) => better(&ranked[0].plan, &b[0].plan),

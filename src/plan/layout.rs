@@ -120,8 +120,10 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         inp.output_projection
     };
     // A device takes the output only if the weight and the logits it produces fit its
-    // largest tensor (llama.cpp's `select_weight_buft` tries the op at 512 tokens).
-    let output_fits = |d: usize| output_weight <= limit(d) && comp.logits <= limit(d);
+    // largest tensor (llama.cpp's `select_weight_buft` tries the op at 512 tokens, whatever
+    // the outputs the context reserves).
+    let logits_at_512 = Bytes(inp.shape.n_vocab.saturating_mul(512 * 4));
+    let output_fits = |d: usize| output_weight <= limit(d) && logits_at_512 <= limit(d);
     let mut gw = vec![Bytes::ZERO; n_gpus];
     let mut gk = vec![Bytes::ZERO; n_gpus];
     let mut layers_on = vec![0usize; n_gpus];
@@ -205,6 +207,9 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     // which receives copies of the weight and the layer's K/V views and keeps its own copy
     // of the masks; the logits are computed on the output's GPU, or on the first GPU from a
     // copy of a host-resident output weight, unless a tensor is too large for the device.
+    // The output projection's batch is the outputs, not the tokens: with fewer than 32 (one
+    // per sequence, as layerfit's engine and llama-server reserve them) a host-resident
+    // output weight is not op-offloaded and the logits are computed on the host.
     let rows = Bytes(inp.shape.n_embd * comp.n_tokens * 4);
     let attn_width = inp
         .shape
@@ -221,6 +226,7 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         comp.attention_scores
     };
     let offload_ops = offloader.is_some() && comp.n_tokens >= 32;
+    let offload_output = offloader.is_some() && cfg.reserved_outputs() >= 32;
     // Host layers' attention moves to the first GPU only if it can address their K/V views
     // and the masks; otherwise it runs on the host, and the GPU needs no copy of the masks
     // unless it holds blocks of its own.
@@ -229,7 +235,9 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     // Where the logits are computed, and whether the weight is copied there for it.
     let (logits_dev, output_copied) = match out_dev {
         Some(d) => (Some(d), false),
-        None if offload_ops && output_fits(o) => (Some(o), true),
+        None if offload_output && output_weight <= limit(o) && comp.logits <= limit(o) => {
+            (Some(o), true)
+        }
         None => (None, false),
     };
     let mut gc = vec![Bytes::ZERO; n_gpus];
@@ -254,10 +262,16 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
             } else {
                 Bytes::ZERO
             };
+            // The scheduler's copies into the GPU's splits: one host weight at a time (each
+            // is its own split), and two hidden-state rows more than with every layer
+            // offloaded (the graph's input embeddings, copied at the first GPU split). Measured
+            // on lavapipe with one output per sequence, where the logits no longer hide them:
+            // SmolLM2 at 4096 and 16384 tokens exact, Gemma 3 270M 1.1 and 2.1 MiB above.
+            let copies = rows.times(2);
             if attention_offloaded {
-                peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4));
+                peak = peak.max(comp.masks + host_kv_max + attn_rows.times(4) + copies);
             }
-            peak = peak.max(comp.feed_forward + masks + rows.times(4) + host_largest);
+            peak = peak.max(comp.feed_forward + masks + rows.times(4) + host_largest.max(copies));
         }
         *c = peak;
     }

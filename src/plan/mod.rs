@@ -68,6 +68,9 @@ pub struct Requirements {
     /// Sequences served at once (`serve --parallel N`), each holding `min_context`: the KV
     /// cache and output buffers are sized for all of them, as llama.cpp sizes them.
     pub parallel: u32,
+    /// Outputs each sequence may ask for in one batch: 1, or 1 + the draft's tokens per
+    /// step when a draft model's proposals are verified in one batch (`plan::draft`).
+    pub outputs_per_seq: u32,
     /// Memory another model loaded beside this one already holds (a draft model,
     /// `plan::draft`): taken out of the budgets before this model is placed.
     pub held: Held,
@@ -106,6 +109,7 @@ impl Default for Requirements {
             calibration: None,
             load_average: None,
             parallel: 1,
+            outputs_per_seq: 1,
             held: Held::default(),
         }
     }

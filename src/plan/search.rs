@@ -23,6 +23,7 @@ pub fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
         flash_attn: true,
         n_ubatch: req.n_ubatch,
         n_seq_max: req.parallel.max(1),
+        outputs_per_seq: req.outputs_per_seq.max(1),
         ..CacheConfig::default()
     }
 }

@@ -7,6 +7,7 @@
 
 mod draft;
 pub mod media;
+mod reuse;
 mod sampling;
 mod slot;
 
@@ -120,12 +121,14 @@ pub fn run(
     // SAFETY: `ctx` is the session's live context; its memory lives as long.
     let mem = unsafe { sys::llama_get_memory(ctx) };
     let mut slots: Vec<Option<Slot>> = (0..n_seq).map(|_| None).collect();
+    // What free sequences' cells hold, for the next prompts that start the same way.
+    let mut kept = reuse::Kept::new(n_seq);
     // SAFETY: a batch of `n_batch` tokens with one sequence id each, freed once at the end.
     let batch = unsafe { sys::llama_batch_init(n_batch, 0, 1) };
     let mut open = true;
     loop {
         // Take new requests: wait when idle, never when others are generating.
-        while let Some(free) = slots.iter().position(Option::is_none) {
+        while slots.iter().any(Option::is_none) {
             let busy = slots.iter().any(Option::is_some);
             let job = if busy || !open {
                 match jobs.try_recv() {
@@ -147,10 +150,18 @@ pub fn run(
             };
             stats.requests.fetch_add(1, Ordering::Relaxed);
             let mut job = job;
-            // SAFETY: `mem` is live and `free` one of its sequences; a whole sequence always goes.
-            unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
-            let mut start = (0usize, 0i32);
-            if let Some(m) = job.media.take() {
+            let media = job.media.take();
+            // The free sequence whose cache starts as this prompt does; only the rest is read.
+            // A request with images reuses nothing: its image tokens are placeholders that do
+            // not say which image they stand for.
+            let probe: &[Token] = if media.is_some() { &[] } else { &job.prompt };
+            let free_seqs = slots.iter().enumerate().filter(|(_, s)| s.is_none());
+            let Some(free) = kept.choose(free_seqs.map(|(i, _)| i), probe) else {
+                break;
+            };
+            let reused = kept.take(mem, free, probe);
+            let mut start = (reused, reused as i32);
+            if let Some(m) = media {
                 let admitted = match (vision, &drafter) {
                     (None, _) => Err("this server has no vision projector (serve --mmproj)".into()),
                     (Some(_), Some(_)) => Err("a draft model cannot read images".into()),
@@ -164,8 +175,7 @@ pub fn run(
                         start = (a.fed, a.n_past);
                     }
                     Err(e) => {
-                        // SAFETY: as above.
-                        unsafe { sys::llama_memory_seq_rm(mem, free as i32, -1, -1) };
+                        kept.clear(mem, free);
                         (job.sink)(Event::Failed(e));
                         continue;
                     }
@@ -175,6 +185,7 @@ pub fn run(
                 .prompt_tokens
                 .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
             if job.prompt.is_empty() || job.prompt.len() as i32 >= n_ctx_seq {
+                kept.clear(mem, free);
                 (job.sink)(Event::Failed(format!(
                     "the prompt ({} tokens) does not fit the {n_ctx_seq}-token context",
                     job.prompt.len()
@@ -185,6 +196,7 @@ pub fn run(
             let sampler = match sampling::sampler(&job.sampling, session, n_ctx_seq) {
                 Ok(s) => s,
                 Err(e) => {
+                    kept.clear(mem, free);
                     (job.sink)(Event::Failed(e));
                     continue;
                 }
@@ -218,7 +230,8 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     finish(&mut s, FinishReason::Shutdown);
-                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                    kept.clear(mem, s.seq as usize);
+                    release(s, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -275,7 +288,8 @@ pub fn run(
             for slot in slots.iter_mut() {
                 if let Some(mut s) = slot.take() {
                     (s.job.sink)(Event::Failed(format!("llama_decode failed (code {rc})")));
-                    release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                    kept.clear(mem, s.seq as usize);
+                    release(s, drafter.as_mut().map(|d| &mut d.0));
                 }
             }
             continue;
@@ -357,6 +371,7 @@ pub fn run(
                     s.n_past = base + 1;
                 }
             }
+            let ended = alive && end.is_some();
             if !alive {
                 stats.cancelled.fetch_add(1, Ordering::Relaxed);
             } else if let Some(reason) = end {
@@ -365,7 +380,17 @@ pub fn run(
                 continue;
             }
             if let Some(s) = slot.take() {
-                release(s, mem, drafter.as_mut().map(|d| &mut d.0));
+                // An answer that ended holds its prompt and answer in the cache, position by
+                // position (rejected proposals are gone); anything else is cleared.
+                // Only the text before a request's first image is kept: an image's
+                // placeholders do not say which image, and M-RoPE positions past it are not
+                // token counts.
+                let text = s.history.iter().take_while(|&&t| t >= 0).count();
+                match s.history.get(..(s.n_past.max(0) as usize).min(text)) {
+                    Some(cells) if ended => kept.keep(s.seq as usize, cells),
+                    _ => kept.clear(mem, s.seq as usize),
+                }
+                release(s, drafter.as_mut().map(|d| &mut d.0));
             }
         }
         stats.active.store(

@@ -157,18 +157,11 @@ pub(super) fn finish(s: &mut Slot, reason: FinishReason) {
     }));
 }
 
-/// Frees slot `s`: its sampler, its cells in the model's cache and in the draft's.
-pub(super) fn release(
-    s: Slot,
-    mem: sys::llama_memory_t,
-    draft: Option<&mut super::draft::Drafter>,
-) {
-    // SAFETY: the sampler is this slot's and is freed only here; `mem` is the live context's
-    // memory and a whole sequence can always be removed.
-    unsafe {
-        sys::llama_sampler_free(s.sampler);
-        sys::llama_memory_seq_rm(mem, s.seq, -1, -1);
-    }
+/// Frees slot `s`: its sampler and its cells in the draft's cache (its cells in the model's
+/// cache are kept or cleared by the caller, `reuse::Kept`).
+pub(super) fn release(s: Slot, draft: Option<&mut super::draft::Drafter>) {
+    // SAFETY: the sampler is this slot's and is freed only here.
+    unsafe { sys::llama_sampler_free(s.sampler) };
     if let Some(d) = draft {
         d.forget(s.seq);
     }

@@ -47,10 +47,22 @@ pub struct SessionConfig {
     pub fallback_template: String,
     /// Sequences decoded together (`serve --parallel`), each with `n_ctx` cells of its own.
     pub n_seq: u32,
+    /// Outputs (rows of logits) one sequence may ask for in one batch: 1, or 1 + the tokens
+    /// a draft proposes per step, which the model verifies in one batch.
+    pub n_outputs_per_seq: u32,
     /// RPC servers whose devices come first (`--rpc`), and the fraction of the offloaded
     /// layers per device (llama.cpp's `--tensor-split`; empty: llama.cpp's default split).
     pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
     pub tensor_split: Vec<f32>,
+}
+
+impl SessionConfig {
+    /// llama.cpp's `n_outputs_max` for this context: every sequence's outputs, at most a
+    /// batch (llama-server's `common_speculative_get_output_limits`).
+    pub fn n_outputs_max(&self) -> u32 {
+        let n = self.n_seq.max(1) as u64 * self.n_outputs_per_seq.max(1) as u64;
+        n.min(self.n_batch.max(1) as u64) as u32
+    }
 }
 
 /// Sampling and limits for one answer.
@@ -108,6 +120,8 @@ pub struct Session {
     cached: Vec<sys::llama_token>,
     n_ctx: u32,
     n_batch: u32,
+    /// llama.cpp's `n_outputs_max` for this context (`SessionConfig::n_outputs_max`).
+    n_outputs_max: u32,
 }
 
 /// # Safety
@@ -183,6 +197,11 @@ impl Session {
             cp.n_batch = cfg.n_batch;
             cp.n_ubatch = cfg.n_ubatch;
             cp.n_seq_max = n_seq;
+            // The outputs the sequences may ask for, as llama-server sets them and the plan
+            // sizes them (`CacheConfig::n_outputs_max`): the batch scheduler and the
+            // speculative loop ask for no more (llama.cpp aborts past it).
+            cp.n_outputs_max = cfg.n_outputs_max();
+            cp.n_outputs_max_per_seq = cfg.n_outputs_per_seq.clamp(1, cp.n_outputs_max);
             cp.type_k = cfg.type_k.id() as sys::ggml_type;
             cp.type_v = cfg.type_v.id() as sys::ggml_type;
             cp.flash_attn_type = if cfg.flash_attn {
@@ -213,6 +232,7 @@ impl Session {
                 cached: Vec::new(),
                 n_ctx: sys::llama_n_ctx(ctx),
                 n_batch: cfg.n_batch.max(1),
+                n_outputs_max: cp.n_outputs_max,
             };
             let own = sys::llama_model_chat_template(model, std::ptr::null());
             let probe = [("user".to_string(), "hi".to_string())];
@@ -252,6 +272,15 @@ impl Session {
     pub fn n_ctx_seq(&self) -> u32 {
         // SAFETY: `self.ctx` is the live context this session owns.
         unsafe { sys::llama_n_ctx_seq(self.ctx) }
+    }
+
+    /// The host output buffer the plan holds for this context: a row of logits per output
+    /// it may decode at once (`CacheConfig::output_rows`), which the self-check takes off
+    /// the host's compute figure.
+    pub fn output_buffer(&self) -> crate::bytes::Bytes {
+        // SAFETY: `self.vocab` belongs to the model this session owns.
+        let n_vocab = unsafe { sys::llama_vocab_n_tokens(self.vocab) }.max(0) as u64;
+        crate::bytes::Bytes(n_vocab * 4 * self.n_outputs_max as u64)
     }
 
     pub fn n_batch(&self) -> u32 {
