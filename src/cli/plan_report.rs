@@ -142,10 +142,15 @@ pub fn print_candidates(cands: &[Candidate], printer: &Printer) {
             vec![
                 c.rank.map(|r| r.to_string()).unwrap_or_default(),
                 format!(
-                    "{}, {} KV, -ngl {}{}",
+                    "{}, {} KV, -ngl {}{}{}",
                     c.model,
                     c.kv_type.clone().unwrap_or_default(),
                     c.n_gpu_layers.unwrap_or(0),
+                    if c.local_only {
+                        ", this machine alone"
+                    } else {
+                        ""
+                    },
                     if c.downloaded {
                         ""
                     } else {

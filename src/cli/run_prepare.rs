@@ -136,10 +136,10 @@ impl Prepared {
     }
 }
 
-/// What the self-check expects on the host: with per-tensor overrides, or when the host
-/// weights stay in the plain mapped CPU buffer (only remote devices besides the CPU: RPC
-/// devices have no host buffer type), llama.cpp reports the mapped file range of the host
-/// weights, not their sum (`self_check::mapped_host_span`).
+/// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
+/// mapped file range of the host weights, not their sum (`self_check::mapped_host_span`).
+/// With only remote devices the plan's own host weights are that range already (the plan
+/// sizes RAM by it).
 fn expected_on_devices(
     plan: &crate::plan::Plan,
     src: &ModelSource,
@@ -147,9 +147,8 @@ fn expected_on_devices(
 ) -> Vec<DeviceUse> {
     let mut expected = plan.devices.clone();
     let overrides = s.n_cpu_moe > 0 || s.n_cpu_ffn > 0;
-    let gpus: Vec<&DeviceUse> = expected.iter().filter(|d| d.is_gpu).collect();
-    let only_remote = !s.rpc.is_empty() && gpus.iter().all(|d| d.device.starts_with("RPC"));
-    if (overrides || only_remote) && s.n_gpu_layers > 0 && !gpus.is_empty() {
+    let gpus = expected.iter().any(|d| d.is_gpu);
+    if overrides && s.n_gpu_layers > 0 && gpus {
         let span = crate::engine::self_check::mapped_host_span(
             &src.tensors,
             plan.block_count,

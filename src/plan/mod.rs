@@ -14,6 +14,7 @@ pub mod choose;
 pub mod draft;
 mod input;
 mod layout;
+mod mapped;
 pub mod quality;
 pub mod rank;
 mod search;
@@ -24,6 +25,7 @@ pub use budget::{
     backend_reserve, os_reserve, Budgets, GpuBudget, RAM_RESERVE_FRACTION, VRAM_MARGIN,
 };
 pub use input::PlanInput;
+pub use mapped::MappedFile;
 pub use search::{
     cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
 };
@@ -244,6 +246,11 @@ pub struct Plan {
     /// Every GPU hidden from llama.cpp (`-dev none`): one too small even for the buffers
     /// llama.cpp gives it at `-ngl 0`.
     pub gpu_unused: bool,
+    /// The RPC servers given (`--rpc`, a described cluster) are left out: this machine's own
+    /// devices run the model, which is faster than the split or the only way it fits
+    /// (docs/ranking.md). `false` without remote devices.
+    #[serde(default)]
+    pub local_only: bool,
     /// The RPC servers (`HOST:PORT`) whose devices the plan uses, in llama.cpp's `--rpc`
     /// order; empty on one machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

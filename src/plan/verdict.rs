@@ -317,6 +317,7 @@ pub(super) fn finish(
         degradations: deg,
         missing,
         gpu_unused,
+        local_only: false,
         rpc: if gpu_unused {
             Vec::new()
         } else {
