@@ -10,6 +10,7 @@ mod completions;
 mod draft;
 mod hardware;
 mod inspect;
+mod measured;
 mod models;
 mod output;
 mod plan;

@@ -217,12 +217,12 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
             rate(s.decode_at_context_high),
         ),
         format!(
-            "expected prompt processing: about {} tokens/s ({} to {}); {}, {} figures",
+            "expected prompt processing: about {} tokens/s ({} to {}); {}, {}",
             rate(s.prompt_tokens_per_s),
             rate(s.prompt_tokens_per_s_low),
             rate(s.prompt_tokens_per_s_high),
             super::output::count(u64::from(s.threads), "thread"),
-            s.source
+            source_words(s)
         ),
     ];
     if let Some(n) = s.network_share {
@@ -232,6 +232,19 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
         ));
     }
     v
+}
+
+/// Where the figures come from, in words: "measured figures" (the calibration), "measured
+/// in 2 runs of this file here (median 125 tokens/s)", "published figures", "rough figures".
+pub fn source_words(s: &crate::plan::Speed) -> String {
+    match &s.measured {
+        Some(m) => format!(
+            "measured in {} of this file here (median {} tokens/s)",
+            super::output::count(u64::from(m.runs), "run"),
+            rate(m.decode_tokens_per_s)
+        ),
+        None => format!("{} figures", s.source),
+    }
 }
 
 /// What the offloaded blocks are on, and where the output layer is. llama.cpp's RPC server

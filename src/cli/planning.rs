@@ -210,9 +210,8 @@ pub fn speed_inputs(
     req.threads = a.threads.or(pr.and_then(|p| p.threads));
     if crate::hardware::target::is_this_machine(machine) {
         req.calibration = super::calibration::load(&machine.cpu).map(std::sync::Arc::new);
-        req.load_average = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+        req.measured = super::measured::load(&machine.cpu).map(std::sync::Arc::new);
+        req.load_average = super::measured::load_average();
     }
 }
 
@@ -280,6 +279,9 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
         }
         let mut opt = src.option(&machine.cpu.simd).map_err(Failure::input)?;
         opt.preference = place;
+        if src.downloaded() {
+            opt.input.file = super::measured::file_key(&src.path);
+        }
         opts.push(opt);
         srcs.push(src);
     }

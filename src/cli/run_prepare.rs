@@ -92,7 +92,8 @@ pub(super) fn base_model_note(purpose: &ModelPurpose, format: PromptFormat) -> O
 
 impl Prepared {
     /// How to load the engine for this plan (`run` with one sequence, `serve` with the
-    /// plan's), and the thread count: `--threads`, the run file's, else the physical cores.
+    /// plan's), and the thread count: `--threads`, the run file's, else the plan's
+    /// recommendation on a busy machine, else the physical cores.
     pub fn session_config(
         &self,
         threads: Option<u32>,
@@ -100,8 +101,10 @@ impl Prepared {
     ) -> Result<(crate::engine::session::SessionConfig, u32), Failure> {
         let s = &self.settings;
         let kv = s.kv_type().map_err(Failure::input)?;
+        let busy = self.plan.speed.as_ref().and_then(|sp| sp.busy.as_ref());
         let threads = threads
             .or(self.threads)
+            .or(busy.map(|b| b.recommended_threads))
             .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
         let cfg = crate::engine::session::SessionConfig {
             model: s.model.clone(),

@@ -49,6 +49,9 @@ pub struct PlanInput {
     pub ffn_activation: FfnActivation,
     /// Where each tensor lies in the file: the host range llama.cpp maps.
     pub mapped: MappedFile,
+    /// The file on this machine (absolute path, bytes), for the speeds measured running it;
+    /// `None` for a file not here.
+    pub file: Option<(String, u64)>,
 }
 
 impl PlanInput {
@@ -137,6 +140,7 @@ impl PlanInput {
             ffn_elements,
             ffn_activation,
             mapped,
+            file: None,
         }
     }
 

@@ -63,6 +63,9 @@ pub struct Requirements {
     /// This machine's speed calibration; `None` for described machines or when none is
     /// cached (rough figures, said so in the plan's speed basis).
     pub calibration: Option<std::sync::Arc<crate::speed::Calibration>>,
+    /// Speeds `run` and `serve` measured on this machine (`speed::measured`); `None` for
+    /// described machines or before any run.
+    pub measured: Option<std::sync::Arc<crate::speed::measured::MeasuredSpeeds>>,
     /// The 1-minute load average of this machine before layerfit ran (other work on the
     /// cores the engine's threads need); `None` for described machines.
     pub load_average: Option<f64>,
@@ -105,6 +108,7 @@ impl Default for Requirements {
             min_decode_tokens_per_s: Some(DEFAULT_MIN_SPEED),
             threads: None,
             calibration: None,
+            measured: None,
             load_average: None,
             parallel: 1,
             held: Held::default(),
@@ -190,6 +194,22 @@ pub struct Speed {
     /// (round trips, activations, mask rows and logits crossing host boundaries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_share: Option<f64>,
+    /// When `source` is `measured_run`: the runs of this file and placement timed here
+    /// that the figures come from. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredSummary>,
+}
+
+/// Runs of the plan's file and placement that `run` or `serve` timed on this machine.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct MeasuredSummary {
+    pub runs: u32,
+    /// The threads they ran with.
+    pub threads: u32,
+    /// The median measured decode speed (at each run's own cache position) and prompt
+    /// speed (`null` when no prompt was long enough to time).
+    pub decode_tokens_per_s: f64,
+    pub prompt_tokens_per_s: Option<f64>,
 }
 
 impl Speed {

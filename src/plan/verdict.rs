@@ -128,7 +128,20 @@ pub(super) fn finish(
     // A context that does not fit gets no speed: there is nothing to run.
     let speed = missing
         .is_none()
-        .then(|| speed(inp, s.snap, req, &placed, &s.cfg))
+        .then(|| {
+            let rpc = crate::rpc::hosts::endpoints(&s.snap.gpus);
+            let key = crate::speed::measured::placement_key(
+                t,
+                ngl,
+                l.cpu_moe,
+                l.cpu_ffn,
+                l.no_repack,
+                gpu_unused,
+                if gpu_unused { &[] } else { &rpc },
+                req.parallel.max(1),
+            );
+            speed(inp, s.snap, req, &placed, &s.cfg, &key)
+        })
         .flatten()
         .map(|sp| paged_bound(sp, l.paged));
     let mut deg = Vec::new();
