@@ -29,7 +29,7 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         "device", "weights", "KV cache", "compute", "total", "budget",
     ]);
     let names = super::output::distinct_names(plan.devices.iter().map(|d| d.device.as_str()));
-    for (d, name) in plan.devices.iter().zip(names) {
+    for (d, name) in plan.devices.iter().zip(names.iter().cloned()) {
         printer.row(
             &mut t,
             vec![
@@ -43,6 +43,9 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         );
     }
     printer.print_table(t);
+    for line in super::memory_bars::lines(&plan.devices, &names, printer.is_terminal()) {
+        printer.line(&line);
+    }
     if let Some(line) = reserve_line(plan) {
         printer.line(&line);
     }

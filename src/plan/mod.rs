@@ -27,7 +27,8 @@ pub use budget::{
 pub use input::PlanInput;
 pub use mapped::MappedFile;
 pub use search::{
-    cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
+    cache_config, devices_at, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused,
+    Fixed,
 };
 pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 

@@ -139,6 +139,15 @@ pub fn options(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Vec<Plan
     out
 }
 
+/// The machine a plan was made on: without the remote devices for a `local_only` plan.
+fn own_devices(snap: &Snapshot, plan: &Plan) -> Option<Snapshot> {
+    plan.local_only.then(|| {
+        let mut local = snap.clone();
+        local.gpus.retain(|g| g.remote.is_none());
+        local
+    })
+}
+
 /// A plan on this machine's own devices, with remote devices at hand: its placement
 /// degradations say the servers are left out.
 fn local_only(mut p: Plan) -> Plan {
@@ -335,6 +344,8 @@ pub fn max_context(
     plan: &Plan,
     t: GgmlType,
 ) -> Option<u64> {
+    let local = own_devices(snap, plan);
+    let snap = local.as_ref().unwrap_or(snap);
     let budgets = Budgets::from_snapshot(snap, req);
     let placement = Placement {
         ngl: plan.n_gpu_layers,
@@ -368,6 +379,39 @@ pub fn max_context(
         }
     }
     Some(lo * 256)
+}
+
+/// The memory `plan`'s placement needs on each device (GPUs, then the CPU) with cache type
+/// `t` at `ctx` tokens per sequence; `None` where the shape rejects that cache.
+pub fn devices_at(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    plan: &Plan,
+    t: GgmlType,
+    ctx: u64,
+) -> Option<Vec<super::DeviceUse>> {
+    let local = own_devices(snap, plan);
+    let snap = local.as_ref().unwrap_or(snap);
+    let budgets = Budgets::from_snapshot(snap, req);
+    let cfg = CacheConfig {
+        n_ctx: ctx,
+        ..cache_config(req, t)
+    };
+    let s = setup(inp, snap, &budgets, cfg)?;
+    let l = layout(
+        &s,
+        Placement {
+            ngl: plan.n_gpu_layers,
+            cpu_moe: plan.n_cpu_moe,
+            cpu_ffn: plan.n_cpu_ffn,
+            gpus_used: !plan.gpu_unused,
+            no_repack: plan.no_repack,
+        },
+    );
+    let mut v = l.gpu;
+    v.push(l.cpu);
+    Some(v)
 }
 
 /// What is missing when nothing fits: RAM on the CPU alone, VRAM fully offloaded.
