@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for a busy machine to settle before measuring (other work on the
-    /// cores makes every figure low, and plans would cache it) [default: 60]
+    /// cores makes every figure low, and plans would cache it)
     #[arg(long, default_value_t = 60, conflicts_with = "show")]
     pub wait: u64,
     /// Measure and cache even on a busy machine (the calibration records the load)

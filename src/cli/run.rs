@@ -330,7 +330,13 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 draft: draft_doc,
             })?;
         }
-        return Ok(exit::OK);
+        // Ctrl-C during a one-shot answer: what came is printed, and the exit says it was
+        // cut short (the exit table's 130), as a Ctrl-C before or after the answer does.
+        return Ok(if stats.interrupted {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        });
     }
     if interactive {
         let what = match format {
