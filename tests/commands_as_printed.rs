@@ -71,3 +71,48 @@ fn a_start_line_for_a_model_not_here_says_which_pull_to_run_first() {
         "{line}"
     );
 }
+
+/// A Hub that cannot be reached while a copy of the repository is here: the plan ranks the
+/// copy, and says the listing failed (before, it ranked only local copies silently).
+#[test]
+fn a_failed_listing_is_a_warning() {
+    let home = common::tempdir("listing-down");
+    let _ = std::fs::remove_dir_all(&home);
+    let dir = home.join("models/hf/test-org/tiny-GGUF");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        common::smollm2(),
+        dir.join("SmolLM2-135M-Instruct-Q4_1.gguf"),
+    )
+    .unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = common::in_home(&home, &format!("http://127.0.0.1:{port}"))
+        .args([
+            "plan",
+            "--model",
+            "hf://test-org/tiny-GGUF",
+            "--ctx",
+            "4096",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 10, "{code}: {err}");
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: listing hf://test-org/tiny-GGUF failed"))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(
+        warning.ends_with("only the copy on this machine is considered"),
+        "{warning}"
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["origin"]["kind"], "file", "{}", d["origin"]);
+}

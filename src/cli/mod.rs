@@ -14,7 +14,7 @@ mod inspect;
 mod measured;
 mod memory_bars;
 mod models;
-mod output;
+pub(crate) mod output;
 mod plan;
 mod plan_report;
 mod planning;
