@@ -154,6 +154,37 @@ fn bench_caches_a_calibration_that_plans_use_at_the_threads_asked() {
         speed(&check)["decode_tokens_per_s"],
         speed(&one)["decode_tokens_per_s"]
     );
+    // Weights paged from disk (768M of RAM for SmolLM2 at 32K on the CPU) are timed at the
+    // models disk's read speed that bench measured, not the fastest NVMe's.
+    let smol = common::smollm2();
+    let (_, paged, err) = layerfit_in(
+        &cache,
+        &[
+            "plan",
+            "--model",
+            smol.to_str().unwrap(),
+            "--ctx",
+            "32768",
+            "--kv",
+            "q8_0",
+            "--no-gpu",
+            "--ram",
+            "768M",
+            "--json",
+        ],
+    );
+    let kinds: Vec<&str> = paged["plan"]["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"weights_paged"), "{kinds:?} {err}");
+    let basis = speed(&paged)["basis"].as_str().unwrap();
+    assert!(
+        basis.contains("at the models disk's measured") && basis.contains("GB/s (layerfit bench)"),
+        "{basis}"
+    );
     // A described machine never uses this machine's calibration.
     let (_, described, _) = layerfit_in(
         &cache,

@@ -127,6 +127,28 @@ pub fn measure(
     result.map_err(|e| Failure::Internal(anyhow::anyhow!(e)))
 }
 
+/// The models disk's sequential read, for weights paged from it (cached per mount point);
+/// said in a note, or why not.
+fn measure_disk() {
+    let dir = crate::model_source::default_models_dir();
+    let disk = crate::hardware::disk::probe(&dir, &mut Vec::new());
+    let Some(d) = disk else { return };
+    match super::disk_speed::measure(&dir, &d.mount_point) {
+        Some(s) => super::output::note(&format!(
+            "models disk ({}): {:.2} GB/s sequential read ({} of {})",
+            d.mount_point,
+            s.bytes_per_s / 1e9,
+            crate::bytes::Bytes(s.bytes_read),
+            s.file
+        )),
+        None => super::output::note(&format!(
+            "models disk ({}): not measured (no GGUF file in {} to read); weights paged from it are timed at the fastest consumer NVMe's 7.45 GB/s",
+            d.mount_point,
+            dir.display()
+        )),
+    }
+}
+
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let cpu = crate::hardware::cpu::probe();
     let path = calibration::path(&cpu);
@@ -147,6 +169,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         let load = settle(cpu.physical_cores, args.wait, args.busy_ok)?;
         let mut c = measure(&cpu, &args.threads, depth, true)?;
         c.load_average = load;
+        measure_disk();
         calibration::save(&cpu, &c).map_err(|e| {
             Failure::Internal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
         })?;

@@ -8,6 +8,7 @@ mod catalog;
 mod chart;
 mod check_requirements;
 mod completions;
+mod disk_speed;
 mod draft;
 mod hardware;
 mod inspect;

@@ -208,6 +208,13 @@ pub fn speed_inputs(
     req: &mut Requirements,
 ) {
     req.threads = a.threads.or(pr.and_then(|p| p.threads));
+    // The models disk is this machine's whenever it was probed (RAM or a CPU described by
+    // flags leave it as it is): its read speed, when `bench` measured it.
+    req.disk_read_bytes_per_s = machine
+        .disk
+        .as_ref()
+        .and_then(|d| super::disk_speed::load(&d.mount_point))
+        .map(|d| d.bytes_per_s);
     if crate::hardware::target::is_this_machine(machine) {
         req.calibration = super::calibration::load(&machine.cpu).map(std::sync::Arc::new);
         req.measured = super::measured::load(&machine.cpu).map(std::sync::Arc::new);

@@ -67,6 +67,9 @@ pub struct Requirements {
     /// Speeds `run` and `serve` measured on this machine (`speed::measured`); `None` for
     /// described machines or before any run.
     pub measured: Option<std::sync::Arc<crate::speed::measured::MeasuredSpeeds>>,
+    /// The models disk's measured sequential read (bytes/s, `layerfit bench`), for weights
+    /// paged from it; `None`: the fastest consumer NVMe's rated read bounds the speed.
+    pub disk_read_bytes_per_s: Option<f64>,
     /// The 1-minute load average of this machine before layerfit ran (other work on the
     /// cores the engine's threads need); `None` for described machines.
     pub load_average: Option<f64>,
@@ -110,6 +113,7 @@ impl Default for Requirements {
             threads: None,
             calibration: None,
             measured: None,
+            disk_read_bytes_per_s: None,
             load_average: None,
             parallel: 1,
             held: Held::default(),
