@@ -202,6 +202,9 @@ fn a_servers_offer_already_lacks_its_backends_context() {
         g.to_str().unwrap(),
         "--hardware",
         file.to_str().unwrap(),
+        // Every layer on the server (this machine alone may be faster, and recommended).
+        "--ngl",
+        "19",
         "--json",
     ]);
     let gpu = &rows[0];

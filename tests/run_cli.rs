@@ -345,3 +345,48 @@ fn seed_profiles_stay_inside_their_memory() {
     );
     assert_self_check(&d);
 }
+
+/// Ctrl-C during `run --prompt` prints what came and exits 130, as the exit table says
+/// (issue 32, commands that work as printed); the JSON document says it was interrupted.
+#[test]
+fn ctrl_c_during_a_one_shot_answer_exits_130_with_the_answer_so_far() {
+    let m = common::smollm2();
+    let child = common::isolate(&mut Command::new(env!("CARGO_BIN_EXE_layerfit")))
+        .args([
+            "run",
+            "--model",
+            m.to_str().unwrap(),
+            "--ctx",
+            "4096",
+            "--raw",
+            "--prompt",
+            "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+            "--max-tokens",
+            "3000",
+            "--temp",
+            "0",
+            "--threads",
+            "1",
+            "--accept-degraded",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Loaded and answering after a few seconds (3000 tokens take far longer).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(doc["stats"]["interrupted"], true, "{doc}");
+    let generated = doc["stats"]["generated_tokens"].as_u64().unwrap();
+    assert!(generated > 0 && generated < 3000, "{generated}");
+}

@@ -88,7 +88,12 @@ fn without_a_calibration_the_figures_are_rough_and_say_how_to_measure() {
 #[test]
 fn bench_caches_a_calibration_that_plans_use_at_the_threads_asked() {
     let cache = common::tempdir("speed-measured");
-    let (code, doc, err) = layerfit_in(&cache, &["bench", "--quick", "--threads", "1", "--json"]);
+    // --busy-ok: the tests run beside other work (a busy machine makes bench wait, then
+    // refuse: bench_refuses_a_busy_machine_unless_told).
+    let (code, doc, err) = layerfit_in(
+        &cache,
+        &["bench", "--quick", "--threads", "1", "--busy-ok", "--json"],
+    );
     assert_eq!(code, 0, "{err}");
     let cal = &doc["calibration"];
     assert_eq!(cal["kind"], "quick");
@@ -148,6 +153,37 @@ fn bench_caches_a_calibration_that_plans_use_at_the_threads_asked() {
     assert_eq!(
         speed(&check)["decode_tokens_per_s"],
         speed(&one)["decode_tokens_per_s"]
+    );
+    // Weights paged from disk (768M of RAM for SmolLM2 at 32K on the CPU) are timed at the
+    // models disk's read speed that bench measured, not the fastest NVMe's.
+    let smol = common::smollm2();
+    let (_, paged, err) = layerfit_in(
+        &cache,
+        &[
+            "plan",
+            "--model",
+            smol.to_str().unwrap(),
+            "--ctx",
+            "32768",
+            "--kv",
+            "q8_0",
+            "--no-gpu",
+            "--ram",
+            "768M",
+            "--json",
+        ],
+    );
+    let kinds: Vec<&str> = paged["plan"]["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"weights_paged"), "{kinds:?} {err}");
+    let basis = speed(&paged)["basis"].as_str().unwrap();
+    assert!(
+        basis.contains("at the models disk's measured") && basis.contains("GB/s (layerfit bench)"),
+        "{basis}"
     );
     // A described machine never uses this machine's calibration.
     let (_, described, _) = layerfit_in(
@@ -224,4 +260,95 @@ fn zero_threads_is_bad_input() {
         assert_eq!(code, 2, "{cmd}: {err}");
         assert!(err.contains("--threads"), "{err}");
     }
+}
+
+/// Every `run` records the decode and prompt speed it measured for its file and placement;
+/// later plans of that file use them and say so (`source: measured_run`, `measured`), for
+/// the other placements too (the runs' ratio to the model carried over). Issue 32, item 3.
+#[test]
+fn runs_record_their_speed_and_later_plans_say_measured() {
+    let cache = common::tempdir("speed-runs");
+    let m = common::smollm2();
+    let m = m.to_str().unwrap();
+    let base = [
+        "--model",
+        m,
+        "--ctx",
+        "4096",
+        "--kv",
+        "q8_0",
+        "--threads",
+        "1",
+    ];
+    let prompt = "List the days of the week, then the months of the year, each on its own line, with a short note about each one.";
+    let run = |max: &str| {
+        let (code, doc, err) = layerfit_in(
+            &cache,
+            &[
+                &["run", "--json", "--accept-degraded", "--temp", "0"][..],
+                &base,
+                &["--prompt", prompt, "--max-tokens", max],
+            ]
+            .concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        doc
+    };
+    // Too short to time: nothing recorded, the plan keeps the model's figures.
+    run("4");
+    let (_, plan, err) = layerfit_in(&cache, &[&["plan", "--json"][..], &base].concat());
+    assert_ne!(speed(&plan)["source"], "measured_run", "{err}");
+    assert!(speed(&plan).get("measured").is_none());
+
+    let doc = run("48");
+    let decode = num(&doc["decode_tokens_per_s"]);
+    let (_, plan, err) = layerfit_in(&cache, &[&["plan", "--json"][..], &base].concat());
+    let s = speed(&plan);
+    assert_sane(s);
+    assert_eq!(s["source"], "measured_run", "{err}");
+    assert_eq!(s["measured"]["runs"], 1);
+    assert_eq!(s["measured"]["threads"], 1);
+    assert_eq!(num(&s["measured"]["decode_tokens_per_s"]), decode);
+    // The start of a conversation is no slower than where the run timed it (a few dozen
+    // tokens in), and within the band of it.
+    assert!(num(&s["decode_tokens_per_s"]) >= decode * 0.999, "{s}");
+    assert!(num(&s["decode_tokens_per_s_low"]) <= decode, "{s}");
+    // Another cache type of the same file: the run's ratio to the model, carried over.
+    let (_, f16, _) = layerfit_in(
+        &cache,
+        &[
+            "plan",
+            "--json",
+            "--model",
+            m,
+            "--ctx",
+            "4096",
+            "--kv",
+            "f16",
+            "--threads",
+            "1",
+        ],
+    );
+    assert_eq!(speed(&f16)["source"], "measured_run");
+    assert!(speed(&f16)["basis"]
+        .as_str()
+        .unwrap()
+        .contains("other placements"));
+    // Another thread count is another measurement.
+    let (_, two, _) = layerfit_in(
+        &cache,
+        &[
+            "plan",
+            "--json",
+            "--model",
+            m,
+            "--ctx",
+            "4096",
+            "--kv",
+            "q8_0",
+            "--threads",
+            "2",
+        ],
+    );
+    assert_ne!(speed(&two)["source"], "measured_run");
 }

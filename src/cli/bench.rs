@@ -28,6 +28,54 @@ pub struct Args {
     /// Print one JSON document (the calibration and where it is cached).
     #[arg(long)]
     pub json: bool,
+    /// Seconds to wait for a busy machine to settle before measuring (other work on the
+    /// cores makes every figure low, and plans would cache it)
+    #[arg(long, default_value_t = 60, conflicts_with = "show")]
+    pub wait: u64,
+    /// Measure and cache even on a busy machine (the calibration records the load)
+    #[arg(long, conflicts_with = "show")]
+    pub busy_ok: bool,
+}
+
+/// Waits up to `wait` seconds for the load average to leave every physical core free
+/// (`speed::threads_for_load` finds none busy), saying so; the load at the end.
+/// `Err` when the machine stays busy (and `--busy-ok` was not given).
+fn settle(cores: usize, wait: u64, busy_ok: bool) -> Result<Option<f64>, Failure> {
+    let busy = |load: f64| crate::speed::threads_for_load(cores, load).is_some();
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let Some(load) = super::measured::load_average() else {
+            return Ok(None);
+        };
+        if !busy(load) || busy_ok {
+            if busy(load) {
+                super::output::warning(&format!(
+                    "measuring on a busy machine (load average {load:.1} on {}): the figures will be low, and plans will use them (--busy-ok)",
+                    super::output::count(cores as u64, "physical core")
+                ));
+            }
+            return Ok(Some(load));
+        }
+        let waited = start.elapsed().as_secs();
+        if waited >= wait {
+            return Err(Failure::BadInput(format!(
+                "this machine stayed busy for {waited} s (load average {load:.1} on {}): a calibration measured now would be low, and every plan would use it; nothing was measured or cached",
+                super::output::count(cores as u64, "physical core")
+            ))
+            .with_hint("run `layerfit bench` when the machine is idle, `--wait SECONDS` to wait longer, or `--busy-ok` to measure anyway"));
+        }
+        if !said {
+            super::output::note(&format!(
+                "this machine is busy (load average {load:.1} on {}): waiting up to {wait} s for it to settle before measuring",
+                super::output::count(cores as u64, "physical core")
+            ));
+            said = true;
+        }
+        std::thread::sleep(
+            std::time::Duration::from_secs(5).min(std::time::Duration::from_secs(wait - waited)),
+        );
+    }
 }
 
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -79,6 +127,28 @@ pub fn measure(
     result.map_err(|e| Failure::Internal(anyhow::anyhow!(e)))
 }
 
+/// The models disk's sequential read, for weights paged from it (cached per mount point);
+/// said in a note, or why not.
+fn measure_disk() {
+    let dir = crate::model_source::default_models_dir();
+    let disk = crate::hardware::disk::probe(&dir, &mut Vec::new());
+    let Some(d) = disk else { return };
+    match super::disk_speed::measure(&dir, &d.mount_point) {
+        Some(s) => super::output::note(&format!(
+            "models disk ({}): {:.2} GB/s sequential read ({} of {})",
+            d.mount_point,
+            s.bytes_per_s / 1e9,
+            crate::bytes::Bytes(s.bytes_read),
+            s.file
+        )),
+        None => super::output::note(&format!(
+            "models disk ({}): not measured (no GGUF file in {} to read); weights paged from it are timed at the fastest consumer NVMe's 7.45 GB/s",
+            d.mount_point,
+            dir.display()
+        )),
+    }
+}
+
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     let cpu = crate::hardware::cpu::probe();
     let path = calibration::path(&cpu);
@@ -96,7 +166,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         } else {
             Depth::Full
         };
-        let c = measure(&cpu, &args.threads, depth, true)?;
+        let load = settle(cpu.physical_cores, args.wait, args.busy_ok)?;
+        let mut c = measure(&cpu, &args.threads, depth, true)?;
+        c.load_average = load;
+        measure_disk();
         calibration::save(&cpu, &c).map_err(|e| {
             Failure::Internal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
         })?;
@@ -222,4 +295,20 @@ fn print_table(cal: &Calibration, printer: &Printer) {
     );
     printer.row(&mut t, cells);
     printer.print_table(t);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_busy_machine_is_one_with_half_a_core_or_more_taken() {
+        let busy = |cores, load| crate::speed::threads_for_load(cores, load).is_some();
+        // The rule `bench` waits by, and `plan` recommends fewer threads by.
+        assert!(!busy(2, 0.3));
+        assert!(busy(2, 0.6));
+        assert!(
+            busy(2, 7.0),
+            "issue 32: bench --quick at load 7 stored 0.1 GB/s"
+        );
+        assert!(!busy(16, 0.2));
+    }
 }

@@ -28,7 +28,7 @@ pub fn engine_key() -> String {
 }
 
 /// FNV-1a, for a short stable file name.
-fn hash(s: &str) -> u64 {
+pub(super) fn hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })

@@ -17,6 +17,10 @@ pub struct Candidate {
     pub verdict: Option<Verdict>,
     pub kv_type: Option<String>,
     pub n_gpu_layers: Option<u32>,
+    /// With RPC servers given: the option leaves them out and runs on this machine alone
+    /// (`plan.local_only`).
+    #[serde(default)]
+    pub local_only: bool,
     /// Measured quality loss the ranking compares (weights + KV cache, mean KLD).
     pub quality_kld: Option<f64>,
     /// Expected decode speed (tokens/s); absent when a device's bandwidth is unknown.
@@ -51,6 +55,7 @@ pub(super) fn candidate(src: &ModelSource, r: Option<&Ranked>) -> Candidate {
         verdict: r.map(|r| r.plan.verdict),
         kv_type: r.map(|r| r.plan.kv_type.name().into()),
         n_gpu_layers: r.map(|r| r.plan.n_gpu_layers),
+        local_only: r.is_some_and(|r| r.plan.local_only),
         quality_kld: r.map(|r| (r.plan.quality.effective_kld * 1e6).round() / 1e6),
         decode_tokens_per_s: r
             .and_then(|r| r.plan.speed.as_ref())

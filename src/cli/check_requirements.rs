@@ -84,8 +84,15 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             printer.line(&line);
         }
     }
+    let run = run_args(&p, &args.plan);
     if p.plan.verdict != Verdict::Incompatible {
-        printer.line(&format!("start it with: {}", run_line(&p, &args.plan)));
+        // A model not on this machine is fetched first: `run` takes only files here.
+        let pull = (!p.model.downloaded()).then(|| pull_first(&p));
+        printer.line(&format!(
+            "start it with: {}layerfit {}",
+            pull.map(|x| format!("{x} && ")).unwrap_or_default(),
+            run.join(" ")
+        ));
     }
     if p.plan.verdict == Verdict::Degraded && !args.yes && std::io::stdin().is_terminal() {
         let go_on = dialoguer::Confirm::new()
@@ -97,49 +104,80 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
             output::note("stopped: the degraded configuration was declined");
             return Ok(exit::DEGRADED);
         }
+        // Yes runs what was proposed: the line above, as printed.
+        if !p.model.downloaded() {
+            output::note(&format!(
+                "{} is not on this machine: run `{}` first",
+                p.model.label,
+                pull_first(&p)
+            ));
+            return Ok(exit::DEGRADED);
+        }
+        return run_proposed(&run);
     }
     Ok(code)
 }
 
-/// The `layerfit run` command that runs this answer (the same choice: plan/choose.rs).
-fn run_line(p: &Planned, a: &PlanArgs) -> String {
-    let mut line = String::from("layerfit run");
+/// `layerfit pull NAME`, for the answer's model when it is not on this machine.
+fn pull_first(p: &Planned) -> String {
+    format!(
+        "layerfit pull {}",
+        p.model
+            .catalog_name
+            .clone()
+            .unwrap_or(p.model.label.clone())
+    )
+}
+
+/// Runs the proposed `layerfit run ...` in this terminal and exits with its code.
+fn run_proposed(run: &[String]) -> Result<u8, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("cannot find layerfit itself: {e}")))?;
+    let status = std::process::Command::new(exe)
+        .args(run)
+        .status()
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("cannot start layerfit run: {e}")))?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::INTERRUPTED))
+}
+
+/// The `layerfit run` arguments that run this answer (the same choice: plan/choose.rs).
+fn run_args(p: &Planned, a: &PlanArgs) -> Vec<String> {
+    let mut v = vec!["run".to_string()];
     match &p.profile {
-        Some(pr) if a.model.is_empty() => line.push_str(&format!(" --profile {}", pr.name)),
-        _ => line.push_str(&format!(
-            " --model {}",
+        Some(pr) if a.model.is_empty() => v.extend(["--profile".into(), pr.name.clone()]),
+        _ => v.extend([
+            "--model".into(),
             p.model
                 .catalog_name
                 .clone()
-                .unwrap_or_else(|| p.model.path.display().to_string())
-        )),
+                .unwrap_or_else(|| p.model.path.display().to_string()),
+        ]),
     }
     if let Some(c) = a.ctx {
-        line.push_str(&format!(" --ctx {c}"));
+        v.extend(["--ctx".into(), c.to_string()]);
     }
     // The plan's RPC servers: `run` needs them to run it.
     if !p.plan.rpc.is_empty() && a.hw.rpc.is_some() {
-        line.push_str(&format!(" --rpc {}", p.plan.rpc.join(",")));
+        v.extend(["--rpc".into(), p.plan.rpc.join(",")]);
     }
     // What is planned beside the model: `run` plans it again from the same flags.
     if let Some(d) = &a.draft {
-        line.push_str(&format!(" --draft {d}"));
+        v.extend(["--draft".into(), d.clone()]);
     }
     if let Some(pj) = &p.plan.projector {
-        line.push_str(&format!(
-            " --mmproj {}",
-            pj.url
-                .clone()
-                .unwrap_or_else(|| pj.path.display().to_string())
-        ));
+        let at = pj.url.clone();
+        v.extend(["--mmproj".into(), at.unwrap_or_else(|| pj.path.display().to_string())]);
         if !pj.offload {
-            line.push_str(" --no-mmproj-offload");
+            v.push("--no-mmproj-offload".into());
         }
     }
     if p.plan.verdict == Verdict::Degraded {
-        line.push_str(" --accept-degraded");
+        v.push("--accept-degraded".into());
     }
-    line
+    v
 }
 
 fn report_tiers(verdicts: &[TierVerdict], from: Option<&std::path::Path>, printer: &Printer) {

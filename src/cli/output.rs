@@ -150,6 +150,11 @@ impl Printer {
         }
     }
 
+    /// Stdout is a terminal (block characters and colour may be used).
+    pub fn is_terminal(&self) -> bool {
+        self.tty
+    }
+
     /// A line of the report, wrapped to the terminal (continuations indented by two). In JSON
     /// mode stdout carries only the document, so report lines go to stderr.
     pub fn line(&self, text: &str) {

@@ -27,6 +27,11 @@ pub struct Args {
     /// required context is unchanged.
     #[arg(long, conflicts_with = "emit")]
     pub max_context: bool,
+    /// Also draw the plan's memory into an SVG file: each device's budget split into weights,
+    /// KV cache and compute, and per KV cache type the memory against the context (4K to the
+    /// trained context) with the budget and the largest context that fits marked
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "emit")]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 /// The KV cache types `--max-context` reports, best first: the table's rows keep this order
@@ -172,6 +177,11 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         return Ok(super::verdict_code(p.plan.verdict));
     }
     super::output::answer_code(super::verdict_code(p.plan.verdict));
+    if let Some(file) = &args.chart {
+        let data = super::chart::data(&p, &MAX_CONTEXT_TYPES);
+        super::chart::write_svg(file, &data).map_err(Failure::BadInput)?;
+        printer.note(&format!("memory chart written to {}", file.display()));
+    }
     if args.json {
         printer.json(&PlanDoc {
             model: p.model.label.clone(),

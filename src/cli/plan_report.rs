@@ -29,7 +29,7 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         "device", "weights", "KV cache", "compute", "total", "budget",
     ]);
     let names = super::output::distinct_names(plan.devices.iter().map(|d| d.device.as_str()));
-    for (d, name) in plan.devices.iter().zip(names) {
+    for (d, name) in plan.devices.iter().zip(names.iter().cloned()) {
         printer.row(
             &mut t,
             vec![
@@ -43,6 +43,9 @@ pub fn print_plan(p: &Planned, printer: &Printer) {
         );
     }
     printer.print_table(t);
+    for line in super::memory_bars::lines(&plan.devices, &names, printer.is_terminal()) {
+        printer.line(&line);
+    }
     if let Some(line) = reserve_line(plan) {
         printer.line(&line);
     }
@@ -147,10 +150,15 @@ pub fn print_candidates(cands: &[Candidate], printer: &Printer) {
             vec![
                 c.rank.map(|r| r.to_string()).unwrap_or_default(),
                 format!(
-                    "{}, {} KV, -ngl {}{}",
+                    "{}, {} KV, -ngl {}{}{}",
                     c.model,
                     c.kv_type.clone().unwrap_or_default(),
                     c.n_gpu_layers.unwrap_or(0),
+                    if c.local_only {
+                        ", this machine alone"
+                    } else {
+                        ""
+                    },
                     if c.downloaded {
                         ""
                     } else {
@@ -217,12 +225,12 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
             rate(s.decode_at_context_high),
         ),
         format!(
-            "expected prompt processing: about {} tokens/s ({} to {}); {}, {} figures",
+            "expected prompt processing: about {} tokens/s ({} to {}); {}, {}",
             rate(s.prompt_tokens_per_s),
             rate(s.prompt_tokens_per_s_low),
             rate(s.prompt_tokens_per_s_high),
             super::output::count(u64::from(s.threads), "thread"),
-            s.source
+            source_words(s)
         ),
     ];
     if let Some(n) = s.network_share {
@@ -232,6 +240,19 @@ pub fn speed_lines(s: &crate::plan::Speed, context: u64) -> Vec<String> {
         ));
     }
     v
+}
+
+/// Where the figures come from, in words: "measured figures" (the calibration), "measured
+/// in 2 runs of this file here (median 125 tokens/s)", "published figures", "rough figures".
+pub fn source_words(s: &crate::plan::Speed) -> String {
+    match &s.measured {
+        Some(m) => format!(
+            "measured in {} of this file here (median {} tokens/s)",
+            super::output::count(u64::from(m.runs), "run"),
+            rate(m.decode_tokens_per_s)
+        ),
+        None => format!("{} figures", s.source),
+    }
 }
 
 /// What the offloaded blocks are on, and where the output layer is. llama.cpp's RPC server

@@ -210,11 +210,17 @@ pub fn speed_inputs(
     req: &mut Requirements,
 ) {
     req.threads = a.threads.or(pr.and_then(|p| p.threads));
+    // The models disk is this machine's whenever it was probed (RAM or a CPU described by
+    // flags leave it as it is): its read speed, when `bench` measured it.
+    req.disk_read_bytes_per_s = machine
+        .disk
+        .as_ref()
+        .and_then(|d| super::disk_speed::load(&d.mount_point))
+        .map(|d| d.bytes_per_s);
     if crate::hardware::target::is_this_machine(machine) {
         req.calibration = super::calibration::load(&machine.cpu).map(std::sync::Arc::new);
-        req.load_average = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+        req.measured = super::measured::load(&machine.cpu).map(std::sync::Arc::new);
+        req.load_average = super::measured::load_average();
     }
 }
 
@@ -282,6 +288,9 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
         }
         let mut opt = src.option(&machine.cpu.simd).map_err(Failure::input)?;
         opt.preference = place;
+        if src.downloaded() {
+            opt.input.file = super::measured::file_key(&src.path);
+        }
         opts.push(opt);
         srcs.push(src);
     }

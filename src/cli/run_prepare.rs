@@ -95,7 +95,8 @@ pub(super) fn base_model_note(purpose: &ModelPurpose, format: PromptFormat) -> O
 
 impl Prepared {
     /// How to load the engine for this plan (`run` with one sequence, `serve` with the
-    /// plan's), and the thread count: `--threads`, the run file's, else the physical cores.
+    /// plan's), and the thread count: `--threads`, the run file's, else the plan's
+    /// recommendation on a busy machine, else the physical cores.
     pub fn session_config(
         &self,
         threads: Option<u32>,
@@ -103,8 +104,10 @@ impl Prepared {
     ) -> Result<(crate::engine::session::SessionConfig, u32), Failure> {
         let s = &self.settings;
         let kv = s.kv_type().map_err(Failure::input)?;
+        let busy = self.plan.speed.as_ref().and_then(|sp| sp.busy.as_ref());
         let threads = threads
             .or(self.threads)
+            .or(busy.map(|b| b.recommended_threads))
             .unwrap_or_else(|| crate::hardware::cpu::probe().physical_cores.max(1) as u32);
         let cfg = crate::engine::session::SessionConfig {
             model: s.model.clone(),
@@ -141,10 +144,10 @@ impl Prepared {
     }
 }
 
-/// What the self-check expects on the host: with per-tensor overrides, or when the host
-/// weights stay in the plain mapped CPU buffer (only remote devices besides the CPU: RPC
-/// devices have no host buffer type), llama.cpp reports the mapped file range of the host
-/// weights, not their sum (`self_check::mapped_host_span`).
+/// What the self-check expects on the host: with per-tensor overrides llama.cpp reports the
+/// mapped file range of the host weights, not their sum (`self_check::mapped_host_span`).
+/// With only remote devices the plan's own host weights are that range already (the plan
+/// sizes RAM by it).
 fn expected_on_devices(
     plan: &crate::plan::Plan,
     src: &ModelSource,
@@ -152,9 +155,8 @@ fn expected_on_devices(
 ) -> Vec<DeviceUse> {
     let mut expected = plan.devices.clone();
     let overrides = s.n_cpu_moe > 0 || s.n_cpu_ffn > 0;
-    let gpus: Vec<&DeviceUse> = expected.iter().filter(|d| d.is_gpu).collect();
-    let only_remote = !s.rpc.is_empty() && gpus.iter().all(|d| d.device.starts_with("RPC"));
-    if (overrides || only_remote) && s.n_gpu_layers > 0 && !gpus.is_empty() {
+    let gpus = expected.iter().any(|d| d.is_gpu);
+    if overrides && s.n_gpu_layers > 0 && gpus {
         let span = crate::engine::self_check::mapped_host_span(
             &src.tensors,
             plan.block_count,

@@ -67,6 +67,7 @@ pub fn plan_tiers(args: &PlanArgs) -> Result<Tiers, Failure> {
             plan: &p.plan,
             downloaded: p.model.downloaded(),
             preference: i,
+            incomplete: false,
         })
         .collect();
     let order = rank(&contenders);

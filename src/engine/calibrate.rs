@@ -162,6 +162,7 @@ impl Calibrator {
     /// passes only.
     pub fn finish(self, depth: Depth, machine: String, engine: String) -> Calibration {
         let list = self.list;
+        let spread = spread_of_passes(&self.results);
         let points = self
             .counts
             .iter()
@@ -182,8 +183,29 @@ impl Calibrator {
             .into(),
             seconds_taken: self.measuring.as_secs_f64(),
             points,
+            spread,
+            load_average: None,
         }
     }
+}
+
+/// How far the passes of one figure lie from their median, as a relative half-range: the
+/// median over every figure measured more than once (a few figures caught by a burst of
+/// other work would dominate a mean); `None` after one pass.
+fn spread_of_passes(results: &[Vec<Vec<f64>>]) -> Option<f64> {
+    let mut per_figure: Vec<f64> = results
+        .iter()
+        .flatten()
+        .filter(|v| v.len() > 1)
+        .filter_map(|v| {
+            let mut s = v.clone();
+            let m = crate::speed::measured::median(&mut s);
+            let (lo, hi) = (s[0], s[s.len() - 1]);
+            let x = (hi - lo) / 2.0 / m;
+            x.is_finite().then_some(x)
+        })
+        .collect();
+    (!per_figure.is_empty()).then(|| crate::speed::measured::median(&mut per_figure))
 }
 
 /// Measures at each of `threads` (deduplicated, ascending); `progress(done, total, what)`

@@ -172,8 +172,9 @@ pub fn driver_check(baselines: &[DriverBaseline], now: &[(String, Bytes)]) -> Ve
 /// The host weights as llama.cpp maps them when per-tensor overrides (`--n-cpu-moe`,
 /// `--n-cpu-ffn`) interleave host and GPU tensors: one range of the file per buffer type,
 /// from the first host tensor to the end of the last, the GPU tensors between them included
-/// (`llama_model_loader::get_mapping_range`). Its buffer report counts that range; the RAM
-/// actually resident is only the host tensors' pages (the plan's figure).
+/// (`plan::MappedFile`, the rule the plan sizes RPC hosts by). Its buffer report counts that
+/// range; with local GPUs the RAM actually resident is only the host tensors' pages (the
+/// plan's figure).
 pub fn mapped_host_span(
     tensors: &[crate::gguf::TensorInfo],
     n_layer: u32,
@@ -181,23 +182,7 @@ pub fn mapped_host_span(
     cpu_moe: u32,
     cpu_ffn: u32,
 ) -> Bytes {
-    use crate::memory::weights::{block_of, is_dense_ffn};
-    let start = (n_layer + 1).saturating_sub(ngl) as usize;
-    let host = |t: &crate::gguf::TensorInfo| match block_of(&t.name) {
-        _ if t.name.starts_with("token_embd") => true,
-        Some(il) if il < n_layer as usize => {
-            il < start
-                || (il < cpu_moe as usize && t.name.contains("_exps"))
-                || (il < cpu_ffn as usize && is_dense_ffn(&t.name))
-        }
-        _ => ngl == 0,
-    };
-    let (mut first, mut last) = (u64::MAX, 0u64);
-    for t in tensors.iter().filter(|t| host(t)) {
-        first = first.min(t.offset);
-        last = last.max(t.offset.saturating_add(t.n_bytes().get()));
-    }
-    Bytes(last.saturating_sub(first.min(last)))
+    crate::plan::MappedFile::new(tensors, n_layer).host_span(ngl, cpu_moe, cpu_ffn)
 }
 
 #[cfg(test)]

@@ -133,14 +133,24 @@ fn hf_candidates(
     }
     let listed = match hf::list(client, &h.repo, &h.revision) {
         Ok(v) => v,
-        // Offline with the repository here: what is here is the answer.
+        // Offline with the repository here: what is here is the answer, said as a warning
+        // (the repository may have other variants the ranking cannot see).
         Err(e) => {
             let here: Vec<Candidate> = select(&local_variants)
                 .iter()
                 .filter(|v| on_disk(v).is_some())
                 .map(to_candidate)
                 .collect();
-            return if here.is_empty() { Err(e) } else { Ok(here) };
+            if here.is_empty() {
+                return Err(e);
+            }
+            crate::cli::output::warning(&format!(
+                "listing hf://{} failed ({e}): only the {} on this machine {} considered",
+                h.repo,
+                if here.len() == 1 { "copy" } else { "copies" },
+                if here.len() == 1 { "is" } else { "are" }
+            ));
+            return Ok(here);
         }
     };
     let listing_url = format!("{}/{}", hf::endpoint(), h.repo);

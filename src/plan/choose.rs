@@ -23,15 +23,17 @@ pub struct ModelOption {
     pub preference: usize,
 }
 
-/// Marks `p` incompatible when its file cannot run or cannot be stored here.
-fn check_file(p: &mut Plan, m: &ModelOption, snap: &Snapshot) {
+/// Marks `p` incompatible when its file cannot run (an interrupted download: checked after
+/// ranking, so that its options are ranked as the finished file's would be) or cannot be
+/// stored here (checked before).
+fn check_file(p: &mut Plan, m: &ModelOption, snap: &Snapshot, ranked: bool) {
     let mut why = Vec::new();
-    if let Some(missing) = m.incomplete {
+    if let Some(missing) = m.incomplete.filter(|_| ranked) {
         why.push(format!(
             "the file is incomplete: {missing} of its tensor data is missing (an interrupted download?); it cannot run until complete"
         ));
     }
-    if let Some(d) = &snap.disk {
+    if let Some(d) = snap.disk.as_ref().filter(|_| !ranked) {
         if m.to_download > d.free_bytes {
             why.push(format!(
                 "the download needs {} but the models disk ({}) has {} free",
@@ -95,7 +97,7 @@ pub fn choose(
         }
     }
     for (i, p) in all.iter_mut() {
-        check_file(p, &models[*i], snap);
+        check_file(p, &models[*i], snap, false);
     }
     let contenders: Vec<Contender> = all
         .iter()
@@ -103,6 +105,7 @@ pub fn choose(
             plan: p,
             downloaded: models[*i].downloaded,
             preference: models[*i].preference,
+            incomplete: models[*i].incomplete.is_some(),
         })
         .collect();
     let order = rank(&contenders);
@@ -111,7 +114,8 @@ pub fn choose(
         .into_iter()
         .enumerate()
         .filter_map(|(place, s)| {
-            let (model, plan) = slots[s.index].take()?;
+            let (model, mut plan) = slots[s.index].take()?;
+            check_file(&mut plan, &models[model], snap, true);
             Some(Ranked {
                 model,
                 plan,

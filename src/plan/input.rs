@@ -1,5 +1,6 @@
 //! What the planner needs about a model, as plain data, built from its tensor list.
 
+use super::mapped::MappedFile;
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
 use crate::gguf::TensorInfo;
@@ -46,6 +47,11 @@ pub struct PlanInput {
     /// the speed model charges each its measured cost.
     pub ffn_elements: f64,
     pub ffn_activation: FfnActivation,
+    /// Where each tensor lies in the file: the host range llama.cpp maps.
+    pub mapped: MappedFile,
+    /// The file on this machine (absolute path, bytes), for the speeds measured running it;
+    /// `None` for a file not here.
+    pub file: Option<(String, u64)>,
 }
 
 impl PlanInput {
@@ -67,6 +73,8 @@ impl PlanInput {
         let n_embd = shape.n_embd as f64;
         let (mut output_row, mut embd_row) = (None, n_embd);
         let mut ffn_elements = 0.0;
+        let tensors: Vec<&TensorInfo> = tensors.into_iter().collect();
+        let mapped = MappedFile::new(tensors.iter().copied(), shape.block_count);
         for t in tensors {
             if block_of(&t.name).is_some_and(|b| b < n) && t.name.contains(".ffn_up") {
                 let used = if t.dims.len() >= 3 {
@@ -131,6 +139,8 @@ impl PlanInput {
             output_row_elements: output_row.unwrap_or(embd_row),
             ffn_elements,
             ffn_activation,
+            mapped,
+            file: None,
         }
     }
 

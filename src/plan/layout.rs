@@ -330,7 +330,6 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
         });
     }
     let output_buffer = comp.output_buffer;
-    let cpu_total = cw + ck + cpu_compute + output_buffer;
     // With a GPU in llama.cpp's device list, host weights go to its host buffer type (or the
     // plain CPU buffer under mmap), never to CPU_REPACK (`make_cpu_buft_list`).
     let host_buffer_type = (0..n_gpus).any(|d| snap.gpus[d].remote.is_none());
@@ -339,6 +338,17 @@ pub(super) fn layout(s: &Setup, p: Placement) -> Layout {
     } else {
         Bytes::ZERO
     };
+    // With only RPC devices beside the CPU the host weights stay in the plain mapped CPU
+    // buffer: llama.cpp maps one range from the first host tensor to the end of the last,
+    // and reads the device tensors inside it through the mapping while loading, so the
+    // host holds that range (its buffer report, and `run`'s self-check, count the same).
+    let only_remote = n_gpus > 0 && !host_buffer_type;
+    let cw = if only_remote {
+        cw.max(inp.mapped.host_span(ngl, cpu_moe, cpu_ffn))
+    } else {
+        cw
+    };
+    let cpu_total = cw + ck + cpu_compute + output_buffer;
     let page_cache = cw.saturating_sub(repacked);
     let anonymous = repacked + ck + cpu_compute + output_buffer + unified_on_ram;
     let split = if n_gpus > 1 && gpu_blocks > 0 {

@@ -14,6 +14,7 @@ pub mod choose;
 pub mod draft;
 mod input;
 mod layout;
+mod mapped;
 pub mod projector;
 pub mod quality;
 pub mod rank;
@@ -25,8 +26,10 @@ pub use budget::{
     backend_reserve, os_reserve, Budgets, GpuBudget, RAM_RESERVE_FRACTION, VRAM_MARGIN,
 };
 pub use input::PlanInput;
+pub use mapped::MappedFile;
 pub use search::{
-    cache_config, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused, Fixed,
+    cache_config, devices_at, max_context, options, plan, plan_at, plan_fixed, plan_gpu_unused,
+    Fixed,
 };
 pub use verdict::{Degradation, DegradationKind, Quality, Severity};
 
@@ -62,6 +65,12 @@ pub struct Requirements {
     /// This machine's speed calibration; `None` for described machines or when none is
     /// cached (rough figures, said so in the plan's speed basis).
     pub calibration: Option<std::sync::Arc<crate::speed::Calibration>>,
+    /// Speeds `run` and `serve` measured on this machine (`speed::measured`); `None` for
+    /// described machines or before any run.
+    pub measured: Option<std::sync::Arc<crate::speed::measured::MeasuredSpeeds>>,
+    /// The models disk's measured sequential read (bytes/s, `layerfit bench`), for weights
+    /// paged from it; `None`: the fastest consumer NVMe's rated read bounds the speed.
+    pub disk_read_bytes_per_s: Option<f64>,
     /// The 1-minute load average of this machine before layerfit ran (other work on the
     /// cores the engine's threads need); `None` for described machines.
     pub load_average: Option<f64>,
@@ -107,6 +116,8 @@ impl Default for Requirements {
             min_decode_tokens_per_s: Some(DEFAULT_MIN_SPEED),
             threads: None,
             calibration: None,
+            measured: None,
+            disk_read_bytes_per_s: None,
             load_average: None,
             parallel: 1,
             outputs_per_seq: 1,
@@ -193,6 +204,22 @@ pub struct Speed {
     /// (round trips, activations, mask rows and logits crossing host boundaries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_share: Option<f64>,
+    /// When `source` is `measured_run`: the runs of this file and placement timed here
+    /// that the figures come from. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredSummary>,
+}
+
+/// Runs of the plan's file and placement that `run` or `serve` timed on this machine.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct MeasuredSummary {
+    pub runs: u32,
+    /// The threads they ran with.
+    pub threads: u32,
+    /// The median measured decode speed (at each run's own cache position) and prompt
+    /// speed (`null` when no prompt was long enough to time).
+    pub decode_tokens_per_s: f64,
+    pub prompt_tokens_per_s: Option<f64>,
 }
 
 impl Speed {
@@ -249,6 +276,11 @@ pub struct Plan {
     /// Every GPU hidden from llama.cpp (`-dev none`): one too small even for the buffers
     /// llama.cpp gives it at `-ngl 0`.
     pub gpu_unused: bool,
+    /// The RPC servers given (`--rpc`, a described cluster) are left out: this machine's own
+    /// devices run the model, which is faster than the split or the only way it fits
+    /// (docs/ranking.md). `false` without remote devices.
+    #[serde(default)]
+    pub local_only: bool,
     /// The RPC servers (`HOST:PORT`) whose devices the plan uses, in llama.cpp's `--rpc`
     /// order; empty on one machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

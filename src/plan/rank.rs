@@ -1,8 +1,10 @@
-//! The ranking every command shares (docs/ranking.md): feasible before infeasible; then
-//! fewer and milder degradations; then the model listed first; then the smaller measured
-//! quality loss (losses within
-//! measurement noise are equal) unless the plan is below the speed floor, where the faster
-//! wins; then the faster; then a downloaded file over a download; then less memory.
+//! The ranking every command shares (docs/ranking.md): feasible before infeasible; a
+//! complete file before an interrupted download; then fewer and milder degradations (between
+//! a split over RPC servers and this machine alone, not counting where the weights are:
+//! the speed decides that); then the model listed first; then the smaller measured quality
+//! loss (losses within measurement noise are equal) unless both plans are below the speed
+//! floor and one is faster beyond the estimate's error, where the faster wins; then the
+//! faster; then a downloaded file over a download; then less memory.
 
 use super::{DegradationKind, Plan, Severity, Verdict};
 use crate::bytes::Bytes;
@@ -16,6 +18,9 @@ pub struct Contender<'a> {
     pub plan: &'a Plan,
     pub downloaded: bool,
     pub preference: usize,
+    /// The file on disk lacks tensor data (an interrupted download): ranked as the finished
+    /// file would be, after every complete one, then marked incompatible by the caller.
+    pub incomplete: bool,
 }
 
 /// A contender's place: its index in the input, and (for every place but the first) the
@@ -26,8 +31,34 @@ pub struct Standing {
     pub lost_because: Option<String>,
 }
 
-fn counts(p: &Plan) -> (usize, usize, usize) {
-    let n = |s: Severity| p.degradations.iter().filter(|d| d.severity == s).count();
+/// Degradations that say where the weights run (the CPU, part on the CPU): between a split
+/// over RPC servers and this machine alone the speed says what they cost.
+fn placement(k: DegradationKind) -> bool {
+    use DegradationKind as K;
+    matches!(
+        k,
+        K::CpuOnly | K::PartialOffload | K::ExpertsOnCpu | K::FfnOnCpu
+    )
+}
+
+/// Both plans are choices about RPC servers: each uses them or leaves them out.
+fn local_against_remote(a: &Plan, b: &Plan) -> bool {
+    let involved = |p: &Plan| p.local_only || !p.rpc.is_empty();
+    involved(a) && involved(b)
+}
+
+fn degradation_order(a: &Plan, b: &Plan) -> Ordering {
+    let skip = local_against_remote(a, b);
+    counts(a, skip).cmp(&counts(b, skip))
+}
+
+fn counts(p: &Plan, skip_placement: bool) -> (usize, usize, usize) {
+    let n = |s: Severity| {
+        p.degradations
+            .iter()
+            .filter(|d| d.severity == s && !(skip_placement && placement(d.kind)))
+            .count()
+    };
     (
         n(Severity::Severe),
         n(Severity::Moderate),
@@ -62,6 +93,48 @@ fn gpu_byte_share(p: &Plan) -> f64 {
     }
 }
 
+/// The expected decode figure and its upper bound (the band at the required context).
+fn band(p: &Plan) -> Option<(f64, f64)> {
+    p.speed.as_ref().map(|s| {
+        (
+            s.expected_decode(),
+            s.decode_at_context_high.max(s.expected_decode()),
+        )
+    })
+}
+
+fn speed_of(p: &Plan) -> f64 {
+    band(p).map_or(0.0, |b| b.0)
+}
+
+/// Speed classes of the plans below the speed floor: the fastest, with every plan it is not
+/// faster than beyond the estimate's own error (its expected figure within their upper
+/// bound), is class 0; the same among the rest gives class 1, and so on. Within a class
+/// speeds are equal, so quality decides: a smaller difference is no reason to give up
+/// quality. Anchored at each class's fastest plan, the classes order the plans consistently.
+fn speed_classes(cs: &[Contender]) -> Vec<usize> {
+    let mut class = vec![usize::MAX; cs.len()];
+    let below: Vec<usize> = (0..cs.len())
+        .filter(|&i| below_floor(cs[i].plan) && band(cs[i].plan).is_some())
+        .collect();
+    let mut next = 0;
+    loop {
+        let fastest = below
+            .iter()
+            .filter(|&&i| class[i] == usize::MAX)
+            .max_by(|&&a, &&b| speed_of(cs[a].plan).total_cmp(&speed_of(cs[b].plan)));
+        let Some(&anchor) = fastest else { break };
+        let top = speed_of(cs[anchor].plan);
+        for &i in &below {
+            if class[i] == usize::MAX && band(cs[i].plan).is_some_and(|(_, high)| top <= high) {
+                class[i] = next;
+            }
+        }
+        class[anchor] = next;
+        next += 1;
+    }
+    class
+}
 /// Faster first: by the expected figure when both are known, else by the share of the bytes
 /// read per token that a GPU reads, then the fewer bytes of weights.
 fn faster(a: &Plan, b: &Plan) -> Ordering {
@@ -76,24 +149,43 @@ fn faster(a: &Plan, b: &Plan) -> Ordering {
     }
 }
 
-/// Why an option lost by the third rule: the winner runs as well and its model comes first
+/// Why an option lost by the fourth rule: the winner runs as well and its model comes first
 /// in the user's list. Callers whose list is of something else (`check-requirements`' tiers)
 /// say it in their own words.
 pub const LISTED_AFTER: &str = "listed after the recommended model, which runs as well";
 
+/// Why an option lost to a complete file: its own file is an interrupted download.
+pub const INCOMPLETE: &str =
+    "the file is incomplete (an interrupted download): it cannot run until complete";
+
 /// One rule: what losing it means, and the comparison (`Less`: the first is better).
-type Rule<'a> = (&'static str, fn(&Contender<'a>, &Contender<'a>) -> Ordering);
+type Rule<'a> = (&'static str, fn(&Entry<'a>, &Entry<'a>) -> Ordering);
+
+/// A contender with its speed class (`speed_classes`; `usize::MAX` above the floor).
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    c: Contender<'a>,
+    speed_class: usize,
+}
+
+impl<'a> std::ops::Deref for Entry<'a> {
+    type Target = Contender<'a>;
+    fn deref(&self) -> &Contender<'a> {
+        &self.c
+    }
+}
 
 /// The rules in order.
-fn rules<'a>() -> [Rule<'a>; 7] {
+fn rules<'a>() -> [Rule<'a>; 8] {
     [
         ("does not fit", |a, b| infeasible(a).cmp(&infeasible(b))),
+        (INCOMPLETE, |a, b| a.incomplete.cmp(&b.incomplete)),
         ("more or worse degradations", |a, b| {
-            counts(a.plan).cmp(&counts(b.plan))
+            degradation_order(a.plan, b.plan)
         }),
         (LISTED_AFTER, |a, b| a.preference.cmp(&b.preference)),
         ("lower quality", |a, b| {
-            if below_floor(a.plan) && below_floor(b.plan) {
+            if below_floor(a.plan) && below_floor(b.plan) && a.speed_class != b.speed_class {
                 return Ordering::Equal;
             }
             a.plan
@@ -109,11 +201,11 @@ fn rules<'a>() -> [Rule<'a>; 7] {
     ]
 }
 
-fn infeasible(c: &Contender) -> bool {
+fn infeasible(c: &Entry) -> bool {
     c.plan.verdict == Verdict::Incompatible
 }
 
-fn compare(a: &Contender, b: &Contender) -> Ordering {
+fn compare(a: &Entry, b: &Entry) -> Ordering {
     // Among plans that do not fit, the one that needs the least memory is the nearest to
     // fitting: its shortfall is what the report states.
     if infeasible(a) && infeasible(b) {
@@ -127,7 +219,7 @@ fn compare(a: &Contender, b: &Contender) -> Ordering {
 }
 
 /// Why `loser` ranks below `winner`, in words with the figures.
-fn why_lost(winner: &Contender, loser: &Contender) -> String {
+fn why_lost(winner: &Entry, loser: &Entry) -> String {
     if infeasible(loser) {
         return if infeasible(winner) {
             format!(
@@ -147,9 +239,11 @@ fn why_lost(winner: &Contender, loser: &Contender) -> String {
     let (w, l) = (winner.plan, loser.plan);
     match rule {
         "more or worse degradations" => {
+            let skip = local_against_remote(w, l);
             let kinds: Vec<String> = l
                 .degradations
                 .iter()
+                .filter(|d| !(skip && placement(d.kind)))
                 .map(|d| {
                     format!(
                         "{} ({})",
@@ -163,6 +257,12 @@ fn why_lost(winner: &Contender, loser: &Contender) -> String {
                 .collect();
             format!("{rule}: {}", kinds.join(", "))
         }
+        "lower quality" if below_floor(l) && below_floor(w) => format!(
+            "{rule}: KLD {:.4} against {:.4}; both below the speed floor, and it is not faster beyond the estimate's error ({})",
+            l.quality.effective_kld,
+            w.quality.effective_kld,
+            speeds(l, w)
+        ),
         "lower quality" => format!(
             "{rule}: KLD {:.4} against {:.4}",
             l.quality.effective_kld, w.quality.effective_kld
@@ -180,10 +280,38 @@ fn why_lost(winner: &Contender, loser: &Contender) -> String {
     }
 }
 
-/// The contenders best first. Stable: equal contenders keep their input order.
-pub fn rank(cs: &[Contender]) -> Vec<Standing> {
-    let mut order: Vec<usize> = (0..cs.len()).collect();
-    order.sort_by(|&a, &b| compare(&cs[a], &cs[b]));
+/// "about X (at most H) against Y tokens/s" for the loser and the winner.
+fn speeds(l: &Plan, w: &Plan) -> String {
+    match (&l.speed, &w.speed) {
+        (Some(x), Some(y)) => format!(
+            "about {:.1} (up to {:.1}) against {:.1} (up to {:.1}) tokens/s",
+            x.expected_decode(),
+            x.decode_at_context_high,
+            y.expected_decode(),
+            y.decode_at_context_high
+        ),
+        _ => "speed unknown".into(),
+    }
+}
+
+/// The contenders best first. Stable: equal contenders keep their input order. An insertion
+/// sort: a rule that depends on both plans (a split against a plan without the servers)
+/// need not be a total order where such plans mix, and the standard sorts may panic on one
+/// that is not; there are tens of options at most.
+pub fn rank(contenders: &[Contender]) -> Vec<Standing> {
+    let cs: Vec<Entry> = contenders
+        .iter()
+        .zip(speed_classes(contenders))
+        .map(|(&c, speed_class)| Entry { c, speed_class })
+        .collect();
+    let mut order: Vec<usize> = Vec::with_capacity(cs.len());
+    for i in 0..cs.len() {
+        let at = order
+            .iter()
+            .position(|&j| compare(&cs[i], &cs[j]) == Ordering::Less)
+            .unwrap_or(order.len());
+        order.insert(at, i);
+    }
     order
         .iter()
         .enumerate()

@@ -122,8 +122,50 @@ fn placements(s: &Setup, req: &Requirements) -> Vec<(Placement, Layout, bool)> {
 }
 
 /// One plan per allowed cache type, each at its best placement; a type that fits nowhere
-/// gives an incompatible plan saying what is missing. Unranked, in `req.kv_types` order.
+/// gives an incompatible plan saying what is missing. With remote devices, the placements on
+/// this machine alone (`local_only`) are options too: the ranking recommends a split only
+/// when it is faster or needed to fit. Unranked, in `req.kv_types` order.
 pub fn options(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Vec<Plan> {
+    let mut out = options_on(inp, snap, req);
+    if snap.gpus.iter().any(|g| g.remote.is_some()) {
+        let mut local = snap.clone();
+        local.gpus.retain(|g| g.remote.is_none());
+        out.extend(
+            options_on(inp, &local, req)
+                .into_iter()
+                .filter(|p| p.verdict != super::Verdict::Incompatible)
+                .map(local_only),
+        );
+    }
+    out
+}
+
+/// The machine a plan was made on: without the remote devices for a `local_only` plan.
+fn own_devices(snap: &Snapshot, plan: &Plan) -> Option<Snapshot> {
+    plan.local_only.then(|| {
+        let mut local = snap.clone();
+        local.gpus.retain(|g| g.remote.is_none());
+        local
+    })
+}
+
+/// A plan on this machine's own devices, with remote devices at hand: its placement
+/// degradations say the servers are left out.
+fn local_only(mut p: Plan) -> Plan {
+    use super::DegradationKind as K;
+    p.local_only = true;
+    for d in p.degradations.iter_mut() {
+        if d.kind == K::CpuOnly && p.devices.iter().all(|x| !x.is_gpu) {
+            d.message =
+                "the RPC servers are left out: everything runs on this machine's CPU".into();
+        } else if matches!(d.kind, K::CpuOnly | K::PartialOffload) {
+            d.message.push_str(" (the RPC servers are left out)");
+        }
+    }
+    p
+}
+
+fn options_on(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Vec<Plan> {
     let budgets = Budgets::from_snapshot(snap, req);
     let n = inp.shape.block_count;
     let mut out = Vec::new();
@@ -164,6 +206,7 @@ pub fn plan(inp: &PlanInput, snap: &Snapshot, req: &Requirements) -> Plan {
             plan: p,
             downloaded: true,
             preference: 0,
+            incomplete: false,
         })
         .collect();
     let best = rank(&contenders)[0].index;
@@ -302,6 +345,8 @@ pub fn max_context(
     plan: &Plan,
     t: GgmlType,
 ) -> Option<u64> {
+    let local = own_devices(snap, plan);
+    let snap = local.as_ref().unwrap_or(snap);
     let budgets = Budgets::from_snapshot(snap, req);
     let placement = Placement {
         ngl: plan.n_gpu_layers,
@@ -335,6 +380,39 @@ pub fn max_context(
         }
     }
     Some(lo * 256)
+}
+
+/// The memory `plan`'s placement needs on each device (GPUs, then the CPU) with cache type
+/// `t` at `ctx` tokens per sequence; `None` where the shape rejects that cache.
+pub fn devices_at(
+    inp: &PlanInput,
+    snap: &Snapshot,
+    req: &Requirements,
+    plan: &Plan,
+    t: GgmlType,
+    ctx: u64,
+) -> Option<Vec<super::DeviceUse>> {
+    let local = own_devices(snap, plan);
+    let snap = local.as_ref().unwrap_or(snap);
+    let budgets = Budgets::from_snapshot(snap, req);
+    let cfg = CacheConfig {
+        n_ctx: ctx,
+        ..cache_config(req, t)
+    };
+    let s = setup(inp, snap, &budgets, cfg)?;
+    let l = layout(
+        &s,
+        Placement {
+            ngl: plan.n_gpu_layers,
+            cpu_moe: plan.n_cpu_moe,
+            cpu_ffn: plan.n_cpu_ffn,
+            gpus_used: !plan.gpu_unused,
+            no_repack: plan.no_repack,
+        },
+    );
+    let mut v = l.gpu;
+    v.push(l.cpu);
+    Some(v)
 }
 
 /// What is missing when nothing fits: RAM on the CPU alone, VRAM fully offloaded.

@@ -82,11 +82,13 @@ fn f16_and_q8_0_caches_are_equal_in_quality_so_the_faster_wins() {
             plan: f16,
             downloaded: true,
             preference: 0,
+            incomplete: false,
         },
         Contender {
             plan: q8,
             downloaded: true,
             preference: 0,
+            incomplete: false,
         },
     ]);
     assert_eq!(order[0].index, 1, "q8_0 reads fewer bytes per token");
@@ -110,18 +112,52 @@ fn the_model_listed_first_wins_when_both_run_well() {
 }
 
 #[test]
-fn below_the_speed_floor_the_fastest_of_the_least_degraded_wins() {
+fn below_the_speed_floor_quality_is_kept_within_the_estimates_error() {
     // A CPU-only machine where no 7B variant reaches 5 tokens/s.
     let m = slow_machine("ram: 64G\n");
     let models = catalog("qwen2.5-coder:7b", 0);
-    let (name, p) = best(&models, &m, &Requirements::default());
-    assert!(p
+    let opts: Vec<ModelOption> = models.iter().map(|x| x.1.clone()).collect();
+    let ranked = choose(&opts, &m, &Requirements::default(), None);
+    let w = &ranked[0].plan;
+    assert!(w
         .degradations
         .iter()
         .any(|d| d.kind == DegradationKind::BelowSpeedFloor));
-    // Not f16 or Q8_0 (slow), not Q3/Q2 (a measurable loss is one more degradation): the
-    // fastest 4-bit variant.
-    assert_eq!(name, "qwen2.5-coder:7b-q4_0");
+    let sev = |p: &Plan| {
+        let mut k: Vec<_> = p.degradations.iter().map(|d| d.severity).collect();
+        k.sort();
+        k
+    };
+    let peers: Vec<&Plan> = ranked
+        .iter()
+        .map(|r| &r.plan)
+        .filter(|p| sev(p) == sev(w))
+        .collect();
+    let decode = |p: &Plan| p.speed.as_ref().unwrap().expected_decode();
+    let high = |p: &Plan| p.speed.as_ref().unwrap().decode_at_context_high;
+    let fastest = peers
+        .iter()
+        .copied()
+        .max_by(|a, b| decode(a).total_cmp(&decode(b)))
+        .unwrap();
+    // The fastest is not faster than the winner beyond the winner's band...
+    assert!(decode(fastest) <= high(w));
+    // ...and no option within that error of the fastest loses less.
+    for p in &peers {
+        if decode(fastest) <= high(p) {
+            assert!(p.quality.effective_kld >= w.quality.effective_kld);
+        }
+    }
+    assert!(w.quality.effective_kld < fastest.quality.effective_kld);
+    let lost = ranked
+        .iter()
+        .find(|r| std::ptr::eq(&r.plan, fastest))
+        .and_then(|r| r.lost_because.clone())
+        .unwrap();
+    assert!(
+        lost.contains("not faster beyond the estimate's error"),
+        "{lost}"
+    );
     // Without a floor, quality decides among the equally degraded.
     let req = Requirements {
         min_decode_tokens_per_s: None,
@@ -129,6 +165,92 @@ fn below_the_speed_floor_the_fastest_of_the_least_degraded_wins() {
     };
     let (name, _) = best(&models, &m, &req);
     assert!(name.ends_with("q8_0") || name.ends_with("f16"), "{name}");
+}
+
+/// A plan below the floor at `decode` tokens/s, its band ±`err` (a fraction).
+fn below_floor_at(p: &Plan, decode: f64, err: f64) -> Plan {
+    let mut p = p.clone();
+    let sp = p.speed.as_mut().unwrap();
+    sp.decode_tokens_per_s_at_context = decode;
+    sp.decode_at_context_low = decode * (1.0 - err);
+    sp.decode_at_context_high = decode * (1.0 + err);
+    p.degradations
+        .retain(|d| d.kind != DegradationKind::BelowSpeedFloor);
+    p.degradations.push(super::Degradation {
+        kind: DegradationKind::BelowSpeedFloor,
+        severity: super::Severity::Moderate,
+        message: String::new(),
+    });
+    p
+}
+
+#[test]
+fn below_the_floor_a_speed_difference_within_the_error_does_not_buy_quality() {
+    // Issue 32, W7: a q3_k_m-like plan at 2.3 tokens/s against a q4_k_m-like one at 2.0,
+    // both with a ±15% band: the 0.3 is inside the error, so the better quality wins; at
+    // 3.0 the faster wins.
+    let m = machine("ram: 64G\n");
+    let models = catalog("qwen2.5-coder:7b-q4_k_m", 0);
+    let base = &options(&models[0].1.input, &m, &Requirements::default())[0];
+    let mut better = below_floor_at(base, 2.0, 0.15);
+    better.quality.effective_kld = 0.031;
+    let order = |worse_speed: f64| {
+        let mut worse = below_floor_at(base, worse_speed, 0.15);
+        worse.quality.effective_kld = 0.102;
+        let c = |plan| Contender {
+            plan,
+            downloaded: true,
+            preference: 0,
+            incomplete: false,
+        };
+        let r = rank(&[c(&worse), c(&better)]);
+        (r[0].index, r[1].lost_because.clone().unwrap())
+    };
+    let (first, why) = order(2.3);
+    assert_eq!(first, 1, "{why}");
+    assert!(why.starts_with("lower quality"), "{why}");
+    let (first, why) = order(3.0);
+    assert_eq!(first, 0, "{why}");
+    assert!(why.starts_with("slower"), "{why}");
+}
+
+#[test]
+fn an_incomplete_file_is_ranked_as_the_finished_file_then_marked_incompatible() {
+    // Issue 32, W9: a partial 7B on an RTX 3060 8GB was ranked by least memory (a q4_0
+    // cache); ranked as the finished file, it gets the finished file's cache and placement.
+    let m = machine("ram: 16G\ngpus: [{name: RTX 3060 8GB}]\n");
+    let models = catalog("qwen2.5-coder:7b-q4_k_m", 0);
+    let whole = models[0].1.clone();
+    let mut partial = whole.clone();
+    partial.incomplete = Some(crate::bytes::Bytes(1 << 30));
+    let req = Requirements::default();
+    let finished = choose(std::slice::from_ref(&whole), &m, &req, None);
+    let cut = choose(std::slice::from_ref(&partial), &m, &req, None);
+    assert_eq!(finished.len(), cut.len());
+    for (f, c) in finished.iter().zip(&cut) {
+        assert_eq!(
+            (f.plan.kv_type, f.plan.n_gpu_layers),
+            (c.plan.kv_type, c.plan.n_gpu_layers)
+        );
+        assert_eq!(c.plan.verdict, Verdict::Incompatible);
+        let why = c.plan.missing.as_deref().unwrap();
+        assert!(why.contains("the file is incomplete: 1.00 GiB"), "{why}");
+    }
+    assert_ne!(cut[0].plan.kv_type, GgmlType::Q4_0);
+    // Beside a complete model, the incomplete one ranks after it and says why.
+    let mut small = catalog("qwen2.5-coder:3b-q4_k_m", 1).swap_remove(0).1;
+    small.preference = 1;
+    let both = choose(&[partial, small], &m, &req, None);
+    assert_eq!(both[0].model, 1);
+    let lost = both.iter().find(|r| r.model == 0).unwrap();
+    assert!(
+        lost.lost_because
+            .as_deref()
+            .unwrap()
+            .starts_with("the file is incomplete"),
+        "{:?}",
+        lost.lost_because
+    );
 }
 
 #[test]

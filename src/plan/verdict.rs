@@ -79,12 +79,16 @@ fn degradation(kind: DegradationKind, severity: Severity, message: String) -> De
 const FASTEST_DISK_READ: f64 = 7.45e9;
 
 /// Speed with `paged` bytes re-read from disk per token: the disk's time is added to every
-/// token, at the fastest read any consumer disk sustains (an upper bound on the speed).
-fn paged_bound(mut sp: super::Speed, paged: Bytes) -> super::Speed {
+/// token, at the models disk's measured sequential read (`layerfit bench`), else at the
+/// fastest read any consumer disk sustains (an upper bound on the speed).
+fn paged_bound(mut sp: super::Speed, paged: Bytes, measured: Option<f64>) -> super::Speed {
     if paged == Bytes::ZERO {
         return sp;
     }
-    let disk = paged.get() as f64 / FASTEST_DISK_READ;
+    let rate = measured
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .unwrap_or(FASTEST_DISK_READ);
+    let disk = paged.get() as f64 / rate;
     let slow = |x: &mut f64| *x = 1.0 / (1.0 / *x + disk);
     for x in [
         &mut sp.decode_tokens_per_s,
@@ -96,9 +100,15 @@ fn paged_bound(mut sp: super::Speed, paged: Bytes) -> super::Speed {
     ] {
         slow(x);
     }
-    sp.basis.push_str(&format!(
-        "; {paged} of weights re-read from disk per token, at most at 7.45 GB/s (the fastest consumer NVMe)"
-    ));
+    sp.basis.push_str(&match measured {
+        Some(r) => format!(
+            "; {paged} of weights re-read from disk per token, at the models disk's measured {:.2} GB/s (layerfit bench)",
+            r / 1e9
+        ),
+        None => format!(
+            "; {paged} of weights re-read from disk per token, at most at 7.45 GB/s (the fastest consumer NVMe; `layerfit bench` measures this disk)"
+        ),
+    });
     sp
 }
 
@@ -128,9 +138,22 @@ pub(super) fn finish(
     // A context that does not fit gets no speed: there is nothing to run.
     let speed = missing
         .is_none()
-        .then(|| speed(inp, s.snap, req, &placed, &s.cfg))
+        .then(|| {
+            let rpc = crate::rpc::hosts::endpoints(&s.snap.gpus);
+            let key = crate::speed::measured::placement_key(
+                t,
+                ngl,
+                l.cpu_moe,
+                l.cpu_ffn,
+                l.no_repack,
+                gpu_unused,
+                if gpu_unused { &[] } else { &rpc },
+                req.parallel.max(1),
+            );
+            speed(inp, s.snap, req, &placed, &s.cfg, &key)
+        })
         .flatten()
-        .map(|sp| paged_bound(sp, l.paged));
+        .map(|sp| paged_bound(sp, l.paged, req.disk_read_bytes_per_s));
     let mut deg = Vec::new();
     if missing.is_none() {
         match t {
@@ -317,6 +340,7 @@ pub(super) fn finish(
         degradations: deg,
         missing,
         gpu_unused,
+        local_only: false,
         rpc: if gpu_unused {
             Vec::new()
         } else {

@@ -133,6 +133,15 @@ pub struct Calibration {
     pub kind: String,
     pub seconds_taken: f64,
     pub points: Vec<ThreadRates>,
+    /// How far the passes of a figure lay from their median (a relative half-range, the
+    /// median over the figures): part of the speed band (docs/speed.md). `None` after a
+    /// single pass or from an older layerfit.
+    #[serde(default)]
+    pub spread: Option<f64>,
+    /// The 1-minute load average when `bench` began (it measures only on a machine at rest,
+    /// unless told to with `--busy-ok`).
+    #[serde(default)]
+    pub load_average: Option<f64>,
 }
 
 fn lookup(v: &[TypeRate], t: GgmlType) -> Option<f64> {

@@ -5,6 +5,7 @@
 mod attention_rates;
 pub mod calibration;
 pub mod ffn_activation;
+pub mod measured;
 pub mod model;
 pub mod published;
 

@@ -68,6 +68,8 @@ fn calibration() -> Calibration {
         kind: "full".into(),
         seconds_taken: 1.0,
         points: vec![point(1), point(4)],
+        spread: None,
+        load_average: None,
     }
 }
 
