@@ -44,6 +44,14 @@ def base_model_case():
     chat = r.choices[0].message.content
     assert r.choices[0].message.role == "assistant" and r.object == "chat.completion", r
     assert r.choices[0].finish_reason in ("stop", "length")
+assert r.usage.prompt_tokens_details.cached_tokens == 0, r.usage
+
+# The same prompt again starts from the cache the first answer left: all of it but the last
+# token (whose logits are needed) is reused, and the answer is the same.
+again = ask(QUESTION)
+assert again.usage.prompt_tokens == r.usage.prompt_tokens, (again.usage, r.usage)
+assert again.usage.prompt_tokens_details.cached_tokens == r.usage.prompt_tokens - 1, again.usage
+assert again.choices[0].message.content == answer, (again.choices[0].message.content, answer)
     c = client.completions.create(
         model=model, prompt="Facts about Europe.\nThe capital of France is", max_tokens=12, temperature=0
     )

@@ -169,7 +169,10 @@ fn run_args(p: &Planned, a: &PlanArgs) -> Vec<String> {
     }
     if let Some(pj) = &p.plan.projector {
         let at = pj.url.clone();
-        v.extend(["--mmproj".into(), at.unwrap_or_else(|| pj.path.display().to_string())]);
+        v.extend([
+            "--mmproj".into(),
+            at.unwrap_or_else(|| pj.path.display().to_string()),
+        ]);
         if !pj.offload {
             v.push("--no-mmproj-offload".into());
         }

@@ -256,7 +256,9 @@ fn hf_of_upstream(upstream: &str) -> Option<String> {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     let (org, name) = repo.split_once('/')?;
-    (ok(org) && ok(name) && ok(quant) && rest.split_whitespace().nth(1) == Some("file"))
+    // A quantization name has its bits in it (Q4_K_M, IQ4_XS, F16).
+    let quantish = quant.chars().any(|c| c.is_ascii_digit());
+    (ok(org) && ok(name) && ok(quant) && quantish && rest.split_whitespace().nth(1) == Some("file"))
         .then(|| format!("hf://{org}/{name}:{quant}"))
 }
 

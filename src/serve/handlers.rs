@@ -294,10 +294,7 @@ async fn complete(app: Arc<App>, req: Request, chat: bool) -> Response {
         Err(e) => return error(&e),
     };
     guard.ended();
-    let usage = Usage {
-        prompt_tokens: f.prompt_tokens,
-        completion_tokens: f.completion_tokens,
-    };
+    let usage = Usage::of(&f);
     let answer = openai::Answer {
         chat,
         id: &id,
@@ -418,10 +415,7 @@ impl Steps for ChatStream {
                 lps.as_deref(),
             )));
             if self.include_usage {
-                let usage = Usage {
-                    prompt_tokens: f.prompt_tokens,
-                    completion_tokens: f.completion_tokens,
-                };
+                let usage = Usage::of(&f);
                 out.push(data(answer.usage_chunk(&usage)));
             }
             out.push((None, "[DONE]".into()));

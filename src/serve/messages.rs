@@ -72,7 +72,9 @@ fn image_bytes(url: &str, at: &str) -> Result<Vec<u8>, ApiError> {
         .split_once(',')
         .ok_or_else(|| no("the data URL has no ',' before its data"))?;
     if !head.ends_with(";base64") {
-        return Err(no("the data URL must be base64 (data:image/png;base64,...)"));
+        return Err(no(
+            "the data URL must be base64 (data:image/png;base64,...)",
+        ));
     }
     if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
         return Err(no("the image is larger than 32 MiB"));
@@ -114,7 +116,12 @@ pub fn content_with_images(
                     .get("image_url")
                     .and_then(|u| u.get("url").or(Some(u)))
                     .and_then(Value::as_str);
-                match (kind, p.get("text").and_then(Value::as_str), url, &mut images) {
+                match (
+                    kind,
+                    p.get("text").and_then(Value::as_str),
+                    url,
+                    &mut images,
+                ) {
                     ("text" | "input_text" | "output_text", Some(t), _, _) => text.push_str(t),
                     ("image_url", _, Some(u), Some(images)) => {
                         images
@@ -126,10 +133,16 @@ pub fn content_with_images(
                         text.push_str(IMAGE_MARKER);
                     }
                     _ => {
-                        let also = if images.is_some() { " and image_url" } else { "" };
+                        let also = if images.is_some() {
+                            " and image_url"
+                        } else {
+                            ""
+                        };
                         return Err(unsupported(
                             &format!("{at}.content[{j}].type"),
-                            &format!("content parts of type '{kind}' are not read; only text{also}"),
+                            &format!(
+                                "content parts of type '{kind}' are not read; only text{also}"
+                            ),
                         ));
                     }
                 }

@@ -75,12 +75,23 @@ pub fn prompt_format(plain_text: bool) -> &'static str {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Of the prompt tokens, those read from the cache (a prefix an earlier request left).
+    pub cached_tokens: u32,
 }
 
 impl Usage {
+    pub fn of(f: &crate::engine::batch::Finish) -> Usage {
+        Usage {
+            prompt_tokens: f.prompt_tokens,
+            completion_tokens: f.completion_tokens,
+            cached_tokens: f.cached_tokens,
+        }
+    }
+
     pub fn json(&self) -> Value {
         json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-               "total_tokens": self.prompt_tokens + self.completion_tokens})
+               "total_tokens": self.prompt_tokens + self.completion_tokens,
+               "prompt_tokens_details": {"cached_tokens": self.cached_tokens}})
     }
 }
 
@@ -288,6 +299,7 @@ mod tests {
         let usage = Usage {
             prompt_tokens: 3,
             completion_tokens: 2,
+            cached_tokens: 1,
         };
         let r = a.response(&out, "stop", &usage, json!({}));
         let c = &r["choices"][0];

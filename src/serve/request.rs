@@ -3,10 +3,10 @@
 //! OpenAI does not define is refused too, apart from the vendor extensions listed in
 //! [`EXTENSIONS`]. docs/serve.md has the table. Pure: no engine, no sockets.
 
-use super::messages::{message, tool_choice, tools, Images};
 pub use super::messages::{
     content_with_images, message_content, ChatMessage, ToolChoice, IMAGE_MARKER,
 };
+use super::messages::{message, tool_choice, tools, Images};
 use super::openai::ApiError;
 use serde_json::{Map, Value};
 

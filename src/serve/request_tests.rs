@@ -58,7 +58,11 @@ fn every_refused_field_is_named() {
     // An image must come as a data URL; other part types are refused by their type.
     let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, true).unwrap_err();
     assert_eq!(e.param.as_deref(), Some("messages[0].content[0].image_url"));
-    let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#, true).unwrap_err();
+    let e = parse(
+        br#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#,
+        true,
+    )
+    .unwrap_err();
     assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
     let r = parse(br#"{"messages":[{"role":"user","content":[{"type":"text","text":"see "},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw=="}}]}]}"#, true).unwrap();
     assert_eq!(r.messages[0].content, format!("see {IMAGE_MARKER}"));

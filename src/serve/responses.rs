@@ -6,7 +6,7 @@
 
 use super::answer::{collect, Reader};
 use super::handlers::{banner, body, error, rand_id, sse, submit};
-use super::openai::{self, ApiError};
+use super::openai::{self, ApiError, Usage};
 use super::prepare::prepare;
 use super::request::{self, message_content};
 use super::responses_out::{output_items, EventStream, Head};
@@ -352,11 +352,5 @@ pub(super) async fn responses(State(app): State<Arc<App>>, req: Request) -> Resp
         "incomplete"
     };
     let output = output_items(&out, &msg_id);
-    Json(head.response(
-        status,
-        output,
-        Some((f.prompt_tokens, f.completion_tokens)),
-        Some(f.reason),
-    ))
-    .into_response()
+    Json(head.response(status, output, Some(&Usage::of(&f)), Some(f.reason))).into_response()
 }

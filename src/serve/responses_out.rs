@@ -3,7 +3,7 @@
 
 use super::answer::Reader;
 use super::handlers::{CancelOnDrop, Steps};
-use super::openai::{Delta, Output};
+use super::openai::{Delta, Output, Usage};
 use crate::engine::batch::{Event, FinishReason};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -21,7 +21,7 @@ impl Head {
         &self,
         status: &str,
         output: Vec<Value>,
-        usage: Option<(u32, u32)>,
+        usage: Option<&Usage>,
         reason: Option<FinishReason>,
     ) -> Value {
         let mut r = json!({
@@ -32,9 +32,10 @@ impl Head {
                 Some(FinishReason::Shutdown) => json!({"reason": "shutdown"}),
                 _ => Value::Null,
             },
-            "usage": usage.map(|(i, o)| json!({
-                "input_tokens": i, "output_tokens": o, "total_tokens": i + o,
-                "input_tokens_details": {"cached_tokens": 0},
+            "usage": usage.map(|u| json!({
+                "input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens,
+                "total_tokens": u.prompt_tokens + u.completion_tokens,
+                "input_tokens_details": {"cached_tokens": u.cached_tokens},
                 "output_tokens_details": {"reasoning_tokens": 0},
             })),
             "store": false, "previous_response_id": null, "metadata": {},
@@ -171,7 +172,7 @@ impl EventStream {
         }
     }
 
-    fn end(&mut self, out: &mut Out, reason: FinishReason, usage: (u32, u32)) {
+    fn end(&mut self, out: &mut Out, reason: FinishReason, usage: &Usage) {
         self.close_text(out);
         let mut items: Vec<(usize, Value)> = Vec::new();
         if let Some((i, t)) = &self.text {
@@ -250,7 +251,7 @@ impl Steps for EventStream {
                     }
                     self.guard.ended();
                     self.done = true;
-                    self.end(&mut out, f.reason, (f.prompt_tokens, f.completion_tokens));
+                    self.end(&mut out, f.reason, &Usage::of(&f));
                     return Some(out);
                 }
                 Some(Event::Failed(m)) => {

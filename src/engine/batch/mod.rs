@@ -61,6 +61,9 @@ pub enum FinishReason {
 pub struct Finish {
     pub reason: FinishReason,
     pub prompt_tokens: u32,
+    /// Prompt tokens read from a sequence's cache rather than decoded (a prefix shared
+    /// with an earlier request's).
+    pub cached_tokens: u32,
     pub completion_tokens: u32,
 }
 
@@ -205,6 +208,7 @@ pub fn run(
                 seq: free as i32,
                 sampler,
                 job,
+                cached: reused,
                 fed: start.0,
                 n_past: start.1,
                 next: None,

@@ -195,10 +195,11 @@ fn grammar(g: &Grammar, vocab: *const sys::llama_vocab) -> Result<*mut sys::llam
             // SAFETY: `smpl` is the live grammar sampler made above; `err` has the capacity
             // given.
             if !unsafe { layerfit_sampler_accept(smpl, t, err.as_mut_ptr(), 512) } {
-                // SAFETY: the shim wrote a NUL-terminated message; `smpl` is freed once, here.
+                // SAFETY: the shim wrote a NUL-terminated message into `err`.
                 let why = unsafe { CStr::from_ptr(err.as_ptr()) }
                     .to_string_lossy()
                     .into_owned();
+                // SAFETY: `smpl` is the sampler made above, owned here and freed once.
                 unsafe { sys::llama_sampler_free(smpl) };
                 return Err(format!(
                     "the grammar does not start with the generation prompt: {why}"

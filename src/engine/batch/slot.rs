@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 pub(super) struct Slot {
     pub(super) seq: i32,
     pub(super) job: Job,
+    /// Prompt tokens already in the cache when the request came (an earlier request's).
+    pub(super) cached: usize,
     /// Prompt tokens already in the cache.
     pub(super) fed: usize,
     pub(super) n_past: i32,
@@ -153,6 +155,7 @@ pub(super) fn finish(s: &mut Slot, reason: FinishReason) {
     (s.job.sink)(Event::Done(Finish {
         reason,
         prompt_tokens: s.job.prompt.len() as u32,
+        cached_tokens: s.cached as u32,
         completion_tokens: s.generated,
     }));
 }
