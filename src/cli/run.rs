@@ -9,6 +9,7 @@ use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::engine::self_check::{Check, DriverCheck};
+use crate::engine::session::chat::{Conversation, Role};
 use crate::engine::session::{GenOptions, GenStats, Session};
 use crate::plan::Verdict;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -285,10 +286,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         temperature: args.temp,
         seed: args.seed,
     };
-    let mut history: Vec<(String, String)> = Vec::new();
-    if let Some(sys) = &args.system {
-        history.push(("system".into(), sys.clone()));
-    }
+    let mut history = Conversation::new(args.system.as_deref());
     let turn = Turn {
         opts,
         banner: degraded_banner(&prep),
@@ -313,7 +311,7 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     // The images go with the first user message.
     let first_text = |q: &str| super::run_images::with_markers(q, images.len());
     if let Some(q) = &args.prompt {
-        history.push(("user".into(), first_text(q)));
+        history.push(Role::User, first_text(q));
         let turn = Turn {
             stream: !args.json,
             ..turn
@@ -393,8 +391,8 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         if line == "/exit" || line == "/quit" {
             break;
         }
-        let first = !history.iter().any(|m| m.0 == "user");
-        history.push(("user".into(), if first { first_text(&line) } else { line }));
+        let first = !history.has_user();
+        history.push(Role::User, if first { first_text(&line) } else { line });
         answer(&mut session, &mut draft, &mut history, &turn)?;
     }
     Ok(exit::OK)
@@ -428,27 +426,24 @@ struct Turn<'a> {
 fn answer(
     session: &mut Session,
     draft: &mut Option<Session>,
-    history: &mut Vec<(String, String)>,
+    history: &mut Conversation,
     turn: &Turn,
 ) -> Result<(String, GenStats), Failure> {
     let internal = |e: crate::engine::measure::EngineError| Failure::Internal(anyhow::anyhow!(e));
     let budget = session
         .n_ctx()
         .saturating_sub(turn.opts.max_tokens.min(session.n_ctx() / 2)) as usize;
-    let mut trimmed = 0;
-    let (tokens, prompt_text) = loop {
+    let fitted = history.fit(budget, |messages| {
         let text = match turn.format {
-            PromptFormat::Raw => crate::engine::session::plain_text(history),
-            PromptFormat::ChatTemplate => session.format(history, true).map_err(internal)?,
+            PromptFormat::Raw => crate::engine::session::plain_text(messages),
+            PromptFormat::ChatTemplate => session.format(messages, true).map_err(internal)?,
         };
         let t = session.tokenize(&text, true);
-        let first = usize::from(history.first().is_some_and(|m| m.0 == "system"));
-        if t.len() <= budget || history.len() <= first + 1 {
-            break (t, text);
-        }
-        history.remove(first);
-        trimmed += 1;
-    };
+        let n = t.len();
+        Ok::<_, Failure>(((t, text), n))
+    })?;
+    let (tokens, prompt_text) = fitted.rendered;
+    let trimmed = fitted.dropped;
     if trimmed > 0 {
         output::note(&format!(
             "dropped the {trimmed} oldest message(s) to keep the conversation within the context"
@@ -520,7 +515,7 @@ fn answer(
     if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
         output::warning(&alert);
     }
-    history.push(("assistant".into(), text.clone()));
+    history.push(Role::Assistant, text.clone());
     Ok((text, stats))
 }
 

@@ -8,6 +8,7 @@
 //! as that JSON. Pure.
 
 use super::request::{ChatMessage, ToolChoice};
+use crate::engine::session::chat::Role;
 use serde_json::{json, Value};
 
 const RESPOND: &str = "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` reply to the user's request";
@@ -35,9 +36,9 @@ pub fn messages(msgs: &[ChatMessage], tools: &[Value], offer: bool) -> Vec<ChatM
                 m.content = if m.content.is_empty() { text } else { format!("{}\n{text}", m.content) };
                 m.tool_calls.clear();
             }
-            if m.role == "tool" {
+            if m.role == Role::Tool {
                 m.content = json!({"tool_response": {"tool_call_id": m.tool_call_id, "content": m.content}}).to_string();
-                m.role = "user".into();
+                m.role = Role::User;
                 m.tool_call_id = None;
                 m.name = None;
             }
@@ -51,11 +52,11 @@ pub fn messages(msgs: &[ChatMessage], tools: &[Value], offer: bool) -> Vec<ChatM
             serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         match out.first_mut() {
-            Some(m) if m.role == "system" => m.content = format!("{}\n\n{text}", m.content),
+            Some(m) if m.role == Role::System => m.content = format!("{}\n\n{text}", m.content),
             _ => out.insert(
                 0,
                 ChatMessage {
-                    role: "system".into(),
+                    role: Role::System,
                     content: text,
                     tool_calls: Vec::new(),
                     tool_call_id: None,
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn history_is_written_as_the_json_the_model_answers_with() {
         let m = |role: &str, content: &str| ChatMessage {
-            role: role.into(),
+            role: Role::parse(role).unwrap(),
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
@@ -205,11 +206,11 @@ mod tests {
         let mut result = m("tool", "21 C");
         result.tool_call_id = Some("c1".into());
         let out = messages(&[m("user", "Weather?"), call, result], &[tool("a")], true);
-        assert_eq!(out[0].role, "system");
+        assert_eq!(out[0].role, Role::System);
         assert!(out[0].content.contains("\"a\"") && out[0].content.contains("tool_call"));
         let calls: Value = serde_json::from_str(&out[2].content).unwrap();
         assert_eq!(calls["tool_calls"][0]["arguments"]["city"], "Paris");
-        assert_eq!(out[3].role, "user");
+        assert_eq!(out[3].role, Role::User);
         assert!(out[3].content.contains("21 C") && out[3].content.contains("c1"));
     }
 }

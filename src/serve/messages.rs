@@ -4,6 +4,7 @@
 
 use super::openai::ApiError;
 use super::request::{bad, string, unsupported};
+use crate::engine::session::chat::{Message, Role};
 use serde_json::{Map, Value};
 
 /// How the model may call tools.
@@ -19,7 +20,7 @@ pub enum ToolChoice {
 /// One chat message, as the template reads it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatMessage {
-    pub role: String,
+    pub role: Role,
     pub content: String,
     /// An assistant's tool calls, in OpenAI's shape.
     pub tool_calls: Vec<Value>,
@@ -31,10 +32,15 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// The role and text, as a template without llama.cpp's chat layer (or plain text) reads it.
+    pub fn message(&self) -> Message {
+        Message::new(self.role, self.content.clone())
+    }
+
     /// The message in OpenAI's shape, for llama.cpp's chat layer.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        m.insert("role".into(), self.role.clone().into());
+        m.insert("role".into(), self.role.as_str().into());
         m.insert("content".into(), self.content.clone().into());
         if !self.tool_calls.is_empty() {
             m.insert("tool_calls".into(), self.tool_calls.clone().into());
@@ -169,17 +175,11 @@ pub(super) fn message(m: &Value, i: usize, images: &mut Images) -> Result<ChatMe
             other => return Err(bad(&format!("{at}.{other}"), "unknown field")),
         }
     }
-    let role = obj.get("role").and_then(Value::as_str).unwrap_or("");
-    let role = match role {
-        "system" | "user" | "assistant" | "tool" => role.to_string(),
-        "developer" => "system".to_string(),
-        other => {
-            return Err(
-                ApiError::bad("invalid_role", format!("{at}.role: unknown role '{other}'"))
-                    .param(&format!("{at}.role")),
-            )
-        }
-    };
+    let named = obj.get("role").and_then(Value::as_str).unwrap_or("");
+    let role = Role::parse(named).ok_or_else(|| {
+        ApiError::bad("invalid_role", format!("{at}.role: unknown role '{named}'"))
+            .param(&format!("{at}.role"))
+    })?;
     let mut content = content_with_images(obj.get("content"), &at, Some(images))?;
     // An assistant's refusal is what it said.
     if let (true, Some(r)) = (content.is_empty(), string(obj, "refusal")?) {
@@ -187,7 +187,7 @@ pub(super) fn message(m: &Value, i: usize, images: &mut Images) -> Result<ChatMe
     }
     let tool_calls = match obj.get("tool_calls") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) if role == "assistant" => {
+        Some(Value::Array(calls)) if role == Role::Assistant => {
             for (j, c) in calls.iter().enumerate() {
                 let f = &c["function"];
                 if f["name"].as_str().is_none() || f["arguments"].as_str().is_none() {
@@ -207,7 +207,7 @@ pub(super) fn message(m: &Value, i: usize, images: &mut Images) -> Result<ChatMe
         }
     };
     let tool_call_id = string(obj, "tool_call_id")?.map(str::to_string);
-    if role == "tool" && tool_call_id.is_none() {
+    if role == Role::Tool && tool_call_id.is_none() {
         return Err(bad(
             &format!("{at}.tool_call_id"),
             "a tool message names its call",

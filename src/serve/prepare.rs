@@ -8,6 +8,7 @@ use super::openai::ApiError;
 use super::request::{Request, ToolChoice};
 use super::App;
 use crate::engine::batch::{Grammar, Sampling, Token};
+use crate::engine::session::chat::Role;
 use crate::engine::session::jinja::json_schema_to_grammar;
 use crate::engine::session::Session;
 use serde_json::{json, Value};
@@ -147,7 +148,7 @@ pub(super) fn prepare(app: &App, r: &Request, chat: bool) -> Result<Prepared, Ap
         let has_history = r
             .messages
             .iter()
-            .any(|m| m.role == "tool" || !m.tool_calls.is_empty());
+            .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
         let a = if a["supports_tool_calls"] == false && (r.wants_tools() || has_history) {
             // The template cannot express tools: llama.cpp's former generic format.
             let parallel = r.parallel_tool_calls.unwrap_or(false);
@@ -202,8 +203,8 @@ pub(super) fn prepare(app: &App, r: &Request, chat: bool) -> Result<Prepared, Ap
         }
         match (&r.prompt, plain) {
             (Some(p), _) => p.clone(),
-            (None, true) => crate::engine::session::plain_text(&r.pairs()),
-            (None, false) => model.format(&r.pairs(), true).map_err(template_failed)?,
+            (None, true) => crate::engine::session::plain_text(&r.chat()),
+            (None, false) => model.format(&r.chat(), true).map_err(template_failed)?,
         }
     };
     let tokens = model.tokenize(&text, true);

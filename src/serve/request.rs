@@ -8,6 +8,7 @@ pub use super::messages::{
 };
 use super::messages::{message, tool_choice, tools, Images};
 use super::openai::ApiError;
+pub use crate::engine::session::chat::{Message, Role};
 use serde_json::{Map, Value};
 
 /// Vendor extensions (llama-server's names) accepted beside OpenAI's fields.
@@ -88,13 +89,10 @@ pub struct Request {
 }
 
 impl Request {
-    /// (role, text) pairs: what a template without llama.cpp's chat layer, or plain text,
-    /// reads.
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        self.messages
-            .iter()
-            .map(|m| (m.role.clone(), m.content.clone()))
-            .collect()
+    /// The messages' roles and texts: what a template without llama.cpp's chat layer, or
+    /// plain text, reads.
+    pub fn chat(&self) -> Vec<Message> {
+        self.messages.iter().map(ChatMessage::message).collect()
     }
 
     /// Whether the model's answer is read for tool calls.

@@ -6,8 +6,11 @@ use super::*;
 fn chat_requests() {
     let r = parse(br#"{"model":"x","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5,"temperature":0,"stop":"\n","logprobs":true,"top_logprobs":3,"stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"json_object"},"seed":7,"n":1,"top_k":5}"#, true).unwrap();
     assert_eq!(
-        r.pairs(),
-        vec![("system".into(), "s".into()), ("user".into(), "hi".into())]
+        r.chat(),
+        vec![
+            Message::new(Role::System, "s"),
+            Message::new(Role::User, "hi")
+        ]
     );
     assert_eq!(
         (r.max_tokens, r.temperature, r.stop.len()),

@@ -115,12 +115,12 @@ impl Templates {
     /// The conversation (`role`, `content` pairs) rendered by the template.
     pub fn apply(
         &self,
-        messages: &[(String, String)],
+        messages: &[super::chat::Message],
         add_assistant: bool,
     ) -> Result<String, EngineError> {
         let messages: Vec<Value> = messages
             .iter()
-            .map(|(r, c)| json!({"role": r, "content": c}))
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
             .collect();
         let out = self.apply_json(&json!({
             "messages": messages, "add_generation_prompt": add_assistant,

@@ -3,6 +3,7 @@
 //! raw C API (`llama-cpp-sys-2`, the crate `llama-cpp-2` builds on) is used directly so the
 //! same context can be asked what it allocated (`llama_get_memory_breakdown`).
 
+pub mod chat;
 pub mod jinja;
 mod media;
 mod speculative;
@@ -235,7 +236,7 @@ impl Session {
                 n_outputs_max: cp.n_outputs_max,
             };
             let own = sys::llama_model_chat_template(model, std::ptr::null());
-            let probe = [("user".to_string(), "hi".to_string())];
+            let probe = [chat::Message::new(chat::Role::User, "hi")];
             if own.is_null() {
                 s.template_note = Some(format!(
                     "the model file has no chat template: using llama.cpp's built-in '{}' template",

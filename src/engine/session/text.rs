@@ -1,27 +1,24 @@
 //! A session's text: the conversation through the model's chat template (or as plain text,
 //! for a base model), text to tokens and tokens back to bytes.
 
+use super::chat::Message;
 use super::Session;
 use crate::engine::measure::EngineError;
 use llama_cpp_sys_2 as sys;
 use std::ffi::{c_char, CString};
 
 impl Session {
-    /// The conversation formatted by the chat template (`role`, `content` pairs).
-    pub fn format(
-        &self,
-        messages: &[(String, String)],
-        add_assistant: bool,
-    ) -> Result<String, EngineError> {
+    /// The conversation formatted by the chat template.
+    pub fn format(&self, messages: &[Message], add_assistant: bool) -> Result<String, EngineError> {
         if let Some(j) = &self.jinja {
             return j.apply(messages, add_assistant);
         }
         let owned: Vec<(CString, CString)> = messages
             .iter()
-            .map(|(r, c)| {
+            .map(|m| {
                 (
-                    CString::new(r.as_str()).unwrap_or_default(),
-                    CString::new(c.replace('\0', "")).unwrap_or_default(),
+                    CString::new(m.role.as_str()).unwrap_or_default(),
+                    CString::new(m.content.replace('\0', "")).unwrap_or_default(),
                 )
             })
             .collect();
@@ -32,7 +29,10 @@ impl Session {
                 content: c.as_ptr(),
             })
             .collect();
-        let chars: usize = messages.iter().map(|(r, c)| r.len() + c.len()).sum();
+        let chars: usize = messages
+            .iter()
+            .map(|m| m.role.as_str().len() + m.content.len())
+            .sum();
         let mut buf = vec![0u8; chars * 2 + 256];
         for _ in 0..2 {
             // SAFETY: the message array and the template are NUL-terminated strings that
@@ -94,10 +94,10 @@ impl Session {
 /// order, one newline between two messages, roles left out and nothing added at the end, so
 /// that one message is exactly its text (`run --prompt T --raw` and `/v1/completions` with
 /// `prompt: T` see the same tokens).
-pub fn plain_text(messages: &[(String, String)]) -> String {
+pub fn plain_text(messages: &[Message]) -> String {
     messages
         .iter()
-        .map(|(_, content)| content.as_str())
+        .map(|m| m.content.as_str())
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -118,10 +118,11 @@ fn fill<T: Default + Clone>(initial: usize, mut f: impl FnMut(&mut [T]) -> i32) 
 #[cfg(test)]
 mod tests {
     use super::plain_text;
+    use crate::engine::session::chat::{Message, Role};
 
     #[test]
     fn plain_text_is_the_contents_one_line_apart() {
-        let m = |r: &str, c: &str| (r.to_string(), c.to_string());
+        let m = |r: &str, c: &str| Message::new(Role::parse(r).unwrap(), c);
         assert_eq!(
             plain_text(&[m("user", "The capital of France is")]),
             "The capital of France is"
