@@ -58,6 +58,7 @@ fn layerfit_once(path: &Path, threads: i32) -> Rates {
         n_outputs_per_seq: 1,
         rpc: Vec::new(),
         tensor_split: Vec::new(),
+        embeddings: None,
     };
     {
         let mut s = Session::load(&cfg, &mut |_| {}).unwrap();

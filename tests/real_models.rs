@@ -130,3 +130,33 @@ fn parallel_sequences_match_llama_cpp() {
         }
     }
 }
+
+#[test]
+fn embedding_mode_matches_llama_cpp() {
+    // `serve --embeddings`: one ubatch a batch, every token of it an output
+    // (`n_outputs_max = n_batch`), each output a row of logits and an embedding
+    // (`output_reserve`); the worst-case graph computes logits for the whole ubatch.
+    for p in [common::smollm2(), common::gemma3()] {
+        for n_seq_max in [1u32, 4] {
+            let cfg = CacheConfig {
+                n_ctx: 2048,
+                n_seq_max,
+                n_batch: 512,
+                n_ubatch: 512,
+                embeddings: true,
+                ..CacheConfig::default()
+            };
+            assert_eq!(cfg.n_outputs_max(), 0);
+            assert_eq!(cfg.output_rows(), 512);
+            assert_eq!(cfg.reserved_outputs(), 512);
+            let (est, got) = common::assert_matches_engine(&p, &cfg);
+            let generation = CacheConfig {
+                embeddings: false,
+                n_batch: 2048,
+                ..cfg
+            };
+            let (est_gen, got_gen) = common::assert_matches_engine(&p, &generation);
+            assert!(got > got_gen && est > est_gen, "{} {n_seq_max}: embedding compute {got} (est {est}) vs generation {got_gen} (est {est_gen})", p.display());
+        }
+    }
+}

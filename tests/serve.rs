@@ -298,6 +298,18 @@ fn bad_requests_get_4xx_a_dropped_stream_frees_its_sequence_and_sigterm_ends_cle
             "{v}"
         );
     }
+    // A generative server answers /v1/embeddings with how to get embeddings.
+    let (s, b) = server.http("POST", "/v1/embeddings", Some(KEY), br#"{"input":"hi"}"#);
+    assert_eq!(s, 400, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["error"]["code"], "embeddings_disabled", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serve --embeddings"),
+        "{v}"
+    );
     let (s, b) = server.http("GET", "/v1/models", Some("wrong"), b"");
     assert_eq!(s, 401, "{b}");
     let (s, b) = server.http("GET", "/health", None, b"");
@@ -552,5 +564,154 @@ fn after_sigterm_answers_in_flight_get_the_drain_time_then_end_and_serve_exits_0
         assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
         let log = server.log.lock().unwrap().clone();
         assert!(log.contains("get 2.0 s to finish"), "{log}");
+    }
+}
+
+/// tests/serve_embeddings.py against an embedding server: the figures it prints.
+fn embeddings_client(server: &Server) -> serde_json::Value {
+    let python = std::env::var("LAYERFIT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/serve_embeddings.py");
+    let out = Command::new(&python)
+        .args([script, &format!("http://{}/v1", server.addr), KEY])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e} (tests/run.sh prepares one)"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn embeddings_reach_the_openai_client_and_each_refusal_names_its_field() {
+    let server = Server::start(&["--api-key", KEY, "--embeddings", "--pooling", "mean"]);
+    let f = embeddings_client(&server);
+    assert_eq!(f["width"], 576, "{f}");
+    assert_eq!(f["pooling"], "mean", "{f}");
+    for n in f["norms"].as_array().unwrap() {
+        assert!((n.as_f64().unwrap() - 1.0).abs() < 1e-4, "{f}");
+    }
+    assert!(f["batch_vs_alone_max_diff"].as_f64().unwrap() < 1e-4, "{f}");
+    assert!(
+        f["max_cosine_between_different_inputs"].as_f64().unwrap() < 0.999,
+        "{f}"
+    );
+    eprintln!("embeddings figures: {f}");
+    let long = "word ".repeat(700);
+    for (body, param, code) in [
+        (
+            r#"{"input":"a","user":"u"}"#.to_string(),
+            "user",
+            "unsupported_parameter",
+        ),
+        (
+            r#"{"input":"a","foo":1}"#.into(),
+            "foo",
+            "unknown_parameter",
+        ),
+        (
+            r#"{"input":"a","dimensions":64}"#.into(),
+            "dimensions",
+            "unsupported_parameter",
+        ),
+        (
+            r#"{"input":"a","encoding_format":"int8"}"#.into(),
+            "encoding_format",
+            "invalid_value",
+        ),
+        (r#"{"model":"m"}"#.into(), "input", "invalid_value"),
+        (r#"{"input":[]}"#.into(), "input", "invalid_value"),
+        (r#"{"input":""}"#.into(), "input", "invalid_value"),
+        (r#"{"input":["a",""]}"#.into(), "input[1]", "invalid_value"),
+        (
+            r#"{"input":[[1],[-1]]}"#.into(),
+            "input[1]",
+            "invalid_value",
+        ),
+        (
+            r#"{"input":[[1],[2,"x"]]}"#.into(),
+            "input[1][1]",
+            "invalid_value",
+        ),
+        (
+            r#"{"input":[1, 99999999]}"#.into(),
+            "input",
+            "invalid_value",
+        ),
+        (
+            format!(r#"{{"input":"{long}"}}"#),
+            "input",
+            "context_length_exceeded",
+        ),
+        (
+            format!(r#"{{"input":["a","{long}"]}}"#),
+            "input[1]",
+            "context_length_exceeded",
+        ),
+        (
+            format!(r#"{{"input":[{}]}}"#, vec![r#""a""#; 2049].join(",")),
+            "input",
+            "invalid_value",
+        ),
+    ] {
+        let (s, b) = server.http("POST", "/v1/embeddings", Some(KEY), body.as_bytes());
+        assert_eq!(s, 400, "{body}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"]["param"], param, "{body}: {v}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+    }
+    // The generation endpoints say what this server serves.
+    for path in ["/v1/chat/completions", "/v1/completions", "/v1/responses"] {
+        let (s, b) = server.http("POST", path, Some(KEY), br#"{"prompt":"hi"}"#);
+        assert_eq!(s, 400, "{path}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"]["code"], "embeddings_only", "{path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/v1/embeddings"),
+            "{v}"
+        );
+    }
+    let log = server.log.clone();
+    assert!(server.stop().success());
+    // The self-check holds in embedding mode: the output buffer holds an embedding per
+    // output beside the logits, and every token of a batch is an output.
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("self-check: llama.cpp allocated") && log.contains("every figure within 5%"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_generative_model_needs_a_pooling_for_embeddings() {
+    let model = common::smollm2();
+    let bin = env!("CARGO_BIN_EXE_layerfit");
+    let base = [
+        "serve",
+        "--model",
+        model.to_str().unwrap(),
+        "--port",
+        "0",
+        "--dev",
+        "none",
+    ];
+    for (extra, want) in [
+        (vec!["--embeddings"], "--pooling mean, cls or last"),
+        (vec!["--embeddings", "--pooling", "none"], "--pooling none"),
+        (vec!["--embeddings", "--pooling", "rank"], "--pooling rank"),
+        (vec!["--pooling", "mean"], "add --embeddings"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let (code, out, err) = common::layerfit(bin, &args);
+        assert_eq!(code, 2, "{extra:?}: {out}{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{extra:?}: {err}");
+        assert!(errors[0].contains(want), "{extra:?}: {err}");
+        assert!(!out.contains("serving"), "{out}");
     }
 }

@@ -73,6 +73,7 @@ fn plan_args(a: &Args) -> PlanArgs {
         projector: Default::default(),
         threads: a.threads,
         parallel: 1,
+        embeddings: Default::default(),
         hw: a.hw.clone(),
     }
 }

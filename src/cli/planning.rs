@@ -29,6 +29,18 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether the plan is for llama.cpp's embedding context (`serve --embeddings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Embeddings {
+    /// Generation (`plan`, `run`).
+    #[default]
+    Off,
+    /// `serve --embeddings`.
+    On,
+    /// `serve` without the flag: embedding mode for an embedding model.
+    Auto,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
     /// A GGUF file (or any shard of a split set) or a catalog model (qwen2.5-coder:7b-q4_k_m;
@@ -87,6 +99,10 @@ pub struct PlanArgs {
     /// KV cache is sized for all of them, as llama.cpp's `-np` sizes it.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
+    /// Embedding mode, set by `serve` (not a flag of its own here): `Auto` plans it when every
+    /// candidate is an embedding model (`Shape::is_embedding_model`).
+    #[arg(skip)]
+    pub embeddings: Embeddings,
     /// A draft model for speculative decoding (any name --model takes): planned beside the
     /// model at the same context, on the device that leaves the model the better plan.
     #[arg(long)]
@@ -196,8 +212,28 @@ pub(super) fn requirements(a: &PlanArgs, pr: Option<&Profile>) -> Result<Require
         allow_cpu_moe: !a.no_cpu_moe,
         min_decode_tokens_per_s: (floor > 0.0).then_some(floor),
         parallel: a.parallel,
+        embeddings: a.embeddings == Embeddings::On,
         ..Requirements::default()
     })
+}
+
+/// Embedding mode for `serve`: with `--embeddings`, or (`Auto`) when every candidate is an
+/// embedding model. An input never spans more than one ubatch (llama.cpp pools a sequence
+/// per ubatch), so without `--ctx` or a profile the context is one ubatch per sequence.
+fn embedding_mode(
+    a: &PlanArgs,
+    pr: Option<&Profile>,
+    shapes: &[&crate::model::Shape],
+    req: &mut Requirements,
+) {
+    req.embeddings = match a.embeddings {
+        Embeddings::Off => false,
+        Embeddings::On => true,
+        Embeddings::Auto => shapes.iter().all(|s| s.is_embedding_model()),
+    };
+    if req.embeddings && a.ctx.is_none() && pr.is_none() {
+        req.min_context = req.n_ubatch as u64;
+    }
 }
 
 /// Threads, calibration and load for the speed figures. This machine's calibration and
@@ -304,6 +340,8 @@ pub fn make_plan(a: &PlanArgs, purpose: Purpose) -> Result<Planned, Failure> {
             why.join("; ")
         )));
     }
+    let shapes: Vec<&crate::model::Shape> = opts.iter().map(|o| &o.input.shape).collect();
+    embedding_mode(a, pr, &shapes, &mut req);
     let (usable, unusable) = for_this_binary(&machine, &built_backends());
     let hardware = if purpose == Purpose::Run {
         usable.clone()

@@ -101,6 +101,8 @@ pub fn measure_on_servers(
         // As the engine sets them: every sequence's outputs, a draft's proposals included.
         n_outputs_max: cache.n_outputs_max(),
         n_outputs_max_per_seq: cache.n_outputs_max_per_seq(),
+        embeddings: cache.embeddings,
+        pooling_type: -1,
         rpc,
         tensor_split: plan.tensor_split.iter().map(|&f| f as f32).collect(),
     };

@@ -139,6 +139,7 @@ impl Prepared {
                 .collect::<Result<_, _>>()
                 .map_err(|e| Failure::BadInput(format!("the plan's rpc servers: {e}")))?,
             tensor_split: s.tensor_split.iter().map(|&f| f as f32).collect(),
+            embeddings: None,
         };
         Ok((cfg, threads))
     }
@@ -273,6 +274,12 @@ fn replan_run_file(f: &Path, plan: &PlanArgs) -> Result<Prepared, Failure> {
         kv_types: vec![kv],
         // The run file's sequences, unless the command line asks for more.
         parallel: plan.parallel.max(s.parallel),
+        // `serve --embeddings`, or an embedding model's file (the run file's context stays).
+        embeddings: match plan.embeddings {
+            super::planning::Embeddings::Off => false,
+            super::planning::Embeddings::On => true,
+            super::planning::Embeddings::Auto => input.shape.is_embedding_model(),
+        },
         ..Requirements::default()
     };
     super::planning::speed_inputs(plan, None, &hardware, &mut req);

@@ -7,6 +7,7 @@ use super::output::{self, Printer};
 use super::planning::PlanArgs;
 use super::run_prepare::{base_model_note, PromptFormat};
 use super::{exit, Failure};
+use crate::engine::embed::Pooling;
 use crate::engine::session::Session;
 use crate::plan::Verdict;
 use crate::serve::{serve, ServeSettings};
@@ -49,6 +50,42 @@ pub struct Args {
     /// (without it a base model's messages are completed as plain text; docs/serve.md).
     #[arg(long)]
     pub chat: bool,
+    /// Serve embeddings (`/v1/embeddings`) instead of chat and completions (llama-server's
+    /// --embeddings). An embedding model (its file declares a pooling, or non-causal
+    /// attention) is served so without the flag.
+    #[arg(long, alias = "embedding")]
+    pub embeddings: bool,
+    /// How an input's token vectors become one vector in embedding mode [default: the
+    /// model's own]: mean, cls or last (none and rank, which llama-server also takes, are
+    /// refused: neither gives one embedding per input).
+    #[arg(long, value_parser = crate::engine::embed::Pooling::NAMES)]
+    pub pooling: Option<String>,
+}
+
+/// The pooling of embedding mode: `--pooling`, else the model's own; none and rank refused
+/// (exit 2), as llama-server refuses pooling none for `/v1/embeddings`.
+fn pooling(
+    flag: Option<&str>,
+    shape: &crate::model::Shape,
+    label: &str,
+) -> Result<Pooling, Failure> {
+    let declared = shape.pooling_type.and_then(Pooling::from_gguf);
+    match (flag.and_then(Pooling::parse), declared) {
+        (Some(Pooling::None), _) => Err(Failure::BadInput(
+            "--pooling none gives a vector per token, which /v1/embeddings cannot answer (llama-server refuses it too): use --pooling mean, cls or last".into(),
+        )),
+        (Some(Pooling::Rank), _) => Err(Failure::BadInput(
+            "--pooling rank gives a reranker's scores, not embeddings: use --pooling mean, cls or last".into(),
+        )),
+        (Some(p), _) => Ok(p),
+        (None, Some(Pooling::Rank)) => Err(Failure::BadInput(format!(
+            "{label} is a reranker (pooling rank): its scores are not embeddings; pass --pooling mean, cls or last to embed with it anyway"
+        ))),
+        (None, Some(p)) if p != Pooling::None => Ok(p),
+        (None, _) => Err(Failure::BadInput(format!(
+            "{label} declares no pooling (a generative model): pass --pooling mean, cls or last with --embeddings (pooling none gives no embedding per input)"
+        ))),
+    }
 }
 
 fn loopback(host: &str) -> bool {
@@ -59,9 +96,30 @@ fn loopback(host: &str) -> bool {
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
-    let prep = super::run_prepare::prepare(&args.plan, args.plan_file.as_deref())?;
+    let mut plan_args = args.plan.clone();
+    plan_args.embeddings = if args.embeddings {
+        super::planning::Embeddings::On
+    } else {
+        super::planning::Embeddings::Auto
+    };
+    let prep = super::run_prepare::prepare(&plan_args, args.plan_file.as_deref())?;
+    let embeddings = if args.embeddings || prep.shape.is_embedding_model() {
+        if prep.plan.draft.is_some() || prep.plan.projector.is_some() {
+            return Err(Failure::BadInput(
+                "embedding mode reads no images and drafts nothing: leave out --draft and --mmproj"
+                    .into(),
+            ));
+        }
+        Some(pooling(args.pooling.as_deref(), &prep.shape, &prep.label)?)
+    } else if args.pooling.is_some() {
+        return Err(Failure::BadInput(
+            "--pooling applies to embedding mode: add --embeddings".into(),
+        ));
+    } else {
+        None
+    };
     let format = PromptFormat::choose(&prep.purpose, false, args.chat);
-    if let Some(n) = base_model_note(&prep.purpose, format) {
+    if let (Some(n), None) = (base_model_note(&prep.purpose, format), embeddings) {
         output::note(&n);
     }
     if prep.verdict == Verdict::Degraded && !args.accept_degraded {
@@ -79,14 +137,17 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     }
     let s = &prep.settings;
     let parallel = prep.plan.parallel.max(1);
-    let (cfg, _) = prep.session_config(args.plan.threads, args.mlock)?;
+    let (mut cfg, _) = prep.session_config(args.plan.threads, args.mlock)?;
+    cfg.embeddings = embeddings;
     output::note(&format!(
         "loading {} ({} sequences of {} tokens)",
         prep.label, parallel, s.context
     ));
     let session =
         Session::load(&cfg, &mut |_| {}).map_err(|e| Failure::Internal(anyhow::anyhow!(e)))?;
-    if let (Some(n), PromptFormat::ChatTemplate) = (&session.template_note, format) {
+    if let (Some(n), PromptFormat::ChatTemplate, None) =
+        (&session.template_note, format, embeddings)
+    {
         output::note(n);
     }
     let checks = crate::engine::self_check::self_check(
@@ -168,15 +229,20 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         chat_as_plain_text: format == PromptFormat::Raw,
         drain_timeout: args.drain_timeout,
         vision: vision.is_some(),
+        embeddings,
     };
     let label = prep.label.clone();
     // From here SIGINT drains as SIGTERM does (serve/mod.rs, `shutdown`), exit 0: the
     // handler that ends other commands with 130 must not be chained behind tokio's.
     // SAFETY: restoring the default disposition of a signal is async-signal-safe.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+    let what = match embeddings {
+        Some(p) => format!("embeddings ({} pooling) of ", p.name()),
+        None => String::new(),
+    };
     serve(settings, session, draft, vision, &|addr| {
         printer.line(&format!(
-            "serving {label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
+            "serving {what}{label} at http://{addr}/v1 ({parallel} parallel sequences of {} tokens); Ctrl-C or SIGTERM stops it",
             s.context
         ));
         let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -34,6 +34,10 @@ pub struct MeasureRequest {
     /// layerfit's engine and llama-server set them (`CacheConfig::n_outputs_max`).
     pub n_outputs_max: u32,
     pub n_outputs_max_per_seq: u32,
+    /// Embedding mode (`CacheConfig::embeddings`), with llama.cpp's `llama_pooling_type`
+    /// (-1: the model's own).
+    pub embeddings: bool,
+    pub pooling_type: i32,
     /// RPC servers whose devices join the engine first, and llama.cpp's `--tensor-split`.
     pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
     pub tensor_split: Vec<f32>,
@@ -54,6 +58,8 @@ impl Default for MeasureRequest {
             n_seq_max: 1,
             n_outputs_max: 1,
             n_outputs_max_per_seq: 1,
+            embeddings: false,
+            pooling_type: -1,
             rpc: Vec::new(),
             tensor_split: Vec::new(),
         }
@@ -76,6 +82,8 @@ impl MeasureRequest {
             n_seq_max: cfg.n_seq_max.max(1),
             n_outputs_max: cfg.n_outputs_max(),
             n_outputs_max_per_seq: cfg.n_outputs_max_per_seq(),
+            embeddings: cfg.embeddings,
+            pooling_type: -1,
             rpc: Vec::new(),
             tensor_split: Vec::new(),
         }
@@ -286,6 +294,8 @@ unsafe fn measure_locked(path: &Path, req: &MeasureRequest) -> Result<Measuremen
     cp.n_seq_max = n_seq;
     cp.n_outputs_max = req.n_outputs_max;
     cp.n_outputs_max_per_seq = req.n_outputs_max_per_seq;
+    cp.embeddings = req.embeddings;
+    cp.pooling_type = req.pooling_type as sys::llama_pooling_type;
     cp.n_batch = req.n_batch;
     cp.n_ubatch = req.n_ubatch;
     cp.type_k = req.type_k.id() as sys::ggml_type;

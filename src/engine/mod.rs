@@ -5,6 +5,7 @@ pub mod batch;
 pub mod bench_data;
 pub mod calibrate;
 mod calibration_list;
+pub mod embed;
 pub mod fit;
 pub mod ggml_bench;
 pub mod measure;

@@ -55,6 +55,13 @@ pub struct ComputeEstimate {
     pub output_buffer: Bytes,
 }
 
+/// Floats in one row of the host output buffer (`llama_context::output_reserve`): the
+/// logits, which llama.cpp always reserves, and in embedding mode an embedding
+/// (`n_embd_out`) beside them.
+pub fn output_row(shape: &Shape, cfg: &CacheConfig) -> u64 {
+    shape.n_vocab + if cfg.embeddings { shape.n_embd_out } else { 0 }
+}
+
 /// Compute and output buffer bytes for `shape` with cache `kv` under `cfg`.
 pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> ComputeEstimate {
     let n_tokens = cfg.effective_ubatch();
@@ -134,6 +141,6 @@ pub fn compute_buffers(shape: &Shape, kv: &KvEstimate, cfg: &CacheConfig) -> Com
         masks,
         attention_scores,
         feed_forward,
-        output_buffer: f32s(shape.n_vocab * cfg.output_rows()),
+        output_buffer: f32s(output_row(shape, cfg) * cfg.output_rows()),
     }
 }

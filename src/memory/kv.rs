@@ -33,6 +33,13 @@ pub struct CacheConfig {
     /// proposes per step when speculative decoding verifies them in one batch (llama-server's
     /// `common_speculative_get_output_limits`: `n_outputs_max = n_parallel * (1 + n_draft)`).
     pub outputs_per_seq: u32,
+    /// Embedding mode (`llama_context_params.embeddings`, `serve --embeddings`): every token
+    /// of a batch is an output (`llama_context::decode`, `output_all`), so `n_outputs_max`
+    /// is `n_batch`, and each output holds a row of logits and an embedding
+    /// (`output_reserve`). llama-server sets `n_batch = n_ubatch` then, as `cache_config`
+    /// does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub embeddings: bool,
 }
 
 impl Default for CacheConfig {
@@ -48,6 +55,7 @@ impl Default for CacheConfig {
             swa_full: false,
             batch_outputs: false,
             outputs_per_seq: 1,
+            embeddings: false,
         }
     }
 }
@@ -79,7 +87,7 @@ impl CacheConfig {
     /// outputs each may ask for, at most `n_batch`; or 0 (llama.cpp's default, `n_batch`) with
     /// `batch_outputs`.
     pub fn n_outputs_max(&self) -> u32 {
-        if self.batch_outputs {
+        if self.batch_outputs || self.embeddings {
             0
         } else {
             let n = self.n_seq_max.max(1) as u64 * self.outputs_per_seq.max(1) as u64;
@@ -90,7 +98,7 @@ impl CacheConfig {
     /// `n_outputs_max_per_seq` as layerfit's engine and llama-server set it (llama.cpp's
     /// default, 1, with `batch_outputs`).
     pub fn n_outputs_max_per_seq(&self) -> u32 {
-        if self.batch_outputs {
+        if self.batch_outputs || self.embeddings {
             1
         } else {
             (self.outputs_per_seq.max(1) as u64).min(self.effective_batch()) as u32
@@ -108,10 +116,13 @@ impl CacheConfig {
     /// Rows of the host output buffer (`llama_context::output_reserve`): one per sequence at
     /// load, grown to the largest batch of outputs decoded, which is `n_outputs_max` when a
     /// draft's proposals are verified; one per sequence with llama.cpp's default, where a
-    /// host asks for one output per sequence.
+    /// host asks for one output per sequence. In embedding mode every token of a batch is an
+    /// output: the buffer grows to `n_batch` rows.
     pub fn output_rows(&self) -> u64 {
         let n_seq = self.n_seq_max.max(1) as u64;
-        if self.batch_outputs {
+        if self.embeddings {
+            n_seq.max(self.effective_batch())
+        } else if self.batch_outputs {
             n_seq
         } else {
             n_seq.max(self.n_outputs_max() as u64)

@@ -39,6 +39,10 @@ pub const KDA_HEAD_DIM: &str = "{arch}.kda.head_dim";
 pub const RECURRENT_LAYERS: &str = "{arch}.attention.recurrent_layers";
 pub const FULL_ATTENTION_INTERVAL: &str = "{arch}.full_attention_interval";
 pub const CAUSAL: &str = "{arch}.attention.causal";
+/// How an embedding model pools its tokens (llama.cpp's `llama_pooling_type`).
+pub const POOLING_TYPE: &str = "{arch}.pooling_type";
+/// The width of the output embeddings where it differs from `embedding_length`.
+pub const EMBEDDING_LENGTH_OUT: &str = "{arch}.embedding_length_out";
 /// YaRN's original context; llama.cpp takes the training context when it is absent.
 pub const ROPE_SCALING_ORIG_CTX_LEN: &str = "{arch}.rope.scaling.original_context_length";
 

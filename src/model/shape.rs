@@ -82,6 +82,17 @@ pub struct Shape {
     /// The architecture's rules were checked against llama.cpp in layerfit's tests.
     pub rules_verified: bool,
     pub chat_template: bool,
+    /// `n_embd_out()`: the width of an output embedding (`embedding_length_out`, else
+    /// `n_embd`), a row of the output buffer in embedding mode.
+    #[serde(skip)]
+    pub n_embd_out: u64,
+    /// `pooling_type` as the file declares it (`None`: not declared, llama.cpp's
+    /// `LLAMA_POOLING_TYPE_UNSPECIFIED`).
+    #[serde(skip)]
+    pub pooling_type: Option<u32>,
+    /// `attention.causal` (true unless the file says otherwise, as llama.cpp's default).
+    #[serde(skip)]
+    pub causal: bool,
 }
 
 /// llama.cpp's `LLAMA_MAX_LAYERS`.
@@ -251,6 +262,12 @@ impl Shape {
             memory: rules.memory,
             rules_verified: rules.verified,
             chat_template: md.contains_key(keys::CHAT_TEMPLATE),
+            n_embd_out: m
+                .u64_opt(keys::EMBEDDING_LENGTH_OUT)?
+                .filter(|&w| w > 0)
+                .unwrap_or(n_embd),
+            pooling_type: m.u32_opt(keys::POOLING_TYPE)?,
+            causal: !matches!(m.get(keys::CAUSAL), Some(Value::Bool(false))),
         })
     }
 
@@ -285,6 +302,12 @@ impl Shape {
             parts.push("layers without own KV".into());
         }
         parts.join(", ")
+    }
+
+    /// An embedding model: its file declares a pooling (`pooling_type` other than none) or
+    /// non-causal attention (BERT and its kind), so `serve` serves it in embedding mode.
+    pub fn is_embedding_model(&self) -> bool {
+        self.pooling_type.is_some_and(|p| p != 0) || !self.causal
     }
 
     pub fn is_swa_any(&self) -> bool {

@@ -80,6 +80,9 @@ pub struct Requirements {
     /// Outputs each sequence may ask for in one batch: 1, or 1 + the draft's tokens per
     /// step when a draft model's proposals are verified in one batch (`plan::draft`).
     pub outputs_per_seq: u32,
+    /// Embedding mode (`serve --embeddings`, or an embedding model): the output buffer and
+    /// batch follow llama.cpp's embedding context (`CacheConfig::embeddings`).
+    pub embeddings: bool,
     /// Memory another model loaded beside this one already holds (a draft model,
     /// `plan::draft`): taken out of the budgets before this model is placed.
     pub held: Held,
@@ -121,6 +124,7 @@ impl Default for Requirements {
             load_average: None,
             parallel: 1,
             outputs_per_seq: 1,
+            embeddings: false,
             held: Held::default(),
         }
     }

@@ -14,8 +14,14 @@ use crate::hardware::Snapshot;
 use crate::memory::{compute_buffers, kv_cache, CacheConfig};
 
 /// The cache settings every plan uses: the required context, one type for K and V, flash
-/// attention on.
+/// attention on. In embedding mode the batch is one ubatch, as llama-server sets it
+/// (`common_init_from_params`: embeddings need the whole batch in one ubatch).
 pub fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
+    let n_batch = if req.embeddings {
+        req.n_ubatch
+    } else {
+        CacheConfig::default().n_batch
+    };
     CacheConfig {
         n_ctx: req.min_context,
         type_k: t,
@@ -24,6 +30,8 @@ pub fn cache_config(req: &Requirements, t: GgmlType) -> CacheConfig {
         n_ubatch: req.n_ubatch,
         n_seq_max: req.parallel.max(1),
         outputs_per_seq: req.outputs_per_seq.max(1),
+        embeddings: req.embeddings,
+        n_batch,
         ..CacheConfig::default()
     }
 }

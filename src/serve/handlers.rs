@@ -1,5 +1,5 @@
 //! The routes: `/v1/chat/completions`, `/v1/completions` (whole or streamed as server-sent
-//! events), `/v1/models`, `/health`, `/metrics`, `/v1/layerfit/plan`; the key check and the
+//! events), `/v1/embeddings` (serve/embeddings.rs), `/v1/models`, `/health`, `/metrics`, `/v1/layerfit/plan`; the key check and the
 //! degraded-mode header on every response.
 
 use super::answer::{collect, Reader};
@@ -29,6 +29,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/responses", post(super::responses::responses))
         .route("/apply-template", post(apply_template))
+        .route("/v1/embeddings", post(super::embeddings::embeddings))
         .route("/v1/models", get(models))
         .route("/v1/layerfit/plan", get(plan))
         .route("/metrics", get(super::status::metrics))
@@ -48,21 +49,34 @@ async fn not_found() -> Response {
         status: 404,
         kind: "invalid_request_error",
         code: "not_found",
-        message: "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions, /v1/responses)".into(),
+        message: "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings)".into(),
         param: None,
     })
 }
 
+/// The endpoints that generate text, which an embedding server refuses.
+const GENERATION: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/apply-template",
+];
+
 /// The key (for everything but `/health`), then the degraded-mode headers on the answer.
 async fn guard(State(app): St, req: Request, next: Next) -> Response {
-    let open = req.uri().path() == "/health";
+    let path = req.uri().path().to_string();
+    let open = path == "/health";
     let presented = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let mut resp = if open || app.key_ok(presented) {
-        next.run(req).await
+        if app.embed_jobs.is_some() && GENERATION.contains(&path.as_str()) {
+            error(&super::embeddings::wrong_mode(true, &path))
+        } else {
+            next.run(req).await
+        }
     } else {
         error(&ApiError {
             status: 401,
@@ -450,6 +464,9 @@ async fn models(State(app): St) -> Response {
             "n_ctx": app.n_ctx_seq, "parallel": app.settings.parallel,
             "base_model": app.settings.base_model,
             "chat_prompt_format": openai::prompt_format(app.settings.chat_as_plain_text),
+            "serves": if app.embed_jobs.is_some() { "embeddings" } else { "generation" },
+            "pooling": app.settings.embeddings.map(|p| p.name()),
+            "embedding_dimensions": app.embed_jobs.as_ref().map(|_| app.embed_width),
         }
     }]}))
     .into_response()

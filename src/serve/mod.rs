@@ -5,6 +5,7 @@
 //! cleanly. docs/serve.md.
 
 mod answer;
+pub mod embeddings;
 mod generic_tools;
 mod handlers;
 mod messages;
@@ -49,6 +50,9 @@ pub struct ServeSettings {
     pub drain_timeout: std::time::Duration,
     /// A vision projector is loaded: chat messages may carry images.
     pub vision: bool,
+    /// Embedding mode, with its pooling: `/v1/embeddings` answers and the generation
+    /// endpoints refuse (`serve --embeddings`, or an embedding model).
+    pub embeddings: Option<crate::engine::embed::Pooling>,
 }
 
 /// The loaded model, shared: the engine thread alone decodes; request handlers only format
@@ -76,6 +80,11 @@ pub(crate) struct App {
     pub memory_alert: Mutex<Option<String>>,
     key_hash: Option<[u8; 32]>,
     pub started: u64,
+    /// Embedding mode: the engine thread's job channel, the vectors' width, and the most
+    /// tokens one input may hold (a batch, at most a sequence's context).
+    pub embed_jobs: Option<Mutex<std::sync::mpsc::Sender<crate::engine::embed::EmbedJob>>>,
+    pub embed_width: u32,
+    pub max_input_tokens: u32,
 }
 
 impl App {
@@ -113,12 +122,21 @@ pub fn serve(
     on_listening: &dyn Fn(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let n_ctx_seq = session.n_ctx_seq();
+    let embed_width = session.n_embd_out();
+    let max_input_tokens = session.n_batch().min(n_ctx_seq);
     let model = Arc::new(Shared(session));
     let stats = Arc::new(EngineStats::default());
     // Set when the drain time is up: the engine ends every answer in flight.
     let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
-    let engine = {
+    let (embed_tx, embed_rx) = std::sync::mpsc::channel();
+    let embed_jobs = settings.embeddings.map(|_| Mutex::new(embed_tx));
+    let engine = if embed_jobs.is_some() {
+        let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
+        std::thread::Builder::new()
+            .name("layerfit-embed".into())
+            .spawn(move || crate::engine::embed::run(&model.0, n, embed_rx, &stats))?
+    } else {
         let (model, stats, n) = (model.clone(), stats.clone(), settings.parallel);
         let halt = halt.clone();
         let draft = draft.map(|(d, n_max)| (Shared(d), n_max));
@@ -144,6 +162,9 @@ pub fn serve(
         n_ctx_seq,
         memory_alert: Mutex::new(None),
         started: now(),
+        embed_jobs,
+        embed_width,
+        max_input_tokens,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -163,6 +184,9 @@ pub fn serve(
     });
     // Closing the channel ends the engine once the answers in flight are done.
     if let Ok(mut tx) = app.jobs.lock() {
+        *tx = std::sync::mpsc::channel().0;
+    }
+    if let Some(Ok(mut tx)) = app.embed_jobs.as_ref().map(Mutex::lock) {
         *tx = std::sync::mpsc::channel().0;
     }
     drop(rt);

@@ -171,8 +171,8 @@ fn response_format(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
     }
 }
 
-/// Parses a chat (`chat == true`) or completion request body.
-pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
+/// A request body as a JSON object (400 `invalid_json` otherwise).
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad(
             "invalid_json",
@@ -185,6 +185,12 @@ pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
             "the request body must be a JSON object",
         ));
     };
+    Ok(body)
+}
+
+/// Parses a chat (`chat == true`) or completion request body.
+pub fn parse(body: &[u8], chat: bool) -> Result<Request, ApiError> {
+    let body = object(body)?;
     let fields: &[&str] = if chat {
         &[
             "model",

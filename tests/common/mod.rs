@@ -109,7 +109,11 @@ pub fn assert_matches_engine(path: &Path, cfg: &CacheConfig) -> (u64, u64) {
     let vocab = file.tensor_vocab();
     let shape = Shape::from_metadata(file.metadata(), vocab).unwrap();
     let w = model_weights(&shape, file.tensors());
-    let req = MeasureRequest::for_cache(cfg, 0);
+    let mut req = MeasureRequest::for_cache(cfg, 0);
+    if cfg.embeddings {
+        // `serve --embeddings --pooling mean`, the pooling the tests serve.
+        req.pooling_type = 1;
+    }
     let m = measure(path, &req).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let what = format!(
         "{} ({}) ctx {} x{} {}/{} fa={} ub={} swa_full={}",

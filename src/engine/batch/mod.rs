@@ -85,7 +85,14 @@ pub struct EngineStats {
 }
 
 /// Puts one token into the batch (its `n`th entry); returns its index.
-fn put(batch: &sys::llama_batch, n: &mut i32, tok: Token, pos: i32, seq: i32, logits: bool) -> i32 {
+pub(crate) fn put(
+    batch: &sys::llama_batch,
+    n: &mut i32,
+    tok: Token,
+    pos: i32,
+    seq: i32,
+    logits: bool,
+) -> i32 {
     let i = *n as usize;
     // SAFETY: the batch was allocated for `n_batch` tokens with one sequence id each, and
     // callers stop at `n_batch`.

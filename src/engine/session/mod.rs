@@ -55,14 +55,31 @@ pub struct SessionConfig {
     /// layers per device (llama.cpp's `--tensor-split`; empty: llama.cpp's default split).
     pub rpc: Vec<crate::rpc::endpoint::Endpoint>,
     pub tensor_split: Vec<f32>,
+    /// Embedding mode with this pooling (`serve --embeddings`, `engine::embed`): a context
+    /// with `embeddings = true`, one ubatch a batch and every token an output.
+    pub embeddings: Option<crate::engine::embed::Pooling>,
 }
 
 impl SessionConfig {
     /// llama.cpp's `n_outputs_max` for this context: every sequence's outputs, at most a
     /// batch (llama-server's `common_speculative_get_output_limits`).
+    /// In embedding mode every token of a batch is an output: `n_batch`.
     pub fn n_outputs_max(&self) -> u32 {
+        if self.embeddings.is_some() {
+            return self.n_batch().max(1);
+        }
         let n = self.n_seq.max(1) as u64 * self.n_outputs_per_seq.max(1) as u64;
         n.min(self.n_batch.max(1) as u64) as u32
+    }
+
+    /// The batch llama.cpp is given: one ubatch in embedding mode, as llama-server sets it
+    /// (`plan::search::cache_config` plans the same).
+    pub fn n_batch(&self) -> u32 {
+        if self.embeddings.is_some() {
+            self.n_ubatch
+        } else {
+            self.n_batch
+        }
     }
 }
 
@@ -123,6 +140,8 @@ pub struct Session {
     n_batch: u32,
     /// llama.cpp's `n_outputs_max` for this context (`SessionConfig::n_outputs_max`).
     n_outputs_max: u32,
+    /// Embedding mode: each output row holds an embedding of `n_embd_out` floats too.
+    embeddings: bool,
 }
 
 /// # Safety
@@ -195,14 +214,24 @@ impl Session {
             } else {
                 cfg.n_ctx
             };
-            cp.n_batch = cfg.n_batch;
+            cp.n_batch = cfg.n_batch();
             cp.n_ubatch = cfg.n_ubatch;
+            if let Some(p) = cfg.embeddings {
+                cp.embeddings = true;
+                cp.pooling_type = p.raw();
+            }
             cp.n_seq_max = n_seq;
             // The outputs the sequences may ask for, as llama-server sets them and the plan
             // sizes them (`CacheConfig::n_outputs_max`): the batch scheduler and the
             // speculative loop ask for no more (llama.cpp aborts past it).
             cp.n_outputs_max = cfg.n_outputs_max();
             cp.n_outputs_max_per_seq = cfg.n_outputs_per_seq.clamp(1, cp.n_outputs_max);
+            if cfg.embeddings.is_some() {
+                // Every token is an output: 0 is llama.cpp's `n_batch` (after it caps the
+                // batch by the context).
+                cp.n_outputs_max = 0;
+                cp.n_outputs_max_per_seq = 1;
+            }
             cp.type_k = cfg.type_k.id() as sys::ggml_type;
             cp.type_v = cfg.type_v.id() as sys::ggml_type;
             cp.flash_attn_type = if cfg.flash_attn {
@@ -223,6 +252,13 @@ impl Session {
                 )));
             }
             let vocab = sys::llama_model_get_vocab(model);
+            // In embedding mode the batch and the outputs are what llama.cpp resolved.
+            let (n_batch, n_outputs_max) = if cfg.embeddings.is_some() {
+                let n = sys::llama_n_batch(ctx);
+                (n, n)
+            } else {
+                (cfg.n_batch.max(1), cp.n_outputs_max)
+            };
             let mut s = Session {
                 model,
                 ctx,
@@ -232,8 +268,9 @@ impl Session {
                 template_note: None,
                 cached: Vec::new(),
                 n_ctx: sys::llama_n_ctx(ctx),
-                n_batch: cfg.n_batch.max(1),
-                n_outputs_max: cp.n_outputs_max,
+                n_batch,
+                n_outputs_max,
+                embeddings: cfg.embeddings.is_some(),
             };
             let own = sys::llama_model_chat_template(model, std::ptr::null());
             let probe = [chat::Message::new(chat::Role::User, "hi")];
@@ -275,13 +312,29 @@ impl Session {
         unsafe { sys::llama_n_ctx_seq(self.ctx) }
     }
 
-    /// The host output buffer the plan holds for this context: a row of logits per output
-    /// it may decode at once (`CacheConfig::output_rows`), which the self-check takes off
-    /// the host's compute figure.
+    /// The host output buffer the plan holds for this context: a row of logits (and in
+    /// embedding mode an embedding) per output it may decode at once
+    /// (`CacheConfig::output_rows`, `memory::compute::output_row`), which the self-check
+    /// takes off the host's compute figure.
     pub fn output_buffer(&self) -> crate::bytes::Bytes {
         // SAFETY: `self.vocab` belongs to the model this session owns.
         let n_vocab = unsafe { sys::llama_vocab_n_tokens(self.vocab) }.max(0) as u64;
-        crate::bytes::Bytes(n_vocab * 4 * self.n_outputs_max as u64)
+        let row = n_vocab
+            + if self.embeddings {
+                self.n_embd_out() as u64
+            } else {
+                0
+            };
+        // SAFETY: `self.ctx` is the live context this session owns.
+        let n_seq = unsafe { sys::llama_n_seq_max(self.ctx) } as u64;
+        let rows = (self.n_outputs_max as u64).max(if self.embeddings { n_seq } else { 0 });
+        crate::bytes::Bytes(row * 4 * rows)
+    }
+
+    /// The width of an output embedding (`llama_model_n_embd_out`).
+    pub fn n_embd_out(&self) -> u32 {
+        // SAFETY: `self.model` is the live model this session owns.
+        unsafe { sys::llama_model_n_embd_out(self.model) }.max(0) as u32
     }
 
     pub fn n_batch(&self) -> u32 {

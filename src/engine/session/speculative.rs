@@ -52,7 +52,8 @@ impl Session {
         argmax_at(self.ctx, self.vocab, -1)
     }
 
-    fn n_vocab(&self) -> i32 {
+    /// The vocabulary's size (token ids run from 0 below it).
+    pub(crate) fn n_vocab(&self) -> i32 {
         // SAFETY: `self.vocab` belongs to the model this session owns.
         unsafe { sys::llama_vocab_n_tokens(self.vocab) }
     }

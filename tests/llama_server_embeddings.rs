@@ -1,0 +1,98 @@
+//! Parity with llama.cpp's own server on embeddings (issue 31, item 4): `layerfit serve
+//! --embeddings --pooling mean` and `llama-server --embeddings --pooling mean` on the same file
+//! give the same vectors (cosine at least 0.9999), one input and a batch alike.
+//!
+//! Needs the fixture from `bash tests/build-llama-server.sh` (or `LAYERFIT_LLAMA_SERVER`);
+//! without it the test says SKIPPED on stderr (tests/common/llama_server.rs).
+//!
+//!   cargo test --release --test llama_server_embeddings
+
+mod common;
+
+use common::llama_server::{binary_or_skip, LlamaServer};
+use serde_json::json;
+
+fn vectors(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data in {v}"))
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+#[test]
+fn embeddings_match_llama_server() {
+    let Some(bin) = binary_or_skip() else { return };
+    let m = common::smollm2();
+    let m = m.to_str().unwrap().to_string();
+    let dir = common::tempdir("embeddings");
+    let theirs = LlamaServer::start(
+        &bin,
+        &[
+            "-m",
+            &m,
+            "-c",
+            "2048",
+            "-np",
+            "2",
+            "--embeddings",
+            "--pooling",
+            "mean",
+        ]
+        .map(String::from),
+        dir.join("llama-server.log"),
+    );
+    let ours = LlamaServer::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_layerfit")),
+        &[
+            "serve",
+            "--model",
+            &m,
+            "--ctx",
+            "2048",
+            "--parallel",
+            "2",
+            "--embeddings",
+            "--pooling",
+            "mean",
+            "--accept-degraded",
+            "--dev",
+            "none",
+        ]
+        .map(String::from),
+        dir.join("layerfit.log"),
+    );
+    let texts = [
+        "The capital of France is Paris.",
+        "Rust programs free memory without a garbage collector.",
+        "Bonjour",
+    ];
+    for input in [json!(texts[0]), json!(texts)] {
+        let body = json!({ "input": input, "encoding_format": "float" });
+        let (s1, a) = theirs.post("/v1/embeddings", &body);
+        let (s2, b) = ours.post("/v1/embeddings", &body);
+        assert_eq!((s1, s2), (200, 200), "{a} {b}");
+        let (a, b) = (vectors(&a), vectors(&b));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.len(), 576);
+            let c = cosine(x, y);
+            eprintln!("cosine layerfit vs llama-server: {c:.6}");
+            assert!(c >= 0.9999, "cosine {c} for {input}");
+        }
+    }
+}
