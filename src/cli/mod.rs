@@ -92,33 +92,76 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read a GGUF model's header and show its exact memory footprint.
+    #[command(after_help = "Examples:
+  layerfit inspect ~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf --ctx 32k
+  layerfit inspect hf://bartowski/Qwen2.5-Coder-7B-Instruct-GGUF:Q4_K_M --json
+  layerfit inspect gemma3:4b --mmproj auto")]
     Inspect(inspect::Args),
     /// Show the machine's RAM, GPUs, disk and CPU (or a described machine's).
+    #[command(after_help = "Examples:
+  layerfit hardware
+  layerfit hardware --gpu \"RTX 4090\" --ram 64G --json")]
     Hardware(hardware::Args),
     /// Plan the GPU/CPU layer split and settings for a model; print a runnable config.
+    #[command(after_help = "Examples:
+  layerfit plan --model qwen2.5-coder:7b --ctx 32k
+  layerfit plan --model ~/models/model.gguf --emit llama-server
+  layerfit plan --model hf://bartowski/Qwen2.5-Coder-7B-Instruct-GGUF --gpu \"RTX 3060 12GB\"
+  layerfit plan --model llama3.1:8b --max-context --chart plan.svg")]
     Plan(plan::Args),
     /// Can this machine run the model at the required context? Exit 0/10/20.
+    #[command(after_help = "Examples:
+  layerfit check-requirements --profile basic_12gb
+  layerfit check-requirements --model qwen2.5-coder:7b --ctx 32k --json
+  layerfit check-requirements --model ~/models/model.gguf --yes   # in an install script
+
+Exit codes: 0 compatible, 10 degraded, 20 incompatible, 2 bad input.")]
     CheckRequirements(check_requirements::Args),
     /// Chat on the bundled llama.cpp with the plan (or a run file from `plan --emit profile`).
+    #[command(after_help = "Examples:
+  layerfit run --model ~/models/model.gguf
+  layerfit run --model qwen2.5-coder:7b --prompt \"Write a haiku about Rust\" --json
+  layerfit run --model gemma3:4b --mmproj auto --image photo.png")]
     Run(run::Args),
     /// Serve the plan as an OpenAI-compatible endpoint (/v1/chat/completions, streamed or
     /// not, /v1/completions, /v1/models, /health, /metrics), degraded mode in every answer.
+    #[command(after_help = "Examples:
+  layerfit serve --model ~/models/model.gguf --port 8080
+  layerfit serve --model qwen2.5-coder:7b --parallel 4 --api-key \"$KEY\"
+  layerfit serve --model ~/models/embed.gguf --embeddings --pooling mean")]
     Serve(serve::Args),
     /// The built-in profiles (use cases and the machines they target).
     Profiles(profiles::Args),
     /// Every model already on this machine (models folder, Ollama, Hugging Face cache,
     /// llama.cpp, LM Studio) and whether it runs here at the context.
+    #[command(after_help = "Examples:
+  layerfit models
+  layerfit models --ctx 8k --json")]
     Models(models::Args),
     /// Download a model (hf://, ollama://, https://) into the models folder: for a
     /// repository, the variant the recommendation picks; resumable, SHA-256 checked.
+    #[command(after_help = "Examples:
+  layerfit pull hf://bartowski/Qwen2.5-Coder-7B-Instruct-GGUF
+  layerfit pull hf://bartowski/Qwen2.5-Coder-7B-Instruct-GGUF:Q4_K_M
+  layerfit pull llama3.1:8b
+  layerfit pull ollama://qwen2.5-coder:7b")]
     Pull(pull::Args),
     /// The model catalog: list entries, verify one against a real file.
+    #[command(after_help = "Examples:
+  layerfit catalog list
+  layerfit catalog verify ~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf --entry qwen2.5-coder:7b")]
     Catalog(catalog::Args),
     /// Measure this machine's speed figures through the bundled engine (a few seconds);
     /// plans use them for their expected tokens/s.
+    #[command(after_help = "Examples:
+  layerfit bench
+  layerfit bench --quick --json")]
     Bench(bench::Args),
     /// Serve this machine's devices to other machines over llama.cpp's RPC back-end (their
     /// `--rpc HOST:PORT`); loopback unless --allow-remote.
+    #[command(after_help = "Examples:
+  layerfit rpc-server --port 50052
+  layerfit rpc-server --host 0.0.0.0 --port 50052 --allow-remote   # then: plan --rpc HOST:50052")]
     RpcServer(rpc_server::Args),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(completions::Args),
@@ -189,13 +232,6 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     // Only async-signal-safe work here: end at once with the documented code.
     // SAFETY: `_exit` is async-signal-safe and touches no Rust state.
     unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
-}
-
-/// One line on stderr for a long-running command's log (a server's notes and alerts);
-/// quiet when stderr is closed.
-pub fn log_line(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 pub fn main() -> ExitCode {
@@ -307,5 +343,58 @@ pub fn parse_tokens(s: &str) -> Result<u64, String> {
     match n.checked_mul(mul) {
         Some(v) if v > 0 && v <= 1 << 24 => Ok(v),
         _ => Err(format!("'{s}' is out of range (1 to 16M tokens)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    /// A help example's words, as a shell splits them (double quotes, a trailing comment).
+    fn words(line: &str) -> Vec<String> {
+        let line = line.split(" # ").next().unwrap_or(line);
+        let (mut out, mut cur, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '"' => (quoted, any) = (!quoted, true),
+                ' ' if !quoted => {
+                    if any {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                c => (cur, any) = (cur + &c.to_string(), true),
+            }
+        }
+        if any {
+            out.push(cur);
+        }
+        out
+    }
+
+    #[test]
+    fn every_help_example_parses_as_written() {
+        let cmd = Cli::command();
+        let mut checked = 0;
+        for sub in cmd.get_subcommands() {
+            let Some(help) = sub.get_after_help().map(|h| h.to_string()) else {
+                continue;
+            };
+            for line in help.lines().filter(|l| l.trim_start().starts_with("layerfit ")) {
+                let w = words(line.trim());
+                assert_eq!(w[1], sub.get_name(), "{line}: an example of another command");
+                if let Err(e) = Cli::try_parse_from(&w) {
+                    panic!("`{}` does not parse: {e}", line.trim());
+                }
+                checked += 1;
+            }
+        }
+        // Every command that takes a model or serves has examples.
+        assert!(checked >= 25, "{checked} examples");
+        assert_eq!(
+            words(r#"layerfit x --gpu "RTX 3060 12GB" --ram 1G   # note"#),
+            ["layerfit", "x", "--gpu", "RTX 3060 12GB", "--ram", "1G"]
+        );
     }
 }

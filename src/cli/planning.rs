@@ -43,8 +43,11 @@ pub enum Embeddings {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// A GGUF file (or any shard of a split set) or a catalog model (qwen2.5-coder:7b-q4_k_m;
-    /// without a variant, every variant is tried, best quality first). Repeat to compare
+    /// A GGUF file (or any shard of a split set), a catalog model (qwen2.5-coder:7b-q4_k_m;
+    /// without a variant, every variant is tried, best quality first), a Hugging Face
+    /// repository or file (hf://ORG/REPO[:QUANT][@REV], hf://ORG/REPO/PATH.gguf), a URL
+    /// (https://.../NAME.gguf) or an Ollama model (ollama://[HOST/]NAME[:TAG], or NAME:TAG in
+    /// Ollama's store); a remote file's header is read by range. Repeat to compare
     /// candidates, best first.
     #[arg(long)]
     pub model: Vec<String>,

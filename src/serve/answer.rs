@@ -116,7 +116,7 @@ impl Reader {
                 .collect(),
             Err(e) => {
                 // The format's parser gave up: the rest goes out as it came.
-                crate::cli::log_line(&format!("warning: {e}; the answer is sent as text"));
+                super::log::line(&format!("warning: {e}; the answer is sent as text"));
                 self.parser = None;
                 self.step(text, partial)
             }
@@ -146,7 +146,7 @@ impl Reader {
                 out.tool_calls = m["tool_calls"].as_array().cloned().unwrap_or_default();
             }
             Some(Err(e)) => {
-                crate::cli::log_line(&format!("warning: {e}; the answer is sent as text"));
+                super::log::line(&format!("warning: {e}; the answer is sent as text"));
                 out.content = self.raw;
             }
             None => out.content = self.raw,

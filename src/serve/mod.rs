@@ -8,6 +8,7 @@ mod answer;
 pub mod embeddings;
 mod generic_tools;
 mod handlers;
+mod log;
 mod messages;
 pub mod openai;
 mod prepare;
@@ -209,7 +210,7 @@ async fn shutdown(drain: std::time::Duration, halt: Arc<std::sync::atomic::Atomi
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    crate::cli::log_line(&format!(
+    log::line(&format!(
         "note: shutting down (signal): answers in flight get {:.1} s to finish",
         drain.as_secs_f64()
     ));
@@ -232,7 +233,7 @@ async fn watch_memory(app: Arc<App>) {
                 .flatten();
         if let Ok(mut a) = app.memory_alert.lock() {
             if alert.is_some() && *a != alert {
-                crate::cli::log_line(&format!("warning: {}", alert.clone().unwrap_or_default()));
+                log::line(&format!("warning: {}", alert.clone().unwrap_or_default()));
             }
             *a = alert;
         }
