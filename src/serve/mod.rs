@@ -210,7 +210,7 @@ async fn shutdown(drain: std::time::Duration, halt: Arc<std::sync::atomic::Atomi
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    log::line(&format!(
+    self::log::line(&format!(
         "note: shutting down (signal): answers in flight get {:.1} s to finish",
         drain.as_secs_f64()
     ));
@@ -233,7 +233,7 @@ async fn watch_memory(app: Arc<App>) {
                 .flatten();
         if let Ok(mut a) = app.memory_alert.lock() {
             if alert.is_some() && *a != alert {
-                log::line(&format!("warning: {}", alert.clone().unwrap_or_default()));
+                self::log::line(&format!("warning: {}", alert.clone().unwrap_or_default()));
             }
             *a = alert;
         }
