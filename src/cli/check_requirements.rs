@@ -86,11 +86,18 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     }
     let run = run_args(&p, &args.plan);
     if p.plan.verdict != Verdict::Incompatible {
-        // A model not on this machine is fetched first: `run` takes only files here.
-        let pull = (!p.model.downloaded()).then(|| pull_first(&p));
+        // A model not on this machine is fetched first: `run` takes only files here. One
+        // that nothing can fetch (the catalog sources no file) is put there by hand first.
+        let (when, start) = match (p.model.downloaded(), pull_first(&p)) {
+            (true, _) => (String::new(), String::new()),
+            (false, Some(pull)) => (String::new(), format!("{pull} && ")),
+            (false, None) => (
+                format!(" (once a GGUF of it is at {})", p.model.path.display()),
+                String::new(),
+            ),
+        };
         printer.line(&format!(
-            "start it with: {}layerfit {}",
-            pull.map(|x| format!("{x} && ")).unwrap_or_default(),
+            "start it with{when}: {start}layerfit {}",
             run.join(" ")
         ));
     }
@@ -107,9 +114,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         // Yes runs what was proposed: the line above, as printed.
         if !p.model.downloaded() {
             output::note(&format!(
-                "{} is not on this machine: run `{}` first",
+                "{} is not on this machine: {}",
                 p.model.label,
-                pull_first(&p)
+                match pull_first(&p) {
+                    Some(pull) => format!("run `{pull}` first"),
+                    None => p.model.where_to_get(),
+                }
             ));
             return Ok(exit::DEGRADED);
         }
@@ -118,15 +128,26 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
     Ok(code)
 }
 
-/// `layerfit pull NAME`, for the answer's model when it is not on this machine.
-fn pull_first(p: &Planned) -> String {
-    format!(
-        "layerfit pull {}",
-        p.model
-            .catalog_name
-            .clone()
-            .unwrap_or(p.model.label.clone())
-    )
+/// `layerfit pull NAME` for the answer's model, when `pull` can fetch it: a remote model, or
+/// a catalog entry whose sourced upstream `pull` reads; `None` when nothing can.
+fn pull_first(p: &Planned) -> Option<String> {
+    use crate::model_source::Origin;
+    let remote = matches!(p.model.origin, Origin::Remote { .. });
+    let sourced = p
+        .model
+        .upstream
+        .as_deref()
+        .and_then(super::pull::hf_of_upstream)
+        .is_some();
+    (remote || sourced).then(|| {
+        format!(
+            "layerfit pull {}",
+            p.model
+                .catalog_name
+                .clone()
+                .unwrap_or(p.model.label.clone())
+        )
+    })
 }
 
 /// Runs the proposed `layerfit run ...` in this terminal and exits with its code.

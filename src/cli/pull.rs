@@ -246,7 +246,7 @@ fn catalog_source(name: &str, plan: &PlanArgs) -> Result<Option<String>, Failure
 }
 
 /// "Hugging Face ORG/REPO, QUANT file ..." -> `hf://ORG/REPO:QUANT`.
-fn hf_of_upstream(upstream: &str) -> Option<String> {
+pub(super) fn hf_of_upstream(upstream: &str) -> Option<String> {
     let rest = upstream.strip_prefix("Hugging Face ")?;
     let (repo, rest) = rest.split_once(", ")?;
     let quant = rest.split_whitespace().next()?;
