@@ -95,7 +95,7 @@ enum Command {
     #[command(after_help = "Examples:
   layerfit inspect ~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf --ctx 32k
   layerfit inspect hf://bartowski/Qwen2.5-Coder-7B-Instruct-GGUF:Q4_K_M --json
-  layerfit inspect gemma3:4b --mmproj auto")]
+  layerfit inspect ~/models/gemma-3-4b-it-Q4_K_M.gguf --mmproj auto   # the mmproj file beside it")]
     Inspect(inspect::Args),
     /// Show the machine's RAM, GPUs, disk and CPU (or a described machine's).
     #[command(after_help = "Examples:
@@ -121,7 +121,7 @@ Exit codes: 0 compatible, 10 degraded, 20 incompatible, 2 bad input.")]
     #[command(after_help = "Examples:
   layerfit run --model ~/models/model.gguf
   layerfit run --model qwen2.5-coder:7b --prompt \"Write a haiku about Rust\" --json
-  layerfit run --model gemma3:4b --mmproj auto --image photo.png")]
+  layerfit run --model ~/models/gemma-3-4b-it-Q4_K_M.gguf --mmproj auto --image photo.png")]
     Run(run::Args),
     /// Serve the plan as an OpenAI-compatible endpoint (/v1/chat/completions, streamed or
     /// not, /v1/completions, /v1/models, /health, /metrics), degraded mode in every answer.
@@ -381,9 +381,16 @@ mod tests {
             let Some(help) = sub.get_after_help().map(|h| h.to_string()) else {
                 continue;
             };
-            for line in help.lines().filter(|l| l.trim_start().starts_with("layerfit ")) {
+            for line in help
+                .lines()
+                .filter(|l| l.trim_start().starts_with("layerfit "))
+            {
                 let w = words(line.trim());
-                assert_eq!(w[1], sub.get_name(), "{line}: an example of another command");
+                assert_eq!(
+                    w[1],
+                    sub.get_name(),
+                    "{line}: an example of another command"
+                );
                 if let Err(e) = Cli::try_parse_from(&w) {
                     panic!("`{}` does not parse: {e}", line.trim());
                 }
