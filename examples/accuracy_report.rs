@@ -7,7 +7,7 @@ use layerfit::catalog::{self, quant::Ftype};
 use layerfit::engine::measure::{measure, MeasureRequest};
 use layerfit::ggml_type::GgmlType;
 use layerfit::gguf::writer::Data;
-use layerfit::memory::{compute_buffers, kv_cache, weights, CacheConfig};
+use layerfit::memory::{compute_buffers, kv_cache, model_weights, CacheConfig};
 use layerfit::model::Shape;
 use layerfit::model_source::ModelSource;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ fn mib(b: u64) -> f64 {
 
 fn row(label: &str, src: &ModelSource, path: &Path, cfg: &CacheConfig) {
     let shape = Shape::from_metadata(&src.metadata, src.tensor_vocab).unwrap();
-    let w = weights(&src.tensors, shape.block_count as usize);
+    let w = model_weights(&shape, &src.tensors);
     let kv = kv_cache(&shape, cfg).unwrap();
     let c = compute_buffers(&shape, &kv, cfg);
     let m = measure(path, &MeasureRequest::for_cache(cfg, 0)).unwrap();

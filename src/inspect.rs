@@ -96,6 +96,9 @@ pub struct WeightsInfo {
     pub token_embd_bytes: Bytes,
     pub output_bytes: Bytes,
     pub bits_per_weight: f64,
+    /// Bytes of the file's multi-token-prediction blocks, which llama.cpp's default load
+    /// skips: in the file (and in `llama_model_size`), in no buffer, not in `total_bytes`.
+    pub not_loaded_bytes: Bytes,
     /// Bytes per tensor type, e.g. `{"q4_K": ..., "q6_K": ..., "f32": ...}`.
     pub by_type: BTreeMap<String, Bytes>,
 }
@@ -260,6 +263,7 @@ fn weights_info(w: &Weights, file: &ModelFile) -> WeightsInfo {
         outside_blocks_bytes: w.outside_blocks,
         token_embd_bytes: w.token_embd,
         output_bytes: w.output,
+        not_loaded_bytes: w.not_loaded,
         bits_per_weight: if w.n_params > 0 {
             w.total.get() as f64 * 8.0 / w.n_params as f64
         } else {

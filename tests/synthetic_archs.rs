@@ -224,3 +224,62 @@ fn qwen35_hybrid_every_fourth_block_attends() {
         layerfit::model::Shape::from_metadata(file.metadata(), file.tensor_vocab()).unwrap();
     assert_eq!(shape.layers.iter().filter(|l| l.has_kv).count(), 2);
 }
+
+/// A model with one multi-token-prediction block after its `n_trunk` blocks
+/// (`nextn_predict_layers` 1): the loader's probe tensor, `blk.N.nextn.eh_proj.weight`, makes
+/// every tensor of that block required, and `blk.0.attn_norm.weight` the trunk's (without it
+/// the loader takes the file for a prediction head alone); the engine completes the rest.
+fn with_nextn_block(arch: &str, n_trunk: u32, hints: &[Hint]) -> std::path::PathBuf {
+    build(arch, n_trunk + 1, |w| {
+        arch_inputs::prepare(w, arch, hints);
+        w.kv(&format!("{arch}.nextn_predict_layers"), WriteValue::U32(1))
+            .tensor("blk.0.attn_norm.weight", &[256], GgmlType::F32)
+            .tensor(
+                &format!("blk.{n_trunk}.nextn.eh_proj.weight"),
+                &[2 * 256, 256],
+                GgmlType::Q8_0,
+            );
+    })
+}
+
+/// llama.cpp's default load skips every tensor of the prediction block (`TENSOR_SKIP`, no
+/// `load_mtp`) and gives it no KV cache (the layer filter `il < n_layer()`), while
+/// `llama_model_size` counts its bytes: weights, KV and the offload slot follow that.
+fn assert_nextn_block_skipped(path: &Path) {
+    let file = layerfit::gguf::open_model(path).unwrap();
+    let shape =
+        layerfit::model::Shape::from_metadata(file.metadata(), file.tensor_vocab()).unwrap();
+    let w = layerfit::memory::model_weights(&shape, file.tensors());
+    let last = shape.block_count as usize - 1;
+    assert_eq!(shape.nextn_layers, 1);
+    let in_block: u64 = file
+        .tensors()
+        .filter(|t| t.name.starts_with(&format!("blk.{last}.")))
+        .map(|t| t.n_bytes().get())
+        .sum();
+    assert!(in_block > 0, "the prediction block has tensors");
+    assert_eq!(w.not_loaded.get(), in_block, "the whole block is skipped");
+    assert_eq!(
+        w.per_block[last].get(),
+        0,
+        "no block weights in the -ngl slot"
+    );
+    assert!(
+        !shape.layers[last].has_kv,
+        "no KV cache for the prediction block"
+    );
+    assert_matches_engine(path, &[4096, 32768], &TYPES);
+}
+
+#[test]
+fn glm4moe_nextn_block_is_not_loaded() {
+    // GLM-4.5-Air's layout: a leading dense block, experts after it, one prediction block.
+    let p = with_nextn_block("glm4moe", 3, &[Hint::Moe]);
+    assert_nextn_block_skipped(&p);
+}
+
+#[test]
+fn deepseek2_nextn_block_is_not_loaded() {
+    let p = with_nextn_block("deepseek2", 3, &[Hint::Mla, Hint::Moe]);
+    assert_nextn_block_skipped(&p);
+}

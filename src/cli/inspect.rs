@@ -363,6 +363,18 @@ fn print_model(r: &Inspection, printer: &Printer) {
             format!("{} ({:.2} bits/weight)", w.total_bytes, w.bits_per_weight),
         ],
     );
+    if w.not_loaded_bytes.get() > 0 {
+        printer.row(
+            &mut t,
+            vec![
+                "not loaded".to_string(),
+                format!(
+                    "{} (multi-token-prediction blocks: llama.cpp skips them)",
+                    w.not_loaded_bytes
+                ),
+            ],
+        );
+    }
     printer.row(
         &mut t,
         vec![

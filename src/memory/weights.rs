@@ -24,6 +24,10 @@ pub struct Weights {
     pub ffn_per_block: Vec<Bytes>,
     pub n_tensors: usize,
     pub n_params: u64,
+    /// Bytes of the file's tensors that llama.cpp's default load skips ([`is_loaded`]): the
+    /// multi-token-prediction blocks. `llama_model_size` counts them, no buffer holds them,
+    /// and they are in none of the fields above.
+    pub not_loaded: Bytes,
 }
 
 /// The block index of a tensor named `blk.N.<rest>`.
@@ -55,6 +59,7 @@ pub fn weights<'a>(
         ffn_per_block: vec![Bytes::ZERO; block_count],
         n_tensors: 0,
         n_params: 0,
+        not_loaded: Bytes::ZERO,
     };
     for t in tensors {
         let b = t.n_bytes();
@@ -84,7 +89,20 @@ pub fn weights<'a>(
     w
 }
 
-/// The weights llama.cpp allocates for a model of `shape`: [`weights`], plus the tied copy
+/// Whether llama.cpp's default load creates tensor `name` of a model of `shape`. Every
+/// architecture that reads `nextn_predict_layers` creates each tensor of the trailing
+/// `n_layer_nextn` blocks with `TENSOR_SKIP` unless the context asks for the prediction head
+/// (`ml.load_mtp`, off by default: `llama_model_default_params`); the loader then drops the
+/// tensor (`llama_model_loader::create_tensor`: "model has unused tensor ... ignoring"), so no
+/// buffer holds it, while `llama_model_size` (the file's tensor bytes) still counts it. A
+/// model made only of those blocks (an MTP draft file, gemma4-assistant) loads them.
+pub fn is_loaded(shape: &crate::model::Shape, name: &str) -> bool {
+    let first_mtp = shape.block_count.saturating_sub(shape.nextn_layers) as usize;
+    first_mtp == 0 || block_of(name).is_none_or(|b| b < first_mtp)
+}
+
+/// The weights llama.cpp allocates for a model of `shape`: [`weights`] of the tensors it
+/// loads ([`is_loaded`]; the skipped ones' bytes in [`Weights::not_loaded`]), plus the tied copy
 /// that some architectures' loaders make of the embedding (or output head) before the tensor
 /// itself is created, so both are allocated and counted by `llama_model_size`
 /// ([`crate::model::arch::tied_copy`]).
@@ -92,8 +110,10 @@ pub fn model_weights<'a>(
     shape: &crate::model::Shape,
     tensors: impl IntoIterator<Item = &'a TensorInfo>,
 ) -> Weights {
-    let tensors: Vec<&TensorInfo> = tensors.into_iter().collect();
+    let (tensors, skipped): (Vec<&TensorInfo>, Vec<&TensorInfo>) =
+        tensors.into_iter().partition(|t| is_loaded(shape, &t.name));
     let mut w = weights(tensors.iter().copied(), shape.block_count as usize);
+    w.not_loaded = skipped.iter().map(|t| t.n_bytes()).sum();
     let Some((absent, source)) = crate::model::arch::tied_copy(&shape.architecture) else {
         return w;
     };

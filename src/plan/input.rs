@@ -4,7 +4,7 @@ use super::mapped::MappedFile;
 use crate::bytes::Bytes;
 use crate::ggml_type::GgmlType;
 use crate::gguf::TensorInfo;
-use crate::memory::weights::block_of;
+use crate::memory::weights::{block_of, is_loaded};
 use crate::memory::Weights;
 use crate::model::Shape;
 use crate::speed::ffn_activation::FfnActivation;
@@ -73,7 +73,12 @@ impl PlanInput {
         let n_embd = shape.n_embd as f64;
         let (mut output_row, mut embd_row) = (None, n_embd);
         let mut ffn_elements = 0.0;
-        let tensors: Vec<&TensorInfo> = tensors.into_iter().collect();
+        // Only what llama.cpp loads: the skipped prediction blocks take no buffer, no mapped
+        // range and no time (`memory::weights::is_loaded`).
+        let tensors: Vec<&TensorInfo> = tensors
+            .into_iter()
+            .filter(|t| is_loaded(&shape, &t.name))
+            .collect();
         let mapped = MappedFile::new(tensors.iter().copied(), shape.block_count);
         for t in tensors {
             if block_of(&t.name).is_some_and(|b| b < n) && t.name.contains(".ffn_up") {
