@@ -28,7 +28,9 @@ mod rpc_server;
 mod run;
 mod run_images;
 mod run_prepare;
+mod run_turn;
 mod schemas;
+mod self_check_report;
 mod serve;
 mod tiers;
 

@@ -6,6 +6,8 @@
 use super::output::{self, Printer};
 use super::planning::PlanArgs;
 use super::run_prepare::{base_model_note, PromptFormat};
+use super::run_turn::{answer, on_sigint, Turn};
+use super::self_check_report::{report_driver_check, report_self_check};
 use super::{exit, Failure};
 use crate::bytes::Bytes;
 use crate::engine::self_check::{Check, DriverCheck};
@@ -16,7 +18,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -126,18 +127,6 @@ pub(super) struct DraftDoc<'a> {
     expected_decode_tokens_per_s: Option<f64>,
     /// The draft's planned bytes against what llama.cpp allocated for it.
     self_check: &'a [Check],
-}
-
-static GENERATING: AtomicBool = AtomicBool::new(false);
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    if GENERATING.load(Ordering::SeqCst) {
-        STOP.store(true, Ordering::SeqCst);
-    } else {
-        // SAFETY: `_exit` is async-signal-safe; the other branch stores to an atomic.
-        unsafe { libc::_exit(i32::from(exit::INTERRUPTED)) };
-    }
 }
 
 pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
@@ -401,203 +390,6 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
 fn degraded_banner(prep: &super::run_prepare::Prepared) -> Option<String> {
     (prep.verdict == Verdict::Degraded)
         .then(|| format!("DEGRADED MODE: {}", prep.degradations.join("; ")))
-}
-
-/// How each answer is produced and shown.
-struct Turn<'a> {
-    opts: GenOptions,
-    /// The degraded-mode banner, shown before every answer.
-    banner: Option<String>,
-    /// Print the answer as it is generated (not with --json).
-    stream: bool,
-    format: PromptFormat,
-    watch_vram: bool,
-    printer: &'a Printer,
-    /// Tokens drafted per step, with a draft model.
-    draft_max: u32,
-    /// The projector and the conversation's images (`--image`), in message order.
-    vision: Option<&'a crate::engine::vision::Vision>,
-    images: &'a [crate::engine::vision::Image],
-    /// The plan run, to record each answer's measured speeds for later plans.
-    timed: super::measured::Timed<'a>,
-}
-
-/// One turn: trims history to fit, streams the answer, appends it to the history.
-fn answer(
-    session: &mut Session,
-    draft: &mut Option<Session>,
-    history: &mut Conversation,
-    turn: &Turn,
-) -> Result<(String, GenStats), Failure> {
-    let internal = |e: crate::engine::measure::EngineError| Failure::Internal(anyhow::anyhow!(e));
-    let budget = session
-        .n_ctx()
-        .saturating_sub(turn.opts.max_tokens.min(session.n_ctx() / 2)) as usize;
-    let fitted = history.fit(budget, |messages| {
-        let text = match turn.format {
-            PromptFormat::Raw => crate::engine::session::plain_text(messages),
-            PromptFormat::ChatTemplate => session.format(messages, true).map_err(internal)?,
-        };
-        let t = session.tokenize(&text, true);
-        let n = t.len();
-        Ok::<_, Failure>(((t, text), n))
-    })?;
-    let (tokens, prompt_text) = fitted.rendered;
-    let trimmed = fitted.dropped;
-    if trimmed > 0 {
-        output::note(&format!(
-            "dropped the {trimmed} oldest message(s) to keep the conversation within the context"
-        ));
-    }
-    if let (Some(b), true) = (&turn.banner, turn.stream) {
-        turn.printer.warning(b);
-    }
-    STOP.store(false, Ordering::SeqCst);
-    GENERATING.store(true, Ordering::SeqCst);
-    let mut text = String::new();
-    // Memory is checked every two seconds, not per token: an NVML query costs milliseconds.
-    let mut last_check = std::time::Instant::now();
-    let n_max = turn.draft_max;
-    let mut on_text = |piece: &str| {
-        text.push_str(piece);
-        if turn.stream {
-            turn.printer.raw(piece);
-            let _ = std::io::stdout().flush();
-        }
-        if last_check.elapsed() >= std::time::Duration::from_secs(2) {
-            last_check = std::time::Instant::now();
-            if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
-                output::warning(&alert);
-            }
-        }
-    };
-    // The images whose markers are still in the conversation (the oldest go with trimmed
-    // messages).
-    let marked = turn
-        .vision
-        .map_or(0, |_| {
-            prompt_text
-                .matches(&crate::engine::vision::Vision::marker())
-                .count()
-        })
-        .min(turn.images.len());
-    let result = match (draft, turn.vision) {
-        (_, Some(v)) if marked > 0 => session.generate_with_images(
-            v,
-            &prompt_text,
-            &turn.images[turn.images.len() - marked..],
-            &turn.opts,
-            &STOP,
-            &mut on_text,
-        ),
-        (Some(d), _) => {
-            session.generate_with_draft(d, n_max, &tokens, &turn.opts, &STOP, &mut on_text)
-        }
-        (None, _) => session.generate(&tokens, &turn.opts, &STOP, &mut on_text),
-    };
-    GENERATING.store(false, Ordering::SeqCst);
-    let stats = result.map_err(internal)?;
-    super::measured::record(&turn.timed, &stats);
-    if turn.stream {
-        turn.printer.raw("\n");
-        if stats.interrupted {
-            output::note("answer stopped (Ctrl-C)");
-        }
-        if let Some(a) = stats.draft_acceptance() {
-            output::note(&format!(
-                "draft: the model accepted {} of {} drafted tokens ({:.0}%)",
-                stats.draft_accepted,
-                stats.draft_tokens,
-                a * 100.0
-            ));
-        }
-    }
-    if let Some(alert) = crate::engine::monitor::memory_alert(turn.watch_vram) {
-        output::warning(&alert);
-    }
-    history.push(Role::Assistant, text.clone());
-    Ok((text, stats))
-}
-
-pub(super) fn report_self_check(checks: &[Check], name: &str, table: bool, printer: &Printer) {
-    let planned: Bytes = checks.iter().map(|c| c.planned).sum();
-    let allocated: Bytes = checks.iter().map(|c| c.allocated).sum();
-    let bad: Vec<&Check> = checks.iter().filter(|c| !c.within_5_percent).collect();
-    if table {
-        let mut t = printer.table(&["device", "what", "planned", "llama.cpp allocated", "ok"]);
-        for c in checks {
-            printer.row(
-                &mut t,
-                vec![
-                    c.device.clone(),
-                    c.what.to_string(),
-                    c.planned.to_string(),
-                    c.allocated.to_string(),
-                    if c.within_5_percent { "yes" } else { "DRIFT" }.to_string(),
-                ],
-            );
-        }
-        printer.print_table(t);
-    }
-    if bad.is_empty() {
-        output::note(&format!(
-            "{name}: llama.cpp allocated {allocated}, the plan said {planned}: every figure within 5%"
-        ));
-    } else {
-        for c in bad {
-            printer.warning(&format!(
-                "{name} drift: {} {} planned {} but llama.cpp allocated {} (a memory-model bug: please report it)",
-                c.device, c.what, c.planned, c.allocated
-            ));
-        }
-    }
-}
-
-/// The driver check: per local GPU, the free memory loading took next to what the plan kept.
-pub(super) fn report_driver_check(checks: &[DriverCheck], table: bool, printer: &Printer) {
-    if table && !checks.is_empty() {
-        let mut t = printer.table(&[
-            "GPU",
-            "free before",
-            "free after",
-            "taken",
-            "plan kept (of it back-end reserve)",
-            "ok",
-        ]);
-        for c in checks {
-            printer.row(
-                &mut t,
-                vec![
-                    format!("{} ({})", c.device, c.engine_device),
-                    c.free_before.to_string(),
-                    c.free_after.to_string(),
-                    c.used.to_string(),
-                    format!("{} ({})", c.planned, c.backend_reserve),
-                    if c.within_plan { "yes" } else { "OVER" }.to_string(),
-                ],
-            );
-        }
-        printer.print_table(t);
-    }
-    for c in checks {
-        if c.used == Bytes::ZERO && c.planned > c.backend_reserve {
-            // lavapipe without VK_EXT_memory_budget reports its heap size as free throughout.
-            output::note(&format!(
-                "self-check: the driver of {} ({}) reports the same free memory before and after loading (it does not track use): only llama.cpp's buffers were checked there",
-                c.device, c.engine_device
-            ));
-        } else if c.within_plan {
-            output::note(&format!(
-                "self-check: the driver reports {} taken on {} ({}); the plan kept {} there (buffers and {} of back-end reserve)",
-                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
-            ));
-        } else {
-            printer.warning(&format!(
-                "self-check drift: the driver reports {} taken on {} ({}), more than the {} the plan kept (buffers and {} of back-end reserve): another program allocated meanwhile, or the reserve is too small (please report it)",
-                c.used, c.device, c.engine_device, c.planned, c.backend_reserve
-            ));
-        }
-    }
 }
 
 /// The process's peak resident set (`VmHWM`), in bytes.

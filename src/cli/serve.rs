@@ -156,10 +156,10 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
         session.output_buffer(),
         &session.breakdown(),
     );
-    super::run::report_self_check(&checks, "self-check", false, printer);
+    super::self_check_report::report_self_check(&checks, "self-check", false, printer);
     let driver =
         crate::engine::self_check::driver_check(&prep.baselines, &crate::engine::free_memory());
-    super::run::report_driver_check(&driver, false, printer);
+    super::self_check_report::report_driver_check(&driver, false, printer);
     let draft = match (prep.draft_config(&cfg)?, &prep.plan.draft) {
         (Some(dcfg), Some(dp)) => {
             output::note(&format!(
@@ -174,7 +174,12 @@ pub fn run(args: Args, printer: &Printer) -> Result<u8, Failure> {
                 d.output_buffer(),
                 &d.breakdown(),
             );
-            super::run::report_self_check(&checks, "self-check (draft)", false, printer);
+            super::self_check_report::report_self_check(
+                &checks,
+                "self-check (draft)",
+                false,
+                printer,
+            );
             Some((d, dp.draft_max))
         }
         _ => None,
