@@ -35,13 +35,13 @@ fn the_chart_draws_the_plans_bars_and_each_cache_types_curve() {
     let dir = common::tempdir("memory-chart");
     let svg = dir.join("plan.svg");
     let m = common::smollm2();
-    // 420M of RAM: an f16 cache fits only part of SmolLM2's 8192 trained tokens.
+    // 360M of RAM: an f16 cache fits only part of SmolLM2's 8192 trained tokens (6912).
     let (code, out, err) = layerfit(&[
         "plan",
         "--model",
         m.to_str().unwrap(),
         "--ram",
-        "420M",
+        "360M",
         "--no-gpu",
         "--ctx",
         "4096",
@@ -103,7 +103,7 @@ fn the_report_draws_each_budget_in_plain_text_off_a_terminal() {
         "--model",
         m.to_str().unwrap(),
         "--ram",
-        "420M",
+        "360M",
         "--no-gpu",
         "--ctx",
         "4096",

@@ -167,7 +167,7 @@ fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
             // Too little RAM for SmolLM2 on this machine alone: the split is needed to fit
             // (with enough RAM staying local is faster, and recommended).
             "--ram",
-            "256M",
+            "200M",
         ];
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
@@ -210,7 +210,7 @@ fn the_plan_puts_what_fits_on_the_servers_and_checks_it_with_llama_cpp() {
         "--rpc",
         &rpc,
         "--ram",
-        "256M",
+        "200M",
     ]);
     assert!(code == 0 || code == 10, "{err}");
     let start = out
@@ -422,7 +422,7 @@ fn remote_devices_are_not_called_gpus() {
             .to_string()
     };
     let remote = "rpc:\n  - endpoint: 10.0.0.2:50052\n    devices: [{memory: 4G}]\n";
-    let only_remote = report("remote", &format!("ram: 1G\n{remote}"), &[]);
+    let only_remote = report("remote", &format!("ram: 384M\n{remote}"), &[]);
     assert!(
         only_remote.starts_with("RPC blocks 18/18") && only_remote.contains("output layer on RPC0"),
         "{only_remote}"
@@ -481,7 +481,7 @@ fn serve_runs_the_plan_across_the_servers() {
         &rpc,
         // Too little RAM on this machine alone: the split is needed to fit.
         "--ram",
-        "256M",
+        "200M",
         "--accept-degraded",
     ]);
     let mut out = BufReader::new(serve.stdout.take().unwrap());
@@ -613,7 +613,7 @@ fn a_split_is_recommended_only_when_faster_or_needed_to_fit() {
     );
 
     // Too little RAM here for the model alone: the slow box is needed to fit.
-    let d = plan("tight", "512M", 50, slow);
+    let d = plan("tight", "320M", 50, slow);
     let p = &d["plan"];
     assert_eq!(p["local_only"], false, "{p}");
     assert_ne!(p["verdict"], "incompatible", "{p}");
