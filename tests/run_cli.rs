@@ -309,11 +309,11 @@ fn seed_profiles_stay_inside_their_memory() {
             .map(|c| c["planned"].as_u64().unwrap())
             .sum()
     };
-    let paged = d["degradations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|x| x.as_str().unwrap().contains("mapped weights do not fit in RAM"));
+    let paged = d["degradations"].as_array().unwrap().iter().any(|x| {
+        x.as_str()
+            .unwrap()
+            .contains("mapped weights do not fit in RAM")
+    });
     if paged {
         // The plan keeps part of the mapped weights on disk (docs/ranking.md: a q8_0 cache
         // with a few MiB of weights paged beats a q4_0 cache on quality at the same count of
